@@ -1,0 +1,1 @@
+"""Slicewise desktop application (PyQt6 + pyqtgraph, napari for 3D)."""

@@ -1,0 +1,1 @@
+"""Widgets that show engine products: slices, losses, probe, positions, frames."""

@@ -1,0 +1,116 @@
+"""The ``slicewise`` command line.
+
+``slicewise``               opens the desktop application (same as ``slicewise gui``)
+``slicewise gui [FILE]``    opens the desktop application, optionally on a data/config/result file
+``slicewise demo``          the cone demo: GUI when a display is present, else headless
+``slicewise simulate ...``  writes a simulated data set (see ``slicewise simulate --help``)
+``slicewise reconstruct``   runs a reconstruction from a TOML configuration
+``slicewise info``          backend, versions, and what a data file contains
+
+Subcommands import their modules lazily so that ``--help`` and ``--version`` are instant and the
+headless commands never import Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+
+
+def _has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from slicewise.app.main import run_gui  # noqa: PLC0415 - Qt only when asked for
+
+    return run_gui(getattr(args, "file", None), demo=getattr(args, "demo", False))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    if _has_display() and not args.headless:
+        from slicewise.app.main import run_gui  # noqa: PLC0415
+
+        return run_gui(None, demo=True)
+    from .demo import run_headless_demo  # noqa: PLC0415
+
+    return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .backend import get_backend  # noqa: PLC0415
+
+    print(f"slicewise {__version__}")
+    print("backend:", get_backend(args.backend).describe())
+    if args.file:
+        from .io.datafile import describe_file  # noqa: PLC0415
+
+        print(describe_file(args.file))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slicewise",
+        description="Multislice X-ray reconstruction by automatic differentiation "
+                    "(ptychography, holography, tomography).")
+    p.add_argument("--version", action="version", version=f"slicewise {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    g = sub.add_parser("gui", help="open the desktop application")
+    g.add_argument("file", nargs="?", help="data file (.h5), configuration (.toml) or result file")
+    g.add_argument("--demo", action="store_true", help="start on the built-in cone demo")
+    g.set_defaults(func=_cmd_gui)
+
+    d = sub.add_parser("demo", help="hollow glass cone demo: GUI with a display, else headless")
+    d.add_argument("--headless", action="store_true", help="never open a window")
+    d.add_argument("--out", default="slicewise-demo", help="output folder (default: %(default)s)")
+    d.add_argument("--epochs", type=int, default=None, help="override the demo's epoch count")
+    d.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
+    d.set_defaults(func=_cmd_demo)
+
+    i = sub.add_parser("info", help="backend and versions; with FILE, what the data file holds")
+    i.add_argument("file", nargs="?")
+    i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
+    i.set_defaults(func=_cmd_info)
+
+    from .simulate import add_simulate_arguments  # noqa: PLC0415
+    from .recon.cli import add_reconstruct_arguments  # noqa: PLC0415
+
+    add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
+    add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    func = getattr(args, "func", None)
+    if func is None:  # bare `slicewise` opens the application
+        args.file, args.demo = None, False
+        func = _cmd_gui
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a clear message, no traceback, for errors we raise on purpose
+        from .errors import SlicewiseError  # noqa: PLC0415
+
+        if isinstance(exc, SlicewiseError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Forward models composed from the physics operators: parameters -> predicted intensities."""

@@ -1,0 +1,1 @@
+"""Imaging physics as small forward/adjoint operators (each one AD primitive)."""

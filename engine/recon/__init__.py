@@ -1,0 +1,1 @@
+"""Reconstruction: configuration, losses, optimisers, regularisers, constraints, the run object."""

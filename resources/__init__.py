@@ -1,0 +1,1 @@
+"""Shipped resources: demo configurations and icons (read with importlib.resources)."""
