@@ -62,11 +62,14 @@ class HoloModel:
         return multislice(psi, lambda s: trans[s], self.object_shape[0], self.step,
                           block=self.checkpoint_slices)
 
-    def predict(self, params: dict, angle_idx, spot_idx):
-        """Intensities ``(A, D, ny, nx)`` at the distances ``params["distances"][spot_idx]``."""
+    def detector_fields(self, params: dict, angle_idx, spot_idx):
+        """Complex fields ``(A, D, ny, nx)`` at the distances ``params["distances"][spot_idx]``."""
         exit_ = self.exit_waves(params, angle_idx)                     # (A, ny, nx)
         dist = ops.getitem(params["distances"], np.asarray(spot_idx))
-        det = propagate(ops.reshape(exit_, (-1, 1) + self.frame_shape), dist,
-                        pixel_m=self.optics.pixel_size_m, wavelength_m=self.optics.wavelength_m,
-                        backend=self.backend, method=self.optics.method)
-        return ops.abs2(det)
+        return propagate(ops.reshape(exit_, (-1, 1) + self.frame_shape), dist,
+                         pixel_m=self.optics.pixel_size_m, wavelength_m=self.optics.wavelength_m,
+                         backend=self.backend, method=self.optics.method)
+
+    def predict(self, params: dict, angle_idx, spot_idx):
+        """Intensities ``(A, D, ny, nx)`` at the distances ``params["distances"][spot_idx]``."""
+        return ops.abs2(self.detector_fields(params, angle_idx, spot_idx))

@@ -1,0 +1,34 @@
+"""Small modal questions and file choosers, in one place so that tests can replace them."""
+
+from __future__ import annotations
+
+from PyQt6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from . import settings
+
+DATA_FILTER = "Slicewise files (*.h5 *.hdf5 *.hdf *.nxs *.toml);;HDF5 data or results (*.h5 *.hdf5 *.hdf *.nxs);;Configuration (*.toml);;All files (*)"
+CONFIG_FILTER = "Configuration (*.toml);;All files (*)"
+RESULT_FILTER = "Results and checkpoints (*.h5 *.hdf5);;All files (*)"
+
+
+def confirm(parent: QWidget | None, title: str, text: str) -> bool:
+    answer = QMessageBox.question(parent, title, text,
+                                  QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def open_file(parent: QWidget | None, title: str, file_filter: str) -> str | None:
+    path, _ = QFileDialog.getOpenFileName(parent, title, settings.last_dir(), file_filter)
+    return path or None
+
+
+def save_file(parent: QWidget | None, title: str, file_filter: str, name: str = "") -> str | None:
+    start = settings.last_dir() + ("/" + name if name else "")
+    path, _ = QFileDialog.getSaveFileName(parent, title, start, file_filter)
+    return path or None
+
+
+def choose_dir(parent: QWidget | None, title: str) -> str | None:
+    path = QFileDialog.getExistingDirectory(parent, title, settings.last_dir())
+    return path or None

@@ -1,0 +1,322 @@
+"""Parameter forms generated from the configuration metadata (``iter_fields``).
+
+One page per metadata ``group``; each row is labelled with the field name and unit, its tooltip is
+the help text, and every edit is validated as it is typed through the engine's own ``set_value``
+(so the GUI and the TOML reader accept exactly the same values). Invalid rows turn red, the page
+title gets a warning mark, and :attr:`validityChanged` tells the window why Start is disabled.
+
+While a run is paused only fields marked ``safe_while_paused`` are editable; the window sends
+:meth:`pending_changes` to ``run.apply_changes`` on resume.
+"""
+
+from __future__ import annotations
+
+import os
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QFont
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                             QLineEdit, QScrollArea, QToolBox, QToolButton, QVBoxLayout, QWidget)
+
+from slicewise.engine.errors import ConfigError
+from slicewise.engine.recon import config as cfgmod
+
+from . import settings
+
+GROUP_TITLES = {"data": "Data and geometry", "model": "Forward model", "init": "Initial guess",
+                "refine": "Refinement", "loss": "Loss", "optimizer": "Optimiser",
+                "regularization": "Regularisation", "constraints": "Constraints", "run": "Run"}
+_UNIT_SUFFIXES = ("_ev", "_m", "_px", "_s")
+_INVALID = "QLineEdit { background: #ffe0e0; border: 1px solid #c0392b; }"
+WARN = "\u26a0 "
+
+
+def field_label(info: cfgmod.FieldInfo) -> str:
+    """``energy_ev`` + unit eV -> "energy [eV]": the unit once, in brackets, not in the name."""
+    name = info.path.rsplit(".", 1)[1]
+    for suf in _UNIT_SUFFIXES:
+        if info.unit and name.endswith(suf):
+            name = name[: -len(suf)]
+            break
+    name = name.replace("_", " ")
+    return f"{name} [{info.unit}]" if info.unit else name
+
+
+def format_value(v) -> str:
+    """Text for a line edit that ``set_value`` reads back to the same value."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.10g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(format_value(x) for x in v)
+    return str(v)
+
+
+def _tooltip(info: cfgmod.FieldInfo) -> str:
+    lines = [info.help, "", f"key: {info.path}   type: {info.type_name}"]
+    if info.unit:
+        lines.append(f"unit: {info.unit}")
+    rng = []
+    if info.min is not None:
+        rng.append(f"{'>' if info.min_exclusive else '>='} {info.min}")
+    if info.max is not None:
+        rng.append(f"{'<' if info.max_exclusive else '<='} {info.max}")
+    if rng:
+        lines.append("range: " + ", ".join(rng))
+    lines.append(f"default: {format_value(info.default) or 'unset'}")
+    if info.optional:
+        lines.append("leave empty to leave it unset")
+    lines.append("can be changed while a run is paused" if info.safe_while_paused
+                 else "fixed during a run")
+    return "\n".join(lines)
+
+
+class _Row:
+    """One field: its editor widget and how to read/write it as text."""
+
+    def __init__(self, info: cfgmod.FieldInfo, editor: QWidget, line: QLineEdit | None,
+                 label: QLabel):
+        self.info, self.editor, self.line, self.label = info, editor, line, label
+
+
+class ParamsPanel(QWidget):
+    validityChanged = pyqtSignal(bool, str)   # ok, reason (first problem) when not ok
+    configChanged = pyqtSignal()               # any accepted edit
+
+    def __init__(self, config: cfgmod.ReconConfig | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._cfg = (config or cfgmod.ReconConfig()).copy()
+        self._baseline = self._cfg.copy()
+        self._rows: dict[str, _Row] = {}
+        self._errors: dict[str, str] = {}
+        self._cross_error: tuple[str, str] | None = None
+        self._state = "idle"
+        self._pages: dict[str, int] = {}
+
+        self.header = QHBoxLayout()
+        self.header.setContentsMargins(0, 0, 0, 0)
+        self.toolbox = QToolBox()
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #c0392b;")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(self.header)
+        lay.addWidget(self.toolbox, 1)
+        lay.addWidget(self.message)
+        self._build()
+        self._revalidate()
+
+    # ---- building ----------------------------------------------------------------------------
+    def add_header_widget(self, w: QWidget) -> None:
+        self.header.addWidget(w)
+
+    def _build(self) -> None:
+        forms: dict[str, QFormLayout] = {}
+        for info in cfgmod.iter_fields(self._cfg):
+            form = forms.get(info.group)
+            if form is None:
+                page = QWidget()
+                form = QFormLayout(page)
+                form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+                form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+                scroll = QScrollArea()
+                scroll.setWidgetResizable(True)
+                scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+                scroll.setWidget(page)
+                idx = self.toolbox.addItem(scroll, GROUP_TITLES.get(info.group, info.group))
+                doc = type(getattr(self._cfg, info.path.split(".")[0])).__doc__ or ""
+                self.toolbox.setItemToolTip(idx, doc.strip().splitlines()[0] if doc else "")
+                self._pages[info.group] = idx
+                forms[info.group] = form
+            row = self._make_row(info)
+            self._rows[info.path] = row
+            form.addRow(row.label, row.editor)
+            self._style_label(row)
+
+    def _make_row(self, info: cfgmod.FieldInfo) -> _Row:
+        tip = _tooltip(info)
+        label = QLabel(field_label(info))
+        label.setToolTip(tip)
+        line = None
+        if info.choices:
+            editor = QComboBox()
+            editor.addItems([str(c) for c in info.choices])
+            editor.setCurrentText(str(info.value))
+            editor.currentTextChanged.connect(lambda t, p=info.path: self._edited(p, t))
+        elif info.type is bool:
+            editor = QCheckBox()
+            editor.setChecked(bool(info.value))
+            editor.toggled.connect(lambda on, p=info.path: self._edited(p, on))
+        else:
+            line = QLineEdit(format_value(info.value))
+            if info.optional:
+                line.setPlaceholderText("unset")
+            line.textEdited.connect(lambda t, p=info.path: self._edited(p, t))
+            editor = line
+            if info.path_kind:
+                editor = QWidget()
+                h = QHBoxLayout(editor)
+                h.setContentsMargins(0, 0, 0, 0)
+                h.addWidget(line, 1)
+                btn = QToolButton()
+                btn.setText("\u2026")
+                btn.setToolTip("choose a folder" if info.path_kind == "dir" else "choose a file")
+                btn.clicked.connect(lambda _=False, p=info.path: self._browse(p))
+                h.addWidget(btn)
+        editor.setToolTip(tip)
+        if line is not None:
+            line.setToolTip(tip)
+        return _Row(info, editor, line, label)
+
+    def _browse(self, path: str) -> None:
+        row = self._rows[path]
+        start = row.line.text() or settings.last_dir()
+        if os.path.isfile(start):
+            start = os.path.dirname(start)
+        if row.info.path_kind == "dir":
+            chosen = QFileDialog.getExistingDirectory(self, field_label(row.info), start)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, field_label(row.info), start)
+        if chosen:
+            self.set_value(path, chosen)
+
+    # ---- editing -----------------------------------------------------------------------------
+    def _edited(self, path: str, value) -> None:
+        try:
+            cfgmod.set_value(self._cfg, path, value)
+        except ConfigError as exc:
+            self._errors[path] = str(exc)
+        else:
+            self._errors.pop(path, None)
+            self.configChanged.emit()
+        self._style_label(self._rows[path])
+        self._revalidate()
+
+    def set_value(self, path: str, value) -> None:
+        """Set a field programmatically (and update its editor); invalid values are marked."""
+        row = self._rows[path]
+        text = format_value(value) if not isinstance(value, str) else value
+        self._show(row, text if row.info.type is not bool else value)
+        self._edited(path, value if not isinstance(value, str) else text)
+
+    def _show(self, row: _Row, value) -> None:
+        ed = row.editor
+        for w in (ed, row.line):
+            if w is not None:
+                w.blockSignals(True)
+        if isinstance(ed, QComboBox):
+            ed.setCurrentText(str(value))
+        elif isinstance(ed, QCheckBox):
+            ed.setChecked(value in (True, "true") if not isinstance(value, bool) else value)
+        else:
+            row.line.setText(value if isinstance(value, str) else format_value(value))
+        for w in (ed, row.line):
+            if w is not None:
+                w.blockSignals(False)
+
+    def set_config(self, cfg: cfgmod.ReconConfig) -> None:
+        """Show ``cfg`` (a copy is kept); clears all errors."""
+        self._cfg = cfg.copy()
+        self._baseline = self._cfg.copy()
+        self._errors.clear()
+        for info in cfgmod.iter_fields(self._cfg):
+            row = self._rows[info.path]
+            self._show(row, info.value if row.info.type is bool or isinstance(row.editor, QComboBox)
+                       else format_value(info.value))
+            self._style_label(row)
+        self._revalidate()
+        self.configChanged.emit()
+
+    def config(self) -> cfgmod.ReconConfig:
+        """A copy of the configuration as shown (the last valid value of each field)."""
+        return self._cfg.copy()
+
+    def value(self, path: str):
+        return cfgmod.get_value(self._cfg, path)
+
+    def editor(self, path: str) -> QWidget:
+        """The input widget of ``path`` (the line edit for text fields)."""
+        row = self._rows[path]
+        return row.line if row.line is not None else row.editor
+
+    # ---- validity ----------------------------------------------------------------------------
+    def errors(self) -> dict[str, str]:
+        out = dict(self._errors)
+        if self._cross_error:
+            out.setdefault(*self._cross_error)
+        return out
+
+    def is_valid(self) -> bool:
+        return not self.errors()
+
+    def first_error(self) -> str:
+        errs = self.errors()
+        return next(iter(errs.values())) if errs else ""
+
+    def _revalidate(self) -> None:
+        self._cross_error = None
+        if not self._errors:
+            try:
+                cfgmod.validate(self._cfg)
+            except ConfigError as exc:  # a rule between fields: blame the field it names
+                msg = str(exc)
+                path = msg.split(":", 1)[0].strip()
+                self._cross_error = (path if path in self._rows else "", msg)
+        bad = set(self.errors())
+        for path, row in self._rows.items():
+            if row.line is not None:
+                row.line.setStyleSheet(_INVALID if path in bad else "")
+                row.line.setToolTip((self.errors()[path] + "\n\n" if path in bad else "")
+                                    + _tooltip(row.info))
+            elif path in bad:
+                row.editor.setStyleSheet("background: #ffe0e0;")
+            else:
+                row.editor.setStyleSheet("")
+        for group, idx in self._pages.items():
+            title = GROUP_TITLES.get(group, group)
+            has_bad = any(p.split(".")[0] == group for p in bad)
+            self.toolbox.setItemText(idx, (WARN + title) if has_bad else title)
+        reason = self.first_error()
+        self.message.setText(reason)
+        self.message.setVisible(bool(reason))
+        self.validityChanged.emit(not reason, reason)
+
+    def _style_label(self, row: _Row) -> None:
+        # bold = differs from the default, so a scientist sees at a glance what was changed
+        f = QFont(row.label.font())
+        try:
+            changed = cfgmod.get_value(self._cfg, row.info.path) != row.info.default
+        except ConfigError:
+            changed = False
+        f.setBold(bool(changed))
+        row.label.setFont(f)
+
+    # ---- run states --------------------------------------------------------------------------
+    def set_run_state(self, state: str) -> None:
+        """``idle`` (all editable), ``running`` (read-only), ``paused`` (only fields that are safe
+        while paused)."""
+        if state == "paused" and self._state != "paused":
+            self._baseline = self._cfg.copy()
+        self._state = state
+        for row in self._rows.values():
+            editable = state == "idle" or (state == "paused" and row.info.safe_while_paused)
+            row.editor.setEnabled(editable)
+            row.label.setEnabled(editable)
+
+    def pending_changes(self) -> dict:
+        """Safe fields changed since the run was paused: ``{dotted path: value}``."""
+        out = {}
+        for path, row in self._rows.items():
+            if row.info.safe_while_paused and path not in self._errors:
+                v = cfgmod.get_value(self._cfg, path)
+                if v != cfgmod.get_value(self._baseline, path):
+                    out[path] = v
+        return out
+
+    def mark_applied(self) -> None:
+        self._baseline = self._cfg.copy()

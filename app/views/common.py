@@ -1,0 +1,104 @@
+"""Shared pieces of the pyqtgraph views: global options, colour maps, levels, unit formatting."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QComboBox
+
+UM = 1e6  # micrometres per metre: the views show lengths in um
+
+# Sequential maps for real quantities, a cyclic one for phases (no false edge at +-pi)
+COLORMAPS = ("gray", "viridis", "magma", "inferno", "cividis")
+PHASE_COLORMAP = "CET-C6"
+
+_configured = False
+
+
+def configure_pyqtgraph() -> None:
+    """Row-major images (numpy (y, x) order), light background like the rest of the window."""
+    global _configured
+    if not _configured:
+        pg.setConfigOptions(imageAxisOrder="row-major", background="w", foreground="k",
+                            antialias=True)
+        _configured = True
+
+
+def colormap(name: str) -> pg.ColorMap:
+    if name == "gray":
+        return pg.ColorMap(pos=[0.0, 1.0], color=[(0, 0, 0), (255, 255, 255)], name="gray")
+    return pg.colormap.get(name)
+
+
+def colormap_combo(default: str = "gray") -> QComboBox:
+    box = QComboBox()
+    box.addItems(COLORMAPS)
+    box.setCurrentText(default)
+    box.setToolTip("colour map")
+    return box
+
+
+def robust_levels(img: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> tuple[float, float]:
+    """Display levels that ignore a few hot pixels; computed on a subsample so that large slices
+    cost the UI thread well under a millisecond."""
+    a = np.asarray(img)
+    step = max(1, int(math.sqrt(a.size / 65536)))
+    sub = a[::step, ::step] if a.ndim == 2 else a.ravel()[::step * step]
+    sub = sub[np.isfinite(sub)]
+    if sub.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(sub, [lo_pct, hi_pct])
+    if not hi > lo:
+        span = abs(float(lo)) * 1e-3 or 1e-12
+        lo, hi = lo - span, hi + span
+    return float(lo), float(hi)
+
+
+def log_image(img: np.ndarray) -> np.ndarray:
+    """log10 of a non-negative intensity image; zeros are floored a few decades below the peak."""
+    a = np.asarray(img, dtype=np.float32)
+    peak = float(np.nanmax(a)) if a.size else 0.0
+    floor = peak * 1e-7 if peak > 0 else 1e-12
+    return np.log10(np.maximum(a, floor))
+
+
+def format_length(metres: float) -> str:
+    """3.2 nm / 45.1 um / 1.20 mm: the unit a scientist would write."""
+    if metres is None or not np.isfinite(metres):
+        return "?"
+    a = abs(metres)
+    if a >= 1e-3:
+        return f"{metres * 1e3:.4g} mm"
+    if a >= 1e-6:
+        return f"{metres * 1e6:.4g} \u00b5m"
+    if a >= 1e-9:
+        return f"{metres * 1e9:.4g} nm"
+    return f"{metres * 1e12:.4g} pm"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds) or seconds < 0:
+        return "--"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def image_plot(title: str = "", x_label: str = "x", y_label: str = "y",
+               unit: str = "\u00b5m") -> pg.PlotItem:
+    """A plot item for images: equal aspect, y pointing down (row 0 at the top, as on a detector)."""
+    p = pg.PlotItem(title=title)
+    p.setAspectLocked(True)
+    p.invertY(True)
+    p.setLabel("bottom", x_label, units=None, **{"color": "#222"})
+    p.setLabel("left", y_label, units=None, **{"color": "#222"})
+    if unit:
+        p.getAxis("bottom").setLabel(f"{x_label} ({unit})")
+        p.getAxis("left").setLabel(f"{y_label} ({unit})")
+    p.showGrid(False, False)
+    return p

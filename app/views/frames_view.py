@@ -1,0 +1,111 @@
+"""Measured vs modelled diffraction/hologram frame, side by side, sharing one colour scale.
+
+The frame shown is chosen here (angle, position); the run controller asks the solver for that
+frame in its next snapshot, so the comparison follows the choice within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from .common import colormap, colormap_combo, log_image, robust_levels
+
+
+class FramesView(QWidget):
+    frameChanged = pyqtSignal(int, int)  # angle index, spot index
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._measured = self._modelled = None
+        self.angle = QSpinBox()
+        self.spot = QSpinBox()
+        self.angle.setToolTip("rotation angle index")
+        self.spot.setToolTip("scan position (ptychography) or distance x tile (holography) index")
+        self.log = QCheckBox("log\u2081\u2080")
+        self.log.setChecked(True)
+        self.cmap = colormap_combo("magma")
+        self.info = QLabel("")
+        top = QHBoxLayout()
+        for w in (QLabel("angle"), self.angle, QLabel("position"), self.spot, self.log, self.cmap):
+            top.addWidget(w)
+        top.addWidget(self.info, 1)
+
+        self.glw = pg.GraphicsLayoutWidget()
+        self.meas_plot = self._plot("measured")
+        self.model_plot = self._plot("modelled")
+        self.glw.addItem(self.meas_plot, 0, 0)
+        self.glw.addItem(self.model_plot, 0, 1)
+        self.model_plot.setXLink(self.meas_plot)
+        self.model_plot.setYLink(self.meas_plot)
+        self.meas_img, self.model_img = pg.ImageItem(), pg.ImageItem()
+        self.meas_plot.addItem(self.meas_img)
+        self.model_plot.addItem(self.model_img)
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("magma"), interactive=False,
+                                   width=14, label="log\u2081\u2080 intensity")
+        self.bar.setImageItem([self.meas_img, self.model_img], insert_in=self.model_plot)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.glw, 1)
+        self.angle.valueChanged.connect(self._emit_frame)
+        self.spot.valueChanged.connect(self._emit_frame)
+        self.log.toggled.connect(self._redraw)
+        self.cmap.currentTextChanged.connect(lambda n: self.bar.setColorMap(colormap(n)))
+
+    @staticmethod
+    def _plot(title: str) -> pg.PlotItem:
+        p = pg.PlotItem(title=title)
+        p.setAspectLocked(True)
+        p.invertY(True)
+        p.setLabel("bottom", "detector x (px)")
+        p.setLabel("left", "detector y (px)")
+        return p
+
+    def set_counts(self, n_angles: int, n_spots: int) -> None:
+        for box, n in ((self.angle, n_angles), (self.spot, n_spots)):
+            box.blockSignals(True)
+            box.setRange(0, max(0, n - 1))
+            box.blockSignals(False)
+
+    def frame(self) -> tuple[int, int]:
+        return self.angle.value(), self.spot.value()
+
+    def _emit_frame(self) -> None:
+        self.frameChanged.emit(*self.frame())
+
+    def set_frames(self, measured, modelled, epoch=None) -> None:
+        self._measured, self._modelled = measured, modelled
+        self._epoch = epoch
+        self._redraw()
+
+    def clear(self) -> None:
+        self._measured = self._modelled = None
+        self.meas_img.clear()
+        self.model_img.clear()
+        self.info.setText("")
+
+    def has_data(self) -> bool:
+        return self._measured is not None and self._modelled is not None
+
+    def _redraw(self) -> None:
+        if self._measured is None:
+            return
+        tf = log_image if self.log.isChecked() else (lambda a: np.asarray(a, np.float32))
+        meas = tf(self._measured)
+        levels = robust_levels(meas, 1.0, 99.9)
+        self.meas_img.setImage(meas, autoLevels=False, levels=levels)
+        if self._modelled is not None:
+            model = tf(self._modelled)
+            self.model_img.setImage(model, autoLevels=False, levels=levels)
+            m, d = np.asarray(self._measured, float), np.asarray(self._modelled, float)
+            # amplitude R-factor of this frame: how far the model is from the data
+            denom = np.sum(np.sqrt(np.maximum(m, 0)))
+            r = np.sum(np.abs(np.sqrt(np.maximum(m, 0)) - np.sqrt(np.maximum(d, 0)))) / denom \
+                if denom > 0 else float("nan")
+            self.info.setText(f"R (amplitude) = {r:.3g}" + (f" at epoch {self._epoch}"
+                                                             if self._epoch is not None else ""))
+        self.bar.setLevels(levels)
+        self.bar.axis.setLabel("log\u2081\u2080 intensity" if self.log.isChecked() else "intensity")

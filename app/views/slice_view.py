@@ -1,0 +1,246 @@
+"""Object slice viewer: delta, beta, phase or amplitude of one slice along z, y or x.
+
+Lengths on the axes are micrometres (x/y from the pixel size, z from the slice thickness). The
+vertical image axis is y whenever y is in the cut, so the sample stands as it does at the beamline.
+Phase and amplitude are those of one slice's transmission ``T = exp(-k dz (beta + i delta))``
+(ARCHITECTURE.md), which needs the photon energy for delta/beta objects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QRectF, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
+                             QVBoxLayout, QWidget)
+
+from .common import UM, colormap, colormap_combo, image_plot, robust_levels
+
+HC_EV_M = 1.239841984e-6
+QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
+              "phase": "phase (rad)", "amplitude": "amplitude |T|"}
+# view along -> (volume axes shown vertically, horizontally), names of those axes
+_CUTS = {"z": ((1, 2), ("y", "x")), "y": ((0, 2), ("z", "x")), "x": ((1, 0), ("y", "z"))}
+
+
+class SliceView(QWidget):
+    """Shows one 2D cut of the current object estimate; keeps the cut when new data arrive."""
+
+    cutChanged = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._delta = self._beta = self._object = None
+        self._px_m, self._dz_m, self._energy_ev = 1e-9, 1e-9, None
+        self._epoch = None
+        self.updates = 0  # how many images were drawn (tests, diagnostics)
+
+        self.quantity = QComboBox()
+        for key, label in QUANTITIES.items():
+            self.quantity.addItem(label.split(" (")[0].split(" |")[0], key)
+        self.quantity.setToolTip("delta/beta: optical constants of each voxel; phase/amplitude: "
+                                 "of one slice's transmission")
+        self.axis = QComboBox()
+        for a in ("z", "y", "x"):
+            self.axis.addItem(f"along {a}", a)
+        self.axis.setToolTip("cut perpendicular to this axis (z = beam direction)")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.spin = QSpinBox()
+        self.pos_label = QLabel()
+        self.pos_label.setMinimumWidth(90)
+        self.cmap = colormap_combo("gray")
+        self.auto = QCheckBox("auto levels")
+        self.auto.setChecked(True)
+        self.auto.setToolTip("rescale the colour bar to every new image (0.5-99.5 percentile); "
+                             "untick, or drag the colour bar, to keep fixed levels")
+
+        top = QHBoxLayout()
+        for w in (self.quantity, self.axis, QLabel("slice"), self.slider, self.spin,
+                  self.pos_label, self.cmap, self.auto):
+            top.addWidget(w, 1 if w is self.slider else 0)
+
+        self.glw = pg.GraphicsLayoutWidget()
+        self.plot = image_plot("object", "x", "y")
+        self.glw.addItem(self.plot, 0, 0)
+        self.img = pg.ImageItem()
+        self.plot.addItem(self.img)
+        self.cbar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("gray"), interactive=True,
+                                    width=18, label="")
+        self.cbar.setImageItem(self.img, insert_in=self.plot)
+        self.cursor = QLabel(" ")
+        self.cursor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.glw, 1)
+        lay.addWidget(self.cursor)
+
+        self.quantity.currentIndexChanged.connect(self._on_quantity)
+        self.axis.currentIndexChanged.connect(self._on_axis)
+        self.slider.valueChanged.connect(self.spin.setValue)
+        self.spin.valueChanged.connect(self.slider.setValue)
+        self.slider.valueChanged.connect(self._redraw)
+        self.cmap.currentTextChanged.connect(self._on_cmap)
+        self.auto.toggled.connect(lambda on: on and self._redraw())
+        self.cbar.sigLevelsChangeFinished.connect(self._user_levels)
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+        self._image = None
+        self._set_range(1)
+
+    # ---- data --------------------------------------------------------------------------------
+    def set_volume(self, delta=None, beta=None, obj=None, *, pixel_size_m: float,
+                   slice_thickness_m: float, energy_ev: float | None = None, epoch=None) -> None:
+        """New object estimate (host arrays (nz, ny, nx)); redraws the current cut."""
+        first = self._shape() is None
+        self._delta, self._beta, self._object = delta, beta, obj
+        self._px_m, self._dz_m = float(pixel_size_m), float(slice_thickness_m)
+        self._energy_ev, self._epoch = energy_ev, epoch
+        shape = self._shape()
+        if shape is None:
+            self.clear()
+            return
+        self._set_range(shape[self.current_axis_index()])
+        if first:
+            self.slider.setValue(shape[self.current_axis_index()] // 2)
+        self._redraw()
+
+    def clear(self) -> None:
+        self._delta = self._beta = self._object = None
+        self._image = None
+        self.img.clear()
+        self.plot.setTitle("object (no data yet)")
+        self.cursor.setText(" ")
+
+    def has_data(self) -> bool:
+        return self._image is not None
+
+    def image(self) -> np.ndarray | None:
+        """The 2D array on screen (tests, export)."""
+        return self._image
+
+    def _shape(self):
+        for a in (self._delta, self._beta, self._object):
+            if a is not None:
+                return a.shape
+        return None
+
+    def current_axis_index(self) -> int:
+        return "zyx".index(self.axis.currentData())
+
+    def _set_range(self, n: int) -> None:
+        for w in (self.slider, self.spin):
+            w.blockSignals(True)
+            w.setRange(0, max(0, n - 1))
+            w.blockSignals(False)
+
+    # ---- what to show ----------------------------------------------------------------------
+    def _k_dz(self) -> float | None:
+        if not self._energy_ev:
+            return None
+        return 2 * math.pi * self._energy_ev / HC_EV_M * self._dz_m
+
+    def _cut(self, vol: np.ndarray) -> np.ndarray:
+        i = min(self.slider.value(), vol.shape[self.current_axis_index()] - 1)
+        ax = self.axis.currentData()
+        if ax == "z":
+            return vol[i]
+        if ax == "y":
+            return vol[:, i, :]
+        return vol[:, :, i].T  # (ny, nz): y stays vertical
+
+    def _compute(self) -> tuple[np.ndarray | None, str]:
+        """(image, reason when nothing can be shown)."""
+        q = self.quantity.currentData()
+        kdz = self._k_dz()
+        if self._object is not None:  # free complex slices
+            t = self._cut(self._object)
+            if q == "phase":
+                return np.angle(t), ""
+            if q == "amplitude":
+                return np.abs(t), ""
+            if kdz is None:
+                return None, "delta/beta of a complex object need the photon energy"
+            return (-np.angle(t) / kdz if q == "delta" else -np.log(np.maximum(np.abs(t), 1e-30)) / kdz), ""
+        vol = {"delta": self._delta, "beta": self._beta, "phase": self._delta,
+               "amplitude": self._beta}[q]
+        if vol is None:
+            return None, f"no {q} in this estimate"
+        cut = self._cut(vol)
+        if q == "phase" or q == "amplitude":
+            if kdz is None:
+                return None, "phase/amplitude need the photon energy"
+            return (-kdz * cut if q == "phase" else np.exp(-kdz * cut)), ""
+        return cut, ""
+
+    def _redraw(self) -> None:
+        if self._shape() is None:
+            return
+        img, why = self._compute()
+        axis = self.axis.currentData()
+        (rows, cols), (vname, hname) = _CUTS[axis]
+        i = self.slider.value()
+        step = self._dz_m if axis == "z" else self._px_m
+        self.pos_label.setText(f"{axis} = {(i + 0.5) * step * UM:.3g} \u00b5m")
+        if img is None:
+            self._image = None
+            self.img.clear()
+            self.plot.setTitle(why)
+            return
+        img = np.asarray(img, dtype=np.float32)
+        self._image = img
+        size = {0: self._dz_m, 1: self._px_m, 2: self._px_m}
+        h_um, w_um = img.shape[0] * size[rows] * UM, img.shape[1] * size[cols] * UM
+        q = self.quantity.currentData()
+        if self.auto.isChecked():
+            lo, hi = robust_levels(img)
+            self.cbar.setLevels((lo, hi))
+        self.img.setImage(img, autoLevels=False, levels=self.cbar.levels())
+        self.img.setRect(QRectF(0, 0, w_um, h_um))
+        self.plot.getAxis("bottom").setLabel(f"{hname} (\u00b5m)")
+        self.plot.getAxis("left").setLabel(f"{vname} (\u00b5m)")
+        ep = f", epoch {self._epoch}" if self._epoch is not None else ""
+        self.plot.setTitle(f"{QUANTITIES[q]}, slice {i + 1}/{self._shape()[self.current_axis_index()]}"
+                           f" along {axis}{ep}")
+        self.updates += 1
+
+    # ---- controls ----------------------------------------------------------------------------
+    def _on_quantity(self) -> None:
+        self._redraw()
+
+    def _on_axis(self) -> None:
+        shape = self._shape()
+        if shape is not None:
+            n = shape[self.current_axis_index()]
+            self._set_range(n)
+            self.slider.setValue(n // 2)
+        self._redraw()
+        self.plot.autoRange()
+        self.cutChanged.emit()
+
+    def _on_cmap(self, name: str) -> None:
+        self.cbar.setColorMap(colormap(name))
+
+    def _user_levels(self) -> None:
+        # the user dragged the colour bar: keep those levels for the next images
+        self.auto.blockSignals(True)
+        self.auto.setChecked(False)
+        self.auto.blockSignals(False)
+
+    def _on_mouse(self, pos) -> None:
+        if self._image is None or not self.plot.sceneBoundingRect().contains(pos):
+            return
+        p = self.plot.vb.mapSceneToView(pos)
+        rect = self.img.boundingRect()
+        h, w = self._image.shape
+        if self.img.width() == 0:
+            return
+        sx = self.img.mapRectToParent(rect).width() / w
+        sy = self.img.mapRectToParent(rect).height() / h
+        c, r = int(p.x() / sx), int(p.y() / sy)
+        if 0 <= r < h and 0 <= c < w:
+            (_, _), (vname, hname) = _CUTS[self.axis.currentData()]
+            self.cursor.setText(f"{hname} = {p.x():.3f} \u00b5m, {vname} = {p.y():.3f} \u00b5m, "
+                                f"value = {self._image[r, c]:.4g}")
