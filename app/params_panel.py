@@ -198,13 +198,14 @@ class ParamsPanel(QWidget):
         self._revalidate()
 
     def set_value(self, path: str, value) -> None:
-        """Set a field programmatically (and update its editor); invalid values are marked."""
+        """Set a field programmatically (typed value or text) and show it; invalid values are
+        marked like a bad edit."""
         row = self._rows[path]
-        text = format_value(value) if not isinstance(value, str) else value
-        self._show(row, text if row.info.type is not bool else value)
-        self._edited(path, value if not isinstance(value, str) else text)
+        self._show(row, value)
+        self._edited(path, value)
 
-    def _show(self, row: _Row, value) -> None:
+    @staticmethod
+    def _show(row: _Row, value) -> None:
         ed = row.editor
         for w in (ed, row.line):
             if w is not None:
@@ -212,7 +213,9 @@ class ParamsPanel(QWidget):
         if isinstance(ed, QComboBox):
             ed.setCurrentText(str(value))
         elif isinstance(ed, QCheckBox):
-            ed.setChecked(value in (True, "true") if not isinstance(value, bool) else value)
+            on = value.strip().lower() in ("true", "yes", "on", "1") if isinstance(value, str) \
+                else bool(value)
+            ed.setChecked(on)
         else:
             row.line.setText(value if isinstance(value, str) else format_value(value))
         for w in (ed, row.line):
@@ -226,8 +229,7 @@ class ParamsPanel(QWidget):
         self._errors.clear()
         for info in cfgmod.iter_fields(self._cfg):
             row = self._rows[info.path]
-            self._show(row, info.value if row.info.type is bool or isinstance(row.editor, QComboBox)
-                       else format_value(info.value))
+            self._show(row, info.value)
             self._style_label(row)
         self._revalidate()
         self.configChanged.emit()

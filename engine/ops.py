@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .autodiff import data, is_traced, record
+from .autodiff import IndexedGrad, data, is_traced, record
 from .backend import array_module
 
 
@@ -182,12 +182,13 @@ def getitem(a, index):
     xp = array_module(ad)
     index = tuple(data(i) for i in index) if isinstance(index, tuple) else data(index)
 
+    fancy = _has_fancy(index)
+
     def vjp(g):
+        if not fancy:
+            return (IndexedGrad(index, g, ad.shape),)
         out = xp.zeros(ad.shape, dtype=g.dtype if np.iscomplexobj(g) else ad.dtype)
-        if _has_fancy(index):
-            _scatter_add(xp, out, index, g)
-        else:
-            out[index] = g
+        _scatter_add(xp, out, index, g)
         return (out,)
 
     return record(ad[index], (a,), vjp, "getitem")

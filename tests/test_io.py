@@ -37,7 +37,7 @@ def write_h5(path, items: dict, attrs: dict | None = None, data_kw: dict | None 
             else:
                 f[name] = value
         for (obj, key), value in (attrs or {}).items():
-            f[obj].attrs[key] = value if obj != "/" else value
+            f[obj].attrs[key] = value
 
 
 def adorym_farfield(n_theta=2, n_spots=3, ny=8, nx=6):
@@ -86,7 +86,7 @@ def test_adorym_farfield_magnitudes_become_model_intensities(tmp_path, marker):
 
 @pytest.mark.parametrize("where", ["dataset", "root", "raw_data_type"])
 def test_adorym_intensity_attribute(tmp_path, where):
-    _, mag, model = adorym_farfield(1, 2, 4, 4)
+    _, mag, model = adorym_farfield(1, 2, 5, 7)  # odd sizes: ifftshift must undo fftshift
     attrs = {"dataset": {("exchange/data", "quantity"): "intensity"},
              "root": {("/", "quantity"): "intensity"},
              "raw_data_type": {("exchange/data", "raw_data_type"): "intensity"}}[where]
@@ -159,7 +159,8 @@ def test_adorym_writer_roundtrip(tmp_path, modality, compression):
     probe = crand(8, 8)
     truth = {"delta": RNG.random((3, 12, 13)), "beta": RNG.random((3, 12, 13))}
     path = tmp_path / "w.h5"
-    write_adorym(path, inten, modality=modality, energy_ev=10e3, pixel_size_m=2e-8,
+    # modality is inferred from distances_m
+    write_adorym(path, inten, energy_ev=10e3, pixel_size_m=2e-8,
                  angles_rad=[0.0, 0.5], positions_px=pos,
                  distances_m=None if far else [0.1, 0.2], probe=probe, truth=truth,
                  compression=compression)
@@ -369,6 +370,7 @@ def test_result_roundtrip_and_crash_safety(tmp_path):
     r = read_result(path)
     for k, v in params.items():
         np.testing.assert_array_equal(r["params"][k], v)
+        assert r[k] is r["params"][k]  # top-level convenience alias
     np.testing.assert_array_equal(r["loss"]["total"], [3.0, 2.0, 1.0])
     assert r["config_toml"] == "[solver]\nepochs = 3\n" and r["epoch"] == 3
     assert r["kind"] == "result" and r["version"] and r["extra"]["note"] == "héllo"

@@ -165,16 +165,18 @@ def read_adorym(path: str) -> Dataset:
                    meta={"layout": "adorym", "quantity": quantity, "quantity_from": found})
 
 
-def write_adorym(path, intensities, *, modality: str, energy_ev: float, pixel_size_m: float,
-                 angles_rad, positions_px=None, distances_m=None, probe=None, truth=None,
-                 quantity: str = "magnitude", compression=None) -> None:
+def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, angles_rad,
+                 positions_px=None, distances_m=None, probe=None, truth=None,
+                 modality: str | None = None, quantity: str = "magnitude",
+                 compression=None) -> None:
     """Write model-convention data in Adorym's layout and conventions (atomically).
 
     Parameters
     ----------
     intensities: float ``(n_theta, n_spots, fy, fx)`` model-convention intensities.
     modality: ``"farfield"`` (frames stored centred, unnormalised-FFT scale; ``free_prop_cm =
-        'inf'``) or ``"nearfield"`` (``distances_m`` required, spot axis distance-major).
+        'inf'``) or ``"nearfield"`` (``distances_m`` required, spot axis distance-major);
+        default: near field when ``distances_m`` is given, else far field.
     energy_ev, pixel_size_m: SI (eV, m); stored as eV and cm.
     angles_rad: ``(n_theta,)``.  positions_px: ``(n_spots, 2)`` top-left (y, x); stored as int
         when all integral, else as float (Adorym itself expects integers).
@@ -187,6 +189,8 @@ def write_adorym(path, intensities, *, modality: str, energy_ev: float, pixel_si
     from ..backend import to_host  # noqa: PLC0415
     from .atomic import atomic_write  # noqa: PLC0415
 
+    if modality is None:
+        modality = "farfield" if distances_m is None else "nearfield"
     if modality not in ("farfield", "nearfield"):
         raise DataFileError(f"modality must be 'farfield' or 'nearfield', got {modality!r}")
     if quantity not in ("magnitude", "intensity"):
@@ -194,6 +198,9 @@ def write_adorym(path, intensities, *, modality: str, energy_ev: float, pixel_si
     far = modality == "farfield"
     if not far and distances_m is None:
         raise DataFileError("distances_m is required for near-field data")
+    if far and distances_m is not None:
+        raise DataFileError("distances_m must be None for far-field data (Adorym marks the far "
+                            "field with free_prop_cm = 'inf')")
     data = np.asarray(to_host(intensities), dtype=np.float64)
     if data.ndim != 4:
         raise DataFileError(f"intensities: expected (n_theta, n_spots, fy, fx), got {data.shape}")

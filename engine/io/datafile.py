@@ -99,7 +99,7 @@ class FrameConversion:
         return a.astype(np.float32)
 
     def describe(self) -> str:
-        parts = [self.quantity + "s"]
+        parts = ["magnitudes" if self.quantity == "magnitude" else "intensities"]
         if self.centered or self.fft_norm != "ortho":
             parts.append("centred, unnormalised FFT" if self.centered else f"fft_norm={self.fft_norm}")
         return ", ".join(parts)
@@ -594,6 +594,7 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
     Reading the file back gives identical arrays and geometry.
     """
     from .. import __version__  # noqa: PLC0415
+    from ..backend import to_host  # noqa: PLC0415
     from .atomic import atomic_write  # noqa: PLC0415
 
     all_truth = {**{k: dataset.truth[k] for k in dataset.truth}, **(truth or {})}
@@ -628,8 +629,6 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
             if dataset.probe is not None:
                 f["probe"] = dataset.probe
             for k, v in all_truth.items():
-                from ..backend import to_host  # noqa: PLC0415
-
                 f.create_dataset(f"truth/{k}", data=to_host(v), **(ckw if np.ndim(v) >= 2 else {}))
             p = f.create_group("provenance")
             p.attrs["software"] = "slicewise"

@@ -127,7 +127,8 @@ def read_result(path) -> dict:
 
     Returns a dict with keys ``params``, ``initial``, ``loss`` (term -> float64 array),
     ``config_toml``, ``epoch``, ``version``, ``kind``, ``date``, ``optimizer`` (dict, maybe
-    empty), ``extra``.
+    empty), ``extra``. For convenience each parameter is also a top-level key
+    (``res["delta"] is res["params"]["delta"]``) unless its name is one of those keys.
     """
     from .datafile import _h5_open  # noqa: PLC0415
 
@@ -138,7 +139,7 @@ def read_result(path) -> dict:
             raise DataFileError(f"{path}: not a Slicewise result file (attribute format="
                                 f"{fmt!r}, expected {RESULT_FORMAT!r} and a /params group)")
         cfg = f["config"][()] if "config" in f else b""
-        return {
+        out = {
             "params": _read_tree(f["params"]),
             "initial": _read_tree(f["initial"]) if "initial" in f else {},
             "loss": {k: np.asarray(v[()]) for k, v in f["loss"].items()} if "loss" in f else {},
@@ -150,6 +151,9 @@ def read_result(path) -> dict:
             "optimizer": _read_tree(f["optimizer"]) if "optimizer" in f else {},
             "extra": _read_tree(f["extra"]) if "extra" in f else {},
         }
+    for name, value in out["params"].items():
+        out.setdefault(name, value)
+    return out
 
 
 def write_tiff_stack(path, volume, pixel_size_m: float) -> None:

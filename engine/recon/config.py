@@ -33,7 +33,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ import numpy as np
 import tomli_w
 
 from ..errors import ConfigError
+from ..io.atomic import atomic_write_text
 
 try:
     import tomllib
@@ -586,23 +586,6 @@ def from_dict(d: dict, source: str = "") -> ReconConfig:
         raise ConfigError(pre + str(exc)) from None
 
 
-def _atomic_write(path: str | os.PathLike, text: str) -> None:
-    """Write through a temporary file in the same folder and ``os.replace`` it: readers never see
-    a half-written configuration, and a crash leaves the old file intact."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _toml_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
@@ -650,7 +633,7 @@ def to_toml(cfg: ReconConfig, path: str | os.PathLike | None = None, comments: b
             lines.append(f"{key} = {_toml_value(info.value)}")
     text = "\n".join(lines) + "\n"
     if path is not None:
-        _atomic_write(path, text)
+        atomic_write_text(path, text)
     return text
 
 
@@ -683,7 +666,7 @@ def to_json(cfg: ReconConfig, path: str | os.PathLike | None = None) -> str:
     """JSON text (None written as null); written atomically to ``path`` when given."""
     text = json.dumps(to_dict(cfg), indent=2) + "\n"
     if path is not None:
-        _atomic_write(path, text)
+        atomic_write_text(path, text)
     return text
 
 
