@@ -54,6 +54,6 @@ case "$what" in
   test)
     export QT_QPA_PLATFORM=xcb
     # pytest exits 5 when it collected no test: with set -e that fails the run, as it must.
-    exec xvfb-run -a -s "-screen 0 1600x1000x24" "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@" ;;
+    exec xvfb-run -a -s "-screen 0 1600x1000x24" "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$@" ;;
   *) echo "usage: bash packaging/bootstrap.sh [demo|test|setup] [extra args]"; exit 2 ;;
 esac

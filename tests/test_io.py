@@ -163,11 +163,12 @@ def test_adorym_writer_roundtrip(tmp_path, modality, compression):
     write_adorym(path, inten, energy_ev=10e3, pixel_size_m=2e-8,
                  angles_rad=[0.0, 0.5], positions_px=pos,
                  distances_m=None if far else [0.1, 0.2], probe=probe, truth=truth,
-                 compression=compression)
+                 slice_thickness_m=None if far else 5e-8, compression=compression)
     ds = open_dataset(path)
     assert ds.modality == modality
     np.testing.assert_allclose(ds.frames(), inten, rtol=1e-5, atol=1e-6)
     assert ds.pixel_size_m == pytest.approx(2e-8, rel=1e-12)
+    assert ds.slice_thickness_m == pytest.approx(2e-8 if far else 5e-8, rel=1e-12)
     np.testing.assert_allclose(ds.positions_px, pos)
     np.testing.assert_allclose(ds.probe[0], probe)
     for k in truth:
@@ -210,6 +211,14 @@ def test_slicewise_roundtrip_is_lossless(tmp_path, modality):
     assert sorted(back.truth) == ["beta", "delta"]
     np.testing.assert_array_equal(back.truth["delta"], ds.truth["delta"])
     back.close()
+
+
+def test_slicewise_object_shape_from_truth(tmp_path):
+    ds = Dataset.from_arrays(np.ones((1, 2, 4, 4)), modality="farfield", energy_ev=8e3,
+                             pixel_size_m=1e-8, positions_px=[[0, 0], [2, 3]])
+    assert ds.object_shape_yx == (6, 7)  # inferred: the smallest grid holding every window
+    write_dataset(tmp_path / "t.h5", ds, truth={"delta": np.zeros((2, 10, 12))})
+    assert open_dataset(tmp_path / "t.h5").object_shape_yx == (10, 12)
 
 
 def test_frames_lazy_arbitrary_order(tmp_path):

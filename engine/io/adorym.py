@@ -9,6 +9,7 @@ Layout and conventions: ``/work/shared/reference/adorym-hdf5.md`` (summarised):
                             as one spot.
 ``metadata/energy_ev``      scalar, eV
 ``metadata/psize_cm``       scalar, cm (cubic voxels: slice thickness = pixel size)
+``metadata/slice_thickness_cm`` Slicewise extension, optional: slice thickness when not cubic
 ``metadata/theta``          ``[n_theta]`` radians (may be absent for a single angle: 0)
 ``metadata/probe_pos_px``   ``[n_spots, 2]`` (y, x) top-left corners, object pixels (int; floats
                             accepted). With several distances, ``n_tiles`` rows are accepted too.
@@ -44,7 +45,7 @@ _QUANTITY_WORDS = {"magnitude": "magnitude", "magnitudes": "magnitude", "amplitu
                    "mag": "magnitude", "intensity": "intensity", "intensities": "intensity"}
 
 LABELS = {"energy_ev": "metadata/energy_ev", "pixel_size_m": "metadata/psize_cm",
-          "slice_thickness_m": "metadata/psize_cm", "angles_rad": "metadata/theta",
+          "slice_thickness_m": "metadata/slice_thickness_cm", "angles_rad": "metadata/theta",
           "positions_px": "metadata/probe_pos_px", "distances_m": "metadata/free_prop_cm",
           "probe": "metadata/probe_real, metadata/probe_imag", "modality": "metadata/free_prop_cm",
           "object_shape_yx": "truth (object shape)"}
@@ -144,10 +145,12 @@ def read_adorym(path: str) -> Dataset:
         far = dist_cm is None
         conv = FrameConversion(quantity, centered=far, fft_norm="backward" if far else "ortho")
         psize_m = _scalar(f, "metadata/psize_cm") * CM
+        dz_m = (_scalar(f, "metadata/slice_thickness_cm") * CM
+                if "metadata/slice_thickness_cm" in f else psize_m)
         kwargs = dict(
             modality="farfield" if far else "nearfield",
             energy_ev=_scalar(f, "metadata/energy_ev"),
-            pixel_size_m=psize_m, slice_thickness_m=psize_m,
+            pixel_size_m=psize_m, slice_thickness_m=dz_m,
             angles_rad=np.asarray(f["metadata/theta"][()]) if "metadata/theta" in f else None,
             positions_px=(np.asarray(f["metadata/probe_pos_px"][()])
                           if "metadata/probe_pos_px" in f else None),
@@ -167,8 +170,8 @@ def read_adorym(path: str) -> Dataset:
 
 def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, angles_rad,
                  positions_px=None, distances_m=None, probe=None, truth=None,
-                 modality: str | None = None, quantity: str = "magnitude",
-                 compression=None) -> None:
+                 modality: str | None = None, slice_thickness_m: float | None = None,
+                 quantity: str = "magnitude", compression=None) -> None:
     """Write model-convention data in Adorym's layout and conventions (atomically).
 
     Parameters
@@ -178,6 +181,8 @@ def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, an
         'inf'``) or ``"nearfield"`` (``distances_m`` required, spot axis distance-major);
         default: near field when ``distances_m`` is given, else far field.
     energy_ev, pixel_size_m: SI (eV, m); stored as eV and cm.
+    slice_thickness_m: stored as ``metadata/slice_thickness_cm`` (a Slicewise extension Adorym
+        ignores) only when it differs from the pixel size.
     angles_rad: ``(n_theta,)``.  positions_px: ``(n_spots, 2)`` top-left (y, x); stored as int
         when all integral, else as float (Adorym itself expects integers).
     probe: complex ``(py, px)`` or ``(n_modes, py, px)``; one mode is stored 2-D.
@@ -219,6 +224,8 @@ def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, an
             m = f.create_group("metadata")
             m["energy_ev"] = float(energy_ev)
             m["psize_cm"] = float(pixel_size_m) / CM
+            if slice_thickness_m is not None and slice_thickness_m != pixel_size_m:
+                m["slice_thickness_cm"] = float(slice_thickness_m) / CM
             m["theta"] = np.asarray(angles_rad, dtype=np.float64).reshape(-1)
             if positions_px is not None:
                 pos = np.asarray(positions_px, dtype=np.float64)

@@ -23,7 +23,8 @@ Slicewise HDF5 layout (written by :func:`write_dataset`, SI units, format_versio
     /geometry/angles_rad       float64 (n_angles,)
     /geometry/positions_px     float64 (n_spots, 2) top-left (y, x) of the probe window  [optional]
     /geometry/distances_m      float64 (n_distances,) sample-detector distances  [near field only]
-    /geometry/object_shape_yx  int64 (2,)  object grid (ny, nx)  [optional]
+    /geometry/object_shape_yx  int64 (2,)  object grid (ny, nx)  [optional; else taken from
+                               /truth/delta (nz, ny, nx) when present, else inferred]
     /probe                     complex128 (n_modes, py, px)  [optional]
     /truth/<name>              ground truth, e.g. delta, beta float (nz, ny, nx)  [optional]
     /provenance                attrs: software, version, date (ISO 8601, UTC),
@@ -577,6 +578,11 @@ def _read_slicewise(path: str) -> Dataset:
                       distances_m=opt("distances_m"), object_shape_yx=opt("object_shape_yx"),
                       probe=np.asarray(f["probe"][()]) if "probe" in f else None)
         truth_names = sorted(f["truth"].keys()) if "truth" in f else []
+        if kwargs["object_shape_yx"] is None:
+            for key in ("delta", "beta", "object"):  # the object grid of a ground-truth volume
+                if key in truth_names and f["truth"][key].ndim == 3:
+                    kwargs["object_shape_yx"] = f["truth"][key].shape[1:]
+                    break
         src = H5Source(path, "data/intensities", d.shape, conv)
     labels = {k: f"/geometry/{k}" for k in _DEFAULT_LABELS}
     labels["probe"] = "/probe"

@@ -1,0 +1,168 @@
+"""Data panel: what the open data set holds (geometry in physical units) and a frame browser.
+
+Frames come from ``Dataset.frames`` in the model convention (far field: zero frequency at
+[0, 0]); they are ``fftshift``-ed here for display so the centre of the diffraction pattern is in
+the middle, as on the detector. One frame is read per slider move, which is cheap even for large
+files (reads are lazy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider,
+                             QSpinBox, QVBoxLayout, QWidget)
+
+from slicewise.engine.io.datafile import Dataset
+
+from .views.common import colormap, colormap_combo, format_length, log_image, robust_levels
+
+MODALITY_TEXT = {"farfield": "far field (ptychography)", "nearfield": "near field (holography)"}
+
+
+def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
+    """(label, text) pairs describing ``ds`` in the units a beamline scientist uses."""
+    rows = [("file", ds.source_path or "(in memory)"),
+            ("layout", str(ds.meta.get("layout", "?"))),
+            ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
+             (", tomography" if ds.n_angles > 1 else "")),
+            ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
+                       f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
+            ("energy", f"{ds.energy_ev / 1e3:.4g} keV  (\u03bb = {format_length(ds.wavelength_m)})"),
+            ("pixel size", format_length(ds.pixel_size_m)),
+            ("slice thickness", format_length(ds.slice_thickness_m))]
+    a = np.degrees(ds.angles_rad)
+    rows.append(("angles", f"{ds.n_angles}" + (f"  ({a.min():.4g}\u00b0 to {a.max():.4g}\u00b0)"
+                                                if ds.n_angles > 1 else f"  ({a[0]:.4g}\u00b0)")))
+    if ds.positions_px is not None:
+        rows.append(("scan positions", f"{ds.n_tiles}"))
+    if ds.distances_m is not None:
+        rows.append(("distances", ", ".join(format_length(d) for d in ds.distances_m)))
+    ny, nx = ds.object_shape_yx
+    rows.append(("object grid", f"{ny} \u00d7 {nx} px  ({format_length(ny * ds.pixel_size_m)} "
+                                f"\u00d7 {format_length(nx * ds.pixel_size_m)})"))
+    rows.append(("probe", f"{ds.probe.shape[0]} mode(s) in the file" if ds.probe is not None
+                 else "none in the file"))
+    if len(ds.truth):
+        rows.append(("ground truth", ", ".join(ds.truth)))
+    return rows
+
+
+class DataPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.dataset: Dataset | None = None
+        self.form_box = QGroupBox("Data set")
+        self.form = QFormLayout(self.form_box)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.placeholder = QLabel("No data set open.\nFile \u203a Open\u2026, drop a file here, or "
+                                  "File \u203a New simulated data set\u2026")
+        self.placeholder.setWordWrap(True)
+        self.form.addRow(self.placeholder)
+
+        self.angle_slider, self.angle_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
+        self.spot_slider, self.spot_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
+        for sl, sp in ((self.angle_slider, self.angle_spin), (self.spot_slider, self.spot_spin)):
+            sl.valueChanged.connect(sp.setValue)
+            sp.valueChanged.connect(sl.setValue)
+            sl.valueChanged.connect(self._show_frame)
+        self.log = QCheckBox("log\u2081\u2080")
+        self.log.setChecked(True)
+        self.log.toggled.connect(self._show_frame)
+        self.cmap = colormap_combo("magma")
+        self.frame_info = QLabel()
+        self.glw = pg.GraphicsLayoutWidget()
+        self.plot = pg.PlotItem(title="measured frame")
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        self.plot.setLabel("bottom", "detector x (px)")
+        self.plot.setLabel("left", "detector y (px)")
+        self.glw.addItem(self.plot)
+        self.img = pg.ImageItem()
+        self.plot.addItem(self.img)
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("magma"), interactive=False,
+                                   width=14, label="log\u2081\u2080 intensity")
+        self.bar.setImageItem(self.img, insert_in=self.plot)
+        self.cmap.currentTextChanged.connect(lambda n: self.bar.setColorMap(colormap(n)))
+
+        frames_box = QGroupBox("Measured frames")
+        fl = QVBoxLayout(frames_box)
+        for label, sl, sp in (("angle", self.angle_slider, self.angle_spin),
+                              ("position", self.spot_slider, self.spot_spin)):
+            h = QHBoxLayout()
+            h.addWidget(QLabel(label))
+            h.addWidget(sl, 1)
+            h.addWidget(sp)
+            fl.addLayout(h)
+        h = QHBoxLayout()
+        h.addWidget(self.log)
+        h.addWidget(self.cmap)
+        h.addWidget(self.frame_info, 1)
+        fl.addLayout(h)
+        fl.addWidget(self.glw, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.form_box)
+        lay.addWidget(frames_box, 1)
+        self._set_ranges(1, 1)
+
+    def set_dataset(self, ds: Dataset | None) -> None:
+        if self.dataset is not None and self.dataset is not ds:
+            self.dataset.close()
+        self.dataset = ds
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        if ds is None:
+            self.placeholder = QLabel("No data set open.")
+            self.form.addRow(self.placeholder)
+            self.img.clear()
+            self._set_ranges(1, 1)
+            return
+        for label, text in summary_rows(ds):
+            value = QLabel(text)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setWordWrap(True)
+            self.form.addRow(label, value)
+        self._set_ranges(ds.n_angles, ds.n_spots)
+        self._show_frame()
+
+    def field_text(self, label: str) -> str | None:
+        """The text shown for ``label`` (tests)."""
+        for i in range(self.form.rowCount()):
+            lab = self.form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+            val = self.form.itemAt(i, QFormLayout.ItemRole.FieldRole)
+            if lab and val and lab.widget().text() == label:
+                return val.widget().text()
+        return None
+
+    def _set_ranges(self, n_angles: int, n_spots: int) -> None:
+        for w, n in ((self.angle_slider, n_angles), (self.angle_spin, n_angles),
+                     (self.spot_slider, n_spots), (self.spot_spin, n_spots)):
+            w.blockSignals(True)
+            w.setRange(0, max(0, n - 1))
+            w.setValue(0)
+            w.blockSignals(False)
+
+    def _show_frame(self) -> None:
+        ds = self.dataset
+        if ds is None:
+            return
+        a, s = self.angle_slider.value(), self.spot_slider.value()
+        frame = ds.frames([a], [s])[0, 0]
+        if ds.modality == "farfield":
+            frame = np.fft.fftshift(frame)
+        img = log_image(frame) if self.log.isChecked() else frame.astype(np.float32)
+        levels = robust_levels(img, 1.0, 99.9)
+        self.img.setImage(img, autoLevels=False, levels=levels)
+        self.bar.setLevels(levels)
+        self.bar.axis.setLabel("log\u2081\u2080 intensity" if self.log.isChecked() else "intensity")
+        where = f"angle {np.degrees(ds.angles_rad[a]):.4g}\u00b0"
+        if ds.distances_m is not None:
+            d, t = ds.split_spot(s)
+            where += f", distance {format_length(ds.distances_m[int(d)])}, tile {int(t)}"
+        elif ds.positions_px is not None:
+            y, x = ds.positions_px[s]
+            where += f", position (y, x) = ({y:.1f}, {x:.1f}) px"
+        self.frame_info.setText(f"{where}; total {float(frame.sum()):.4g}")
+        self.plot.setTitle(f"measured frame {a}/{s}")

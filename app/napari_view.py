@@ -1,0 +1,170 @@
+"""3D view of the reconstructed volume in an embedded napari viewer.
+
+A napari ``ViewerModel`` drawn by its ``QtViewer`` sits in a tab of the main window, with napari's
+own layer list and layer controls beside it. Volumes are ``(z, y, x)`` with voxel scale in
+micrometres (slice thickness along z, pixel size along y and x), so the scale bar and the axes are
+physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
+by side. "Pop out" copies the layers into a full napari window (plugins, export, ...).
+
+napari is imported on first use: it takes a couple of seconds and needs OpenGL, which the rest of
+the application does not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
+                             QWidget)
+
+from .views.common import UM, robust_levels
+
+log = logging.getLogger("slicewise.app.napari")
+
+# reconstruction layers and how they are drawn: (colormap, visible at first)
+_LAYER_STYLE = {"delta": ("gray", True), "beta": ("magma", False),
+                "truth delta": ("gray", False), "truth beta": ("magma", False)}
+
+
+class NapariView(QWidget):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.viewer = None        # napari.components.ViewerModel
+        self.qt_viewer = None     # napari.qt.QtViewer
+        self._popouts: list = []
+        self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
+        self.grid = QCheckBox("grid (side by side)")
+        self.grid.setToolTip("show every visible layer in its own panel, e.g. reconstruction "
+                             "next to ground truth")
+        self.grid.toggled.connect(self._set_grid)
+        self.popout = QPushButton("Pop out to napari\u2026")
+        self.popout.setToolTip("open these layers in a full napari window")
+        self.popout.clicked.connect(self.pop_out)
+        self.popout.setEnabled(False)
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.grid)
+        top.addWidget(self.popout)
+        self.body = QSplitter(Qt.Orientation.Horizontal)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.body, 1)
+
+    # ---- viewer ------------------------------------------------------------------------------
+    def ensure_viewer(self):
+        """Create the napari viewer on first use; returns the ViewerModel."""
+        if self.viewer is not None:
+            return self.viewer
+        from napari.components import ViewerModel  # noqa: PLC0415 - slow import, on demand
+        from napari.qt import QtViewer  # noqa: PLC0415
+
+        self.viewer = ViewerModel(title="Slicewise 3D")
+        self.qt_viewer = QtViewer(self.viewer, show_welcome_screen=False)
+        side = QSplitter(Qt.Orientation.Vertical)
+        # napari's own layer list and controls, taken out of their dock widgets
+        side.addWidget(self.qt_viewer.controls)
+        side.addWidget(self.qt_viewer.layers)
+        side.setMinimumWidth(220)
+        self.body.addWidget(side)
+        self.body.addWidget(self.qt_viewer)
+        self.body.setStretchFactor(1, 1)
+        self.body.setSizes([240, 900])
+        v = self.viewer
+        v.dims.ndisplay = 3
+        v.scale_bar.visible = True
+        v.scale_bar.unit = "um"
+        v.scale_bar.box = True
+        v.axes.visible = True
+        v.axes.colored = True
+        return v
+
+    def close_viewer(self) -> None:
+        for w in self._popouts:
+            try:
+                w.close()
+            except Exception:  # noqa: BLE001 - the user may have closed it already
+                pass
+        self._popouts.clear()
+        if self.qt_viewer is not None:
+            self.qt_viewer.close()
+        self.qt_viewer = self.viewer = None
+
+    # ---- data --------------------------------------------------------------------------------
+    @staticmethod
+    def voxel_scale_um(pixel_size_m: float, slice_thickness_m: float) -> tuple[float, float, float]:
+        """(z, y, x) voxel size in micrometres."""
+        return (slice_thickness_m * UM, pixel_size_m * UM, pixel_size_m * UM)
+
+    def show_volume(self, volumes: dict[str, np.ndarray], pixel_size_m: float,
+                    slice_thickness_m: float, truth: dict | None = None, title: str = "",
+                    reset_camera: bool | None = None) -> None:
+        """Show ``volumes`` (e.g. delta, beta (nz, ny, nx)) and ``truth`` arrays as layers.
+
+        Layers that exist already get new data (the camera and the user's contrast stay); new
+        layers are added. ``truth`` arrays whose shape differs from the reconstruction are skipped
+        (they would not overlay).
+        """
+        v = self.ensure_viewer()
+        scale = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
+        layers = {k: np.asarray(a, dtype=np.float32) for k, a in volumes.items()
+                  if a is not None and np.ndim(a) == 3}
+        shape = next(iter(layers.values())).shape if layers else None
+        for k, a in (truth or {}).items():
+            if np.ndim(a) == 3 and (shape is None or np.shape(a) == shape):
+                layers[f"truth {k}"] = np.asarray(a, dtype=np.float32)
+        first = len(v.layers) == 0
+        for name, data in layers.items():
+            cmap, visible = _LAYER_STYLE.get(name, ("gray", False))
+            if name in v.layers:
+                layer = v.layers[name]
+                if tuple(layer.scale) != scale or layer.data.shape != data.shape:
+                    v.layers.remove(name)
+                else:
+                    layer.data = data
+                    continue
+            lo, hi = robust_levels(data, 0.1, 99.9)
+            v.add_image(data, name=name, scale=scale, colormap=cmap, visible=visible,
+                        contrast_limits=(lo, hi), rendering="mip", blending="additive",
+                        units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+        v.dims.axis_labels = ("z", "y", "x")
+        if reset_camera or (reset_camera is None and first):
+            v.reset_view()
+            # look at the sample from above the beam axis, slightly rotated: shows its 3D shape
+            v.camera.angles = (0.0, 30.0, 110.0)
+        if "truth delta" in v.layers and first:
+            self.grid.setChecked(True)
+        self.title.setText(title or "3D view")
+        self.popout.setEnabled(True)
+
+    def layer_names(self) -> list[str]:
+        return [] if self.viewer is None else [layer.name for layer in self.viewer.layers]
+
+    def _set_grid(self, on: bool) -> None:
+        if self.viewer is not None:
+            self.viewer.grid.enabled = on
+
+    def screenshot(self) -> np.ndarray | None:
+        """RGBA image of the canvas (docs, tests)."""
+        if self.qt_viewer is None:
+            return None
+        return self.qt_viewer.screenshot(flash=False)
+
+    def pop_out(self) -> None:
+        """Copy the layers into a full napari window."""
+        if self.viewer is None:
+            return
+        import napari  # noqa: PLC0415
+
+        w = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=3)
+        for layer in self.viewer.layers:
+            w.add_image(layer.data, name=layer.name, scale=layer.scale, colormap=layer.colormap,
+                        contrast_limits=layer.contrast_limits, visible=layer.visible,
+                        rendering=layer.rendering, blending=layer.blending)
+        w.scale_bar.visible = True
+        w.scale_bar.unit = "um"
+        w.dims.axis_labels = ("z", "y", "x")
+        self._popouts.append(w)
+        log.info("opened %d layer(s) in a napari window", len(self.viewer.layers))
