@@ -201,12 +201,14 @@ def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto"
     if cfg.layout == "adorym":
         write_adorym(path, sim["intensities"], energy_ev=cfg.energy_ev, pixel_size_m=cfg.pixel_size_m,
                      angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
-                     distances_m=sim.get("distances_m"), probe=sim.get("probe"), truth=truth)
+                     distances_m=sim.get("distances_m"), probe=sim.get("probe"), truth=truth,
+                     slice_thickness_m=sim["slice_thickness_m"])
     else:
         ds = Dataset.from_arrays(sim["intensities"], modality=sim["modality"], energy_ev=cfg.energy_ev,
                                  pixel_size_m=cfg.pixel_size_m, slice_thickness_m=sim["slice_thickness_m"],
                                  angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
-                                 distances_m=sim.get("distances_m"), probe=sim.get("probe"))
+                                 distances_m=sim.get("distances_m"), probe=sim.get("probe"),
+                                 object_shape_yx=tuple(cfg.object_shape[1:]))
         prov = {"software": "slicewise", "version": __version__, "simulation": json.dumps(cfg.to_dict()),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_dataset(path, ds, truth=truth, provenance=prov)
