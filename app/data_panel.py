@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider,
-                             QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QSpinBox,
+                             QVBoxLayout, QWidget)
 
 from slicewise.engine.io.datafile import Dataset
 
@@ -49,18 +49,47 @@ def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
     return rows
 
 
-class DataPanel(QWidget):
+class DataSummary(QWidget):
+    """The data set's geometry as a read-only form."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.set_dataset(None)
+
+    def set_dataset(self, ds: Dataset | None) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        if ds is None:
+            hint = QLabel("No data set open.\nFile \u203a Open\u2026, drop a file on the window, or "
+                          "File \u203a New simulated data set\u2026")
+            hint.setWordWrap(True)
+            self.form.addRow(hint)
+            return
+        for label, text in summary_rows(ds):
+            value = QLabel(text)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value.setWordWrap(True)
+            value.setToolTip(text)
+            self.form.addRow(label, value)
+
+    def field_text(self, label: str) -> str | None:
+        """The text shown for ``label`` (tests)."""
+        for i in range(self.form.rowCount()):
+            lab = self.form.itemAt(i, QFormLayout.ItemRole.LabelRole)
+            val = self.form.itemAt(i, QFormLayout.ItemRole.FieldRole)
+            if lab and val and lab.widget().text() == label:
+                return val.widget().text()
+        return None
+
+
+class FrameBrowser(QWidget):
+    """Measured frames of the data set: sliders over angle and position, log scale."""
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.dataset: Dataset | None = None
-        self.form_box = QGroupBox("Data set")
-        self.form = QFormLayout(self.form_box)
-        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-        self.placeholder = QLabel("No data set open.\nFile \u203a Open\u2026, drop a file here, or "
-                                  "File \u203a New simulated data set\u2026")
-        self.placeholder.setWordWrap(True)
-        self.form.addRow(self.placeholder)
-
         self.angle_slider, self.angle_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
         self.spot_slider, self.spot_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
         for sl, sp in ((self.angle_slider, self.angle_spin), (self.spot_slider, self.spot_spin)):
@@ -71,7 +100,7 @@ class DataPanel(QWidget):
         self.log.setChecked(True)
         self.log.toggled.connect(self._show_frame)
         self.cmap = colormap_combo("magma")
-        self.frame_info = QLabel()
+        self.frame_info = QLabel("no data set open")
         self.glw = pg.GraphicsLayoutWidget()
         self.plot = pg.PlotItem(title="measured frame")
         self.plot.setAspectLocked(True)
@@ -86,55 +115,35 @@ class DataPanel(QWidget):
         self.bar.setImageItem(self.img, insert_in=self.plot)
         self.cmap.currentTextChanged.connect(lambda n: self.bar.setColorMap(colormap(n)))
 
-        frames_box = QGroupBox("Measured frames")
-        fl = QVBoxLayout(frames_box)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
         for label, sl, sp in (("angle", self.angle_slider, self.angle_spin),
                               ("position", self.spot_slider, self.spot_spin)):
             h = QHBoxLayout()
             h.addWidget(QLabel(label))
             h.addWidget(sl, 1)
             h.addWidget(sp)
-            fl.addLayout(h)
+            lay.addLayout(h)
         h = QHBoxLayout()
         h.addWidget(self.log)
         h.addWidget(self.cmap)
         h.addWidget(self.frame_info, 1)
-        fl.addLayout(h)
-        fl.addWidget(self.glw, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.addWidget(self.form_box)
-        lay.addWidget(frames_box, 1)
+        lay.addLayout(h)
+        lay.addWidget(self.glw, 1)
         self._set_ranges(1, 1)
 
     def set_dataset(self, ds: Dataset | None) -> None:
-        if self.dataset is not None and self.dataset is not ds:
-            self.dataset.close()
         self.dataset = ds
-        while self.form.rowCount():
-            self.form.removeRow(0)
         if ds is None:
-            self.placeholder = QLabel("No data set open.")
-            self.form.addRow(self.placeholder)
             self.img.clear()
+            self.frame_info.setText("no data set open")
             self._set_ranges(1, 1)
             return
-        for label, text in summary_rows(ds):
-            value = QLabel(text)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            value.setWordWrap(True)
-            self.form.addRow(label, value)
         self._set_ranges(ds.n_angles, ds.n_spots)
         self._show_frame()
 
-    def field_text(self, label: str) -> str | None:
-        """The text shown for ``label`` (tests)."""
-        for i in range(self.form.rowCount()):
-            lab = self.form.itemAt(i, QFormLayout.ItemRole.LabelRole)
-            val = self.form.itemAt(i, QFormLayout.ItemRole.FieldRole)
-            if lab and val and lab.widget().text() == label:
-                return val.widget().text()
-        return None
+    def has_data(self) -> bool:
+        return self.dataset is not None and self.img.image is not None
 
     def _set_ranges(self, n_angles: int, n_spots: int) -> None:
         for w, n in ((self.angle_slider, n_angles), (self.angle_spin, n_angles),
@@ -163,6 +172,6 @@ class DataPanel(QWidget):
             where += f", distance {format_length(ds.distances_m[int(d)])}, tile {int(t)}"
         elif ds.positions_px is not None:
             y, x = ds.positions_px[s]
-            where += f", position (y, x) = ({y:.1f}, {x:.1f}) px"
-        self.frame_info.setText(f"{where}; total {float(frame.sum()):.4g}")
-        self.plot.setTitle(f"measured frame {a}/{s}")
+            where += f", probe at (y, x) = ({y:.1f}, {x:.1f}) px"
+        self.frame_info.setText(f"{where}; total intensity {float(frame.sum()):.4g}")
+        self.plot.setTitle(f"measured frame: angle {a}, position {s}")

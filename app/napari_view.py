@@ -24,6 +24,7 @@ from .views.common import UM, robust_levels
 log = logging.getLogger("slicewise.app.napari")
 
 # reconstruction layers and how they are drawn: (colormap, visible at first)
+CAMERA_ANGLES = (0.0, 30.0, 110.0)  # napari Euler angles (degrees) of the first 3D view
 _LAYER_STYLE = {"delta": ("gray", True), "beta": ("magma", False),
                 "truth delta": ("gray", False), "truth beta": ("magma", False)}
 
@@ -74,8 +75,7 @@ class NapariView(QWidget):
         self.body.setSizes([240, 900])
         v = self.viewer
         v.dims.ndisplay = 3
-        v.scale_bar.visible = True
-        v.scale_bar.unit = "um"
+        v.scale_bar.visible = True  # its unit comes from the layers' units (micrometres)
         v.scale_bar.box = True
         v.axes.visible = True
         v.axes.colored = True
@@ -99,43 +99,50 @@ class NapariView(QWidget):
         return (slice_thickness_m * UM, pixel_size_m * UM, pixel_size_m * UM)
 
     def show_volume(self, volumes: dict[str, np.ndarray], pixel_size_m: float,
-                    slice_thickness_m: float, truth: dict | None = None, title: str = "",
+                    slice_thickness_m: float, truth: dict | None = None,
+                    truth_voxel_m: tuple[float, float] | None = None, title: str = "",
                     reset_camera: bool | None = None) -> None:
         """Show ``volumes`` (e.g. delta, beta (nz, ny, nx)) and ``truth`` arrays as layers.
 
-        Layers that exist already get new data (the camera and the user's contrast stay); new
-        layers are added. ``truth`` arrays whose shape differs from the reconstruction are skipped
-        (they would not overlay).
+        ``truth_voxel_m``: (slice thickness, pixel size) of the ground-truth grid, which may differ
+        from the reconstruction's (e.g. cubic voxels in a tomographic reconstruction of a thinner
+        phantom); it is centred on the reconstruction, as both are centred on the rotation axis.
+        Layers that exist already get new data (camera and the user's contrast stay).
         """
         v = self.ensure_viewer()
         scale = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
-        layers = {k: np.asarray(a, dtype=np.float32) for k, a in volumes.items()
-                  if a is not None and np.ndim(a) == 3}
-        shape = next(iter(layers.values())).shape if layers else None
+        layers = {k: (np.asarray(a, dtype=np.float32), scale, (0.0, 0.0, 0.0))
+                  for k, a in volumes.items() if a is not None and np.ndim(a) == 3}
+        shape = next(iter(layers.values()))[0].shape if layers else None
+        t_scale = self.voxel_scale_um(truth_voxel_m[1], truth_voxel_m[0]) if truth_voxel_m \
+            else scale
         for k, a in (truth or {}).items():
-            if np.ndim(a) == 3 and (shape is None or np.shape(a) == shape):
-                layers[f"truth {k}"] = np.asarray(a, dtype=np.float32)
+            if np.ndim(a) != 3:
+                continue
+            a = np.asarray(a, dtype=np.float32)
+            shift = tuple(((n * s - m * t) / 2 if shape else 0.0)
+                          for n, s, m, t in zip(shape or a.shape, scale, a.shape, t_scale))
+            layers[f"truth {k}"] = (a, t_scale, shift)
         first = len(v.layers) == 0
-        for name, data in layers.items():
+        for name, (data, sc, shift) in layers.items():
             cmap, visible = _LAYER_STYLE.get(name, ("gray", False))
             if name in v.layers:
                 layer = v.layers[name]
-                if tuple(layer.scale) != scale or layer.data.shape != data.shape:
-                    v.layers.remove(name)
-                else:
+                if tuple(layer.scale) == sc and layer.data.shape == data.shape:
                     layer.data = data
                     continue
+                v.layers.remove(name)
             lo, hi = robust_levels(data, 0.1, 99.9)
-            v.add_image(data, name=name, scale=scale, colormap=cmap, visible=visible,
-                        contrast_limits=(lo, hi), rendering="mip", blending="additive",
-                        units=("um", "um", "um"), axis_labels=("z", "y", "x"))
-        v.dims.axis_labels = ("z", "y", "x")
+            v.add_image(data, name=name, scale=sc, translate=shift, colormap=cmap,
+                        visible=visible, contrast_limits=(lo, hi), rendering="mip",
+                        blending="additive", units=("um", "um", "um"),
+                        axis_labels=("z", "y", "x"))
         if reset_camera or (reset_camera is None and first):
             v.reset_view()
-            # look at the sample from above the beam axis, slightly rotated: shows its 3D shape
-            v.camera.angles = (0.0, 30.0, 110.0)
-        if "truth delta" in v.layers and first:
-            self.grid.setChecked(True)
+            v.camera.angles = CAMERA_ANGLES
+        if first and "truth delta" in v.layers:
+            v.layers["truth delta"].visible = True
+            self.grid.setChecked(True)  # reconstruction and truth side by side
         self.title.setText(title or "3D view")
         self.popout.setEnabled(True)
 
@@ -160,11 +167,11 @@ class NapariView(QWidget):
 
         w = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=3)
         for layer in self.viewer.layers:
-            w.add_image(layer.data, name=layer.name, scale=layer.scale, colormap=layer.colormap,
-                        contrast_limits=layer.contrast_limits, visible=layer.visible,
-                        rendering=layer.rendering, blending=layer.blending)
+            w.add_image(layer.data, name=layer.name, scale=layer.scale, translate=layer.translate,
+                        colormap=layer.colormap, contrast_limits=layer.contrast_limits,
+                        visible=layer.visible, rendering=layer.rendering, blending=layer.blending,
+                        units=layer.units, axis_labels=layer.axis_labels)
         w.scale_bar.visible = True
-        w.scale_bar.unit = "um"
         w.dims.axis_labels = ("z", "y", "x")
         self._popouts.append(w)
         log.info("opened %d layer(s) in a napari window", len(self.viewer.layers))

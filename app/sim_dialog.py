@@ -250,7 +250,7 @@ class SimulationDialog(QDialog):
         self.bar.setVisible(True)
         self.bar.setRange(0, 0)
         step = self._progress.step
-        self._tasks.submit("simulating", lambda: simulate(cfg, path, "numpy",
+        self._tasks.submit("simulating", lambda: simulate(cfg, path, "auto",
                                                           progress=lambda i, n: step.emit(i, n)),
                            self._done, self._failed)
 

@@ -47,6 +47,7 @@ class RunInfo:
     n_angles: int
     n_spots: int
     modality: str
+    truth_voxel_m: tuple[float, float]  # (slice thickness, pixel) of the data set's ground truth
 
 
 @dataclass
@@ -115,14 +116,17 @@ class RunWorker(QObject):
             run = Reconstruction(self.config, self.dataset, resume=self.resume,
                                  base_dir=self.base_dir)
             self.run_obj = run
-            if self._stop_requested:
+            if self._stop_requested:  # stopped while the run was being built: write nothing
                 run.stop()
+                log.info("run stopped before it started")
+                self.finished.emit(None, "stopped")
+                return
             self._attach_log_file(run.output_dir)
             ds = run.dataset
             energy = self.config.data.energy_ev or ds.energy_ev
             self.created.emit(RunInfo(run.backend.describe(), Path(run.output_dir), run.n_epochs,
                                       run.epoch, float(energy), ds.n_angles, ds.n_spots,
-                                      ds.modality))
+                                      ds.modality, (ds.slice_thickness_m, ds.pixel_size_m)))
             log.info("run started on %s; output in %s", run.backend.describe(), run.output_dir)
             run.add_callback(self._on_event)
             t0 = time.perf_counter()

@@ -199,6 +199,7 @@ class SliceView(QWidget):
             self.cbar.setLevels((lo, hi))
         self.img.setImage(img, autoLevels=False, levels=self.cbar.levels())
         self.img.setRect(QRectF(0, 0, w_um, h_um))
+        self.cbar.axis.setLabel(QUANTITIES[q])
         self.plot.getAxis("bottom").setLabel(f"{hname} (\u00b5m)")
         self.plot.getAxis("left").setLabel(f"{vname} (\u00b5m)")
         ep = f", epoch {self._epoch}" if self._epoch is not None else ""

@@ -1,0 +1,784 @@
+"""The main window: data, parameters, run control and live views around one reconstruction.
+
+Layout: parameters and the data summary in docks on the left; in the centre the live views
+("Reconstruction": object slices, loss curve, probe / positions / frames), the measured frames and
+the napari 3D view as tabs; the log at the bottom. The solver runs on the worker thread
+(:mod:`.worker`); this module only reacts to its signals and never runs numerics itself. File
+loading and simulation run through :class:`.tasks.TaskRunner`, also off the UI thread.
+
+Run states as the window sees them: ``idle`` -> ``starting`` (building the run) -> ``running`` <->
+``paused`` -> ``stopping`` -> ``idle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import QByteArray, Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
+from PyQt6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget,
+                             QToolBar, QWidget)
+
+from slicewise.engine import __version__
+from slicewise.engine.errors import DataFileError
+from slicewise.engine.io.datafile import Dataset, open_dataset
+from slicewise.engine.io.results import read_result
+from slicewise.engine.recon import config as cfgmod
+
+from . import dialogs, errors, settings
+from .data_panel import DataSummary, FrameBrowser
+from .log_panel import LogPanel
+from .napari_view import NapariView
+from .params_panel import ParamsPanel
+from .tasks import TaskRunner
+from .views.common import format_duration
+from .views.frames_view import FramesView
+from .views.loss_view import LossView
+from .views.positions_view import PositionsView
+from .views.probe_view import ProbeView
+from .views.slice_view import SliceView
+from .worker import RunController, RunInfo
+
+log = logging.getLogger("slicewise.app")
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+NAPARI_MIN_INTERVAL_S = 2.0     # 3D texture uploads are the costliest view update
+
+
+def _load_hdf5(path: str):
+    """Background job: a data file or a result file? Returns ("data", Dataset) or
+    ("result", result dict, (truth dict, truth voxel size or None))."""
+    try:
+        return ("data", open_dataset(path))
+    except DataFileError as data_exc:
+        try:
+            res = read_result(path)
+        except DataFileError:
+            raise data_exc from None
+        return ("result", res, _truth_for_result(path, res))
+
+
+def _truth_for_result(path: str, res: dict) -> tuple[dict, tuple | None]:
+    """Ground truth of the data set a result was computed from, when that file is still there
+    (a result does not store it), with its voxel size (slice thickness, pixel); ({}, None)
+    otherwise."""
+    try:
+        cfg = cfgmod.from_toml(res.get("config_toml") or "")
+    except Exception:  # noqa: BLE001 - an old or hand-made result: just no truth
+        return {}, None
+    dp = cfg.data.path
+    if not dp:
+        return {}, None
+    candidates = [Path(dp)] if Path(dp).is_absolute() else \
+        [Path(path).parent / dp, Path(path).parent.parent / dp]
+    for cand in candidates:
+        if cand.is_file():
+            try:
+                with open_dataset(cand) as ds:
+                    return ({k: np.asarray(ds.truth[k]) for k in ds.truth
+                             if np.ndim(ds.truth[k]) == 3},
+                            (ds.slice_thickness_m, ds.pixel_size_m))
+            except Exception:  # noqa: BLE001
+                log.debug("no ground truth from %s", cand, exc_info=True)
+    return {}, None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, log_file: Path | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("SlicewiseMainWindow")
+        self.setAcceptDrops(True)
+        self.dataset: Dataset | None = None     # the data set shown (the run opens its own)
+        self.config_path: str | None = None
+        self.result_path: Path | None = None
+        self.run_state = "idle"
+        self.run_info: RunInfo | None = None
+        self.last_snapshot = None
+        self._napari_shown_at = 0.0
+        self._napari_source = None          # what the 3D view shows: a snapshot or a result
+        self._quit_after_stop = False
+        self._start_reason = ""
+
+        self.controller = RunController(self)
+        self.tasks = TaskRunner(self)
+        self._build_widgets(log_file)
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._connect()
+        self._restore_settings()
+        self._update_actions()
+        self._update_title()
+        # loss curves are redrawn on a timer, not per event: many events, one redraw
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setInterval(250)
+        self._refresh_timer.timeout.connect(self.loss_view.refresh)
+        self._refresh_timer.start()
+        self._probe_backend()
+
+    # ---- construction ------------------------------------------------------------------------
+    def _build_widgets(self, log_file) -> None:
+        self.summary = DataSummary()
+        self.frames_browser = FrameBrowser()
+        self.params = ParamsPanel()
+        self.slice_view = SliceView()
+        self.loss_view = LossView()
+        self.probe_view = ProbeView()
+        self.positions_view = PositionsView()
+        self.frames_view = FramesView()
+        self.napari_view = NapariView()
+        self.log_panel = LogPanel(log_file)
+
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(self.frames_view, "Measured vs model")
+        self.side_tabs.addTab(self.probe_view, "Probe")
+        self.side_tabs.addTab(self.positions_view, "Scan positions")
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.loss_view)
+        right.addWidget(self.side_tabs)
+        right.setSizes([300, 400])
+        self.live = QSplitter(Qt.Orientation.Horizontal)
+        self.live.setObjectName("live_splitter")
+        self.live.addWidget(self.slice_view)
+        self.live.addWidget(right)
+        self.live.setSizes([620, 520])
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.live, "Reconstruction")
+        self.tabs.addTab(self.frames_browser, "Measured data")
+        self.tabs.addTab(self.napari_view, "3D view (napari)")
+        self.setCentralWidget(self.tabs)
+
+        self.data_dock = self._dock("Data set", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.params_dock = self._dock("Parameters", self.params,
+                                      Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.resizeDocks([self.data_dock, self.params_dock], [230, 560], Qt.Orientation.Vertical)
+        self.resizeDocks([self.params_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.log_dock], [140], Qt.Orientation.Vertical)
+
+        self.epoch_label = QLabel("epoch \u2013")
+        self.epoch_label.setMinimumWidth(130)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("%p %")
+        self.eta_label = QLabel("")
+        self.eta_label.setMinimumWidth(150)
+        self.start_reason = QLabel("")
+        self.start_reason.setStyleSheet("color: #c0392b;")
+        self.backend_label = QLabel("backend: \u2026")
+        self.busy_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.busy_label)
+        self.statusBar().addPermanentWidget(self.backend_label)
+
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower().replace(" ", "_") + "_dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.triggered.connect(lambda _=False: slot())
+        return a
+
+    def _build_actions(self) -> None:
+        A = self._action
+        self.act_open = A("&Open\u2026", self.open_dialog, QKeySequence.StandardKey.Open,
+                          "open a data file (.h5), a configuration (.toml) or a result file")
+        self.act_simulate = A("&New simulated data set\u2026", self.new_simulation, "Ctrl+N",
+                              "simulate a cone, Siemens star or spheres data set")
+        self.act_load_cfg = A("&Load configuration\u2026", self.load_config_dialog, "Ctrl+L",
+                              "read parameters from a TOML file")
+        self.act_save_cfg = A("&Save configuration\u2026", self.save_config_dialog,
+                              QKeySequence.StandardKey.Save, "write the parameters as TOML")
+        self.act_napari = A("Open result in &napari\u2026", self.open_result_in_napari, "Ctrl+3",
+                            "show a saved result or checkpoint as 3D volumes")
+        self.act_demo = A("Cone &demo", self.load_demo, None,
+                          "the built-in hollow glass cone data set and configuration")
+        self.act_quit = A("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_start = A("Start", self.start_run, "F5", "start a reconstruction")
+        self.act_pause = A("Pause", self.toggle_pause, "F6",
+                           "pause after the current minibatch; fields marked safe can be changed")
+        self.act_stop = A("Stop", self.stop_run, "Shift+F5",
+                          "stop after the current minibatch and write the result")
+        self.act_reset = A("Reset", self.reset_run, None,
+                           "clear the live views; the next Start begins from the initial guess")
+        self.act_resume_ckpt = A("Resume from checkpoint\u2026", self.resume_from_checkpoint, None,
+                                 "continue a run from a checkpoint file")
+        self.act_show_3d = A("Show 3D view", self.show_3d, None,
+                             "show the current volume in the napari tab")
+
+    def _build_menus_and_toolbar(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        m.addAction(self.act_simulate)
+        m.addAction(self.act_demo)
+        m.addSeparator()
+        m.addAction(self.act_load_cfg)
+        m.addAction(self.act_save_cfg)
+        m.addSeparator()
+        m.addAction(self.act_napari)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        r = mb.addMenu("&Run")
+        for a in (self.act_start, self.act_pause, self.act_stop, self.act_reset):
+            r.addAction(a)
+        r.addSeparator()
+        r.addAction(self.act_resume_ckpt)
+        v = mb.addMenu("&View")
+        for d in (self.data_dock, self.params_dock, self.log_dock):
+            v.addAction(d.toggleViewAction())
+        v.addAction(self.act_show_3d)
+        h = mb.addMenu("&Help")
+        h.addAction(self._action("About Slicewise", self._about))
+
+        tb = QToolBar("Run control")
+        tb.setObjectName("run_toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(tb)
+        tb.addAction(self.act_open)
+        tb.addAction(self.act_simulate)
+        tb.addSeparator()
+        for a in (self.act_start, self.act_pause, self.act_stop, self.act_reset):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(self.epoch_label)
+        tb.addWidget(self.progress)
+        tb.addWidget(self.eta_label)
+        tb.addWidget(self.start_reason)
+        self.run_toolbar = tb
+
+    def _connect(self) -> None:
+        self.params.validityChanged.connect(lambda ok, why: self._update_actions())
+        self.params.configChanged.connect(self._update_actions)
+        c = self.controller
+        c.created.connect(self._on_run_created)
+        c.events.connect(self._on_events)
+        c.snapshot.connect(self._on_snapshot)
+        c.finished.connect(self._on_run_finished)
+        c.failed.connect(self._on_run_failed)
+        c.stopped.connect(self._on_thread_stopped)
+        self.frames_view.frameChanged.connect(self.controller.set_frame)
+        self.tasks.busyChanged.connect(self._on_busy)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _probe_backend(self) -> None:
+        """Which backend a run would use (CUDA probing can take a moment: off the UI thread)."""
+        from slicewise.engine.backend import get_backend  # noqa: PLC0415
+
+        cfg = self.params.config()
+
+        def shown(text: str) -> None:
+            if self.run_info is None:  # a run's own description wins
+                self.backend_label.setText(f"backend: {text}")
+
+        self.tasks.submit("checking the array backend",
+                          lambda: get_backend(cfg.run.backend, cfg.run.precision).describe(),
+                          shown, lambda exc, tb: shown(f"unavailable ({exc})"))
+
+    # ---- settings ----------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        s = settings.settings()
+        geom, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geom, QByteArray) and not geom.isEmpty():
+            self.restoreGeometry(geom)
+        else:
+            self.resize(1500, 920)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        live = s.value("window/live_splitter")
+        if isinstance(live, QByteArray) and not live.isEmpty():
+            self.live.restoreState(live)
+
+    def _save_settings(self) -> None:
+        s = settings.settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/live_splitter", self.live.saveState())
+        s.sync()
+
+    # ---- opening files -----------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path = dialogs.open_file(self, "Open data, configuration or result", dialogs.DATA_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str, then_3d: bool = False) -> None:
+        """Open a data file, a configuration (.toml) or a result file, by its content."""
+        p = Path(path)
+        if not p.exists():
+            errors.show_error(self, "Open", f"File not found: {path}")
+            return
+        suffix = p.suffix.lower()
+        if suffix == ".toml":
+            self.load_config(str(p))
+        elif suffix in HDF5_SUFFIXES:
+            self.statusBar().showMessage(f"opening {p.name}\u2026")
+            self.tasks.submit(f"opening {p.name}", lambda: _load_hdf5(str(p)),
+                              lambda res: self._on_hdf5_loaded(str(p), res, then_3d),
+                              lambda exc, tb: self._open_failed(str(p), exc, tb))
+        else:
+            errors.show_error(self, "Open", f"{p.name}: unknown file type. Slicewise opens HDF5 "
+                              "data or result files (.h5, .hdf5) and configurations (.toml).")
+
+    def _open_failed(self, path: str, exc: BaseException, tb: str) -> None:
+        self.statusBar().clearMessage()
+        errors.report_exception(self, exc, f"Opening {Path(path).name}", title="Open",
+                                details=tb)
+
+    def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False) -> None:
+        self.statusBar().clearMessage()
+        settings.add_recent_file(path)
+        if res[0] == "data":
+            if self.controller.is_active():  # a run started meanwhile: do not swap its data
+                res[1].close()
+                errors.show_error(self, "Open", "A reconstruction is running; stop it before "
+                                  "opening another data set.")
+                return
+            self.set_dataset(res[1], path)
+        else:
+            self.show_result(path, res[1], res[2], switch_to_3d=then_3d)
+
+    def set_dataset(self, ds: Dataset, path: str | None = None) -> None:
+        if self.dataset is not None and self.dataset is not ds:
+            self.dataset.close()
+        self.dataset = ds
+        self.summary.set_dataset(ds)
+        self.frames_browser.set_dataset(ds)
+        self.frames_view.set_counts(ds.n_angles, ds.n_spots)
+        if path:
+            self.params.set_value("data.path", str(Path(path).resolve()))
+        self.reset_run()
+        log.info("opened %s: %s data, %d angle(s) x %d spot(s) of %dx%d px", path or "data set",
+                 ds.modality, ds.n_angles, ds.n_spots, *ds.frame_shape)
+        self._update_title()
+        self._update_actions()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = settings.recent_files()
+        for f in files:
+            self.recent_menu.addAction(Path(f).name, lambda f=f: self.open_path(f)).setToolTip(f)
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", settings.clear_recent_files)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.open_path(url.toLocalFile())
+        event.acceptProposedAction()
+
+    # ---- configuration -----------------------------------------------------------------------
+    def load_config_dialog(self) -> None:
+        path = dialogs.open_file(self, "Load configuration", dialogs.CONFIG_FILTER)
+        if path:
+            self.load_config(path)
+
+    def load_config(self, path: str) -> None:
+        try:
+            cfg = cfgmod.from_toml(Path(path))
+        except Exception as exc:  # noqa: BLE001 - bad TOML, unknown keys: a dialog, not a crash
+            errors.report_exception(self, exc, f"Loading {Path(path).name}", title="Configuration")
+            return
+        self.config_path = str(Path(path).resolve())
+        self.params.set_config(cfg)
+        settings.add_recent_file(path)
+        log.info("loaded configuration %s", path)
+        data = cfg.data.path
+        if data:
+            dp = Path(data) if Path(data).is_absolute() else Path(path).parent / data
+            if dp.is_file() and (self.dataset is None or
+                                 Path(self.dataset.source_path or "").resolve() != dp.resolve()):
+                keep = self.params.config()
+                self.tasks.submit(f"opening {dp.name}", lambda: open_dataset(dp),
+                                  lambda ds: self._config_data_loaded(ds, keep),
+                                  lambda exc, tb: self._open_failed(str(dp), exc, tb))
+            elif not dp.is_file():
+                log.warning("the configuration's data file %s does not exist", dp)
+        self._update_title()
+        self._update_actions()
+
+    def _config_data_loaded(self, ds: Dataset, cfg: cfgmod.ReconConfig) -> None:
+        self.set_dataset(ds, None)
+        self.params.set_config(cfg)  # keep data.path as written (relative to the TOML)
+
+    def save_config_dialog(self) -> None:
+        name = Path(self.config_path).name if self.config_path else "reconstruction.toml"
+        path = dialogs.save_file(self, "Save configuration", dialogs.CONFIG_FILTER, name)
+        if path:
+            self.save_config(path if path.endswith(".toml") else path + ".toml")
+
+    def save_config(self, path: str) -> bool:
+        try:
+            cfgmod.to_toml(self.params.config(), path,
+                           header=f"Slicewise {__version__} reconstruction configuration\n"
+                                  "Run with: slicewise reconstruct this_file.toml")
+        except Exception as exc:  # noqa: BLE001
+            errors.report_exception(self, exc, f"Saving {Path(path).name}", title="Configuration")
+            return False
+        self.config_path = str(Path(path).resolve())
+        settings.add_recent_file(path)
+        log.info("saved configuration %s", path)
+        self._update_title()
+        return True
+
+    def _base_dir(self) -> str:
+        """Relative paths in the configuration are relative to its file, else to the data."""
+        if self.config_path:
+            return str(Path(self.config_path).parent)
+        dp = self.params.value("data.path")
+        if dp and Path(dp).is_absolute():
+            return str(Path(dp).parent)
+        return str(Path.cwd())
+
+    # ---- simulation and demo -----------------------------------------------------------------
+    def new_simulation(self) -> None:
+        from .sim_dialog import SimulationDialog  # noqa: PLC0415
+
+        dlg = SimulationDialog(self, settings.last_dir(), self.tasks)
+        if dlg.exec() and dlg.result_path:
+            self.open_path(dlg.result_path)
+
+    def load_demo(self) -> None:
+        """The built-in cone demo: data are simulated once into the app-data folder."""
+        try:
+            from slicewise.engine import demo  # noqa: PLC0415
+        except ImportError as exc:
+            errors.report_exception(self, exc, "The demo is not available in this installation")
+            return
+        from .log_panel import log_dir  # noqa: PLC0415
+
+        folder = log_dir().parent / "demo"
+        self.statusBar().showMessage("preparing the cone demo data set\u2026")
+        self.tasks.submit("preparing the demo", lambda: self._demo_job(demo, folder),
+                          self._on_demo_ready,
+                          lambda exc, tb: errors.report_exception(self, exc, "Cone demo",
+                                                                  details=tb))
+
+    @staticmethod
+    def _demo_job(demo, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        path = Path(demo.ensure_demo_data(folder))
+        cfg = demo.demo_config()
+        cfg.data.path = str(path.resolve())
+        if not Path(cfg.run.output_dir).is_absolute():
+            cfg.run.output_dir = str(folder / cfg.run.output_dir)
+        return cfg, open_dataset(path)
+
+    def _on_demo_ready(self, result) -> None:
+        cfg, ds = result
+        self.statusBar().clearMessage()
+        self.config_path = None
+        self.set_dataset(ds, ds.source_path)
+        self.params.set_config(cfg)
+        log.info("cone demo ready: press Start (F5)")
+
+    # ---- run control -------------------------------------------------------------------------
+    def can_start(self) -> tuple[bool, str]:
+        if self.run_state != "idle":
+            return False, ""
+        if not self.params.is_valid():
+            return False, "fix the parameters: " + self.params.first_error()
+        if not self.params.value("data.path"):
+            return False, "open a data file (File \u203a Open) or set data.path"
+        return True, ""
+
+    def start_run(self, resume: str | None = None) -> None:
+        ok, why = self.can_start()
+        if not ok:
+            if why:
+                errors.show_error(self, "Start", f"Cannot start: {why}")
+            return
+        cfg = self.params.config()
+        self.reset_run()
+        self._set_run_state("starting")
+        self.params.mark_applied()
+        log.info("starting a reconstruction (%d epochs%s)", cfg.run.epochs,
+                 f", resuming {resume}" if resume else "")
+        self.controller.start(cfg, self._base_dir(), resume)
+
+    def resume_from_checkpoint(self) -> None:
+        path = dialogs.open_file(self, "Resume from checkpoint", dialogs.RESULT_FILTER)
+        if path:
+            self.start_run(resume=path)
+
+    def toggle_pause(self) -> None:
+        if self.run_state == "running":
+            self.controller.pause()
+            self.act_pause.setEnabled(False)  # until the solver confirms the pause
+            self.statusBar().showMessage("pausing after this minibatch\u2026")
+        elif self.run_state == "paused":
+            changes = self.params.pending_changes()
+            try:
+                self.controller.resume(changes)
+            except Exception as exc:  # noqa: BLE001 - e.g. a field that cannot change now
+                errors.report_exception(self, exc, "Applying the changed parameters")
+                return
+            if changes:
+                log.info("applied while paused: %s",
+                         ", ".join(f"{k} = {v}" for k, v in changes.items()))
+            self.params.mark_applied()
+
+    def stop_run(self) -> None:
+        if self.controller.is_active():
+            self.controller.stop()
+            self._set_run_state("stopping")
+
+    def reset_run(self) -> None:
+        """Forget the live views of the last run (not its files)."""
+        if self.controller.is_active():
+            return
+        self.last_snapshot = None
+        for v in (self.slice_view, self.loss_view, self.probe_view, self.positions_view,
+                  self.frames_view):
+            v.clear()
+        self._enable_side_tabs()
+        self.progress.setValue(0)
+        self.epoch_label.setText("epoch \u2013")
+        self.eta_label.setText("")
+        self._update_actions()
+
+    def _set_run_state(self, state: str) -> None:
+        self.run_state = state
+        self.params.set_run_state({"paused": "paused", "idle": "idle"}.get(state, "running"))
+        self.act_pause.setText("Resume" if state == "paused" else "Pause")
+        self._update_actions()
+        self._update_title()
+
+    def _update_actions(self) -> None:
+        ok, why = self.can_start()
+        active = self.controller.is_active()
+        self.act_start.setEnabled(ok)
+        self.act_start.setToolTip("start a reconstruction" if ok else f"cannot start: {why}")
+        self.start_reason.setText(f"  cannot start: {why}" if why else "")
+        self.act_pause.setEnabled(self.run_state in ("running", "paused"))
+        self.act_stop.setEnabled(active and self.run_state != "stopping")
+        self.act_reset.setEnabled(not active)
+        self.act_resume_ckpt.setEnabled(ok)
+        for a in (self.act_open, self.act_simulate, self.act_load_cfg, self.act_demo):
+            a.setEnabled(not active)
+
+    def _update_title(self) -> None:
+        name = Path(self.dataset.source_path).name if self.dataset and self.dataset.source_path \
+            else "no data"
+        state = "" if self.run_state == "idle" else f" [{self.run_state}]"
+        self.setWindowTitle(f"Slicewise \u2013 {name}{state}")
+
+    # ---- solver signals ----------------------------------------------------------------------
+    def _on_run_created(self, info: RunInfo) -> None:
+        self.run_info = info
+        self.backend_label.setText(f"backend: {info.backend}")
+        self.frames_view.set_counts(info.n_angles, info.n_spots)
+        log.info("output folder: %s", info.output_dir)
+
+    def _on_events(self, events: list) -> None:
+        for ev in events:
+            if ev.kind in ("batch", "epoch"):
+                self.loss_view.add_event(ev)
+                self._show_progress(ev)
+                if ev.kind == "epoch":
+                    log.info("epoch %d/%d: loss %.6g", ev.epoch, ev.n_epochs, ev.loss)
+            elif ev.kind == "state":
+                if ev.state in ("running", "paused"):
+                    self._set_run_state(ev.state)
+                    self.statusBar().showMessage("paused: parameters in normal type can be changed"
+                                                 if ev.state == "paused" else "running", 5000)
+            elif ev.kind == "checkpoint":
+                log.info("checkpoint written: %s", ev.message)
+
+    def _show_progress(self, ev) -> None:
+        n_epochs = max(ev.n_epochs, 1)
+        if ev.kind == "batch":
+            done = (ev.epoch - 1 + ev.batch / max(ev.n_batches, 1)) / n_epochs
+            self.epoch_label.setText(f"epoch {ev.epoch}/{ev.n_epochs}  "
+                                     f"batch {ev.batch}/{ev.n_batches}")
+        else:
+            done = ev.epoch / n_epochs
+            self.epoch_label.setText(f"epoch {ev.epoch}/{ev.n_epochs}")
+        self.progress.setValue(int(round(1000 * min(done, 1.0))))
+        self.eta_label.setText(f"ETA {format_duration(ev.eta_s)}, {format_duration(ev.elapsed_s)}"
+                               " elapsed")
+
+    def _on_snapshot(self, snap) -> None:
+        """Draw a snapshot; the time it takes goes back to the worker's budget."""
+        t0 = time.perf_counter()
+        try:
+            self.show_snapshot(snap)
+        finally:
+            self.controller.snapshot_handled(time.perf_counter() - t0)
+
+    def show_snapshot(self, snap) -> None:
+        self.last_snapshot = snap
+        energy = self.run_info.energy_ev if self.run_info else \
+            (self.dataset.energy_ev if self.dataset else None)
+        self.slice_view.set_volume(snap.delta, snap.beta, snap.object,
+                                   pixel_size_m=snap.pixel_size_m,
+                                   slice_thickness_m=snap.slice_thickness_m, energy_ev=energy,
+                                   epoch=snap.epoch)
+        self.probe_view.set_probe(snap.probe, snap.pixel_size_m)
+        window = snap.probe.shape[1:] if snap.probe is not None else (0, 0)
+        self.positions_view.set_positions(snap.positions, snap.initial_positions,
+                                          snap.pixel_size_m, window)
+        if snap.measured is not None:
+            self.frames_view.set_frames(snap.measured, snap.modelled, snap.epoch)
+        self._enable_side_tabs()
+        if not self.loss_view.has_data() and snap.history:
+            self.loss_view.set_history(snap.history, snap.batch_losses)
+        self._napari_source = snap
+        if self.tabs.currentWidget() is self.napari_view and \
+                time.monotonic() - self._napari_shown_at > NAPARI_MIN_INTERVAL_S:
+            self.show_3d()
+
+    def _enable_side_tabs(self) -> None:
+        # holography has no probe and no scan positions: grey those tabs out instead of
+        # showing empty axes
+        for view in (self.probe_view, self.positions_view):
+            self.side_tabs.setTabEnabled(self.side_tabs.indexOf(view), view.has_data())
+
+    def _on_run_finished(self, path, state: str) -> None:
+        self.result_path = Path(path) if path else None
+        if path:
+            self.statusBar().showMessage(f"{state}: result written to {path}", 15000)
+        if self.last_snapshot is not None and self.napari_view.viewer is not None:
+            self.show_3d()
+
+    def _on_run_failed(self, exc: BaseException, tb: str) -> None:
+        self.statusBar().showMessage("the reconstruction failed", 15000)
+        errors.report_exception(self, exc, "Reconstruction", title="Reconstruction failed",
+                                details=tb)
+
+    def _on_thread_stopped(self) -> None:
+        stats = self.controller.last_stats
+        if stats and stats.run_s > 0:
+            log.info("live views: %d snapshots, %.2f s on the solver thread + %.2f s drawing = "
+                     "%.1f %% of %.1f s run time", stats.n_snapshots, stats.callback_s,
+                     stats.gui_s, 100 * stats.overhead_fraction(), stats.run_s)
+        self._set_run_state("idle")
+        if self._quit_after_stop:
+            self.close()
+
+    # ---- 3D ----------------------------------------------------------------------------------
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.napari_view and self._napari_source is not None:
+            self.show_3d()
+
+    def show_3d(self) -> None:
+        """Show the current estimate (or the last opened result) in the napari tab."""
+        src = self._napari_source
+        if src is None:
+            self.napari_view.title.setText("No volume yet: start a reconstruction or open a "
+                                           "result file.")
+            return
+        if self.tabs.currentWidget() is not self.napari_view:
+            self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
+            return
+        try:
+            if isinstance(src, dict):  # an opened result file
+                self.napari_view.show_volume(src["volumes"], src["pixel_size_m"],
+                                             src["slice_thickness_m"], src["truth"],
+                                             src["truth_voxel_m"], src["title"])
+            else:
+                vols = {"delta": src.delta, "beta": src.beta}
+                if src.delta is None and src.object is not None:
+                    vols = {"phase": np.angle(src.object), "amplitude": np.abs(src.object)}
+                voxel = self.run_info.truth_voxel_m if self.run_info else None
+                self.napari_view.show_volume(vols, src.pixel_size_m, src.slice_thickness_m,
+                                             src.truth, voxel, f"current estimate, epoch {src.epoch}")
+            self._napari_shown_at = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - e.g. no OpenGL: the rest keeps working
+            errors.report_exception(self, exc, "3D view (napari)")
+
+    def open_result_in_napari(self) -> None:
+        path = dialogs.open_file(self, "Open result in napari", dialogs.RESULT_FILTER)
+        if path:
+            self.open_path(path, then_3d=True)
+
+    def show_result(self, path: str, res: dict, truth: tuple, switch_to_3d: bool = False) -> None:
+        """Show a result/checkpoint file in the views and (on request) the 3D tab; ``truth`` is
+        (arrays, voxel size) of the data set's ground truth."""
+        p, extra = res["params"], res.get("extra", {})
+        px = float(extra.get("pixel_size_m", self.dataset.pixel_size_m if self.dataset else 1e-8))
+        dz = float(extra.get("slice_thickness_m", px))
+        if self.controller.is_active():
+            log.info("a run is active: showing %s in the 3D view only", path)
+        else:
+            self.slice_view.set_volume(p.get("delta"), p.get("beta"), p.get("object"),
+                                       pixel_size_m=px, slice_thickness_m=dz,
+                                       energy_ev=extra.get("energy_ev"), epoch=res.get("epoch"))
+            self.probe_view.set_probe(p.get("probe"), px)
+            window = np.shape(p["probe"])[1:] if p.get("probe") is not None else (0, 0)
+            self.positions_view.set_positions(p.get("positions"),
+                                              res.get("initial", {}).get("positions"), px, window)
+            loss = res.get("loss", {})
+            if "total" in loss:
+                terms = [k for k in loss if k != "total"]
+                hist = [{"epoch": i + 1, "loss": float(v),
+                         "terms": {k: float(loss[k][i]) for k in terms}}
+                        for i, v in enumerate(loss["total"])]
+                self.loss_view.set_history(hist, list(np.ravel(extra.get("batch_losses", []))))
+            self._enable_side_tabs()
+        vols = {k: p[k] for k in ("delta", "beta") if p.get(k) is not None}
+        if not vols and p.get("object") is not None:
+            vols = {"phase": np.angle(p["object"]), "amplitude": np.abs(p["object"])}
+        self._napari_source = {"volumes": vols, "pixel_size_m": px, "slice_thickness_m": dz,
+                               "truth": truth[0], "truth_voxel_m": truth[1], "title": f"{Path(path).name} ({res.get('kind')}, "
+                                                        f"epoch {res.get('epoch')})"}
+        log.info("opened %s %s (epoch %s)", res.get("kind", "result"), path, res.get("epoch"))
+        if switch_to_3d:
+            self.show_3d()
+
+    # ---- misc --------------------------------------------------------------------------------
+    def _on_busy(self, busy: bool, label: str) -> None:
+        self.busy_label.setText(f"{label}\u2026" if busy else "")
+
+    def _about(self) -> None:
+        from PyQt6.QtWidgets import QMessageBox  # noqa: PLC0415
+
+        QMessageBox.about(self, "About Slicewise",
+                          f"<b>Slicewise {__version__}</b><br>Multislice X-ray reconstruction "
+                          "(ptychography, holography, tomography) by automatic differentiation."
+                          f"<br><br>Log file: {self.log_panel.log_file or 'none'}")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        if self.controller.is_active():
+            if not self._quit_after_stop and not dialogs.confirm(
+                    self, "Quit Slicewise",
+                    "A reconstruction is running. Stop it and quit?\n\nThe run stops after the "
+                    "current minibatch and writes its checkpoint and result."):
+                event.ignore()
+                return
+            self.controller.stop()
+            self._set_run_state("stopping")
+            if not self.controller.wait(120):
+                errors.show_error(self, "Quit Slicewise", "The solver did not stop within two "
+                                  "minutes; the application will not quit yet.")
+                event.ignore()
+                return
+        self._refresh_timer.stop()
+        self._save_settings()
+        self.tasks.shutdown()
+        self.napari_view.close_viewer()
+        if self.dataset is not None:
+            self.dataset.close()
+        self.log_panel.detach()
+        event.accept()
