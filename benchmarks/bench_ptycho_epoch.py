@@ -3,8 +3,9 @@
 THE FLOOR (no tape, no model objects): for each minibatch, gather the object patches with one flat
 index ``take``, multiply by the probe, ``fft2``, amplitude update ``Psi * (1 - a/|Psi|)`` (the
 gradient of the amplitude loss, same 2/n scale), ``ifft2``, multiply by ``conj(probe)``,
-scatter-add the patches back (vectorised ``np.add.at`` on flat indices -- the fastest vectorised
-scatter on NumPy >= 1.25, measured faster than a sorted ``np.add.reduceat``), gradient step.
+scatter-add the patches back (vectorised ``np.add.at`` on flat indices -- on NumPy >= 1.25 the
+fastest vectorised scatter we measured: ~0.3 ms for 64 72^2 patches, vs ~3 ms for sorting the
+indices + ``np.add.reduceat``), gradient step.
 
 SLICEWISE: the same minibatches through ``Problem.loss`` + ``value_and_grad`` + Adam (object only,
 known probe, integer positions -- what ``Reconstruction`` runs per step), and, as a second figure,
@@ -45,7 +46,9 @@ def make_floor(be, obj0, probe, amps, flat_all, lr: float):
 
     if be.name == "numpy":
         def scatter(grad, idx, g):
-            np.add.at(grad, idx.ravel(), g.ravel())
+            # .view(): scipy.fft returns a non-canonical complex64 descriptor, which sends
+            # np.add.at down its ~30x slower generic path (NumPy 2.x checks descriptor identity)
+            np.add.at(grad, idx.ravel(), g.reshape(-1).view(grad.dtype))
     else:  # pragma: no cover - GPU
         import cupyx  # noqa: PLC0415
 

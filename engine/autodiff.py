@@ -76,8 +76,10 @@ class Tape:
         """Propagate cotangents from ``output`` to every tensor on the tape.
 
         ``seed`` defaults to 1 and then ``output`` must be a real scalar. Returns a dict from
-        ``id(tensor)`` to gradient array for the leaves (and any other tensor still referenced).
-        The tape's nodes are released afterwards, so intermediates can be freed.
+        ``id(tensor)`` to gradient array for the leaves (the watched tensors). Each node, and the
+        cotangent of its output, is released as soon as its VJP has run, so the forward
+        intermediates and the cotangents are freed progressively: the backward pass's peak memory
+        stays near the forward pass's instead of adding all cotangents on top of it.
         """
         if self.released:
             raise ADError("this tape was already used for a backward pass; record the function again "
@@ -96,41 +98,54 @@ class Tape:
             seed = xp.ones_like(output.data)
         grads: dict[int, Any] = {id(output): seed}
         owned: set[int] = set()  # gradient buffers we allocated ourselves and may add into in place
-        for node in reversed(self.nodes):
-            g = grads.get(id(node.output))
-            if g is None:
-                continue
-            if isinstance(g, IndexedGrad):
-                g = g.dense()
-            in_grads = node.vjp(g)
-            for t, gi in zip(node.inputs, in_grads):
-                if gi is None or not isinstance(t, Tensor) or t.tape is not self:
-                    continue
-                key = id(t)
-                real = not np.iscomplexobj(t.data)
-                prev = grads.get(key)
-                if isinstance(gi, IndexedGrad):
-                    # a slice's cotangent: scatter into one buffer instead of a dense zeros array each time
-                    if prev is None or key not in owned:
-                        buf = array_module(t.data).zeros(t.data.shape, dtype=t.data.dtype)
-                        if prev is not None:
-                            buf += _as_real(prev) if real else prev
-                        grads[key] = prev = buf
-                        owned.add(key)
-                    prev[gi.index] += _as_real(gi.values) if real else gi.values
-                    continue
-                if real:
-                    gi = _as_real(gi)
-                if prev is None:
-                    grads[key] = gi
-                elif key in owned and prev.shape == gi.shape and prev.dtype == np.result_type(prev, gi):
-                    prev += gi
-                else:
-                    grads[key] = prev + gi
-                    owned.add(key)
-        self.nodes.clear()
-        self.released = True
+        nodes = self.nodes
+        try:
+            for i in range(len(nodes) - 1, -1, -1):
+                node = nodes[i]
+                nodes[i] = None  # drop the node's closure (forward intermediates) once it has run
+                self._run_node(node, grads, owned)
+        finally:  # a tape is used once, also when a VJP raised half-way
+            self.nodes.clear()
+            self.released = True
         return grads
+
+    def _run_node(self, node: "Node", grads: dict, owned: set) -> None:
+        """Hand ``node`` the cotangent of its output (released from ``grads``) and accumulate the
+        cotangents of its inputs."""
+        key_out = id(node.output)
+        g = grads.pop(key_out, None)
+        owned.discard(key_out)
+        if g is None:
+            return
+        if isinstance(g, IndexedGrad):
+            g = g.dense()
+        in_grads = node.vjp(g)
+        del g
+        for t, gi in zip(node.inputs, in_grads):
+            if gi is None or not isinstance(t, Tensor) or t.tape is not self:
+                continue
+            key = id(t)
+            real = not np.iscomplexobj(t.data)
+            prev = grads.get(key)
+            if isinstance(gi, IndexedGrad):
+                # a slice's cotangent: scatter into one buffer instead of a dense zeros array each time
+                if prev is None or key not in owned:
+                    buf = array_module(t.data).zeros(t.data.shape, dtype=t.data.dtype)
+                    if prev is not None:
+                        buf += _as_real(prev) if real else prev
+                    grads[key] = prev = buf
+                    owned.add(key)
+                prev[gi.index] += _as_real(gi.values) if real else gi.values
+                continue
+            if real:
+                gi = _as_real(gi)
+            if prev is None:
+                grads[key] = gi
+            elif key in owned and prev.shape == gi.shape and prev.dtype == np.result_type(prev, gi):
+                prev += gi
+            else:
+                grads[key] = prev + gi
+                owned.add(key)
 
 
 class IndexedGrad:

@@ -60,11 +60,22 @@ def mul(a, b):
     sa, sb = _shape(ad), _shape(bd)
 
     def vjp(g):
-        ga = _unbroadcast(g * _conj(bd), sa) if is_traced(a) else None
-        gb = _unbroadcast(g * _conj(ad), sb) if is_traced(b) else None
+        ga = _unbroadcast(_mul_conj(g, bd), sa) if is_traced(a) else None
+        gb = _unbroadcast(_mul_conj(g, ad), sb) if is_traced(b) else None
         return ga, gb
 
     return record(ad * bd, (a, b), vjp, "mul")
+
+
+def _mul_conj(g, x):
+    """``g * conj(x)``, allocating one array instead of two when ``x`` is a full-size complex array
+    (``conj(x)`` is a fresh array we may multiply into)."""
+    if np.iscomplexobj(x) and hasattr(x, "shape") and tuple(x.shape) == tuple(np.broadcast_shapes(
+            _shape(g), tuple(x.shape))) and np.result_type(getattr(g, "dtype", g), x.dtype) == x.dtype:
+        out = x.conj()
+        out *= g
+        return out
+    return g * _conj(x)
 
 
 def div(a, b):
@@ -211,11 +222,14 @@ def _scatter_add(xp, out, index, g):
 def stack(arrays: Sequence, axis: int = 0):
     raw = [data(x) for x in arrays]
     xp = array_module(raw[0])
-    out = xp.stack(raw, axis=axis)
     n = len(raw)
+    # one array (e.g. a single view angle): a view with a new axis, no copy; primitives never write
+    # into their inputs or outputs, so sharing memory is safe
+    out = xp.expand_dims(raw[0], axis) if n == 1 else xp.stack(raw, axis=axis)
+    ax = axis % out.ndim
 
-    def vjp(g):
-        return tuple(xp.take(g, i, axis=axis) for i in range(n))
+    def vjp(g):  # basic indexing: views of the cotangent, not copies
+        return tuple(g[(slice(None),) * ax + (i,)] for i in range(n))
 
     return record(out, tuple(arrays), vjp, "stack")
 

@@ -50,6 +50,7 @@ class SimulationConfig:
     probe_kind: str = "airy"                # ptychography: "airy" | "gaussian"
     probe_shape: tuple = (32, 32)
     probe_size_px: float = 6.0              # Airy first-ring radius, or Gaussian FWHM
+    probe_defocus_m: float = 0.0            # Airy probe: distance from the focus (a defocused probe)
     scan: str = "raster"                    # "raster" | "fermat"
     scan_step_px: float = 4.0
     position_error_px: float = 0.0          # random error added to the positions written to the file
@@ -122,8 +123,11 @@ def make_probe(cfg: SimulationConfig, optics: Optics) -> np.ndarray:
     """Ptychography probe ``(1, py, px)``, normalised to ``photons`` per frame (or 1e6)."""
     n = cfg.photons or 1e6
     if cfg.probe_kind == "airy":
-        p = airy_probe(cfg.probe_shape, cfg.probe_size_px, n_photons=n)
+        p = airy_probe(cfg.probe_shape, cfg.probe_size_px, defocus_m=cfg.probe_defocus_m,
+                       wavelength_m=optics.wavelength_m, pixel_m=cfg.pixel_size_m, n_photons=n)
     elif cfg.probe_kind == "gaussian":
+        if cfg.probe_defocus_m:
+            raise ConfigError("probe_defocus_m applies to the Airy probe only (probe_kind = 'airy')")
         p = gaussian_probe(cfg.probe_shape, cfg.probe_size_px, n_photons=n)
     else:
         raise ConfigError(f"probe_kind must be 'airy' or 'gaussian', got {cfg.probe_kind!r}")
@@ -139,14 +143,25 @@ def make_positions(cfg: SimulationConfig) -> np.ndarray:
     raise ConfigError(f"scan must be 'raster' or 'fermat', got {cfg.scan!r}")
 
 
-def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=None) -> dict:
+def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=None,
+                    truth: dict | None = None) -> dict:
     """Run the forward model. Returns a dict with ``intensities`` ``(n_angles, n_spots, fy, fx)``
-    float32 in the model convention (see docs/ARCHITECTURE.md), geometry and ``truth``."""
+    float32 in the model convention (see docs/ARCHITECTURE.md), geometry and ``truth``.
+
+    ``truth``: optional ``{"delta", "beta"}`` volumes ``cfg.object_shape`` to image instead of the
+    phantom that ``cfg.phantom`` and ``cfg.material`` describe (objects no phantom kind builds,
+    e.g. separated layers for multislice tests)."""
     cfg.validate()
     be = get_backend(backend_name, "double")
     dz = cfg.slice_thickness_m or cfg.pixel_size_m
     optics = Optics(cfg.energy_ev, cfg.pixel_size_m, dz)
-    truth = ground_truth(cfg)
+    if truth is None:
+        truth = ground_truth(cfg)
+    else:
+        truth = {k: np.asarray(truth[k], np.float64) for k in ("delta", "beta")}
+        if any(v.shape != tuple(cfg.object_shape) for v in truth.values()):
+            raise ConfigError(f"truth: delta and beta must both have object_shape {tuple(cfg.object_shape)}, "
+                              f"got {truth['delta'].shape} and {truth['beta'].shape}")
     params = {"delta": be.asarray(truth["delta"]), "beta": be.asarray(truth["beta"])}
     angles = cfg.angles_rad
     rng = np.random.default_rng(cfg.seed)
@@ -247,6 +262,7 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe", choices=("airy", "gaussian"))
     p.add_argument("--probe-shape", type=int, nargs=2)
     p.add_argument("--probe-size-px", type=float)
+    p.add_argument("--probe-defocus-m", type=float, help="Airy probe defocus, metres")
     p.add_argument("--scan", choices=("raster", "fermat"))
     p.add_argument("--step-px", type=float)
     p.add_argument("--position-error-px", type=float)
@@ -272,6 +288,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
              "energy_ev": args.energy_ev, "pixel_size_m": args.pixel_m, "n_angles": args.angles,
              "angle_range_deg": args.angle_range_deg, "distances_m": args.distances_m,
              "probe_kind": args.probe, "probe_shape": args.probe_shape, "probe_size_px": args.probe_size_px,
+             "probe_defocus_m": args.probe_defocus_m,
              "scan": args.scan, "scan_step_px": args.step_px, "position_error_px": args.position_error_px,
              "photons": args.photons, "seed": args.seed, "layout": args.layout}
     d.update({k: v for k, v in flags.items() if v is not None})

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import Backend
-from ..physics.optics import transmission, wavelength_m
+from ..physics.optics import transmission_of_index, wavelength_m
 from ..physics.rotation import Rotation
 
 OBJECT_PARAMS = ("delta_beta", "complex")
@@ -66,10 +66,24 @@ class ObjectView:
         return [rotated[i] for i in range(len(angles_rad))]
 
     def transmissions(self, vol):
-        """Slice transmissions ``(nz, ny, nx)`` complex for one view's volume."""
+        """Slice transmissions ``(nz, ny, nx)`` (or any shape) complex for a view's volume."""
         if self.param == "complex":
             return vol
-        return transmission(ops.real(vol), ops.imag(vol), self.optics.k, self.optics.slice_thickness_m)
+        return transmission_of_index(vol, self.optics.k, self.optics.slice_thickness_m)
+
+    def slice_transmissions(self, params: dict, angles_rad):
+        """Transmissions of every view, slice-major ``(nz, A, ny, nx)``: slice ``s`` of all the
+        views is one contiguous ``(A, ny, nx)`` block, what multislice over a batch of angles
+        consumes. One rotation and one transmission primitive for the whole batch."""
+        if self.param == "delta_beta":
+            vol = ops.add(params["delta"], ops.mul(params["beta"], 1j))
+        else:
+            vol = params["object"]
+        nz, ny, nx = self.shape
+        if not self.tomo:
+            return ops.reshape(self.transmissions(vol), (nz, 1, ny, nx))
+        rotated = Rotation(self.shape, angles_rad, self.backend, angle_axis=1)(vol)  # (nz, A, ny, nx)
+        return self.transmissions(rotated)
 
     def vacuum(self) -> dict:
         """Parameters of an empty object (the usual initial guess)."""

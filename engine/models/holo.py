@@ -48,11 +48,8 @@ class HoloModel:
     def exit_waves(self, params: dict, angle_idx):
         """Exit waves ``(A, ny, nx)`` behind the last slice."""
         angles = self.angles[np.asarray(angle_idx)]
-        vols = self.view.volumes(params, angles)
-        if len(vols) == 1 or not self.view.tomo:
-            trans = ops.reshape(self.view.transmissions(vols[0]), (self.object_shape[0], 1) + self.frame_shape)
-        else:  # (nz, A, ny, nx): each slice step handles every angle of the batch at once
-            trans = ops.stack([self.view.transmissions(v) for v in vols], axis=1)
+        # (nz, A, ny, nx): each slice step handles every angle of the batch at once
+        trans = self.view.slice_transmissions(params, angles)
         if "probe" in params:
             psi = ops.reshape(params["probe"], (1,) + self.frame_shape)
         elif self.illumination is not None:

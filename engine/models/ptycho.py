@@ -64,6 +64,7 @@ class PtychoModel:
                                optics.wavelength_m, backend, optics.method)
         self.farfield = FarField(backend, centred=False)
         self.checkpoint_slices = int(checkpoint_slices)
+        self._extractors: dict[bytes, PatchExtractor] = {}
 
     def exit_fields(self, params: dict, angle_idx, spot_idx, positions=None) -> list:
         """Far-field complex fields per angle: list of ``(S, m, py, px)``."""
@@ -80,18 +81,37 @@ class PtychoModel:
             psi0 = shift_probe(probe, frac, self.backend)          # (S, m, py, px)
         else:
             psi0 = ops.reshape(probe, (1,) + tuple(data(probe).shape))
-        extractor = PatchExtractor(corners + self.offset, self.probe_shape, self.padded_shape,
-                                   self.backend)
+        extractor = self._extractor(corners + self.offset)
         out = []
         angles = self.angles[np.asarray(angle_idx)]
+        nz = self.object_shape[0]
+        field_shape = (len(spot_idx), 1) + self.probe_shape
         for vol in self.view.volumes(params, angles):
-            trans = ops.pad(self.view.transmissions(vol), self.pad, value=1.0)
-            patches = extractor(trans)                              # (nz, S, py, px)
-            nz = self.object_shape[0]
-            psi = multislice(psi0, lambda s: ops.reshape(patches[s], (len(spot_idx), 1) + self.probe_shape),
-                             nz, self.step, block=self.checkpoint_slices)
+            trans = ops.pad(self.view.transmissions(vol), self.pad, value=1.0)  # (nz, Ny, Nx)
+            if nz == 1:
+                psi = ops.mul(psi0, ops.reshape(extractor(trans), field_shape))
+            else:  # windows cut slice by slice: each slice's adjoint scatters straight into the
+                # (nz, Ny, Nx) gradient, no (nz, S, py, px) cotangent buffer in between
+                psi = multislice(psi0, lambda s: ops.reshape(extractor(trans[s]), field_shape),
+                                 nz, self.step, block=self.checkpoint_slices)
             out.append(self.farfield(psi))
         return out
+
+    def _extractor(self, corners) -> PatchExtractor:
+        """Patch extractor for these window corners; the last few are kept, so full-batch epochs
+        (the same spots every step) build the index arrays once."""
+        key = corners.tobytes()
+        cache = self._extractors
+        ext = cache.pop(key, None)
+        if ext is None:
+            ext = PatchExtractor(corners, self.probe_shape, self.padded_shape, self.backend)
+        cache[key] = ext  # most recently used last
+        nbytes = 0
+        for k in reversed(list(cache)):  # keep recent ones up to ~64 MB of index arrays
+            nbytes += cache[k].flat_host.nbytes
+            if nbytes > 64 * 2 ** 20 and k != key:
+                cache.pop(k, None)  # tolerant: snapshot() may predict from another thread
+        return ext
 
     def predict(self, params: dict, angle_idx, spot_idx):
         """Intensities ``(A, S, py, px)``, unshifted, summed over probe modes."""

@@ -15,14 +15,20 @@ import numpy as np
 from ..autodiff import data, is_traced, record
 from ..backend import Backend, to_host
 
+#: NumPy >= 1.25 runs ``ufunc.at`` on 1-D contiguous operands in a fast loop (~0.3 ms for 64 patches
+#: of 72^2); older versions are ~50x slower there, so they sort the indices once per extractor and
+#: use a segmented ``add.reduceat`` instead.
+_FAST_UFUNC_AT = tuple(int(v) for v in np.__version__.split(".")[:2]) >= (1, 25)
+
 
 class PatchExtractor:
     """Gather ``(n, py, px)`` windows at integer corners from ``(..., ny, nx)`` arrays.
 
     ``corners``: int ``(n, 2)`` (y, x) top-left corners, each window fully inside the array
     (the models pad the object with vacuum so that this holds). Forward is a gather; the adjoint
-    scatters (sums) patches back, vectorised as a segmented sum over the sorted pixel indices
-    (NumPy) or an atomic scatter-add (CuPy) -- no Python loop over positions.
+    scatters (sums) patches back, vectorised as a 1-D ``np.add.at`` per leading slice (NumPy >=
+    1.25; a segmented sum over the sorted pixel indices before) or an atomic scatter-add (CuPy) --
+    no Python loop over positions, and no per-minibatch sort of the indices.
     """
 
     def __init__(self, corners, patch_shape, object_shape, backend: Backend):
@@ -43,17 +49,13 @@ class PatchExtractor:
                 + (corners[:, 1, None] + np.arange(px))[:, None, :])  # (n, py, px)
         self.flat_host = flat
         self.flat = backend.asarray(flat)
-        if backend.name == "numpy":
-            order = np.argsort(flat.ravel(), kind="stable")
-            sorted_idx = flat.ravel()[order]
-            starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
-            self._order, self._starts, self._targets = order, starts, sorted_idx[starts]
+        self._segments = None  # sorted-segment plan, built on first use (old NumPy only)
 
     def fwd(self, obj):
         """``(..., ny, nx)`` -> ``(..., n, py, px)``."""
         lead = obj.shape[:-2]
         flat_obj = obj.reshape(lead + (-1,))
-        return flat_obj[..., self.flat]
+        return self.backend.xp.take(flat_obj, self.flat, axis=-1)  # ~2x faster than fancy indexing
 
     def adj(self, patches):
         """``(..., n, py, px)`` -> ``(..., ny, nx)``: sum of the patches at their windows."""
@@ -63,7 +65,18 @@ class PatchExtractor:
         g = patches.reshape(lead + (-1,))
         out = xp.zeros(lead + (ny * nx,), dtype=patches.dtype)
         if self.backend.name == "numpy":
-            out[..., self._targets] = np.add.reduceat(g[..., self._order], self._starts, axis=-1)
+            if _FAST_UFUNC_AT:
+                # 1-D ufunc.at per leading slice (not per position): no sort of the indices.
+                # .view(): scipy.fft hands out non-canonical dtype descriptors, and NumPy's
+                # ufunc.at takes its fast path only for the canonical one (~30x difference)
+                dt = np.dtype(patches.dtype.char)
+                o2, g2, idx = out.reshape(-1, ny * nx).view(dt), g.reshape(-1, g.shape[-1]).view(dt), \
+                    self.flat_host.reshape(-1)
+                for row in range(o2.shape[0]):
+                    np.add.at(o2[row], idx, g2[row])
+            else:
+                order, starts, targets = self._sorted_segments()
+                out[..., targets] = np.add.reduceat(g[..., order], starts, axis=-1)
         else:  # pragma: no cover - GPU: atomic adds, one call per leading slice (not per position)
             import cupyx  # noqa: PLC0415
 
@@ -71,6 +84,15 @@ class PatchExtractor:
             for row in range(o2.shape[0]):
                 cupyx.scatter_add(o2[row], idx, g2[row])
         return out.reshape(lead + (ny, nx))
+
+    def _sorted_segments(self):
+        if self._segments is None:
+            flat = self.flat_host.ravel()
+            order = np.argsort(flat, kind="stable")
+            sorted_idx = flat[order]
+            starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]])
+            self._segments = (order, starts, sorted_idx[starts])
+        return self._segments
 
     def __call__(self, obj):
         return record(self.fwd(data(obj)), (obj,), lambda g: (self.adj(g),), "extract_patches")

@@ -68,6 +68,7 @@ class Propagator:
         self.backend = backend
         self.kernel, _ = _cached_kernel(self.shape, float(pixel_m), float(distance_m),
                                         float(wavelength_m), method, backend)
+        self.kernel_conj = self.kernel.conj()  # the adjoint's kernel, not rebuilt per call
 
     def _check(self, psi):
         if tuple(psi.shape[-2:]) != self.shape:
@@ -76,12 +77,21 @@ class Propagator:
 
     def fwd(self, psi):
         self._check(psi)
-        be = self.backend
-        return be.ifft2(be.fft2(psi) * self.kernel, overwrite_x=True)
+        return self._apply(psi, self.kernel)
 
     def adj(self, psi):
+        return self._apply(psi, self.kernel_conj)
+
+    def _apply(self, psi, kernel):
+        # the spectrum is our own array: multiply in place and transform back in place, so one
+        # field-sized buffer is allocated per call instead of three
         be = self.backend
-        return be.ifft2(be.fft2(psi) * self.kernel.conj(), overwrite_x=True)
+        spec = be.fft2(psi)
+        if spec.shape == psi.shape:
+            spec *= kernel
+        else:  # pragma: no cover - a field smaller than the kernel's broadcast shape
+            spec = spec * kernel
+        return be.ifft2(spec, overwrite_x=True)
 
     def __call__(self, psi):
         return record(self.fwd(data(psi)), (psi,), lambda g: (self.adj(g),), "propagate")

@@ -50,6 +50,27 @@ def _intensity(field, mode_axis):
     return i if mode_axis is None else i.sum(axis=mode_axis)
 
 
+def _amplitude(field, mode_axis):
+    """``sqrt(sum over modes |psi|^2)``: one ``abs`` pass when there is a single mode."""
+    xp = array_module(field)
+    if np.iscomplexobj(field) and (mode_axis is None or field.shape[mode_axis] == 1):
+        amp = xp.abs(field)
+        return amp if mode_axis is None else xp.squeeze(amp, axis=mode_axis)
+    return xp.sqrt(_intensity(field, mode_axis))
+
+
+def _times_field(g, scale, field):
+    """``g * scale * field`` for a real per-pixel ``scale``; a single complex-size pass when the
+    incoming cotangent is the scalar 1 (the loss is normally the last node of the tape)."""
+    if array_module(field) is np and np.size(g) == 1:
+        c = float(np.real(np.asarray(g)).reshape(-1)[0])
+        out = field * scale
+        if c != 1.0:
+            out *= c
+        return out
+    return g * scale * field
+
+
 def _expand(a, mode_axis):
     """Re-insert the summed mode axis so a per-pixel factor multiplies every mode."""
     return a if mode_axis is None else array_module(a).expand_dims(a, mode_axis)
@@ -65,18 +86,23 @@ def amplitude_loss_from_field(field, measured_amplitude, mask=None, mode_axis: i
     """
     f = data(field)
     xp = array_module(f)
-    amp = xp.sqrt(_intensity(f, mode_axis))
+    amp = _amplitude(f, mode_axis)
     a = xp.asarray(data(measured_amplitude))
     w, n = _weights(mask, amp.shape, amp.dtype, xp)
     r = amp - a
     wr = r if w is None else w * r
     out = xp.asarray((wr * r).sum() / n, dtype=amp.dtype)
     # the residual is computed once; backward needs only this real per-pixel factor
-    scale = (2.0 / n) * wr / xp.where(amp > 0, amp, 1)
-    del r, a
+    # 2 w r / A, in place (few full-size temporaries: this is the ptychography hot path); where
+    # A = 0 the field is 0 too, so any finite factor gives the documented zero gradient
+    amp[amp == 0] = 1
+    wr *= 2.0 / n
+    wr /= amp
+    scale = wr
+    del r, a, amp
 
     def vjp(g):
-        return (g * _expand(scale, mode_axis) * f, None)
+        return (_times_field(g, _expand(scale, mode_axis), f), None)
 
     return record(out, (field, measured_amplitude), vjp, "amplitude_loss_from_field")
 
@@ -143,7 +169,7 @@ def poisson_nll_from_field(field, measured_intensity, mask=None, mode_axis: int 
     del term, ipe
 
     def vjp(g):
-        return (g * _expand(scale, mode_axis) * f, None)
+        return (_times_field(g, _expand(scale, mode_axis), f), None)
 
     return record(out, (field, measured_intensity), vjp, "poisson_nll_from_field")
 

@@ -112,6 +112,8 @@ class Reconstruction:
                                         betas=(self.config.optimizer.beta1, self.config.optimizer.beta2),
                                         history=self.config.optimizer.lbfgs_history)
         self._support = None
+        if self.config.optimizer.kind == "lbfgs":
+            self._batches(0)  # refuses minibatches now, before anything is written
         if resume:
             self._load_checkpoint(Path(resume))
 
@@ -172,6 +174,8 @@ class Reconstruction:
                     if not math.isfinite(loss):
                         with self._lock:
                             self.problem.params.update(good)
+                            # the moments saw the diverging steps; a resumed run starts them afresh
+                            self.optimizer.reset()
                         self._write(self.checkpoint_path, "checkpoint")
                         raise DivergenceError(
                             f"the loss became {loss} at epoch {self.epoch + 1}, batch {b + 1}; the last "
@@ -298,6 +302,9 @@ class Reconstruction:
         if old_pos is not None:
             p["positions"] = constraints.bound_position_step(p["positions"], old_pos,
                                                              self.config.refine.position_max_step_px)
+            # a common translation of all spots is a null direction of (object, positions): let it
+            # drift and the object only moves off the nominal scan frame (and off any ground truth)
+            p["positions"] = constraints.remove_global_shift(p["positions"], old_pos)
 
     def _after_epoch(self) -> None:
         c = self.config.constraints

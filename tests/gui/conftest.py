@@ -1,0 +1,146 @@
+"""Fixtures for the GUI tests: tiny simulated data sets, an isolated settings file, a window whose
+dialogs are intercepted, and helpers that drive a real reconstruction for a few epochs.
+
+Without a display the tests run on Qt's offscreen platform (napari tests are then skipped, they
+need OpenGL); under ``xvfb-run`` with ``QT_QPA_PLATFORM=xcb`` everything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PyQt6.QtCore import QSettings  # noqa: E402
+
+from slicewise.engine.simulate import SimulationConfig, simulate  # noqa: E402
+
+HAS_GL_DISPLAY = os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("offscreen", "minimal")
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.gui)
+            if "napari" in item.keywords and not HAS_GL_DISPLAY:
+                item.add_marker(pytest.mark.skip(reason="napari needs an OpenGL display "
+                                                        "(run under xvfb-run, QT_QPA_PLATFORM=xcb)"))
+
+
+# ---- data ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def holo_file(tmp_path_factory) -> Path:
+    """Near-field holotomography of a small hollow cone: 4 angles x 2 distances, 24^3 voxels."""
+    cfg = SimulationConfig(modality="holo", object_shape=(24, 24, 24), n_angles=4,
+                           distances_m=(5e-5, 1e-4), pixel_size_m=50e-9, energy_ev=10000.0)
+    return simulate(cfg, tmp_path_factory.mktemp("data") / "cone_holo.h5", "numpy")
+
+
+@pytest.fixture(scope="session")
+def ptycho_file(tmp_path_factory) -> Path:
+    """Far-field ptychography of a Siemens star slab: 25 positions of a 16x16 probe."""
+    from slicewise.engine.phantoms import PhantomSpec
+
+    cfg = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
+                           object_shape=(2, 32, 32), probe_shape=(16, 16), probe_size_px=4.0,
+                           scan_step_px=4.0, pixel_size_m=10e-9, energy_ev=5000.0,
+                           material="gold", position_error_px=0.5)
+    return simulate(cfg, tmp_path_factory.mktemp("data") / "star_ptycho.h5", "numpy")
+
+
+# ---- isolation -----------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings and app-data folders in a temporary directory, never the user's."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qs"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    yield
+
+
+class DialogLog:
+    """Records what would have been shown in error dialogs and answers confirmations."""
+
+    def __init__(self):
+        self.errors: list[tuple[str, str, str]] = []
+        self.confirm_answer = True
+        self.confirms: list[str] = []
+
+    def show_error(self, parent, title, message, details=""):
+        self.errors.append((title, message, details))
+
+    def confirm(self, parent, title, text):
+        self.confirms.append(text)
+        return self.confirm_answer
+
+
+@pytest.fixture
+def dialogs(monkeypatch) -> DialogLog:
+    from slicewise.app import dialogs as dlg_mod
+    from slicewise.app import errors
+
+    rec = DialogLog()
+    monkeypatch.setattr(errors, "show_error", rec.show_error)
+    monkeypatch.setattr(dlg_mod, "confirm", rec.confirm)
+    return rec
+
+
+@pytest.fixture
+def window(qtbot, dialogs):
+    from slicewise.app.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    if w.controller.is_active():  # never leave a solver thread behind
+        w.controller.stop()
+        w.controller.wait(30)
+    w.close()
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+def open_data(qtbot, w, path, timeout=10000) -> None:
+    w.open_path(str(path))
+    qtbot.waitUntil(lambda: w.dataset is not None and w.dataset.source_path == str(path),
+                    timeout=timeout)
+
+
+def fast_run(w, out_dir, epochs: int, **extra) -> None:
+    """Settings for a quick CPU run with live previews as often as allowed."""
+    values = {"run.epochs": epochs, "run.output_dir": str(out_dir), "run.backend": "numpy",
+              "run.snapshot_every_s": 0, "run.checkpoint_every": 0, "run.save_tiff": False,
+              **extra}
+    for path, value in values.items():
+        w.params.set_value(path, value)
+    assert w.params.is_valid(), w.params.errors()
+
+
+def wait_idle(qtbot, w, timeout=60000) -> None:
+    qtbot.waitUntil(lambda: w.run_state == "idle" and not w.controller.is_active(),
+                    timeout=timeout)
+
+
+def wait_for(predicate, timeout_s: float = 20.0) -> None:
+    """Like qtbot.waitUntil but usable with plain Python conditions on the solver thread."""
+    from PyQt6.QtWidgets import QApplication
+
+    t0 = time.monotonic()
+    while not predicate():
+        QApplication.processEvents()
+        if time.monotonic() - t0 > timeout_s:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def restore_excepthook(monkeypatch):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
