@@ -269,8 +269,11 @@ def _fft_pair(x):
     if array_module(x) is np:
         import scipy.fft as sfft  # noqa: PLC0415
 
-        return (lambda a: sfft.fft2(a, norm="ortho", workers=-1),
-                lambda a: sfft.ifft2(a, norm="ortho", workers=-1))
+        def w(a):  # threads only for large transforms (see physics/fft.py)
+            return 1 if a.size < (1 << 17) else -1
+
+        return (lambda a: sfft.fft2(a, norm="ortho", workers=w(a)),
+                lambda a: sfft.ifft2(a, norm="ortho", workers=w(a)))
     import cupy.fft as cfft  # noqa: PLC0415  # pragma: no cover - GPU
 
     return (lambda a: cfft.fft2(a, norm="ortho"), lambda a: cfft.ifft2(a, norm="ortho"))

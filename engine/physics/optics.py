@@ -35,12 +35,7 @@ def transmission(delta, beta, k: float, dz: float):
     dd, bd = data(delta), data(beta)
     xp = array_module(dd)
     kdz = k * dz
-    # real exp/cos/sin are vectorised where complex exp is not: ~3x faster on CPUs
-    amp = xp.exp(bd * (-kdz))
-    phase = dd * (-kdz)
-    t = xp.empty(dd.shape, dtype=_complex_of(dd))
-    t.real = amp * xp.cos(phase)
-    t.imag = amp * xp.sin(phase)
+    t = _exp_transmission(dd, bd, kdz, xp, _complex_of(dd))
 
     def vjp(g):
         # dT/d(delta) = -i kdz T, dT/d(beta) = -kdz T; real inputs keep Re(conj(dT) g)
@@ -62,13 +57,7 @@ def transmission_of_index(vol, k: float, dz: float):
     vd = data(vol)
     xp = array_module(vd)
     kdz = k * dz
-    dd, bd = vd.real, vd.imag
-    amp = xp.exp(bd * (-kdz))
-    phase = dd * (-kdz)
-    t = xp.empty(vd.shape, dtype=vd.dtype)
-    t.real = amp * xp.cos(phase)
-    t.imag = amp * xp.sin(phase)
-    del amp, phase
+    t = _exp_transmission(vd.real, vd.imag, kdz, xp, vd.dtype)
 
     def vjp(g):
         # d/d delta: Re(conj(-i kdz T) g) = -kdz Im(conj(T) g); d/d beta: -kdz Re(conj(T) g);
@@ -79,6 +68,25 @@ def transmission_of_index(vol, k: float, dz: float):
         return (out,)
 
     return record(t, (vol,), vjp, "transmission")
+
+
+def _exp_transmission(dd, bd, kdz: float, xp, dtype):
+    """``exp(-kdz bd) (cos(-kdz dd) + i sin(-kdz dd))`` into a new C-contiguous complex array.
+
+    Real exp/cos/sin are vectorised where complex exp is not (~3x faster on CPUs); the products
+    are written straight into the real and imaginary parts, and the three temporaries are reused
+    (7 passes, no copies: this runs on every rotated volume of every minibatch).
+    """
+    t = xp.empty(dd.shape, dtype=dtype)
+    c_order = {"order": "C"} if xp is np else {}  # C order even for a strided (rotated) input
+    amp = xp.multiply(bd, -kdz, **c_order)
+    xp.exp(amp, out=amp)
+    phase = xp.multiply(dd, -kdz, **c_order)
+    trig = xp.cos(phase)
+    xp.multiply(amp, trig, out=t.real)
+    xp.sin(phase, out=trig)
+    xp.multiply(amp, trig, out=t.imag)
+    return t
 
 
 def _complex_of(real_array):

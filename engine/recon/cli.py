@@ -59,11 +59,17 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     from .run import Reconstruction  # noqa: PLC0415
 
     rec = Reconstruction(cfg, base_dir=base_dir, resume=resume)
-    print(f"backend: {rec.backend.describe()}")
+    dist = rec.distributed
+    root = dist is None or dist.is_root
+    say = print if root else (lambda *a, **k: None)  # MPI: rank 0 speaks for all ranks
+    ranks = f", {dist.size} MPI ranks" if dist is not None else ""
+    say(f"backend: {rec.backend.describe()}{ranks}")
     prob = rec.problem
-    print(f"model: {prob.kind}{' tomography' if prob.tomo else ''}, object {prob.object_shape} "
-          f"(nz, ny, nx), data {rec.dataset.shape}, output {rec.output_dir}")
-    bar = tqdm(total=rec.n_epochs, initial=rec.epoch, unit="epoch", desc="reconstructing")
+    say(f"model: {prob.kind}{' tomography' if prob.tomo else ''}, object {prob.object_shape} "
+        f"(nz, ny, nx), data {rec.dataset.shape}, output {rec.output_dir}")
+    say(f"estimated peak memory: {rec.memory_estimate_bytes / 2**20:.0f} MiB")
+    bar = tqdm(total=rec.n_epochs, initial=rec.epoch, unit="epoch", desc="reconstructing",
+               disable=not root)
 
     def on_progress(ev):
         if ev.kind == "epoch":
@@ -89,7 +95,7 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     h = rec.history
     first, last = (h[0]["loss"], h[-1]["loss"]) if h else (float("nan"), float("nan"))
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])
-    print(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
-          f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
-    print(f"result: {result}\ncheckpoint: {rec.checkpoint_path}")
+    say(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
+        f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
+    say(f"result: {result}\ncheckpoint: {rec.checkpoint_path}")
     return 0 if rec.state in ("finished", "stopped") else 1

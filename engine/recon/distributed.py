@@ -54,6 +54,12 @@ class Distributed:
             return angle_idx, spot_idx[self.rank::self.size]
         return angle_idx[self.rank::self.size], spot_idx
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
+        from mpi4py import MPI  # noqa: PLC0415
+
+        return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
+
     def combine(self, loss: float, terms: dict, grads: dict, weight: float):
         """Weighted averages over ranks of the loss, its terms and the gradients (host round trip)."""
         from mpi4py import MPI  # noqa: PLC0415

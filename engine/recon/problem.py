@@ -173,9 +173,10 @@ def decide_object_shape(cfg: ReconConfig, ds: Dataset, kind: str, tomo: bool) ->
             src = ("model.object_shape" if cfg.model.object_shape is not None
                    else "the data file's object grid")
             raise ConfigError(f"{src} {shape}: scan position {i} (y, x) = "
-                              f"{tuple(pos[i].round(2).tolist())} puts its {py}x{px} probe window entirely outside the {ny}x{nx} object "
-                              f"({int(off.sum())} of {len(pos)} positions do); enlarge model.object_shape "
-                              "or unset it to use the scanned area")
+                              f"{tuple(pos[i].round(2).tolist())} puts its {py}x{px} probe window "
+                              f"entirely outside the {ny}x{nx} object ({int(off.sum())} of {len(pos)} "
+                              "positions do); enlarge model.object_shape or unset it to use the "
+                              "scanned area")
     if nz > 4 * max(ny, nx) or nz > 4096:
         raise ConfigError(f"model.n_slices = {nz} is more than sensible for a {ny}x{nx} object "
                           "(at most 4 x its width); use fewer, thicker slices")

@@ -23,10 +23,11 @@ from .. import ops
 from ..autodiff import no_grad, value_and_grad
 from ..backend import Backend, get_backend, to_host
 from ..errors import ConfigError, DivergenceError, SlicewiseError
-from ..io.datafile import Dataset, open_dataset
+from ..io.datafile import Dataset, estimate_memory_bytes, open_dataset
 from ..io.results import read_result, write_checkpoint, write_result, write_tiff_stack
 from . import config as cfgmod
 from . import constraints
+from .distributed import Distributed
 from .optimizers import make_optimizer
 from .problem import Problem, _resolve_path, build_problem, host_copy
 
@@ -82,8 +83,10 @@ class Reconstruction:
 
     def __init__(self, config: cfgmod.ReconConfig, dataset: Dataset | None = None, *,
                  backend: Backend | None = None, resume: str | Path | None = None,
-                 base_dir: str | Path | None = None):
+                 base_dir: str | Path | None = None, distributed="auto"):
         self.config = cfgmod.validate(config)
+        # MPI data parallelism when launched by mpiexec with several ranks (see distributed.py)
+        self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
         self.backend = backend or get_backend(run.backend, run.precision)
@@ -93,6 +96,7 @@ class Reconstruction:
             dataset = open_dataset(_resolve_path(self.config.data.path, self.base_dir))
         self.dataset = dataset
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir)
+        self.memory_estimate_bytes = self._check_memory()
         self.output_dir = _resolve_path(run.output_dir, self.base_dir)
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
@@ -112,10 +116,16 @@ class Reconstruction:
                                         betas=(self.config.optimizer.beta1, self.config.optimizer.beta2),
                                         history=self.config.optimizer.lbfgs_history)
         self._support = None
+        if self.config.constraints.support not in ("none", "auto"):
+            # a mask file is read (and checked against the object grid) now, before anything is
+            # written, and applies from the first step
+            self._support = self._load_support(self.config.constraints.support)
         if self.config.optimizer.kind == "lbfgs":
             self._batches(0)  # refuses minibatches now, before anything is written
         if resume:
             self._load_checkpoint(Path(resume))
+        if self.distributed is not None:  # every rank starts from rank 0's state
+            self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -155,8 +165,9 @@ class Reconstruction:
     def run(self) -> Path:
         """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
         cfg = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        cfgmod.to_toml(cfg, self.output_dir / "config.toml")
+        if self._writes_files:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            cfgmod.to_toml(cfg, self.output_dir / "config.toml")
         self._set_state("running")
         t_start = time.perf_counter()
         epoch_times: list[float] = []
@@ -168,7 +179,7 @@ class Reconstruction:
                 sums: dict[str, float] = {}
                 for b, (a_idx, s_idx) in enumerate(batches):
                     self._wait_if_paused()
-                    if self._stop:
+                    if self._stop_agreed():
                         break
                     loss, terms = self._step(a_idx, s_idx)
                     if not math.isfinite(loss):
@@ -221,12 +232,34 @@ class Reconstruction:
             raise
         self._write(self.checkpoint_path, "checkpoint")
         self._write(self.result_path, "result")
-        if cfg.run.save_tiff and "delta" in self.problem.params:
+        if cfg.run.save_tiff and "delta" in self.problem.params and self._writes_files:
             for name in ("delta", "beta"):
                 write_tiff_stack(self.output_dir / f"{name}.tif", to_host(self.problem.params[name]),
                                  self.problem.model.optics.pixel_size_m)
         self._set_state("stopped" if self._stop and self.epoch < self.n_epochs else "finished")
         return self.result_path
+
+    def _check_memory(self) -> int:
+        """Estimate the run's peak memory before it starts; refuse one that cannot fit."""
+        ds, run, prob = self.dataset, self.config.run, self.problem
+        frames = (run.batch_angles or ds.n_angles) * (ds.n_spots if prob.kind == "holo"
+                                                       else (run.batch_spots or ds.n_spots))
+        est = estimate_memory_bytes(ds, prob.object_shape, prob.object_shape[0], frames,
+                                    dtype=np.dtype(self.backend.complex_dtype).name)
+        avail = _available_memory_bytes(self.backend)
+        log.info("estimated peak memory %.0f MiB (available %.0f MiB)", est / 2**20, avail / 2**20)
+        if avail and est > avail:
+            raise SlicewiseError(
+                f"this run needs about {est / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB are available; "
+                "lower run.batch_spots / run.batch_angles, set model.checkpoint_slices, or use fewer "
+                "slices (model.n_slices)")
+        return est
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now; under MPI all ranks must agree (one stopping alone would hang)."""
+        if self.distributed is not None:
+            self._stop = self.distributed.any(self._stop)
+        return self._stop
 
     def _wait_if_paused(self) -> None:
         if not self._resume_evt.is_set():
@@ -257,7 +290,11 @@ class Reconstruction:
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         prob = self.problem
         names = self._refined()
-        measured = prob.measured_batch(a_idx, s_idx)
+        dist = self.distributed
+        if dist is not None:
+            a_idx, s_idx = dist.share(a_idx, s_idx, prob.kind)
+        weight = len(a_idx) * len(s_idx)
+        measured = prob.measured_batch(a_idx, s_idx) if weight else None
 
         def objective(unknowns):
             merged = {**prob.params, **unknowns}
@@ -265,22 +302,35 @@ class Reconstruction:
             return total, {k: v for k, v in terms.items()}
 
         vg = value_and_grad(objective, has_aux=True)
+
+        def evaluate(trial):
+            """(loss, terms, grads), averaged over the MPI ranks when distributed."""
+            if weight:
+                (val, terms), g = vg(trial)
+                terms = {k: float(to_host(v)) for k, v in terms.items()}
+            else:  # this rank has no frames in this minibatch
+                val, terms = 0.0, {}
+                g = {n: self.backend.xp.zeros_like(v) for n, v in trial.items()}
+            if dist is not None:
+                val, terms, g = dist.combine(val, terms, g, weight)
+            return val, terms, g
+
         with self._lock:
             unknowns = {n: prob.params[n] for n in names}
-        (loss, terms), grads = vg(unknowns)
+        loss, terms, grads = evaluate(unknowns)
         if not math.isfinite(loss):
             return loss, {}
         closure = None
         if self.config.optimizer.kind == "lbfgs":
             def closure(trial):
-                (val, _), g = vg(trial)
+                val, _, g = evaluate(trial)
                 return val, g
         with self._lock:
             old_pos = prob.params["positions"].copy() if "positions" in names else None
             new = self.optimizer.step(unknowns, grads, closure=closure, loss=loss)
             prob.params.update(new)
             self._project(old_pos)
-        return loss, {k: float(to_host(v)) for k, v in terms.items()}
+        return loss, terms
 
     def _project(self, old_pos) -> None:
         """Constraints after each update, on plain arrays."""
@@ -318,8 +368,9 @@ class Reconstruction:
     def _load_support(self, path_str):
         path = _resolve_path(path_str, self.base_dir)
         try:
-            m = np.load(path) if path.suffix == ".npy" else read_result(path)["params"]["support"]
-        except (OSError, KeyError, ValueError) as exc:
+            m = np.asarray(np.load(path) if path.suffix == ".npy"
+                           else read_result(path)["params"]["support"])
+        except (OSError, KeyError, ValueError, SlicewiseError) as exc:
             raise ConfigError(f"constraints.support: cannot read a mask from {path}: {exc}") from None
         if m.shape != self.problem.object_shape:
             raise ConfigError(f"constraints.support: mask shape {m.shape} differs from the object grid "
@@ -376,7 +427,14 @@ class Reconstruction:
                 out.setdefault(k, []).append(v)
         return out
 
+    @property
+    def _writes_files(self) -> bool:
+        """Only MPI rank 0 (or a single process) writes results and checkpoints."""
+        return self.distributed is None or self.distributed.is_root
+
     def _write(self, path: Path, kind: str) -> None:
+        if not self._writes_files:
+            return
         with self._lock:
             params = {k: host_copy(v) for k, v in self.problem.params.items()}
             opt_state = self.optimizer.state_dict()
@@ -415,6 +473,8 @@ class Reconstruction:
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:
+        if not self._writes_files:  # rank 0 reports for all MPI ranks
+            return
         event.state = self.state
         for fn in list(self._callbacks):
             try:
@@ -439,6 +499,21 @@ class Reconstruction:
         else:
             used = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.peak_memory_bytes = max(self.peak_memory_bytes, int(used))
+
+
+def _available_memory_bytes(backend: Backend) -> int:
+    """Free device memory (GPU) or MemAvailable (Linux); 0 when unknown."""
+    if backend.is_gpu:  # pragma: no cover - GPU
+        free, _ = backend.xp.cuda.runtime.memGetInfo()
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def loss_total(problem: Problem, params: dict) -> float:

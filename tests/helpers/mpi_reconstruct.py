@@ -1,0 +1,26 @@
+"""Run by tests/test_mpi.py under mpiexec: a short holotomography reconstruction, results to JSON."""
+
+import json
+import sys
+
+import numpy as np
+
+from slicewise.engine.recon.config import ReconConfig
+from slicewise.engine.recon.run import Reconstruction
+
+data_path, out_dir, report = sys.argv[1:4]
+cfg = ReconConfig()
+cfg.data.path = data_path
+cfg.run.output_dir = out_dir
+cfg.run.epochs = 3
+cfg.run.batch_angles = 6
+cfg.run.save_tiff = False
+cfg.run.backend = "numpy"
+cfg.run.precision = "double"
+rec = Reconstruction(cfg)
+rec.run()
+if rec.distributed is None or rec.distributed.is_root:
+    with open(report, "w") as f:
+        json.dump({"ranks": 1 if rec.distributed is None else rec.distributed.size,
+                   "loss": rec.history[-1]["loss"],
+                   "delta": np.asarray(rec.problem.params["delta"]).ravel().tolist()}, f)
