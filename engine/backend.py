@@ -162,9 +162,15 @@ def get_backend(name: str = "auto", precision: str = "single") -> Backend:
                                f"{BACKEND_NAMES}, got {env!r}")
         name = env
     if name == "auto":
-        cupy, why = _probe_cupy()
-        if cupy is not None:
-            return _make_backend("cupy", precision)
-        log.info("GPU not used, running on NumPy/SciPy: %s", why)
-        return _make_backend("numpy", precision)
+        name = _auto_choice()
     return _make_backend(name, precision)
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_choice() -> str:
+    """Probe the GPU once per process; say once why it is not used."""
+    cupy, why = _probe_cupy()
+    if cupy is not None:
+        return "cupy"
+    log.info("GPU not used, running on NumPy/SciPy: %s", why)
+    return "numpy"

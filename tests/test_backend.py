@@ -23,7 +23,11 @@ def test_numpy_backend_defaults_to_single_precision():
 def test_auto_falls_back_to_numpy_without_gpu(monkeypatch):
     monkeypatch.setattr(bk, "_probe_cupy", lambda: (None, "no GPU here"))
     monkeypatch.delenv("SLICEWISE_BACKEND", raising=False)
-    assert get_backend("auto").name == "numpy"
+    bk._auto_choice.cache_clear()
+    try:
+        assert get_backend("auto").name == "numpy"
+    finally:
+        bk._auto_choice.cache_clear()
 
 
 def test_environment_variable_overrides_auto(monkeypatch):
