@@ -8,6 +8,8 @@ files (reads are lazy).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt
@@ -16,14 +18,15 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 
 from slicewise.engine.io.datafile import Dataset
 
-from .views.common import colormap, colormap_combo, format_length, log_image, robust_levels
+from .views.common import (colormap, colormap_combo, format_length, log_image, robust_levels,
+                           set_scaled_axis)
 
 MODALITY_TEXT = {"farfield": "far field (ptychography)", "nearfield": "near field (holography)"}
 
 
 def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
     """(label, text) pairs describing ``ds`` in the units a beamline scientist uses."""
-    rows = [("file", ds.source_path or "(in memory)"),
+    rows = [("file", Path(ds.source_path).name if ds.source_path else "(in memory)"),
             ("layout", str(ds.meta.get("layout", "?"))),
             ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
              (", tomography" if ds.n_angles > 1 else "")),
@@ -71,7 +74,7 @@ class DataSummary(QWidget):
             value = QLabel(text)
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             value.setWordWrap(True)
-            value.setToolTip(text)
+            value.setToolTip(ds.source_path if label == "file" and ds.source_path else text)
             self.form.addRow(label, value)
 
     def field_text(self, label: str) -> str | None:
@@ -111,8 +114,9 @@ class FrameBrowser(QWidget):
         self.img = pg.ImageItem()
         self.plot.addItem(self.img)
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("magma"), interactive=False,
-                                   width=14, label="log\u2081\u2080 intensity")
-        self.bar.setImageItem(self.img, insert_in=self.plot)
+                                   width=14)
+        self.bar.setImageItem(self.img)
+        self.glw.addItem(self.bar, 0, 1)
         self.cmap.currentTextChanged.connect(lambda n: self.bar.setColorMap(colormap(n)))
 
         lay = QVBoxLayout(self)
@@ -134,6 +138,10 @@ class FrameBrowser(QWidget):
 
     def set_dataset(self, ds: Dataset | None) -> None:
         self.dataset = ds
+        if ds is not None:  # holograms are ~1 everywhere: linear; diffraction: decades, log
+            self.log.blockSignals(True)
+            self.log.setChecked(ds.modality == "farfield")
+            self.log.blockSignals(False)
         if ds is None:
             self.img.clear()
             self.frame_info.setText("no data set open")
@@ -163,9 +171,13 @@ class FrameBrowser(QWidget):
             frame = np.fft.fftshift(frame)
         img = log_image(frame) if self.log.isChecked() else frame.astype(np.float32)
         levels = robust_levels(img, 1.0, 99.9)
+        new_extent = self.img.image is None or self.img.image.shape != img.shape
         self.img.setImage(img, autoLevels=False, levels=levels)
+        if new_extent:
+            self.plot.autoRange()
         self.bar.setLevels(levels)
-        self.bar.axis.setLabel("log\u2081\u2080 intensity" if self.log.isChecked() else "intensity")
+        set_scaled_axis(self.bar.axis, "log\u2081\u2080 intensity" if self.log.isChecked()
+                        else "intensity", *levels)
         where = f"angle {np.degrees(ds.angles_rad[a]):.4g}\u00b0"
         if ds.distances_m is not None:
             d, t = ds.split_spot(s)

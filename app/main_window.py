@@ -16,74 +16,29 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 from PyQt6.QtCore import QByteArray, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
-from PyQt6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget,
-                             QToolBar, QWidget)
+from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QTabWidget, QToolBar, QWidget
 
 from slicewise.engine import __version__
-from slicewise.engine.errors import DataFileError
 from slicewise.engine.io.datafile import Dataset, open_dataset
-from slicewise.engine.io.results import read_result
 from slicewise.engine.recon import config as cfgmod
 
 from . import dialogs, errors, settings
 from .data_panel import DataSummary, FrameBrowser
+from .file_jobs import VolumeSet, load_hdf5, object_volumes
+from .live_views import LiveViews
 from .log_panel import LogPanel
 from .napari_view import NapariView
 from .params_panel import ParamsPanel
 from .tasks import TaskRunner
 from .views.common import format_duration
-from .views.frames_view import FramesView
-from .views.loss_view import LossView
-from .views.positions_view import PositionsView
-from .views.probe_view import ProbeView
-from .views.slice_view import SliceView
 from .worker import RunController, RunInfo
 
 log = logging.getLogger("slicewise.app")
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 NAPARI_MIN_INTERVAL_S = 2.0     # 3D texture uploads are the costliest view update
-
-
-def _load_hdf5(path: str):
-    """Background job: a data file or a result file? Returns ("data", Dataset) or
-    ("result", result dict, (truth dict, truth voxel size or None))."""
-    try:
-        return ("data", open_dataset(path))
-    except DataFileError as data_exc:
-        try:
-            res = read_result(path)
-        except DataFileError:
-            raise data_exc from None
-        return ("result", res, _truth_for_result(path, res))
-
-
-def _truth_for_result(path: str, res: dict) -> tuple[dict, tuple | None]:
-    """Ground truth of the data set a result was computed from, when that file is still there
-    (a result does not store it), with its voxel size (slice thickness, pixel); ({}, None)
-    otherwise."""
-    try:
-        cfg = cfgmod.from_toml(res.get("config_toml") or "")
-    except Exception:  # noqa: BLE001 - an old or hand-made result: just no truth
-        return {}, None
-    dp = cfg.data.path
-    if not dp:
-        return {}, None
-    candidates = [Path(dp)] if Path(dp).is_absolute() else \
-        [Path(path).parent / dp, Path(path).parent.parent / dp]
-    for cand in candidates:
-        if cand.is_file():
-            try:
-                with open_dataset(cand) as ds:
-                    return ({k: np.asarray(ds.truth[k]) for k in ds.truth
-                             if np.ndim(ds.truth[k]) == 3},
-                            (ds.slice_thickness_m, ds.pixel_size_m))
-            except Exception:  # noqa: BLE001
-                log.debug("no ground truth from %s", cand, exc_info=True)
-    return {}, None
 
 
 class MainWindow(QMainWindow):
@@ -98,7 +53,7 @@ class MainWindow(QMainWindow):
         self.run_info: RunInfo | None = None
         self.last_snapshot = None
         self._napari_shown_at = 0.0
-        self._napari_source = None          # what the 3D view shows: a snapshot or a result
+        self._volumes: VolumeSet | None = None  # what the 3D view shows (current run or a result)
         self._quit_after_stop = False
         self._start_reason = ""
 
@@ -123,27 +78,14 @@ class MainWindow(QMainWindow):
         self.summary = DataSummary()
         self.frames_browser = FrameBrowser()
         self.params = ParamsPanel()
-        self.slice_view = SliceView()
-        self.loss_view = LossView()
-        self.probe_view = ProbeView()
-        self.positions_view = PositionsView()
-        self.frames_view = FramesView()
+        self.live = LiveViews()
+        # the views, by name, for the rest of the window (and tests)
+        self.slice_view, self.loss_view = self.live.slice_view, self.live.loss_view
+        self.probe_view, self.positions_view = self.live.probe_view, self.live.positions_view
+        self.frames_view, self.side_tabs = self.live.frames_view, self.live.side_tabs
         self.napari_view = NapariView()
         self.log_panel = LogPanel(log_file)
 
-        self.side_tabs = QTabWidget()
-        self.side_tabs.addTab(self.frames_view, "Measured vs model")
-        self.side_tabs.addTab(self.probe_view, "Probe")
-        self.side_tabs.addTab(self.positions_view, "Scan positions")
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.loss_view)
-        right.addWidget(self.side_tabs)
-        right.setSizes([300, 400])
-        self.live = QSplitter(Qt.Orientation.Horizontal)
-        self.live.setObjectName("live_splitter")
-        self.live.addWidget(self.slice_view)
-        self.live.addWidget(right)
-        self.live.setSizes([620, 520])
         self.tabs = QTabWidget()
         self.tabs.addTab(self.live, "Reconstruction")
         self.tabs.addTab(self.frames_browser, "Measured data")
@@ -327,7 +269,7 @@ class MainWindow(QMainWindow):
             self.load_config(str(p))
         elif suffix in HDF5_SUFFIXES:
             self.statusBar().showMessage(f"opening {p.name}\u2026")
-            self.tasks.submit(f"opening {p.name}", lambda: _load_hdf5(str(p)),
+            self.tasks.submit(f"opening {p.name}", lambda: load_hdf5(str(p)),
                               lambda res: self._on_hdf5_loaded(str(p), res, then_3d),
                               lambda exc, tb: self._open_failed(str(p), exc, tb))
         else:
@@ -353,12 +295,14 @@ class MainWindow(QMainWindow):
             self.show_result(path, res[1], res[2], switch_to_3d=then_3d)
 
     def set_dataset(self, ds: Dataset, path: str | None = None) -> None:
+        """Show ``ds`` (data summary, frame browser) and point data.path at its file."""
         if self.dataset is not None and self.dataset is not ds:
             self.dataset.close()
         self.dataset = ds
         self.summary.set_dataset(ds)
         self.frames_browser.set_dataset(ds)
         self.frames_view.set_counts(ds.n_angles, ds.n_spots)
+        self.frames_view.set_log_scale(ds.modality == "farfield")
         if path:
             self.params.set_value("data.path", str(Path(path).resolve()))
         self.reset_run()
@@ -477,12 +421,8 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _demo_job(demo, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
         path = Path(demo.ensure_demo_data(folder))
-        cfg = demo.demo_config()
-        cfg.data.path = str(path.resolve())
-        if not Path(cfg.run.output_dir).is_absolute():
-            cfg.run.output_dir = str(folder / cfg.run.output_dir)
+        cfg = demo.demo_config(path, folder / "results")
         return cfg, open_dataset(path)
 
     def _on_demo_ready(self, result) -> None:
@@ -549,10 +489,7 @@ class MainWindow(QMainWindow):
         if self.controller.is_active():
             return
         self.last_snapshot = None
-        for v in (self.slice_view, self.loss_view, self.probe_view, self.positions_view,
-                  self.frames_view):
-            v.clear()
-        self._enable_side_tabs()
+        self.live.clear()
         self.progress.setValue(0)
         self.epoch_label.setText("epoch \u2013")
         self.eta_label.setText("")
@@ -589,6 +526,7 @@ class MainWindow(QMainWindow):
         self.run_info = info
         self.backend_label.setText(f"backend: {info.backend}")
         self.frames_view.set_counts(info.n_angles, info.n_spots)
+        self.frames_view.set_log_scale(info.modality == "farfield")
         log.info("output folder: %s", info.output_dir)
 
     def _on_events(self, events: list) -> None:
@@ -631,35 +569,17 @@ class MainWindow(QMainWindow):
         self.last_snapshot = snap
         energy = self.run_info.energy_ev if self.run_info else \
             (self.dataset.energy_ev if self.dataset else None)
-        self.slice_view.set_volume(snap.delta, snap.beta, snap.object,
-                                   pixel_size_m=snap.pixel_size_m,
-                                   slice_thickness_m=snap.slice_thickness_m, energy_ev=energy,
-                                   epoch=snap.epoch)
-        self.probe_view.set_probe(snap.probe, snap.pixel_size_m)
-        window = snap.probe.shape[1:] if snap.probe is not None else (0, 0)
-        self.positions_view.set_positions(snap.positions, snap.initial_positions,
-                                          snap.pixel_size_m, window)
-        if snap.measured is not None:
-            self.frames_view.set_frames(snap.measured, snap.modelled, snap.epoch)
-        self._enable_side_tabs()
-        if not self.loss_view.has_data() and snap.history:
-            self.loss_view.set_history(snap.history, snap.batch_losses)
-        self._napari_source = snap
+        self.live.show_snapshot(snap, energy)
+        self._volumes = None  # built from last_snapshot when the 3D view needs it
         if self.tabs.currentWidget() is self.napari_view and \
                 time.monotonic() - self._napari_shown_at > NAPARI_MIN_INTERVAL_S:
             self.show_3d()
-
-    def _enable_side_tabs(self) -> None:
-        # holography has no probe and no scan positions: grey those tabs out instead of
-        # showing empty axes
-        for view in (self.probe_view, self.positions_view):
-            self.side_tabs.setTabEnabled(self.side_tabs.indexOf(view), view.has_data())
 
     def _on_run_finished(self, path, state: str) -> None:
         self.result_path = Path(path) if path else None
         if path:
             self.statusBar().showMessage(f"{state}: result written to {path}", 15000)
-        if self.last_snapshot is not None and self.napari_view.viewer is not None:
+        if self.last_snapshot is not None and self.tabs.currentWidget() is self.napari_view:
             self.show_3d()
 
     def _on_run_failed(self, exc: BaseException, tb: str) -> None:
@@ -679,31 +599,48 @@ class MainWindow(QMainWindow):
 
     # ---- 3D ----------------------------------------------------------------------------------
     def _on_tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.napari_view and self._napari_source is not None:
+        if self.tabs.widget(index) is self.napari_view:
             self.show_3d()
+
+    def _current_volumes(self) -> VolumeSet | None:
+        if self._volumes is None and self.last_snapshot is not None:
+            s = self.last_snapshot
+            if s.delta is None and s.object is not None:
+                return None  # phase/amplitude volumes are computed off the UI thread first
+            self._volumes = VolumeSet(object_volumes(s.delta, s.beta, None), s.pixel_size_m,
+                                      s.slice_thickness_m, s.truth,
+                                      self.run_info.truth_voxel_m if self.run_info else None,
+                                      f"current estimate, epoch {s.epoch}")
+        return self._volumes
 
     def show_3d(self) -> None:
         """Show the current estimate (or the last opened result) in the napari tab."""
-        src = self._napari_source
-        if src is None:
-            self.napari_view.title.setText("No volume yet: start a reconstruction or open a "
-                                           "result file.")
-            return
         if self.tabs.currentWidget() is not self.napari_view:
             self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
             return
+        vs = self._current_volumes()
+        if vs is None and self.last_snapshot is not None:  # a complex object: derive volumes
+            s = self.last_snapshot
+            voxel = self.run_info.truth_voxel_m if self.run_info else None
+            self.tasks.submit("preparing the 3D view",
+                              lambda: VolumeSet(object_volumes(None, None, s.object),
+                                                s.pixel_size_m, s.slice_thickness_m, s.truth,
+                                                voxel, f"current estimate, epoch {s.epoch}"),
+                              self._show_volumes,
+                              lambda exc, tb: errors.report_exception(self, exc, "3D view",
+                                                                      details=tb))
+            return
+        if vs is None:
+            self.napari_view.title.setText("No volume yet: start a reconstruction or open a "
+                                           "result file.")
+            return
+        self._show_volumes(vs)
+
+    def _show_volumes(self, vs: VolumeSet) -> None:
+        self._volumes = vs
         try:
-            if isinstance(src, dict):  # an opened result file
-                self.napari_view.show_volume(src["volumes"], src["pixel_size_m"],
-                                             src["slice_thickness_m"], src["truth"],
-                                             src["truth_voxel_m"], src["title"])
-            else:
-                vols = {"delta": src.delta, "beta": src.beta}
-                if src.delta is None and src.object is not None:
-                    vols = {"phase": np.angle(src.object), "amplitude": np.abs(src.object)}
-                voxel = self.run_info.truth_voxel_m if self.run_info else None
-                self.napari_view.show_volume(vols, src.pixel_size_m, src.slice_thickness_m,
-                                             src.truth, voxel, f"current estimate, epoch {src.epoch}")
+            self.napari_view.show_volume(vs.volumes, vs.pixel_size_m, vs.slice_thickness_m,
+                                         vs.truth, vs.truth_voxel_m, vs.title)
             self._napari_shown_at = time.monotonic()
         except Exception as exc:  # noqa: BLE001 - e.g. no OpenGL: the rest keeps working
             errors.report_exception(self, exc, "3D view (napari)")
@@ -713,38 +650,17 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path, then_3d=True)
 
-    def show_result(self, path: str, res: dict, truth: tuple, switch_to_3d: bool = False) -> None:
-        """Show a result/checkpoint file in the views and (on request) the 3D tab; ``truth`` is
-        (arrays, voxel size) of the data set's ground truth."""
-        p, extra = res["params"], res.get("extra", {})
-        px = float(extra.get("pixel_size_m", self.dataset.pixel_size_m if self.dataset else 1e-8))
-        dz = float(extra.get("slice_thickness_m", px))
+    def show_result(self, path: str, res: dict, volumes: VolumeSet,
+                    switch_to_3d: bool = False) -> None:
+        """Show a result/checkpoint file in the views and (on request) in the 3D tab."""
         if self.controller.is_active():
-            log.info("a run is active: showing %s in the 3D view only", path)
+            log.info("a run is active: %s goes to the 3D view only", path)
         else:
-            self.slice_view.set_volume(p.get("delta"), p.get("beta"), p.get("object"),
-                                       pixel_size_m=px, slice_thickness_m=dz,
-                                       energy_ev=extra.get("energy_ev"), epoch=res.get("epoch"))
-            self.probe_view.set_probe(p.get("probe"), px)
-            window = np.shape(p["probe"])[1:] if p.get("probe") is not None else (0, 0)
-            self.positions_view.set_positions(p.get("positions"),
-                                              res.get("initial", {}).get("positions"), px, window)
-            loss = res.get("loss", {})
-            if "total" in loss:
-                terms = [k for k in loss if k != "total"]
-                hist = [{"epoch": i + 1, "loss": float(v),
-                         "terms": {k: float(loss[k][i]) for k in terms}}
-                        for i, v in enumerate(loss["total"])]
-                self.loss_view.set_history(hist, list(np.ravel(extra.get("batch_losses", []))))
-            self._enable_side_tabs()
-        vols = {k: p[k] for k in ("delta", "beta") if p.get(k) is not None}
-        if not vols and p.get("object") is not None:
-            vols = {"phase": np.angle(p["object"]), "amplitude": np.abs(p["object"])}
-        self._napari_source = {"volumes": vols, "pixel_size_m": px, "slice_thickness_m": dz,
-                               "truth": truth[0], "truth_voxel_m": truth[1], "title": f"{Path(path).name} ({res.get('kind')}, "
-                                                        f"epoch {res.get('epoch')})"}
+            self.last_snapshot = None
+            self.live.show_result(res, volumes.pixel_size_m, volumes.slice_thickness_m)
+        self._volumes = volumes
         log.info("opened %s %s (epoch %s)", res.get("kind", "result"), path, res.get("epoch"))
-        if switch_to_3d:
+        if switch_to_3d or self.tabs.currentWidget() is self.napari_view:
             self.show_3d()
 
     # ---- misc --------------------------------------------------------------------------------

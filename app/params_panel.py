@@ -1,6 +1,6 @@
 """Parameter forms generated from the configuration metadata (``iter_fields``).
 
-One page per metadata ``group``; each row is labelled with the field name and unit, its tooltip is
+One foldable section per metadata ``group``; each row is labelled with the field name and unit, its tooltip is
 the help text, and every edit is validated as it is typed through the engine's own ``set_value``
 (so the GUI and the TOML reader accept exactly the same values). Invalid rows turn red, the page
 title gets a warning mark, and :attr:`validityChanged` tells the window why Start is disabled.
@@ -16,7 +16,7 @@ import os
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                             QLineEdit, QScrollArea, QToolBox, QToolButton, QVBoxLayout, QWidget)
+                             QLineEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from slicewise.engine.errors import ConfigError
 from slicewise.engine.recon import config as cfgmod
@@ -74,6 +74,47 @@ def _tooltip(info: cfgmod.FieldInfo) -> str:
     return "\n".join(lines)
 
 
+class _Section(QWidget):
+    """A group of fields under a header button that folds it away."""
+
+    def __init__(self, title: str, tooltip: str):
+        super().__init__()
+        self.title = title
+        self.button = QToolButton()
+        self.button.setCheckable(True)
+        self.button.setChecked(True)
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.button.setArrowType(Qt.ArrowType.DownArrow)
+        self.button.setAutoRaise(True)
+        self.button.setStyleSheet("QToolButton { font-weight: bold; }")
+        self.button.setToolTip(tooltip)
+        self.button.toggled.connect(self.set_expanded)
+        self.body = QWidget()
+        self.form = QFormLayout(self.body)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        self.form.setContentsMargins(8, 0, 2, 6)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.button)
+        lay.addWidget(self.body)
+        self.set_marked(False)
+
+    def set_expanded(self, on: bool) -> None:
+        self.button.blockSignals(True)
+        self.button.setChecked(on)
+        self.button.blockSignals(False)
+        self.button.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.body.setVisible(on)
+
+    def set_marked(self, bad: bool) -> None:
+        self.button.setText((WARN if bad else "") + self.title)
+
+    def text(self) -> str:
+        return self.button.text()
+
+
 class _Row:
     """One field: its editor widget and how to read/write it as text."""
 
@@ -94,11 +135,19 @@ class ParamsPanel(QWidget):
         self._errors: dict[str, str] = {}
         self._cross_error: tuple[str, str] | None = None
         self._state = "idle"
-        self._pages: dict[str, int] = {}
+        self._sections: dict[str, _Section] = {}
 
         self.header = QHBoxLayout()
         self.header.setContentsMargins(0, 0, 0, 0)
-        self.toolbox = QToolBox()
+        # all groups in one scrolling column: everything can be seen, each group can be folded
+        content = QWidget()
+        self._column = QVBoxLayout(content)
+        self._column.setContentsMargins(0, 0, 0, 0)
+        self._column.setSpacing(2)
+        self._column.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(content)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #c0392b;")
@@ -106,7 +155,7 @@ class ParamsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(self.header)
-        lay.addWidget(self.toolbox, 1)
+        lay.addWidget(self.scroll, 1)
         lay.addWidget(self.message)
         self._build()
         self._revalidate()
@@ -116,27 +165,25 @@ class ParamsPanel(QWidget):
         self.header.addWidget(w)
 
     def _build(self) -> None:
-        forms: dict[str, QFormLayout] = {}
         for info in cfgmod.iter_fields(self._cfg):
-            form = forms.get(info.group)
-            if form is None:
-                page = QWidget()
-                form = QFormLayout(page)
-                form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-                form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-                scroll = QScrollArea()
-                scroll.setWidgetResizable(True)
-                scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-                scroll.setWidget(page)
-                idx = self.toolbox.addItem(scroll, GROUP_TITLES.get(info.group, info.group))
+            section = self._sections.get(info.group)
+            if section is None:
                 doc = type(getattr(self._cfg, info.path.split(".")[0])).__doc__ or ""
-                self.toolbox.setItemToolTip(idx, doc.strip().splitlines()[0] if doc else "")
-                self._pages[info.group] = idx
-                forms[info.group] = form
+                section = _Section(GROUP_TITLES.get(info.group, info.group),
+                                   doc.strip().splitlines()[0] if doc else "")
+                self._sections[info.group] = section
+                self._column.insertWidget(self._column.count() - 1, section)
             row = self._make_row(info)
             self._rows[info.path] = row
-            form.addRow(row.label, row.editor)
+            section.form.addRow(row.label, row.editor)
             self._style_label(row)
+
+    def group_title(self, group: str) -> str:
+        """The header text of a group (with a warning mark when a field in it is invalid)."""
+        return self._sections[group].text()
+
+    def set_expanded(self, group: str, on: bool) -> None:
+        self._sections[group].set_expanded(on)
 
     def _make_row(self, info: cfgmod.FieldInfo) -> _Row:
         tip = _tooltip(info)
@@ -279,10 +326,8 @@ class ParamsPanel(QWidget):
                 row.editor.setStyleSheet("background: #ffe0e0;")
             else:
                 row.editor.setStyleSheet("")
-        for group, idx in self._pages.items():
-            title = GROUP_TITLES.get(group, group)
-            has_bad = any(p.split(".")[0] == group for p in bad)
-            self.toolbox.setItemText(idx, (WARN + title) if has_bad else title)
+        for group, section in self._sections.items():
+            section.set_marked(any(p.split(".")[0] == group for p in bad))
         reason = self.first_error()
         self.message.setText(reason)
         self.message.setVisible(bool(reason))

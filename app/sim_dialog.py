@@ -15,6 +15,8 @@ from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBo
                              QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                              QSpinBox, QVBoxLayout, QWidget)
 
+from slicewise.engine.errors import ConfigError
+from slicewise.engine.materials import NAMED_MATERIALS, material_optics, named_material
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.simulate import PRESETS, SimulationConfig, simulate
 
@@ -72,9 +74,12 @@ class SimulationDialog(QDialog):
         for k, v in MODALITIES.items():
             self.modality.addItem(v, k)
         self.modality.currentIndexChanged.connect(self._update_enabled)
-        self.material = QLineEdit(d.material)
-        self.material.setToolTip("a named material (e.g. 'SiO2 glass', 'gold') or FORMULA:DENSITY "
-                                 "in g/cm\u00b3, e.g. 'SiO2:2.2'")
+        self.material = QComboBox()
+        self.material.setEditable(True)
+        self.material.addItems(list(NAMED_MATERIALS))
+        self.material.setCurrentText(d.material)
+        self.material.setToolTip("a named material or FORMULA:DENSITY with the density in "
+                                 "g/cm\u00b3, e.g. 'SiO2:2.2'")
         self.nz, self.ny, self.nx = (_ispin(1, 1024, n) for n in d.object_shape)
         self.energy = _dspin(0.1, 200.0, d.energy_ev / 1e3, 3, "keV")
         self.pixel = _dspin(0.001, 1e6, d.pixel_size_m * 1e9, 3, "nm")
@@ -175,7 +180,7 @@ class SimulationDialog(QDialog):
     def set_config(self, c: SimulationConfig) -> None:
         self.phantom.setCurrentIndex(list(PHANTOMS).index(c.phantom.kind))
         self.modality.setCurrentIndex(list(MODALITIES).index(c.modality))
-        self.material.setText(c.material)
+        self.material.setCurrentText(c.material)
         for w, n in zip((self.nz, self.ny, self.nx), c.object_shape):
             w.setValue(int(n))
         self.energy.setValue(c.energy_ev / 1e3)
@@ -208,14 +213,12 @@ class SimulationDialog(QDialog):
             dist = tuple(float(t) * 1e-6 for t in self.distances.text().replace(";", ",").split(",")
                          if t.strip())
         except ValueError:
-            from slicewise.engine.errors import ConfigError  # noqa: PLC0415
-
             raise ConfigError(f"distances: expected numbers in \u00b5m separated by commas, got "
                               f"{self.distances.text()!r}") from None
         c = SimulationConfig(
             modality=self.modality.currentData(),
             phantom=PhantomSpec(kind=self.phantom.currentData(), seed=self.seed.value()),
-            material=self.material.text().strip(),
+            material=self.material.currentText().strip(),
             object_shape=(self.nz.value(), self.ny.value(), self.nx.value()),
             energy_ev=self.energy.value() * 1e3, pixel_size_m=self.pixel.value() * 1e-9,
             slice_thickness_m=self.slice.value() * 1e-9 or None, n_angles=self.n_angles.value(),
@@ -227,7 +230,22 @@ class SimulationDialog(QDialog):
             photons=self.photons.value() or None, seed=self.seed.value(),
             layout=self.layout_box.currentText())
         c.validate()
+        self._check_material(c.material, c.energy_ev)
         return c
+
+    @staticmethod
+    def _check_material(spec: str, energy_ev: float) -> None:
+        """Fail now, with the engine's message, rather than in the middle of the simulation."""
+        if ":" in spec:
+            formula, density = spec.split(":", 1)
+            try:
+                rho = float(density)
+            except ValueError:
+                raise ConfigError(f"material {spec!r}: expected FORMULA:DENSITY in g/cm\u00b3, "
+                                  "e.g. 'SiO2:2.2'") from None
+            material_optics(formula.strip(), rho, energy_ev)
+        else:
+            named_material(spec).optics(energy_ev)
 
     def _browse(self) -> None:
         path = dialogs.save_file(self, "Simulated data file", "HDF5 (*.h5)",

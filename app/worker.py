@@ -113,8 +113,9 @@ class RunWorker(QObject):
     def run(self) -> None:
         t0 = time.perf_counter()
         try:
+            # one process: never join an MPI job, even if launched from an MPI environment
             run = Reconstruction(self.config, self.dataset, resume=self.resume,
-                                 base_dir=self.base_dir)
+                                 base_dir=self.base_dir, distributed=None)
             self.run_obj = run
             if self._stop_requested:  # stopped while the run was being built: write nothing
                 run.stop()

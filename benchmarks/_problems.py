@@ -8,9 +8,9 @@ shapes do).
 
 from __future__ import annotations
 
+import atexit
 import math
-import os
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -103,8 +103,15 @@ def recon_config(backend_name: str, *, param: str = "delta_beta", batch_spots: i
     cfg.run.precision = precision
     cfg.run.checkpoint_every = 0
     cfg.run.save_tiff = False
-    cfg.run.output_dir = output_dir or tempfile.mkdtemp(prefix="slicewise-bench-")
+    cfg.run.output_dir = output_dir or _scratch_dir()
     return cfgmod.validate(cfg)
+
+
+def _scratch_dir() -> str:
+    """A temporary output folder for ``Reconstruction`` runs, removed when the script exits."""
+    path = tempfile.mkdtemp(prefix="slicewise-bench-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def make_problem(cfg: ReconConfig, ds: Dataset, be):
@@ -162,8 +169,4 @@ def correlation(a, b) -> float:
     return float(a @ b) / den if den > 0 else 0.0
 
 
-def setup_path() -> None:
-    """Make ``_timing`` importable when a script runs from elsewhere."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
+from slicewise.engine.runtime import keep_freed_memory  # noqa: E402,F401  (re-exported for the scripts)

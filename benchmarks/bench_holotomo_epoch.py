@@ -26,7 +26,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import Solver, angle_batches, holo_dataset, make_problem, recon_config  # noqa: E402
+from _problems import (Solver, angle_batches, holo_dataset, keep_freed_memory,  # noqa: E402
+                       make_problem, recon_config)
 from _profile import GROUPS, format_split, rescale, split  # noqa: E402
 from _timing import gpu_sync  # noqa: E402
 
@@ -38,6 +39,8 @@ HOLO_GROUPS = {k: v for k, v in GROUPS.items() if k != "patches"}
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--keep-memory", action="store_true",
+                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
     ap.add_argument("--size", type=int, default=64, help="object is size^3 voxels (size slices)")
     ap.add_argument("--angles", type=int, default=36)
     ap.add_argument("--batch-angles", type=int, nargs="+", default=[1, 6, 36],
@@ -47,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     be = get_backend(args.backend)
     sync = gpu_sync(be) or (lambda: None)
-    print(f"# {be.describe()}")
+    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
     t0 = time.perf_counter()
     ds = holo_dataset(be, args.size, args.angles)
     print(f"# cone {args.size}^3, {args.angles} angles, 1 distance; data simulated in "
@@ -72,7 +75,7 @@ def main() -> None:
             epoch(r)
             if r:
                 best = min(best, time.perf_counter() - t)
-        _, parts = split(lambda: epoch(args.repeat + 1), HOLO_GROUPS)
+        _, parts = split(lambda: epoch(args.repeat + 1), HOLO_GROUPS, 3)
         splits.append((ba, best, rescale(parts, best)))
         run_s = float("nan") if args.no_run else run_epoch_time(cfg, ds, be, args.repeat)
         n_steps = -(-args.angles // ba)

@@ -30,7 +30,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import Solver, make_problem, ptycho_dataset, recon_config, spot_batches  # noqa: E402
+from _problems import (Solver, keep_freed_memory, make_problem, ptycho_dataset,  # noqa: E402
+                       recon_config, spot_batches)
+from _profile import GROUPS, format_split, rescale, split  # noqa: E402
 from _timing import gpu_sync  # noqa: E402
 
 from slicewise.engine import get_backend, to_host  # noqa: E402
@@ -82,6 +84,8 @@ def make_floor(be, obj0, probe, amps, flat_all, lr: float):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--keep-memory", action="store_true",
+                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
     ap.add_argument("--size", type=int, default=256, help="object is size x size")
     ap.add_argument("--probe", type=int, default=72, help="probe/detector is probe x probe")
     ap.add_argument("--grid", type=int, default=26, help="raster of grid x grid positions")
@@ -94,7 +98,7 @@ def main() -> None:
 
     be = get_backend(args.backend)
     sync = gpu_sync(be) or (lambda: None)
-    print(f"# {be.describe()}")
+    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
     t0 = time.perf_counter()
     ds = ptycho_dataset(be, args.size, args.probe, args.grid)
     n_spots = ds.n_spots
@@ -102,7 +106,7 @@ def main() -> None:
           f"{args.probe}^2 probe, 1 slice; data simulated in {time.perf_counter() - t0:.1f} s")
     print(f"{'param':>10} {'batch':>6} {'floor (s)':>10} {'slicewise (s)':>14} {'ratio':>6} "
           f"{'Reconstruction.run (s)':>23} {'ratio':>6}")
-    summary = []
+    summary, splits = [], []
     for param in args.param:
         for batch in args.batch:
             batch = batch if 0 < batch < n_spots else n_spots
@@ -153,6 +157,11 @@ def main() -> None:
                 if r:
                     best_f, best_s = min(best_f, tf), min(best_s, ts)
 
+            groups = {k: GROUPS[k] for k in ("FFTs", "patches", "transmission", "loss", "optimizer")}
+            groups["measured data"] = [("recon/problem.py", "measured_batch", "cum")]
+            _, parts = split(lambda: sw_epoch(spot_batches(n_spots, batch, args.repeat + 1)), groups, 3)
+            splits.append((param, batch, best_s, rescale(parts, best_s)))
+
             run_s = float("nan")
             if not args.no_run:
                 run_s = run_epoch_time(cfg, ds, be, args.repeat)
@@ -161,6 +170,10 @@ def main() -> None:
             print(line, flush=True)
             summary.append((param, batch, best_f, best_s, run_s))
     print("# ratio = Slicewise / floor, same minibatches, best of", args.repeat, "epochs each; target <= 1.5")
+    print("# split of the Slicewise epoch (groups timed under cProfile, rest = epoch - groups: elementwise "
+          "products, padding, tape, Python):")
+    for param, batch, t, parts in splits:
+        print(f"#   {param} {batch}: {format_split(t, parts)}")
 
 
 def run_epoch_time(cfg, ds, be, repeat: int) -> float:

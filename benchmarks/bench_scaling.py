@@ -31,8 +31,8 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import (Solver, angle_batches, holo_dataset, make_problem, ptycho_dataset,  # noqa: E402
-                       recon_config, spot_batches)
+from _problems import (Solver, angle_batches, holo_dataset, keep_freed_memory,  # noqa: E402
+                       make_problem, ptycho_dataset, recon_config, spot_batches)
 from _timing import gpu_sync  # noqa: E402
 
 from slicewise.engine import get_backend  # noqa: E402
@@ -87,6 +87,8 @@ def measure(epoch, step, repeat: int, sync, trace: bool) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="auto")
+    ap.add_argument("--keep-memory", action="store_true",
+                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
     ap.add_argument("--slices", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--slices-size", type=int, default=128, help="object size of the slices table")
     ap.add_argument("--checkpoint", type=int, default=4, help="checkpoint_slices of the second column")
@@ -104,7 +106,8 @@ def main() -> None:
     be = get_backend(args.backend)
     sync = gpu_sync(be) or (lambda: None)
     trace = not be.is_gpu  # tracemalloc sees host memory only
-    print(f"# {be.describe()}; time = best of {args.repeat} epochs; memory = tracemalloc peak of "
+    note = f"; {keep_freed_memory()}" if args.keep_memory else ""
+    print(f"# {be.describe()}{note}; time = best of {args.repeat} epochs; memory = tracemalloc peak of "
           "one optimiser step (MB)")
 
     if "slices" not in args.skip:

@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:  # bare `slicewise` opens the application
         args.file, args.demo = None, False
         func = _cmd_gui
+    if args.command in (None, "gui", "demo", "reconstruct"):
+        from .runtime import keep_freed_memory  # noqa: PLC0415
+
+        keep_freed_memory()
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:

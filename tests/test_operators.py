@@ -8,7 +8,7 @@ import pytest
 from slicewise.engine import get_backend, ops
 from slicewise.engine.gradcheck import check_adjoint, check_grad
 from slicewise.engine.physics.farfield import FarField
-from slicewise.engine.physics.optics import transmission
+from slicewise.engine.physics.optics import transmission, transmission_of_index
 from slicewise.engine.physics.patches import PatchExtractor, shift_probe
 from slicewise.engine.physics.propagation import Propagator, propagate
 from slicewise.engine.physics.rotation import Rotation
@@ -114,3 +114,66 @@ def test_rotation_by_zero_is_identity_and_by_90_degrees_turns_x_into_z():
     # x = cx - (z' - cz) and z = cz + (x' - cx): output[z', :, x'] = vol[x', :, 4 - z']
     expected = np.transpose(vol, (2, 1, 0))[::-1]
     np.testing.assert_allclose(r90, expected, atol=1e-9)
+
+
+# ---- performance paths (benchmarks/): same results as the straightforward forms ----------------
+
+def test_rotation_slice_major_layout_is_the_angle_major_one_transposed():
+    angles = np.array([0.3, 1.2, -2.0])
+    vol = crand(6, 3, 7)
+    a_major = Rotation(vol.shape, angles, BE).fwd(vol)
+    s_major = Rotation(vol.shape, angles, BE, angle_axis=1)
+    np.testing.assert_allclose(s_major.fwd(vol), np.moveaxis(a_major, 0, 1), atol=1e-12)
+    np.testing.assert_allclose(s_major.fwd(vol.real), np.moveaxis(a_major, 0, 1).real, atol=1e-12)
+    check_adjoint(s_major, vol, linear=True)
+    check_adjoint(s_major, vol.real, linear=True)
+    check_grad(lambda v: loss_of(s_major(v)), [vol])
+
+
+def test_rotation_single_precision_complex_equals_its_real_and_imaginary_parts():
+    be = get_backend("numpy", "single")
+    vol = crand(5, 4, 5).astype(np.complex64)
+    rot = Rotation(vol.shape, [0.4, 2.5], be)
+    out = rot.fwd(vol)
+    assert out.dtype == np.complex64
+    np.testing.assert_allclose(out, rot.fwd(vol.real) + 1j * rot.fwd(vol.imag), atol=1e-6)
+
+
+def test_transmission_of_index_matches_transmission_and_its_gradient():
+    k, dz = 2 * np.pi / WL, 100e-9
+    delta = RNG.random((3, 4, 5)) * 1e-5
+    beta = RNG.random((3, 4, 5)) * 1e-6
+    vol = delta + 1j * beta
+    np.testing.assert_allclose(transmission_of_index(vol, k, dz), transmission(delta, beta, k, dz),
+                               rtol=1e-13)
+    # strided input (a rotated volume is a transposed view): C-contiguous output, same values
+    t = transmission_of_index(vol.swapaxes(1, 2), k, dz)
+    assert t.flags.c_contiguous
+    np.testing.assert_allclose(t, transmission(delta, beta, k, dz).swapaxes(1, 2), rtol=1e-13)
+    # d/d delta + i d/d beta of a real loss equals the two real gradients of transmission()
+    from slicewise.engine import value_and_grad
+
+    _, g = value_and_grad(lambda v: loss_of(transmission_of_index(v, k, dz)))(vol)
+    _, (gd, gb) = value_and_grad(lambda d, b: loss_of(transmission(d, b, k, dz)), argnums=(0, 1))(delta, beta)
+    np.testing.assert_allclose(g, gd + 1j * gb, rtol=1e-10, atol=1e-12)
+    check_grad(lambda v: loss_of(transmission_of_index(v, k, dz)), [vol], eps=1e-10, rtol=1e-5)
+
+
+def test_patch_adjoint_accepts_scipy_fft_arrays_and_leading_axes():
+    import scipy.fft as sfft
+
+    corners = np.array([[0, 0], [2, 3], [5, 6], [2, 3]])
+    ext = PatchExtractor(corners, (4, 5), (9, 11), BE)
+    for lead in ((), (3,)):
+        g = sfft.ifft2(crand(*lead, 4, 4, 5), workers=2)  # scipy's (non-canonical) dtype instance
+        ref = np.zeros(lead + (9 * 11,), complex)
+        for row in np.ndindex(*lead):
+            np.add.at(ref[row], ext.flat_host.ravel(), g[row].ravel())
+        np.testing.assert_allclose(ext.adj(g), ref.reshape(lead + (9, 11)), rtol=1e-13, atol=1e-13)
+
+
+def test_stack_of_one_array_and_its_gradient():
+    x = crand(3, 4)
+    np.testing.assert_array_equal(ops.stack([x], axis=1), x[:, None])
+    check_grad(lambda z: loss_of(ops.stack([z], axis=1)), [x])
+    check_grad(lambda z: loss_of(ops.stack([z, ops.mul(z, 2.0)], axis=-1)), [x])

@@ -157,3 +157,46 @@ def test_checkpointed_multislice_gives_identical_gradient():
         grads.append(value_and_grad(f)(delta * 50)[1])
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-10)
     assert transmission  # the primitive used inside, imported for readers
+
+
+def test_ptycho_model_gradients_single_slice():
+    """One slice takes a path of its own (no per-slice windows): same gradients."""
+    optics = Optics(8000, 20e-9, 200e-9)
+    delta, beta = _thin_object((1, 20, 20), seed=8)
+    probe = RNG.standard_normal((1, 8, 8)) + 1j * RNG.standard_normal((1, 8, 8))
+    pos = np.array([[2.0, 3.0], [9.0, 6.0], [5.0, 11.0], [9.0, 6.0]])
+    model = PtychoModel((1, 20, 20), (8, 8), optics, BE, positions_px=pos)
+    w = RNG.random((1, 4, 8, 8))
+
+    def loss(d, b, p):
+        return ops.sum(ops.mul(model.predict({"delta": d, "beta": b, "probe": p, "positions": pos}, [0],
+                                             [0, 1, 2, 3]), w))
+
+    check_grad(loss, [delta, beta, probe], argnum=0, eps=1e-10, rtol=1e-5)
+    check_grad(loss, [delta, beta, probe], argnum=1, eps=1e-10, rtol=1e-5)
+    check_grad(loss, [delta, beta, probe], argnum=2)
+
+
+def test_ptycho_windowed_and_whole_object_transmissions_agree():
+    """Small minibatches compute the transmission on the probe windows only, large ones on the
+    whole object: same intensities and gradients."""
+    from slicewise.engine import value_and_grad
+
+    optics = Optics(8000, 20e-9, 200e-9)
+    delta, beta = _thin_object((2, 12, 12), seed=9)
+    probe = RNG.standard_normal((1, 8, 8)) + 1j * RNG.standard_normal((1, 8, 8))
+    pos = np.array([[y, x] for y in (0.0, 2.0, 4.0) for x in (0.0, 2.0, 4.0)])
+    model = PtychoModel((2, 12, 12), (8, 8), optics, BE, positions_px=pos, margin_px=0)
+    ny, nx = model.padded_shape
+    assert 2 * 64 < ny * nx <= len(pos) * 64  # two spots: windows; all nine: whole object
+    w = RNG.random((1, 2, 8, 8))
+    grads = []
+    for spots, pick in (([3, 7], slice(None)), (np.arange(len(pos)), [3, 7])):
+        def loss(d, b, spots=spots, pick=pick):
+            inten = model.predict({"delta": d, "beta": b, "probe": probe, "positions": pos}, [0], spots)
+            return ops.sum(ops.mul(ops.getitem(inten, (slice(None), pick)), w))
+        grads.append(value_and_grad(loss, argnums=(0, 1))(delta, beta))
+    (v0, (gd0, gb0)), (v1, (gd1, gb1)) = grads
+    assert v0 == pytest.approx(v1, rel=1e-12)
+    np.testing.assert_allclose(gd0, gd1, rtol=1e-9, atol=1e-12 * np.abs(gd1).max())
+    np.testing.assert_allclose(gb0, gb1, rtol=1e-9, atol=1e-12 * np.abs(gb1).max())

@@ -59,9 +59,29 @@ def robust_levels(img: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) ->
 def log_image(img: np.ndarray) -> np.ndarray:
     """log10 of a non-negative intensity image; zeros are floored a few decades below the peak."""
     a = np.asarray(img, dtype=np.float32)
-    peak = float(np.nanmax(a)) if a.size else 0.0
+    finite = a[np.isfinite(a)]
+    peak = float(finite.max()) if finite.size else 0.0
     floor = peak * 1e-7 if peak > 0 else 1e-12
-    return np.log10(np.maximum(a, floor))
+    return np.log10(np.maximum(np.nan_to_num(a, nan=floor), floor))
+
+
+COLORBAR_AXIS_WIDTH = 64
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+def set_scaled_axis(axis: pg.AxisItem, label: str, lo: float, hi: float) -> None:
+    """Label an axis showing values of order 1e-6 as "delta  x10^-6" with ticks 0..5, instead of
+    pyqtgraph's "(x1e-06)" suffix or crowded "5e-07" ticks."""
+    m = max(abs(lo), abs(hi))
+    exp = int(math.floor(math.log10(m))) if m > 0 and math.isfinite(m) else 0
+    axis.enableAutoSIPrefix(False)
+    axis.setWidth(COLORBAR_AXIS_WIDTH)  # ColorBarItem fixes 45 px: too narrow for ticks + label
+    if -2 <= exp <= 3:
+        axis.setScale(1.0)
+        axis.setLabel(label)
+    else:
+        axis.setScale(10.0 ** -exp)
+        axis.setLabel(f"{label}  \u00d710{str(exp).translate(_SUPERSCRIPT)}")
 
 
 def format_length(metres: float) -> str:

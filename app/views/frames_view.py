@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from .common import colormap, colormap_combo, log_image, robust_levels
+from .common import colormap, colormap_combo, log_image, robust_levels, set_scaled_axis
 
 
 class FramesView(QWidget):
@@ -44,8 +44,10 @@ class FramesView(QWidget):
         self.meas_plot.addItem(self.meas_img)
         self.model_plot.addItem(self.model_img)
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("magma"), interactive=False,
-                                   width=14, label="log\u2081\u2080 intensity")
-        self.bar.setImageItem([self.meas_img, self.model_img], insert_in=self.model_plot)
+                                   width=14)
+        # in its own column, so that both frames get the same size and stay linked 1:1
+        self.bar.setImageItem([self.meas_img, self.model_img])
+        self.glw.addItem(self.bar, 0, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
@@ -63,6 +65,10 @@ class FramesView(QWidget):
         p.setLabel("bottom", "detector x (px)")
         p.setLabel("left", "detector y (px)")
         return p
+
+    def set_log_scale(self, on: bool) -> None:
+        """Log scale suits far-field patterns (decades of dynamic range); holograms are ~1."""
+        self.log.setChecked(on)
 
     def set_counts(self, n_angles: int, n_spots: int) -> None:
         for box, n in ((self.angle, n_angles), (self.spot, n_spots)):
@@ -96,6 +102,7 @@ class FramesView(QWidget):
         tf = log_image if self.log.isChecked() else (lambda a: np.asarray(a, np.float32))
         meas = tf(self._measured)
         levels = robust_levels(meas, 1.0, 99.9)
+        new_extent = self.meas_img.image is None or self.meas_img.image.shape != meas.shape
         self.meas_img.setImage(meas, autoLevels=False, levels=levels)
         if self._modelled is not None:
             model = tf(self._modelled)
@@ -108,4 +115,7 @@ class FramesView(QWidget):
             self.info.setText(f"R (amplitude) = {r:.3g}" + (f" at epoch {self._epoch}"
                                                              if self._epoch is not None else ""))
         self.bar.setLevels(levels)
-        self.bar.axis.setLabel("log\u2081\u2080 intensity" if self.log.isChecked() else "intensity")
+        set_scaled_axis(self.bar.axis, "log\u2081\u2080 intensity" if self.log.isChecked()
+                        else "intensity", *levels)
+        if new_extent:
+            self.meas_plot.autoRange()

@@ -19,12 +19,25 @@ def _positive(values) -> np.ndarray:
     return np.where(a > 0, a, np.nan)
 
 
+class _LogAxis(pg.AxisItem):
+    """Log axis that labels decades and the 2 and 5 in between (as matplotlib does), instead of
+    every minor tick, whose labels overlap within a decade."""
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph name
+        strings = super().logTickStrings(values, scale, spacing)
+        out = []
+        for v, text in zip(values, strings):
+            mantissa = 10 ** (v - np.floor(v + 1e-9))
+            out.append(text if min(abs(mantissa - k) for k in (1, 2, 5, 10)) < 1e-3 else "")
+        return out
+
+
 class LossView(QWidget):
     """Accumulates progress events; :meth:`refresh` redraws (called on a timer, not per event)."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(axisItems={"left": _LogAxis(orientation="left")})
         self.plot.setLogMode(y=True)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "epoch")

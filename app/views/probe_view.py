@@ -7,7 +7,8 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .common import PHASE_COLORMAP, UM, colormap, colormap_combo, image_plot, robust_levels
+from .common import (PHASE_COLORMAP, UM, colormap, colormap_combo, image_plot, robust_levels,
+                     set_scaled_axis)
 
 
 class ProbeView(QWidget):
@@ -27,9 +28,8 @@ class ProbeView(QWidget):
 
         self.glw = pg.GraphicsLayoutWidget()
         self.amp_plot = image_plot("amplitude", "x", "y")
-        self.phase_plot = image_plot("phase (rad)", "x", "y")
+        self.phase_plot = image_plot("phase", "x", "y")
         self.glw.addItem(self.amp_plot, 0, 0)
-        self.glw.addItem(self.phase_plot, 0, 1)
         self.phase_plot.setXLink(self.amp_plot)
         self.phase_plot.setYLink(self.amp_plot)
         self.amp_img, self.phase_img = pg.ImageItem(), pg.ImageItem()
@@ -37,11 +37,15 @@ class ProbeView(QWidget):
         self.phase_plot.addItem(self.phase_img)
         self.amp_bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("viridis"),
                                        interactive=False, width=14)
-        self.amp_bar.setImageItem(self.amp_img, insert_in=self.amp_plot)
+        self.amp_bar.setImageItem(self.amp_img)
         # phase is cyclic: a cyclic map and fixed [-pi, pi] levels avoid a false edge at the wrap
         self.phase_bar = pg.ColorBarItem(values=(-np.pi, np.pi), colorMap=colormap(PHASE_COLORMAP),
                                          interactive=False, width=14)
-        self.phase_bar.setImageItem(self.phase_img, insert_in=self.phase_plot)
+        self.phase_bar.setImageItem(self.phase_img)
+        self.glw.addItem(self.amp_bar, 0, 1)
+        self.glw.addItem(self.phase_plot, 0, 2)
+        self.glw.addItem(self.phase_bar, 0, 3)
+        set_scaled_axis(self.phase_bar.axis, "phase [rad]", -np.pi, np.pi)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -90,7 +94,11 @@ class ProbeView(QWidget):
         rect = QRectF(0, 0, p.shape[1] * self._px_m * UM, p.shape[0] * self._px_m * UM)
         lo, hi = robust_levels(amp, 0.0, 100.0)
         self.amp_bar.setLevels((0.0, hi))
+        set_scaled_axis(self.amp_bar.axis, "|P|", 0.0, hi)
+        new_extent = self.amp_img.image is None or self.amp_img.image.shape != amp.shape
         self.amp_img.setImage(amp, autoLevels=False, levels=(0.0, hi))
         self.phase_img.setImage(phase, autoLevels=False, levels=(-np.pi, np.pi))
         self.amp_img.setRect(rect)
         self.phase_img.setRect(rect)
+        if new_extent:
+            self.amp_plot.autoRange()

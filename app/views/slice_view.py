@@ -16,11 +16,13 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from .common import UM, colormap, colormap_combo, image_plot, robust_levels
+from .common import UM, colormap, colormap_combo, image_plot, robust_levels, set_scaled_axis
 
 HC_EV_M = 1.239841984e-6
 QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
-              "phase": "phase (rad)", "amplitude": "amplitude |T|"}
+              "phase": "phase of one slice (rad)", "amplitude": "amplitude |T| of one slice"}
+# colour bar labels: short, the unit in brackets where there is one
+_BAR_LABELS = {"delta": "\u03b4", "beta": "\u03b2", "phase": "phase [rad]", "amplitude": "|T|"}
 # view along -> (volume axes shown vertically, horizontally), names of those axes
 _CUTS = {"z": ((1, 2), ("y", "x")), "y": ((0, 2), ("z", "x")), "x": ((1, 0), ("y", "z"))}
 
@@ -57,9 +59,14 @@ class SliceView(QWidget):
                              "untick, or drag the colour bar, to keep fixed levels")
 
         top = QHBoxLayout()
-        for w in (self.quantity, self.axis, QLabel("slice"), self.slider, self.spin,
-                  self.pos_label, self.cmap, self.auto):
-            top.addWidget(w, 1 if w is self.slider else 0)
+        for w in (self.quantity, self.axis, self.cmap, self.auto):
+            top.addWidget(w)
+        top.addStretch(1)
+        nav = QHBoxLayout()
+        nav.addWidget(QLabel("slice"))
+        nav.addWidget(self.slider, 1)
+        nav.addWidget(self.spin)
+        nav.addWidget(self.pos_label)
 
         self.glw = pg.GraphicsLayoutWidget()
         self.plot = image_plot("object", "x", "y")
@@ -67,21 +74,24 @@ class SliceView(QWidget):
         self.img = pg.ImageItem()
         self.plot.addItem(self.img)
         self.cbar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("gray"), interactive=True,
-                                    width=18, label="")
-        self.cbar.setImageItem(self.img, insert_in=self.plot)
+                                    width=18)
+        self.cbar.setImageItem(self.img)
+        self.glw.addItem(self.cbar, 0, 1)
         self.cursor = QLabel(" ")
         self.cursor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
+        lay.addLayout(nav)
         lay.addWidget(self.glw, 1)
         lay.addWidget(self.cursor)
 
         self.quantity.currentIndexChanged.connect(self._on_quantity)
         self.axis.currentIndexChanged.connect(self._on_axis)
-        self.slider.valueChanged.connect(self.spin.setValue)
-        self.spin.valueChanged.connect(self.slider.setValue)
+        # the spin box counts slices from 1, like the title; the slider is the 0-based index
+        self.slider.valueChanged.connect(lambda i: self.spin.setValue(i + 1))
+        self.spin.valueChanged.connect(lambda n: self.slider.setValue(n - 1))
         self.slider.valueChanged.connect(self._redraw)
         self.cmap.currentTextChanged.connect(self._on_cmap)
         self.auto.toggled.connect(lambda on: on and self._redraw())
@@ -131,10 +141,13 @@ class SliceView(QWidget):
         return "zyx".index(self.axis.currentData())
 
     def _set_range(self, n: int) -> None:
-        for w in (self.slider, self.spin):
+        for w, lo in ((self.slider, 0), (self.spin, 1)):
             w.blockSignals(True)
-            w.setRange(0, max(0, n - 1))
+            w.setRange(lo, max(lo, n - 1 + lo))
             w.blockSignals(False)
+        self.spin.blockSignals(True)
+        self.spin.setValue(self.slider.value() + 1)
+        self.spin.blockSignals(False)
 
     # ---- what to show ----------------------------------------------------------------------
     def _k_dz(self) -> float | None:
@@ -197,14 +210,20 @@ class SliceView(QWidget):
         if self.auto.isChecked():
             lo, hi = robust_levels(img)
             self.cbar.setLevels((lo, hi))
-        self.img.setImage(img, autoLevels=False, levels=self.cbar.levels())
+        levels = self.cbar.levels()
+        new_extent = self.img.image is None or self.img.image.shape != img.shape
+        self.img.setImage(img, autoLevels=False, levels=levels)
         self.img.setRect(QRectF(0, 0, w_um, h_um))
-        self.cbar.axis.setLabel(QUANTITIES[q])
+        if new_extent:
+            self.plot.autoRange()
+        set_scaled_axis(self.cbar.axis, _BAR_LABELS[q], *levels)
         self.plot.getAxis("bottom").setLabel(f"{hname} (\u00b5m)")
         self.plot.getAxis("left").setLabel(f"{vname} (\u00b5m)")
         ep = f", epoch {self._epoch}" if self._epoch is not None else ""
-        self.plot.setTitle(f"{QUANTITIES[q]}, slice {i + 1}/{self._shape()[self.current_axis_index()]}"
-                           f" along {axis}{ep}")
+        # short: a long title sets the plot's minimum width and pushes the colour bar out
+        self.plot.setTitle(f"{_BAR_LABELS[q].split(' [')[0]}, slice {i + 1}/"
+                           f"{self._shape()[self.current_axis_index()]} along {axis}{ep}")
+        self.plot.setToolTip(QUANTITIES[q])
         self.updates += 1
 
     # ---- controls ----------------------------------------------------------------------------
@@ -229,6 +248,8 @@ class SliceView(QWidget):
         self.auto.blockSignals(True)
         self.auto.setChecked(False)
         self.auto.blockSignals(False)
+        set_scaled_axis(self.cbar.axis, _BAR_LABELS[self.quantity.currentData()],
+                        *self.cbar.levels())
 
     def _on_mouse(self, pos) -> None:
         if self._image is None or not self.plot.sceneBoundingRect().contains(pos):

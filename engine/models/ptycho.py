@@ -17,6 +17,7 @@ from .. import ops
 from ..backend import Backend
 from ..physics.farfield import FarField
 from ..physics.multislice import multislice
+from ..physics.optics import transmission
 from ..physics.patches import PatchExtractor, shift_probe
 from ..physics.propagation import Propagator
 from ..autodiff import data, is_traced
@@ -86,15 +87,42 @@ class PtychoModel:
         angles = self.angles[np.asarray(angle_idx)]
         nz = self.object_shape[0]
         field_shape = (len(spot_idx), 1) + self.probe_shape
-        for vol in self.view.volumes(params, angles):
-            trans = ops.pad(self.view.transmissions(vol), self.pad, value=1.0)  # (nz, Ny, Nx)
+        for window in self._slice_windows(params, angles, extractor):
             if nz == 1:
-                psi = ops.mul(psi0, ops.reshape(extractor(trans), field_shape))
+                psi = ops.mul(psi0, ops.reshape(window(None), field_shape))
             else:  # windows cut slice by slice: each slice's adjoint scatters straight into the
                 # (nz, Ny, Nx) gradient, no (nz, S, py, px) cotangent buffer in between
-                psi = multislice(psi0, lambda s: ops.reshape(extractor(trans[s]), field_shape),
+                psi = multislice(psi0, lambda s, w=window: ops.reshape(w(s), field_shape),
                                  nz, self.step, block=self.checkpoint_slices)
             out.append(self.farfield(psi))
+        return out
+
+    def _slice_windows(self, params: dict, angles, extractor) -> list:
+        """Per view, ``window(s)``: the transmission of slice ``s`` (all slices for ``None``) under
+        the probe windows of the minibatch.
+
+        For a delta/beta object without rotation, when the windows hold fewer pixels than the
+        object (minibatches of a large object), delta and beta are cut first and the transmission
+        (exp, cos, sin and its gradient) is computed on the windows only: the per-step cost then
+        grows with the minibatch, not with the object area. Otherwise the transmission of the
+        whole (rotated, padded) object is computed once and cut.
+        """
+        ny, nx = self.padded_shape
+        n_window = extractor.n * self.probe_shape[0] * self.probe_shape[1]
+        if self.view.param == "delta_beta" and not self.view.tomo and n_window < ny * nx:
+            k, dz = self.optics.k, self.optics.slice_thickness_m
+            d = ops.pad(params["delta"], self.pad, value=0.0)  # vacuum: delta = beta = 0, T = 1
+            b = ops.pad(params["beta"], self.pad, value=0.0)
+
+            def window(s):
+                ds, bs = (d, b) if s is None else (d[s], b[s])
+                return transmission(extractor(ds), extractor(bs), k, dz)
+
+            return [window] * len(angles)
+        out = []
+        for vol in self.view.volumes(params, angles):
+            trans = ops.pad(self.view.transmissions(vol), self.pad, value=1.0)  # (nz, Ny, Nx)
+            out.append(lambda s, t=trans: extractor(t if s is None else t[s]))
         return out
 
     def _extractor(self, corners) -> PatchExtractor:

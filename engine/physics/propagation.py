@@ -88,10 +88,7 @@ class Propagator:
         # field-sized buffer is allocated per call instead of three
         be = self.backend
         spec = fft.fft2(be, psi)
-        if spec.shape == psi.shape:
-            spec *= kernel
-        else:  # pragma: no cover - a field smaller than the kernel's broadcast shape
-            spec = spec * kernel
+        spec *= kernel  # (ny, nx) kernel broadcast over the field's leading axes
         return fft.ifft2(be, spec, overwrite_x=True)
 
     def __call__(self, psi):
@@ -123,7 +120,9 @@ def propagate(psi, distance_m, *, pixel_m: float, wavelength_m: float, backend: 
 
     def vjp(g):
         gspec = fft.fft2(be, g)
-        g_psi = _unbroadcast(fft.ifft2(be, gspec * kernels.conj(), overwrite_x=True), pd.shape) if is_traced(psi) else None
+        g_psi = None
+        if is_traced(psi):
+            g_psi = _unbroadcast(fft.ifft2(be, gspec * kernels.conj(), overwrite_x=True), pd.shape)
         g_d = None
         if is_traced(distance_m):
             # d out / d d = ifft2(spec * H * rate);  dL/dd = Re <d out/dd, g> = Re <spec*H*rate, fft2(g)>

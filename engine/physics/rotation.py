@@ -80,7 +80,7 @@ class _AngleCache:
 _ANGLES = _AngleCache(256 * 2 ** 20)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # shuffled minibatches rarely repeat; all angles at once do
 def _stacked(nz: int, nx: int, angles: tuple, dtype, angle_axis: int = 0) -> sp.csr_matrix:
     """The operator of a minibatch of angles: rows ``(angle, z', x')`` (``angle_axis=0``) or
     ``(z', angle, x')`` (``angle_axis=1``), columns ``(z, x)``."""

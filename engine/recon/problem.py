@@ -66,8 +66,9 @@ class Problem:
     def measured_batch(self, angle_idx, spot_idx):
         """Measured amplitudes (amplitude loss) or intensities (Poisson), ``(A, S, fy, fx)``."""
         if self.measured is not None:
-            m = self.measured
-            return m[np.asarray(angle_idx)][:, np.asarray(spot_idx)]
+            # gather only the batch's frames (m[a][:, s] would copy every frame of the angles first)
+            a, sp = np.asarray(angle_idx), np.asarray(spot_idx)
+            return self.measured[self.backend.asarray(a[:, None]), self.backend.asarray(sp[None, :])]
         frames = self.dataset.frames(angle_idx, spot_idx)
         if self.config.loss.kind == "amplitude":
             frames = np.sqrt(np.maximum(frames, 0))

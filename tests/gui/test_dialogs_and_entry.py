@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -73,10 +77,10 @@ def test_simulation_dialog_from_the_file_menu(qtbot, window, tmp_path, dialogs):
         dlg = QApplication.activeModalWidget()
         assert isinstance(dlg, SimulationDialog)
         # a bad material first: a dialog, and the simulation dialog stays open
-        dlg.material.setText("unobtainium")
+        dlg.material.setCurrentText("unobtainium")
         dlg.run_btn.click()
         state["error"] = list(dialogs.errors)
-        dlg.material.setText("SiO2 glass")
+        dlg.material.setCurrentText("SiO2 glass")
         dlg.phantom.setCurrentIndex(2)          # spheres
         dlg.modality.setCurrentIndex(0)         # holography
         dlg.nz.setValue(16)
@@ -96,37 +100,46 @@ def test_simulation_dialog_from_the_file_menu(qtbot, window, tmp_path, dialogs):
     assert "delta" in w.summary.field_text("ground truth")
 
 
-def test_run_gui_opens_a_file_and_returns_exit_code(qtbot, holo_file, dialogs,
-                                                    restore_excepthook, tmp_path):
-    from slicewise.app import main
-    from slicewise.app.log_panel import LOGGER_NAME
-    from slicewise.app.main_window import MainWindow
+_RUN_GUI_SCRIPT = r"""
+import json, sys
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+from slicewise.app.main import run_gui
+from slicewise.app.main_window import MainWindow
 
-    seen = {}
-    app = QApplication.instance()
+app = QApplication(sys.argv[:1])
+seen = {}
 
-    def check():
-        wins = [x for x in app.topLevelWidgets() if isinstance(x, MainWindow) and x.isVisible()]
-        if wins and wins[0].dataset is not None:
-            seen["path"] = wins[0].dataset.source_path
-            seen["log"] = wins[0].log_panel.log_file
-            wins[0].close()
-            app.exit(0)
-        else:
-            QTimer.singleShot(50, check)
+def check():
+    wins = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if wins and wins[0].dataset is not None:
+        w = wins[0]
+        seen.update(path=w.dataset.source_path, log=str(w.log_panel.log_file),
+                    title=w.windowTitle(), hook=sys.excepthook is not sys.__excepthook__)
+        w.close()
+    else:
+        QTimer.singleShot(50, check)
 
-    QTimer.singleShot(50, check)
-    QTimer.singleShot(30000, lambda: app.exit(3))  # safety net: never hang the suite
-    before = list(logging.getLogger(LOGGER_NAME).handlers)
-    try:
-        rc = main.run_gui(str(holo_file))
-    finally:
-        for h in logging.getLogger(LOGGER_NAME).handlers:
-            if h not in before:
-                logging.getLogger(LOGGER_NAME).removeHandler(h)
-                h.close()
-    assert rc == 0
-    assert seen["path"] == str(holo_file)
-    log_file = Path(seen["log"])
-    assert log_file.is_relative_to(tmp_path)  # the app-data folder (XDG_DATA_HOME in tests)
+QTimer.singleShot(50, check)
+QTimer.singleShot(30000, lambda: app.exit(3))  # never hang the test suite
+rc = run_gui(sys.argv[1])
+print("RESULT", json.dumps(dict(seen, rc=rc)))
+"""
+
+
+def test_run_gui_opens_a_file_and_returns_exit_code(holo_file, tmp_path):
+    """The ``slicewise gui FILE`` entry point, in its own process (it owns the event loop)."""
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    proc = subprocess.run([sys.executable, "-c", _RUN_GUI_SCRIPT, str(holo_file)], env=env,
+                          capture_output=True, text=True, timeout=90)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
+    res = json.loads(lines[-1][len("RESULT "):])
+    assert res["rc"] == 0
+    assert res["path"] == str(holo_file)
+    assert Path(holo_file).name in res["title"]
+    assert res["hook"]  # uncaught exceptions become dialogs
+    log_file = Path(res["log"])
+    assert log_file.is_relative_to(tmp_path / "data")  # the platform's app-data folder
     assert "Slicewise started" in log_file.read_text()

@@ -109,7 +109,7 @@ def test_validation_as_you_type_disables_start(qtbot, window, holo_file, tmp_pat
     assert "ffe0e0" in ed.styleSheet()              # marked red
     assert not w.act_start.isEnabled()
     assert "optimizer.lr_delta" in w.start_reason.text()
-    assert "\u26a0" in w.params.toolbox.itemText(w.params._pages["optimizer"])
+    assert "\u26a0" in w.params.group_title("optimizer")
     ed.selectAll()
     qtbot.keyClicks(ed, "abc")
     assert "could not read it as a number" in w.params.first_error()
@@ -285,3 +285,17 @@ def test_ptycho_views_probe_and_positions(qtbot, window, ptycho_file, tmp_path):
     snap_measured = w.last_snapshot.measured
     expected = np.fft.fftshift(w.dataset.frames([0], [7])[0, 0])
     assert np.allclose(snap_measured, expected)
+
+
+def test_cone_demo_loads_data_and_tuned_configuration(qtbot, window, dialogs):
+    from slicewise.engine import demo
+
+    w = window
+    w.act_demo.trigger()
+    qtbot.waitUntil(lambda: w.dataset is not None, timeout=60000)
+    assert not dialogs.errors
+    assert Path(w.dataset.source_path).name == demo.DEMO_DATA_NAME
+    assert w.params.value("run.epochs") == demo.DEMO_EPOCHS
+    assert w.params.value("model.kind") == "holo"
+    assert Path(w.params.value("run.output_dir")).is_absolute()
+    assert w.act_start.isEnabled()

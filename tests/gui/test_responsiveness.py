@@ -19,7 +19,7 @@ from .conftest import fast_run, open_data, wait_idle
 def test_ui_latency_and_snapshot_cost(qtbot, window, holo_file, tmp_path, dialogs):
     w = window
     open_data(qtbot, w, holo_file)
-    fast_run(w, tmp_path / "out", epochs=40)
+    fast_run(w, tmp_path / "out", epochs=120)
     w.tabs.setCurrentWidget(w.live)
 
     ticks: list[float] = []

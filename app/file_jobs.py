@@ -1,0 +1,99 @@
+"""Background jobs behind File > Open: what an HDF5 file is, and what to show for a result.
+
+These run on :class:`.tasks.TaskRunner` threads (reading and converting arrays is work the UI
+thread must not do) and return plain data for the window to display.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from slicewise.engine.errors import DataFileError
+from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.results import read_result
+from slicewise.engine.recon import config as cfgmod
+
+log = logging.getLogger("slicewise.app")
+
+
+@dataclass
+class VolumeSet:
+    """Volumes for the 3D view, with their voxel sizes and the ground truth to compare with."""
+
+    volumes: dict                       # name -> (nz, ny, nx) float
+    pixel_size_m: float
+    slice_thickness_m: float
+    truth: dict = field(default_factory=dict)
+    truth_voxel_m: tuple | None = None  # (slice thickness, pixel) of the truth grid
+    title: str = ""
+
+
+def object_volumes(delta, beta, obj) -> dict:
+    """delta/beta as they are; a free complex object as phase and amplitude volumes."""
+    if delta is not None or obj is None:
+        return {k: v for k, v in (("delta", delta), ("beta", beta)) if v is not None}
+    return {"phase": np.angle(obj).astype(np.float32), "amplitude": np.abs(obj).astype(np.float32)}
+
+
+def load_hdf5(path: str):
+    """A data file or a result file? Returns ``("data", Dataset)`` or
+    ``("result", result dict, VolumeSet)``. A file that is neither raises the data-file error,
+    which explains the expected layouts."""
+    try:
+        return ("data", open_dataset(path))
+    except DataFileError as data_exc:
+        try:
+            res = read_result(path)
+        except DataFileError:
+            raise data_exc from None
+        return ("result", res, result_volumes(path, res))
+
+
+def result_volumes(path: str, res: dict) -> VolumeSet:
+    p, extra = res["params"], res.get("extra", {})
+    px = float(extra.get("pixel_size_m", 1e-8))
+    dz = float(extra.get("slice_thickness_m", px))
+    truth, voxel = truth_for_result(path, res)
+    return VolumeSet(object_volumes(p.get("delta"), p.get("beta"), p.get("object")), px, dz,
+                     truth, voxel,
+                     f"{Path(path).name} ({res.get('kind', 'result')}, epoch {res.get('epoch')})")
+
+
+def truth_for_result(path: str, res: dict) -> tuple[dict, tuple | None]:
+    """Ground truth of the data set a result was computed from, when that file is still there
+    (results do not store it), and its voxel size; ``({}, None)`` otherwise."""
+    try:
+        cfg = cfgmod.from_toml(res.get("config_toml") or "")
+    except Exception:  # noqa: BLE001 - an old or hand-made result: simply no truth
+        return {}, None
+    dp = cfg.data.path
+    if not dp:
+        return {}, None
+    # relative data paths are relative to the configuration's folder, usually the output
+    # folder's parent
+    candidates = [Path(dp)] if Path(dp).is_absolute() else \
+        [Path(path).parent / dp, Path(path).parent.parent / dp]
+    for cand in candidates:
+        if cand.is_file():
+            try:
+                with open_dataset(cand) as ds:
+                    return ({k: np.asarray(ds.truth[k]) for k in ds.truth
+                             if np.ndim(ds.truth[k]) == 3},
+                            (ds.slice_thickness_m, ds.pixel_size_m))
+            except Exception:  # noqa: BLE001
+                log.debug("no ground truth from %s", cand, exc_info=True)
+    return {}, None
+
+
+def history_from_result(res: dict) -> list[dict]:
+    """Per-epoch records (as in ``Snapshot.history``) from a result's loss arrays."""
+    loss = res.get("loss", {})
+    if "total" not in loss:
+        return []
+    terms = [k for k in loss if k != "total"]
+    return [{"epoch": i + 1, "loss": float(v), "terms": {k: float(loss[k][i]) for k in terms}}
+            for i, v in enumerate(loss["total"])]
