@@ -170,3 +170,15 @@ def correlation(a, b) -> float:
 
 
 from slicewise.engine.runtime import keep_freed_memory  # noqa: E402,F401  (re-exported for the scripts)
+
+
+def run_epoch_time(cfg, ds, be, repeat: int) -> float:
+    """Best per-epoch time recorded by ``Reconstruction.run()`` (history ``time_s``); the first
+    epoch (kernel and index caches being built) is left out."""
+    from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
+
+    cfg.run.epochs = repeat + 1
+    rec = Reconstruction(cfg, ds, backend=be)
+    rec.run()
+    times = [h["time_s"] for h in rec.history[1:]]
+    return min(times) if times else float("nan")

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _problems import (Solver, angle_batches, holo_dataset, keep_freed_memory,  # noqa: E402
-                       make_problem, recon_config)
+                       make_problem, recon_config, run_epoch_time)
 from _profile import GROUPS, format_split, rescale, split  # noqa: E402
 from _timing import gpu_sync  # noqa: E402
 
@@ -86,21 +86,6 @@ def main() -> None:
     for ba, total, parts in splits:
         print(f"#   batch {ba:>3}: {format_split(total, parts)}")
     print("# target: < 1 s per epoch; Adorym (PyTorch CPU) ~6.4 s")
-
-
-def run_epoch_time(cfg, ds, be, repeat: int) -> float:
-    """Best per-epoch time recorded by ``Reconstruction.run()`` (history ``time_s``)."""
-    try:
-        from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
-
-        cfg.run.epochs = repeat + 1
-        rec = Reconstruction(cfg, ds, backend=be)
-        rec.run()
-        times = [h["time_s"] for h in rec.history[1:]]
-        return min(times) if times else float("nan")
-    except Exception as exc:  # run.py is being edited by others; keep the solver figure alive
-        print(f"# Reconstruction.run() failed: {type(exc).__name__}: {exc}")
-        return float("nan")
 
 
 if __name__ == "__main__":

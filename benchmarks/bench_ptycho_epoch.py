@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _problems import (Solver, keep_freed_memory, make_problem, ptycho_dataset,  # noqa: E402
-                       recon_config, spot_batches)
+                       recon_config, run_epoch_time, spot_batches)
 from _profile import GROUPS, format_split, rescale, split  # noqa: E402
 from _timing import gpu_sync  # noqa: E402
 
@@ -174,21 +174,6 @@ def main() -> None:
           "products, padding, tape, Python):")
     for param, batch, t, parts in splits:
         print(f"#   {param} {batch}: {format_split(t, parts)}")
-
-
-def run_epoch_time(cfg, ds, be, repeat: int) -> float:
-    """Best per-epoch time recorded by ``Reconstruction.run()`` (history ``time_s``)."""
-    try:
-        from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
-
-        cfg.run.epochs = repeat + 1
-        rec = Reconstruction(cfg, ds, backend=be)
-        rec.run()
-        times = [h["time_s"] for h in rec.history[1:]]
-        return min(times) if times else float("nan")
-    except Exception as exc:  # run.py is being edited by others; keep the floor comparison alive
-        print(f"# Reconstruction.run() failed: {type(exc).__name__}: {exc}")
-        return float("nan")
 
 
 if __name__ == "__main__":
