@@ -55,8 +55,10 @@ class LiveViews(QSplitter):
                                           snap.pixel_size_m, window)
         if snap.measured is not None:
             self.frames_view.set_frames(snap.measured, snap.modelled, snap.epoch)
-        if not self.loss_view.has_data() and snap.history:  # e.g. resumed from a checkpoint
-            self.loss_view.set_history(snap.history, snap.batch_losses)
+        lv = self.loss_view
+        if snap.history and (not lv.epochs or lv.epochs[0] > snap.history[0]["epoch"]):
+            # resumed from a checkpoint: the epochs before it come from the run's history
+            lv.set_history(snap.history, snap.batch_losses)
         self._enable_tabs()
 
     def show_result(self, res: dict, pixel_size_m: float, slice_thickness_m: float) -> None:

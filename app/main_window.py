@@ -54,8 +54,8 @@ class MainWindow(QMainWindow):
         self.last_snapshot = None
         self._napari_shown_at = 0.0
         self._volumes: VolumeSet | None = None  # what the 3D view shows (current run or a result)
-        self._quit_after_stop = False
-        self._start_reason = ""
+        self._opening_data: Path | None = None  # a data file being opened for data.path
+        self._probed_backend: tuple | None = None
 
         self.controller = RunController(self)
         self.tasks = TaskRunner(self)
@@ -206,6 +206,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.params.validityChanged.connect(lambda ok, why: self._update_actions())
         self.params.configChanged.connect(self._update_actions)
+        self.params.configChanged.connect(self._sync_data_with_config)
+        self.params.configChanged.connect(self._probe_backend)
         c = self.controller
         c.created.connect(self._on_run_created)
         c.events.connect(self._on_events)
@@ -222,6 +224,10 @@ class MainWindow(QMainWindow):
         from slicewise.engine.backend import get_backend  # noqa: PLC0415
 
         cfg = self.params.config()
+        key = (cfg.run.backend, cfg.run.precision)
+        if key == self._probed_backend:
+            return
+        self._probed_backend = key
 
         def shown(text: str) -> None:
             if self.run_info is None:  # a run's own description wins
@@ -266,6 +272,10 @@ class MainWindow(QMainWindow):
             return
         suffix = p.suffix.lower()
         if suffix == ".toml":
+            if self.controller.is_active():  # e.g. dropped on the window during a run
+                errors.show_error(self, "Open", "A reconstruction is running; stop it before "
+                                  "loading another configuration.")
+                return
             self.load_config(str(p))
         elif suffix in HDF5_SUFFIXES:
             self.statusBar().showMessage(f"opening {p.name}\u2026")
@@ -306,7 +316,7 @@ class MainWindow(QMainWindow):
         if path:
             self.params.set_value("data.path", str(Path(path).resolve()))
         self.reset_run()
-        log.info("opened %s: %s data, %d angle(s) x %d spot(s) of %dx%d px", path or "data set",
+        log.info("opened %s: %s data, %d angle(s) x %d spot(s) of %dx%d px", ds.source_path,
                  ds.modality, ds.n_angles, ds.n_spots, *ds.frame_shape)
         self._update_title()
         self._update_actions()
@@ -345,26 +355,44 @@ class MainWindow(QMainWindow):
             errors.report_exception(self, exc, f"Loading {Path(path).name}", title="Configuration")
             return
         self.config_path = str(Path(path).resolve())
-        self.params.set_config(cfg)
+        self.params.set_config(cfg)  # its data file is opened by _sync_data_with_config
         settings.add_recent_file(path)
         log.info("loaded configuration %s", path)
-        data = cfg.data.path
-        if data:
-            dp = Path(data) if Path(data).is_absolute() else Path(path).parent / data
-            if dp.is_file() and (self.dataset is None or
-                                 Path(self.dataset.source_path or "").resolve() != dp.resolve()):
-                keep = self.params.config()
-                self.tasks.submit(f"opening {dp.name}", lambda: open_dataset(dp),
-                                  lambda ds: self._config_data_loaded(ds, keep),
-                                  lambda exc, tb: self._open_failed(str(dp), exc, tb))
-            elif not dp.is_file():
-                log.warning("the configuration's data file %s does not exist", dp)
         self._update_title()
         self._update_actions()
 
-    def _config_data_loaded(self, ds: Dataset, cfg: cfgmod.ReconConfig) -> None:
-        self.set_dataset(ds, None)
-        self.params.set_config(cfg)  # keep data.path as written (relative to the TOML)
+    def _data_path(self) -> Path | None:
+        """data.path of the form, absolute (relative paths are relative to the base folder)."""
+        dp = self.params.value("data.path")
+        if not dp:
+            return None
+        p = Path(dp).expanduser()
+        return p if p.is_absolute() else Path(self._base_dir()) / p
+
+    def _sync_data_with_config(self) -> None:
+        """When data.path names another existing file (typed, or from a loaded configuration),
+        show that data set too."""
+        p = self._data_path()
+        if p is None or not p.is_file() or self.controller.is_active():
+            return
+        p = p.resolve()
+        shown = self.dataset.source_path if self.dataset is not None else None
+        if (shown and Path(shown).resolve() == p) or self._opening_data == p:
+            return
+        self._opening_data = p
+
+        def done(ds: Dataset) -> None:
+            self._opening_data = None
+            if self._data_path() is not None and self._data_path().resolve() == p:
+                self.set_dataset(ds, None)  # data.path stays as written (maybe relative)
+            else:
+                ds.close()  # the field changed again meanwhile
+
+        def failed(exc, tb) -> None:
+            self._opening_data = None
+            self._open_failed(str(p), exc, tb)
+
+        self.tasks.submit(f"opening {p.name}", lambda: open_dataset(p), done, failed)
 
     def save_config_dialog(self) -> None:
         name = Path(self.config_path).name if self.config_path else "reconstruction.toml"
@@ -391,8 +419,8 @@ class MainWindow(QMainWindow):
         if self.config_path:
             return str(Path(self.config_path).parent)
         dp = self.params.value("data.path")
-        if dp and Path(dp).is_absolute():
-            return str(Path(dp).parent)
+        if dp and Path(dp).expanduser().is_absolute():
+            return str(Path(dp).expanduser().parent)
         return str(Path.cwd())
 
     # ---- simulation and demo -----------------------------------------------------------------
@@ -451,6 +479,7 @@ class MainWindow(QMainWindow):
             return
         cfg = self.params.config()
         self.reset_run()
+        self.run_info = None
         self._set_run_state("starting")
         self.params.mark_applied()
         log.info("starting a reconstruction (%d epochs%s)", cfg.run.epochs,
@@ -537,10 +566,12 @@ class MainWindow(QMainWindow):
                 if ev.kind == "epoch":
                     log.info("epoch %d/%d: loss %.6g", ev.epoch, ev.n_epochs, ev.loss)
             elif ev.kind == "state":
-                if ev.state in ("running", "paused"):
+                # a late "running" must not undo a Stop the user has already asked for
+                if ev.state in ("running", "paused") and self.run_state != "stopping":
                     self._set_run_state(ev.state)
-                    self.statusBar().showMessage("paused: parameters in normal type can be changed"
-                                                 if ev.state == "paused" else "running", 5000)
+                    self.statusBar().showMessage(
+                        "paused: the parameters that are not greyed out can be changed; they "
+                        "apply on Resume" if ev.state == "paused" else "running", 8000)
             elif ev.kind == "checkpoint":
                 log.info("checkpoint written: %s", ev.message)
 
@@ -594,8 +625,6 @@ class MainWindow(QMainWindow):
                      "%.1f %% of %.1f s run time", stats.n_snapshots, stats.callback_s,
                      stats.gui_s, 100 * stats.overhead_fraction(), stats.run_s)
         self._set_run_state("idle")
-        if self._quit_after_stop:
-            self.close()
 
     # ---- 3D ----------------------------------------------------------------------------------
     def _on_tab_changed(self, index: int) -> None:
@@ -677,7 +706,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
         if self.controller.is_active():
-            if not self._quit_after_stop and not dialogs.confirm(
+            if not dialogs.confirm(
                     self, "Quit Slicewise",
                     "A reconstruction is running. Stop it and quit?\n\nThe run stops after the "
                     "current minibatch and writes its checkpoint and result."):

@@ -14,6 +14,8 @@ developer's saved layout does not leak into the docs), the real solver, and then
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {napari_png}")
 
     win.close()
+    logging.shutdown()  # close the log file before its folder goes
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QComboBox
 
-UM = 1e6  # micrometres per metre: the views show lengths in um
+UM = 1e6  # micrometres per metre (napari voxel scale)
 
 # Sequential maps for real quantities, a cyclic one for phases (no false edge at +-pi)
 COLORMAPS = ("gray", "viridis", "magma", "inferno", "cividis")
@@ -109,6 +109,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 
+def length_unit(extent_m: float) -> tuple[str, float]:
+    """Unit for axes spanning ``extent_m``: a 480 nm Siemens star in nm, a 1.6 um cone in um
+    (pyqtgraph's own "(x0.001)" factor reads badly next to a unit)."""
+    if extent_m < 1e-6:
+        return "nm", 1e9
+    if extent_m < 1e-3:
+        return "\u00b5m", 1e6
+    return "mm", 1e3
+
+
+def plain_axes(plot: pg.PlotItem) -> None:
+    for name in ("bottom", "left"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+
+
 def image_plot(title: str = "", x_label: str = "x", y_label: str = "y",
                unit: str = "\u00b5m") -> pg.PlotItem:
     """A plot item for images: equal aspect, y pointing down (row 0 at the top, as on a detector)."""
@@ -121,4 +136,5 @@ def image_plot(title: str = "", x_label: str = "x", y_label: str = "y",
         p.getAxis("bottom").setLabel(f"{x_label} ({unit})")
         p.getAxis("left").setLabel(f"{y_label} ({unit})")
     p.showGrid(False, False)
+    plain_axes(p)
     return p

@@ -73,8 +73,9 @@ class FramesView(QWidget):
     def set_counts(self, n_angles: int, n_spots: int) -> None:
         for box, n in ((self.angle, n_angles), (self.spot, n_spots)):
             box.blockSignals(True)
-            box.setRange(0, max(0, n - 1))
+            box.setRange(0, max(0, n - 1))  # clamps the value into the new data set
             box.blockSignals(False)
+        self._emit_frame()  # the solver must never be asked for a frame that does not exist
 
     def frame(self) -> tuple[int, int]:
         return self.angle.value(), self.spot.value()

@@ -1,7 +1,7 @@
 """Scan positions: initial (open circles) and refined (dots), joined by displacement arrows.
 
 Positions are the probe windows' top-left corners in object pixels (ARCHITECTURE.md); the plot shows
-window centres in micrometres. Refinements are often sub-pixel, so the drawn displacement can be
+window centres in nm or um. Refinements are often sub-pixel, so the drawn displacement can be
 magnified; the numbers in the title are always the true ones, in pixels.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .common import UM
+from .common import length_unit, plain_axes
 
 
 class PositionsView(QWidget):
@@ -33,8 +33,7 @@ class PositionsView(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
-        self.plot.setLabel("bottom", "x (\u00b5m)")
-        self.plot.setLabel("left", "y (\u00b5m)")
+        plain_axes(self.plot.getPlotItem())
         self.plot.addLegend(offset=(-10, 10))
         self.arrows = self.plot.plot([], [], pen=pg.mkPen("#d62728", width=1.2), connect="pairs")
         self.initial_pts = pg.ScatterPlotItem(size=7, pen=pg.mkPen("#555555", width=1),
@@ -62,8 +61,8 @@ class PositionsView(QWidget):
     def has_data(self) -> bool:
         return self._current is not None
 
-    def _centres_um(self, pos):
-        return (pos + np.asarray(self._window, float) / 2.0) * self._px_m * UM
+    def _centres(self, pos, scale: float):
+        return (pos + np.asarray(self._window, float) / 2.0) * self._px_m * scale
 
     def _redraw(self) -> None:
         if self._current is None:
@@ -72,8 +71,12 @@ class PositionsView(QWidget):
             self.arrows.setData([], [])
             self.info.setText("no scan positions (holography, or no data loaded)")
             return
-        cur = self._centres_um(self._current)
-        ini = self._centres_um(self._initial) if self._initial is not None else cur
+        extent_px = float(np.max(self._current)) + max(self._window)
+        unit, scale = length_unit(extent_px * self._px_m)
+        self.plot.setLabel("bottom", f"x ({unit})")
+        self.plot.setLabel("left", f"y ({unit})")
+        cur = self._centres(self._current, scale)
+        ini = self._centres(self._initial, scale) if self._initial is not None else cur
         m = self.mag.currentData()
         shown = ini + m * (cur - ini)
         self.initial_pts.setData(ini[:, 1], ini[:, 0])

@@ -7,8 +7,10 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .common import (PHASE_COLORMAP, UM, colormap, colormap_combo, image_plot, robust_levels,
-                     set_scaled_axis)
+from .common import (PHASE_COLORMAP, colormap, colormap_combo, format_length, image_plot,
+                     length_unit, robust_levels, set_scaled_axis)
+
+PHASE_MASK = 0.05  # phase shown where the amplitude exceeds this fraction of its peak
 
 
 class ProbeView(QWidget):
@@ -70,8 +72,8 @@ class ProbeView(QWidget):
             self.mode.setCurrentIndex(min(max(keep, 0), len(labels) - 1))
             self.mode.blockSignals(False)
         py, px = probe.shape[1:]
-        self.info.setText(f"{probe.shape[0]} mode(s), {py}\u00d7{px} px, "
-                          f"{px * self._px_m * UM:.3g}\u00d7{py * self._px_m * UM:.3g} \u00b5m")
+        self.info.setText(f"{probe.shape[0]} mode(s), {py}\u00d7{px} px = "
+                          f"{format_length(px * self._px_m)} \u00d7 {format_length(py * self._px_m)}")
         self._redraw()
 
     def clear(self) -> None:
@@ -91,7 +93,13 @@ class ProbeView(QWidget):
         p = self._probe[m]
         amp = np.abs(p).astype(np.float32)
         phase = np.angle(p).astype(np.float32)
-        rect = QRectF(0, 0, p.shape[1] * self._px_m * UM, p.shape[0] * self._px_m * UM)
+        # the phase where there is (almost) no light is noise: leave it out (NaN = transparent)
+        phase[amp < PHASE_MASK * float(amp.max())] = np.nan
+        unit, scale = length_unit(max(p.shape) * self._px_m)
+        rect = QRectF(0, 0, p.shape[1] * self._px_m * scale, p.shape[0] * self._px_m * scale)
+        for plot in (self.amp_plot, self.phase_plot):
+            plot.getAxis("bottom").setLabel(f"x ({unit})")
+            plot.getAxis("left").setLabel(f"y ({unit})")
         lo, hi = robust_levels(amp, 0.0, 100.0)
         self.amp_bar.setLevels((0.0, hi))
         set_scaled_axis(self.amp_bar.axis, "|P|", 0.0, hi)

@@ -1,6 +1,7 @@
 """Object slice viewer: delta, beta, phase or amplitude of one slice along z, y or x.
 
-Lengths on the axes are micrometres (x/y from the pixel size, z from the slice thickness). The
+Lengths on the axes are in nm, um or mm, whichever suits the object's size (x/y from the pixel
+size, z from the slice thickness). The
 vertical image axis is y whenever y is in the cut, so the sample stands as it does at the beamline.
 Phase and amplitude are those of one slice's transmission ``T = exp(-k dz (beta + i delta))``
 (ARCHITECTURE.md), which needs the photon energy for delta/beta objects.
@@ -16,7 +17,8 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from .common import UM, colormap, colormap_combo, image_plot, robust_levels, set_scaled_axis
+from .common import (colormap, colormap_combo, format_length, image_plot, length_unit,
+                     robust_levels, set_scaled_axis)
 
 HC_EV_M = 1.239841984e-6
 QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
@@ -98,6 +100,7 @@ class SliceView(QWidget):
         self.cbar.sigLevelsChangeFinished.connect(self._user_levels)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse)
         self._image = None
+        self._unit = "\u00b5m"
         self._set_range(1)
 
     # ---- data --------------------------------------------------------------------------------
@@ -196,7 +199,7 @@ class SliceView(QWidget):
         (rows, cols), (vname, hname) = _CUTS[axis]
         i = self.slider.value()
         step = self._dz_m if axis == "z" else self._px_m
-        self.pos_label.setText(f"{axis} = {(i + 0.5) * step * UM:.3g} \u00b5m")
+        self.pos_label.setText(f"{axis} = {format_length((i + 0.5) * step)}")
         if img is None:
             self._image = None
             self.img.clear()
@@ -205,7 +208,9 @@ class SliceView(QWidget):
         img = np.asarray(img, dtype=np.float32)
         self._image = img
         size = {0: self._dz_m, 1: self._px_m, 2: self._px_m}
-        h_um, w_um = img.shape[0] * size[rows] * UM, img.shape[1] * size[cols] * UM
+        h_m, w_m = img.shape[0] * size[rows], img.shape[1] * size[cols]
+        self._unit, scale = length_unit(max(h_m, w_m))
+        h_u, w_u = h_m * scale, w_m * scale
         q = self.quantity.currentData()
         if self.auto.isChecked():
             lo, hi = robust_levels(img)
@@ -213,12 +218,12 @@ class SliceView(QWidget):
         levels = self.cbar.levels()
         new_extent = self.img.image is None or self.img.image.shape != img.shape
         self.img.setImage(img, autoLevels=False, levels=levels)
-        self.img.setRect(QRectF(0, 0, w_um, h_um))
+        self.img.setRect(QRectF(0, 0, w_u, h_u))
         if new_extent:
             self.plot.autoRange()
         set_scaled_axis(self.cbar.axis, _BAR_LABELS[q], *levels)
-        self.plot.getAxis("bottom").setLabel(f"{hname} (\u00b5m)")
-        self.plot.getAxis("left").setLabel(f"{vname} (\u00b5m)")
+        self.plot.getAxis("bottom").setLabel(f"{hname} ({self._unit})")
+        self.plot.getAxis("left").setLabel(f"{vname} ({self._unit})")
         ep = f", epoch {self._epoch}" if self._epoch is not None else ""
         # short: a long title sets the plot's minimum width and pushes the colour bar out
         self.plot.setTitle(f"{_BAR_LABELS[q].split(' [')[0]}, slice {i + 1}/"
@@ -264,5 +269,6 @@ class SliceView(QWidget):
         c, r = int(p.x() / sx), int(p.y() / sy)
         if 0 <= r < h and 0 <= c < w:
             (_, _), (vname, hname) = _CUTS[self.axis.currentData()]
-            self.cursor.setText(f"{hname} = {p.x():.3f} \u00b5m, {vname} = {p.y():.3f} \u00b5m, "
-                                f"value = {self._image[r, c]:.4g}")
+            u = self._unit
+            self.cursor.setText(f"{hname} = {p.x():.4g} {u}, {vname} = {p.y():.4g} {u}, "
+                                f"voxel ({r}, {c}): {self._image[r, c]:.4g}")

@@ -8,8 +8,6 @@ need OpenGL); under ``xvfb-run`` with ``QT_QPA_PLATFORM=xcb`` everything runs.
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -127,20 +125,3 @@ def fast_run(w, out_dir, epochs: int, **extra) -> None:
 def wait_idle(qtbot, w, timeout=60000) -> None:
     qtbot.waitUntil(lambda: w.run_state == "idle" and not w.controller.is_active(),
                     timeout=timeout)
-
-
-def wait_for(predicate, timeout_s: float = 20.0) -> None:
-    """Like qtbot.waitUntil but usable with plain Python conditions on the solver thread."""
-    from PyQt6.QtWidgets import QApplication
-
-    t0 = time.monotonic()
-    while not predicate():
-        QApplication.processEvents()
-        if time.monotonic() - t0 > timeout_s:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def restore_excepthook(monkeypatch):
-    monkeypatch.setattr(sys, "excepthook", sys.excepthook)

@@ -13,7 +13,7 @@ from PyQt6.QtGui import QDropEvent
 from slicewise.app import settings
 from slicewise.engine.recon import config as cfgmod
 
-from .conftest import fast_run, open_data, wait_for, wait_idle
+from .conftest import fast_run, open_data, wait_idle
 
 
 def test_open_edit_run_loss_decreases(qtbot, window, holo_file, tmp_path, dialogs):
@@ -255,13 +255,15 @@ def test_window_remembers_layout(qtbot, dialogs):
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
-    w.resize(1234, 777)
+    avail = w.screen().availableGeometry()  # offscreen test screens are small
+    w.resize(min(1234, avail.width() - 40), min(777, avail.height() - 40))
     w.log_dock.hide()
+    size = (w.width(), w.height())
     w.close()
     w2 = MainWindow()
     qtbot.addWidget(w2)
     w2.show()
-    assert (w2.width(), w2.height()) == (1234, 777)
+    assert (w2.width(), w2.height()) == size
     assert w2.log_dock.isHidden()
     w2.close()
 
@@ -298,4 +300,72 @@ def test_cone_demo_loads_data_and_tuned_configuration(qtbot, window, dialogs):
     assert w.params.value("run.epochs") == demo.DEMO_EPOCHS
     assert w.params.value("model.kind") == "holo"
     assert Path(w.params.value("run.output_dir")).is_absolute()
+    assert w.act_start.isEnabled()
+
+
+def test_configuration_with_relative_paths_opens_its_data(qtbot, window, holo_file, tmp_path,
+                                                          dialogs):
+    import shutil
+
+    w = window
+    shutil.copy(holo_file, tmp_path / "scan.h5")
+    cfg = cfgmod.ReconConfig()
+    cfg.data.path = "scan.h5"               # relative to the configuration file
+    cfg.run.output_dir = "recon"
+    cfg.run.epochs = 1
+    cfg.run.backend = "numpy"
+    cfg.run.save_tiff = False
+    cfgmod.to_toml(cfg, tmp_path / "run.toml")
+    w.open_path(str(tmp_path / "run.toml"))
+    qtbot.waitUntil(lambda: w.dataset is not None, timeout=10000)
+    assert Path(w.dataset.source_path).name == "scan.h5"
+    assert w.params.value("data.path") == "scan.h5"   # kept as written
+    w.start_run()
+    wait_idle(qtbot, w)
+    assert not dialogs.errors, dialogs.errors
+    assert (tmp_path / "recon" / "result.h5").is_file()
+
+
+def test_resume_from_checkpoint_continues_the_history(qtbot, window, holo_file, tmp_path,
+                                                      monkeypatch, dialogs):
+    from slicewise.app import dialogs as dlg_mod
+
+    w = window
+    open_data(qtbot, w, holo_file)
+    fast_run(w, tmp_path / "out", epochs=2)
+    w.start_run()
+    wait_idle(qtbot, w)
+    ckpt = tmp_path / "out" / "checkpoint.h5"
+    assert ckpt.is_file()
+
+    w.params.set_value("run.epochs", 4)
+    monkeypatch.setattr(dlg_mod, "open_file", lambda *a, **k: str(ckpt))
+    w.act_resume_ckpt.trigger()
+    wait_idle(qtbot, w)
+    assert not dialogs.errors, dialogs.errors
+    assert w.run_info.start_epoch == 2
+    w.loss_view.refresh()
+    assert w.loss_view.epochs == [1, 2, 3, 4]
+
+
+def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file, tmp_path,
+                                                        monkeypatch, dialogs):
+    from slicewise.engine.recon import run as run_mod
+
+    w = window
+    open_data(qtbot, w, holo_file)
+    fast_run(w, tmp_path / "out", epochs=1)
+    w.start_run()
+    wait_idle(qtbot, w)
+    result = tmp_path / "out" / "result.h5"
+    before = result.read_bytes()
+
+    # a machine with (almost) no free memory: the run refuses to start, nothing is written
+    monkeypatch.setattr(run_mod, "_available_memory_bytes", lambda backend: 1024)
+    w.params.set_value("run.epochs", 3)
+    w.start_run()
+    wait_idle(qtbot, w)
+    assert len(dialogs.errors) == 1
+    assert "GiB" in dialogs.errors[0][1] and "batch" in dialogs.errors[0][1]
+    assert result.read_bytes() == before
     assert w.act_start.isEnabled()
