@@ -59,13 +59,8 @@ def _tooltip(info: cfgmod.FieldInfo) -> str:
     lines = [info.help, "", f"key: {info.path}   type: {info.type_name}"]
     if info.unit:
         lines.append(f"unit: {info.unit}")
-    rng = []
-    if info.min is not None:
-        rng.append(f"{'>' if info.min_exclusive else '>='} {info.min}")
-    if info.max is not None:
-        rng.append(f"{'<' if info.max_exclusive else '<='} {info.max}")
-    if rng:
-        lines.append("range: " + ", ".join(rng))
+    if info.range_text():
+        lines.append("range: " + info.range_text())
     lines.append(f"default: {format_value(info.default) or 'unset'}")
     if info.optional:
         lines.append("leave empty to leave it unset")

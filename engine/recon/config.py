@@ -350,6 +350,15 @@ class FieldInfo:
     optional: bool
     path_kind: str | None       # "file" | "dir" for path fields (a file chooser), else None
 
+    def range_text(self) -> str:
+        """The allowed range, e.g. ``">= 0, < 1"``; empty when unbounded."""
+        rng = []
+        if self.min is not None:
+            rng.append(f"{'>' if self.min_exclusive else '>='} {self.min}")
+        if self.max is not None:
+            rng.append(f"{'<' if self.max_exclusive else '<='} {self.max}")
+        return ", ".join(rng)
+
 
 @dataclass(frozen=True)
 class _Leaf:
@@ -598,13 +607,8 @@ def _comment(info: FieldInfo) -> str:
         bits.append(f"[{info.unit}]")
     if info.choices:
         bits.append(f"({' | '.join(info.choices)})")
-    rng = []
-    if info.min is not None:
-        rng.append(f"{'>' if info.min_exclusive else '>='} {info.min}")
-    if info.max is not None:
-        rng.append(f"{'<' if info.max_exclusive else '<='} {info.max}")
-    if rng:
-        bits.append(f"({', '.join(rng)})")
+    if info.range_text():
+        bits.append(f"({info.range_text()})")
     return "# " + " ".join(bits)
 
 

@@ -130,13 +130,8 @@ def amplitude_loss(pred_intensity, measured_intensity, mask=None, eps: float = 1
     return record(out, (pred_intensity, measured_intensity), vjp, "amplitude_loss")
 
 
-def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9):
-    """``sum(w (I - I_meas log(I + eps))) / sum(w)``: Poisson negative log-likelihood per pixel.
-
-    Minimal at ``I = I_meas`` (its value there is not 0). ``eps`` is in intensity units and keeps
-    the logarithm finite where the model predicts no photons.
-    """
-    ip = data(pred_intensity)
+def _poisson(ip, measured_intensity, mask, eps):
+    """(mean weighted NLL, w * dNLL/dI per pixel, sum of weights) for intensities ``ip``."""
     xp = array_module(ip)
     y = xp.asarray(data(measured_intensity))
     w, n = _weights(mask, ip.shape, ip.dtype, xp)
@@ -144,7 +139,18 @@ def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9
     term = ip - y * xp.log(ipe)
     out = xp.asarray((term if w is None else w * term).sum() / n, dtype=ip.dtype)
     d = 1 - y / ipe
-    scale = (1.0 / n) * (d if w is None else w * d)
+    return out, (d if w is None else w * d), n
+
+
+def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9):
+    """``sum(w (I - I_meas log(I + eps))) / sum(w)``: Poisson negative log-likelihood per pixel.
+
+    Minimal at ``I = I_meas`` (its value there is not 0). ``eps`` is in intensity units and keeps
+    the logarithm finite where the model predicts no photons.
+    """
+    ip = data(pred_intensity)
+    out, wd, n = _poisson(ip, measured_intensity, mask, eps)
+    scale = (1.0 / n) * wd
 
     def vjp(g):
         return (g * scale, None)
@@ -157,16 +163,8 @@ def poisson_nll_from_field(field, measured_intensity, mask=None, mode_axis: int 
     """:func:`poisson_nll` of ``I = sum_modes |field|^2`` as one primitive (gradient
     ``2 w (1 - I_meas/(I + eps)) psi / sum(w)``)."""
     f = data(field)
-    xp = array_module(f)
-    ip = _intensity(f, mode_axis)
-    y = xp.asarray(data(measured_intensity))
-    w, n = _weights(mask, ip.shape, ip.dtype, xp)
-    ipe = ip + eps
-    term = ip - y * xp.log(ipe)
-    out = xp.asarray((term if w is None else w * term).sum() / n, dtype=ip.dtype)
-    d = 1 - y / ipe
-    scale = (2.0 / n) * (d if w is None else w * d)
-    del term, ipe
+    out, wd, n = _poisson(_intensity(f, mode_axis), measured_intensity, mask, eps)
+    scale = (2.0 / n) * wd
 
     def vjp(g):
         return (_times_field(g, _expand(scale, mode_axis), f), None)
