@@ -32,7 +32,7 @@ def run_gui(path: str | None = None, demo: bool = False) -> int:
     win.show()
     log.info("Slicewise started; log file %s", log_file)
     if demo:
-        QTimer.singleShot(0, win.load_demo)
+        QTimer.singleShot(0, lambda: win.load_demo(autostart=True))
     elif path:
         QTimer.singleShot(0, lambda: win.open_path(path))
     return int(app.exec())

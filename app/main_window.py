@@ -431,8 +431,9 @@ class MainWindow(QMainWindow):
         if dlg.exec() and dlg.result_path:
             self.open_path(dlg.result_path)
 
-    def load_demo(self) -> None:
-        """The built-in cone demo: data are simulated once into the app-data folder."""
+    def load_demo(self, autostart: bool = False) -> None:
+        """The built-in cone demo: data are simulated once into the app-data folder; with
+        ``autostart`` (``slicewise demo``) the reconstruction starts as soon as it is loaded."""
         try:
             from slicewise.engine import demo  # noqa: PLC0415
         except ImportError as exc:
@@ -443,7 +444,7 @@ class MainWindow(QMainWindow):
         folder = log_dir().parent / "demo"
         self.statusBar().showMessage("preparing the cone demo data set\u2026")
         self.tasks.submit("preparing the demo", lambda: self._demo_job(demo, folder),
-                          self._on_demo_ready,
+                          lambda result: self._on_demo_ready(result, autostart),
                           lambda exc, tb: errors.report_exception(self, exc, "Cone demo",
                                                                   details=tb))
 
@@ -453,13 +454,17 @@ class MainWindow(QMainWindow):
         cfg = demo.demo_config(path, folder / "results")
         return cfg, open_dataset(path)
 
-    def _on_demo_ready(self, result) -> None:
+    def _on_demo_ready(self, result, autostart: bool = False) -> None:
         cfg, ds = result
         self.statusBar().clearMessage()
         self.config_path = None
         self.set_dataset(ds, ds.source_path)
         self.params.set_config(cfg)
-        log.info("cone demo ready: press Start (F5)")
+        if autostart and self.can_start()[0]:
+            log.info("cone demo ready: reconstructing")
+            self.start_run()
+        else:
+            log.info("cone demo ready: press Start (F5)")
 
     # ---- run control -------------------------------------------------------------------------
     def can_start(self) -> tuple[bool, str]:

@@ -235,7 +235,7 @@ def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto"
 # ---- command line --------------------------------------------------------------------------------
 
 PRESETS = {
-    "cone-holotomo": dict(modality="holo", n_angles=45, object_shape=(32, 32, 32)),
+    "cone-holotomo": dict(modality="holo", n_angles=60, object_shape=(48, 48, 48)),
     "cone-ptychotomo": dict(modality="ptycho", n_angles=24, object_shape=(24, 24, 24), probe_shape=(16, 16),
                             probe_size_px=3.0, scan_step_px=4.0, pixel_size_m=2e-9, energy_ev=5000.0),
     "star-ptycho": dict(modality="ptycho", phantom=PhantomSpec(kind="siemens"), object_shape=(1, 96, 96),

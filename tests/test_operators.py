@@ -157,6 +157,7 @@ def test_transmission_of_index_matches_transmission_and_its_gradient():
     _, (gd, gb) = value_and_grad(lambda d, b: loss_of(transmission(d, b, k, dz)), argnums=(0, 1))(delta, beta)
     np.testing.assert_allclose(g, gd + 1j * gb, rtol=1e-10, atol=1e-12)
     check_grad(lambda v: loss_of(transmission_of_index(v, k, dz)), [vol], eps=1e-10, rtol=1e-5)
+    check_adjoint(lambda v: transmission_of_index(v, k, dz), vol, linear=False, eps=1e-10, rtol=1e-5)
 
 
 def test_patch_adjoint_accepts_scipy_fft_arrays_and_leading_axes():

@@ -66,23 +66,23 @@ def test_demo_config_and_data_are_reused(tmp_path):
     assert os.path.isabs(cfg.data.path) and os.path.isabs(cfg.run.output_dir)
     assert cfg.model.kind == "holo" and cfg.run.epochs == demo.DEMO_EPOCHS
     assert from_toml(to_toml(cfg)) == cfg  # the GUI saves and reloads it
-    assert demo.DEMO_SIM.modality == "holo" and demo.DEMO_SIM.object_shape == (32, 32, 32)
+    assert demo.DEMO_SIM.modality == "holo" and demo.DEMO_SIM.object_shape == (48, 48, 48)
 
     path = demo.ensure_demo_data(tmp_path, backend="numpy")
     ds = open_dataset(path)
-    assert ds.shape == (demo.DEMO_SIM.n_angles, 2, 32, 32) and "delta" in ds.truth
+    assert ds.shape == (demo.DEMO_SIM.n_angles, 2, 48, 48) and "delta" in ds.truth
     ds.close()
     stamp = path.stat().st_mtime_ns
     assert demo.ensure_demo_data(tmp_path, backend="numpy") == path
     assert path.stat().st_mtime_ns == stamp  # reused, not simulated again
     path.write_bytes(b"not an HDF5 file")      # a broken file is replaced
     assert demo.ensure_demo_data(tmp_path, backend="numpy") == path
-    assert open_dataset(path).shape == (demo.DEMO_SIM.n_angles, 2, 32, 32)
+    assert open_dataset(path).shape == (demo.DEMO_SIM.n_angles, 2, 48, 48)
 
 
 def test_headless_demo_reconstructs_the_cone(tmp_path, capsys):
-    """The full demo (45 angles, noise 1e5 photons/pixel, 20 epochs, ~5 s). Measured 3D delta
-    correlation 0.969 (0.96 after 10 epochs, levelling off from 15: the noise limits it).
+    """The full demo (48^3, 60 angles, noise 1e5 photons/pixel, 25 epochs, ~10 s). Measured 3D
+    delta correlation 0.976 (0.96 after 10 epochs, levelling off from 15: the noise limits it).
     Threshold 0.95: the cone's wall and cavity are resolved (a blurred blob of the right size
     scores ~0.7); below it the tuned learning rates or epochs have regressed."""
     rc = demo.run_headless_demo(tmp_path, backend="numpy")
