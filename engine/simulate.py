@@ -26,7 +26,7 @@ from .models.holo import HoloModel
 from .models.ptycho import PtychoModel
 from .phantoms import PhantomSpec, make_phantom, occupancy_to_delta_beta
 from .probes import airy_probe, gaussian_probe
-from .scans import fermat_spiral_scan, perturb_positions, raster_scan
+from .scans import fermat_spiral_scan, overlap_to_step, perturb_positions, raster_scan
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,9 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe-size-px", type=float)
     p.add_argument("--probe-defocus-m", type=float, help="Airy probe defocus, metres")
     p.add_argument("--scan", choices=("raster", "fermat"))
-    p.add_argument("--step-px", type=float)
+    p.add_argument("--step-px", type=float, help="scan step, pixels")
+    p.add_argument("--overlap", type=float,
+                   help="scan step from the probe overlap instead (fraction, e.g. 0.6 = 60 %%)")
     p.add_argument("--position-error-px", type=float)
     p.add_argument("--photons", type=float, help="Poisson noise at this photon count")
     p.add_argument("--seed", type=int)
@@ -292,6 +294,13 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
              "scan": args.scan, "scan_step_px": args.step_px, "position_error_px": args.position_error_px,
              "photons": args.photons, "seed": args.seed, "layout": args.layout}
     d.update({k: v for k, v in flags.items() if v is not None})
+    if args.overlap is not None:
+        if args.step_px is not None:
+            raise ConfigError("give either --step-px or --overlap, not both")
+        size = d.get("probe_size_px", SimulationConfig.probe_size_px)
+        # the probe's diameter: twice the Airy first-ring radius, or the Gaussian FWHM
+        diameter = 2 * size if d.get("probe_kind", "airy") == "airy" else size
+        d["scan_step_px"] = overlap_to_step(diameter, args.overlap)
     if args.phantom:
         ph = d.get("phantom")
         ph = dataclasses.asdict(ph) if isinstance(ph, PhantomSpec) else dict(ph or {})
