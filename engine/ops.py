@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from .autodiff import IndexedGrad, data, is_traced, record
-from .backend import array_module
+from .backend import array_module, fft_workers
 
 
 def _unbroadcast(g, shape: tuple):
@@ -269,11 +269,8 @@ def _fft_pair(x):
     if array_module(x) is np:
         import scipy.fft as sfft  # noqa: PLC0415
 
-        def w(a):  # threads only for large transforms (see physics/fft.py)
-            return 1 if a.size < (1 << 17) else -1
-
-        return (lambda a: sfft.fft2(a, norm="ortho", workers=w(a)),
-                lambda a: sfft.ifft2(a, norm="ortho", workers=w(a)))
+        return (lambda a: sfft.fft2(a, norm="ortho", workers=fft_workers(a.size)),
+                lambda a: sfft.ifft2(a, norm="ortho", workers=fft_workers(a.size)))
     import cupy.fft as cfft  # noqa: PLC0415  # pragma: no cover - GPU
 
     return (lambda a: cfft.fft2(a, norm="ortho"), lambda a: cfft.ifft2(a, norm="ortho"))

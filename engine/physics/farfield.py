@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ..autodiff import data, record
 from ..backend import Backend
-from . import fft
 
 
 class FarField:
@@ -21,7 +20,7 @@ class FarField:
         self.centred = centred
 
     def fwd(self, psi):
-        out = fft.fft2(self.backend, psi)
+        out = self.backend.fft2(psi)
         if self.centred:
             out = self.backend.xp.fft.fftshift(out, axes=(-2, -1))
         return out
@@ -29,7 +28,7 @@ class FarField:
     def adj(self, g):
         if self.centred:
             g = self.backend.xp.fft.ifftshift(g, axes=(-2, -1))
-        return fft.ifft2(self.backend, g)
+        return self.backend.ifft2(g)
 
     def __call__(self, psi):
         return record(self.fwd(data(psi)), (psi,), lambda g: (self.adj(g),), "farfield")

@@ -14,7 +14,6 @@ import numpy as np
 
 from ..autodiff import data, is_traced, record
 from ..backend import Backend, to_host
-from . import fft
 
 #: NumPy >= 1.25 runs ``ufunc.at`` on 1-D contiguous operands in a fast loop (~0.3 ms for 64 patches
 #: of 72^2); older versions are ~50x slower there, so they sort the indices once per extractor and
@@ -118,15 +117,15 @@ def shift_probe(probe, shifts, backend: Backend):
     sy = sd[:, 0, None, None].astype(backend.real_dtype)
     sx = sd[:, 1, None, None].astype(backend.real_dtype)
     ramp = xp.exp((-2j * np.pi) * (fy * sy + fx * sx))[:, None]  # (n, 1, py, px)
-    spec = fft.fft2(backend, pd)[None]  # (1, m, py, px)
+    spec = backend.fft2(pd)[None]  # (1, m, py, px)
     shifted_spec = spec * ramp
-    out = fft.ifft2(backend, shifted_spec)
+    out = backend.ifft2(shifted_spec)
 
     def vjp(g):
-        gspec = fft.fft2(backend, g)  # (n, m, py, px)
+        gspec = backend.fft2(g)  # (n, m, py, px)
         g_probe = None
         if is_traced(probe):
-            g_probe = fft.ifft2(backend, (gspec * ramp.conj()).sum(axis=0), overwrite_x=True)
+            g_probe = backend.ifft2((gspec * ramp.conj()).sum(axis=0), overwrite_x=True)
         g_shift = None
         if is_traced(shifts):
             # d out / d sy = ifft2(shifted_spec * (-2 pi i fy)); dL/dsy = Re<that, g> (Parseval)

@@ -19,7 +19,6 @@ import numpy as np
 from ..autodiff import data, is_traced, record
 from ..backend import Backend, to_host
 from ..ops import _unbroadcast
-from . import fft
 
 METHODS = ("fresnel", "angular_spectrum")
 
@@ -87,9 +86,9 @@ class Propagator:
         # the spectrum is our own array: multiply in place and transform back in place, so one
         # field-sized buffer is allocated per call instead of three
         be = self.backend
-        spec = fft.fft2(be, psi)
+        spec = be.fft2(psi)
         spec *= kernel  # (ny, nx) kernel broadcast over the field's leading axes
-        return fft.ifft2(be, spec, overwrite_x=True)
+        return be.ifft2(spec, overwrite_x=True)
 
     def __call__(self, psi):
         return record(self.fwd(data(psi)), (psi,), lambda g: (self.adj(g),), "propagate")
@@ -115,14 +114,14 @@ def propagate(psi, distance_m, *, pixel_m: float, wavelength_m: float, backend: 
     scalar = np.ndim(dd) == 0
     if scalar:
         kernels = kernels[0]  # else (D, ny, nx), broadcasting against axis -3 of psi
-    spec = fft.fft2(be, pd)
-    out = fft.ifft2(be, spec * kernels, overwrite_x=True)
+    spec = be.fft2(pd)
+    out = be.ifft2(spec * kernels, overwrite_x=True)
 
     def vjp(g):
-        gspec = fft.fft2(be, g)
+        gspec = be.fft2(g)
         g_psi = None
         if is_traced(psi):
-            g_psi = _unbroadcast(fft.ifft2(be, gspec * kernels.conj(), overwrite_x=True), pd.shape)
+            g_psi = _unbroadcast(be.ifft2(gspec * kernels.conj(), overwrite_x=True), pd.shape)
         g_d = None
         if is_traced(distance_m):
             # d out / d d = ifft2(spec * H * rate);  dL/dd = Re <d out/dd, g> = Re <spec*H*rate, fft2(g)>

@@ -339,10 +339,8 @@ class Reconstruction:
             for n in ("delta", "beta"):
                 if n in p:
                     p[n] = constraints.nonnegative(p[n])
-            if "object" in p:
-                xp = self.backend.xp
-                mag = xp.abs(p["object"])
-                p["object"] = xp.where(mag > 1, p["object"] / xp.maximum(mag, 1e-30), p["object"])
+            if "object" in p:  # a passive object cannot amplify: |T| <= 1
+                p["object"] = constraints.amplitude_at_most(p["object"], 1.0)
         if self._support is not None:
             for n in ("delta", "beta"):
                 if n in p:
