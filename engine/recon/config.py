@@ -181,7 +181,7 @@ class OptimizerConfig:
                    choices=("adam", "momentum", "lbfgs"))
     lr_delta: float = _f(1e-7, "learning rate of delta", "1/step", min=0, safe_while_paused=True)
     lr_beta: float = _f(1e-8, "learning rate of beta", "1/step", min=0, safe_while_paused=True)
-    lr_object: float = _f(1e-3, "learning rate of the complex transmission (object_param = "
+    lr_object: float = _f(1e-2, "learning rate of the complex transmission (object_param = "
                           "complex)", "1/step", min=0, safe_while_paused=True)
     lr_probe: float = _f(1e-3, "learning rate of the probe, as a fraction of its initial peak "
                          "amplitude", "1/step", min=0, safe_while_paused=True)
