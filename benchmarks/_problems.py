@@ -169,7 +169,7 @@ def correlation(a, b) -> float:
     return float(a @ b) / den if den > 0 else 0.0
 
 
-from slicewise.engine.runtime import keep_freed_memory  # noqa: E402,F401  (re-exported for the scripts)
+
 
 
 def run_epoch_time(cfg, ds, be, repeat: int) -> float:

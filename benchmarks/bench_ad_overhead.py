@@ -9,28 +9,24 @@ Prints one line per size and the ratio (target: <= 1.3 at 1024^2).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _timing import best_time, gpu_sync  # noqa: E402
+from _timing import bench_parser, best_time, start  # noqa: E402
 
-from slicewise.engine import get_backend, ops, value_and_grad  # noqa: E402
+from slicewise.engine import ops, value_and_grad  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
+    ap = bench_parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    be = get_backend(args.backend)
+    be, sync = start(args)
     xp = be.xp
-    sync = gpu_sync(be)
-    print(f"# {be.describe()}")
     print(f"{'size':>6} {'bare fwd+bwd (ms)':>18} {'tape fwd+bwd (ms)':>18} {'ratio':>6}")
     for n in args.sizes:
         rng = np.random.default_rng(0)

@@ -16,7 +16,6 @@ turned off; the run stops once the highest threshold is reached (or after ``--ep
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import os
 import shutil
@@ -28,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import correlation, keep_freed_memory  # noqa: E402
+from _problems import correlation  # noqa: E402
+from _timing import bench_parser, start  # noqa: E402
 
-from slicewise.engine import get_backend, to_host  # noqa: E402
+from slicewise.engine import to_host  # noqa: E402
 from slicewise.engine.recon.config import set_value  # noqa: E402
 from slicewise.engine.recon.run import Reconstruction  # noqa: E402
 
@@ -59,17 +59,13 @@ def demo_data_and_config(data_dir: Path, out_dir: Path, backend: str):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--keep-memory", action="store_true",
-                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.9, 0.95])
     ap.add_argument("--epochs", type=int, default=40, help="at most this many epochs")
     ap.add_argument("--batch-angles", type=int, default=None, help="override run.batch_angles")
     ap.add_argument("--data-dir", default=None, help="keep/reuse the simulated data here")
     args = ap.parse_args()
-    be = get_backend(args.backend)
-    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
+    be, _ = start(args)
     work = Path(tempfile.mkdtemp(prefix="slicewise-cone-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
     data_dir = Path(args.data_dir) if args.data_dir else work

@@ -19,7 +19,6 @@ Ratios are model / FFT floor, measured interleaved in the same run (best of ``--
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -28,11 +27,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import (holo_dataset, keep_freed_memory, make_problem, ptycho_dataset,  # noqa: E402
+from _problems import (holo_dataset, make_problem, ptycho_dataset,  # noqa: E402
                        recon_config)
-from _timing import gpu_sync  # noqa: E402
+from _timing import bench_parser, start  # noqa: E402
 
-from slicewise.engine import get_backend, no_grad, value_and_grad  # noqa: E402
+from slicewise.engine import no_grad, value_and_grad  # noqa: E402
 
 
 def fft_floor(be, shape, n_ffts: int):
@@ -90,10 +89,7 @@ def report(name, shape, n_fwd, t_floor_fwd, t_fwd, t_floor, t_fb):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--keep-memory", action="store_true",
-                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--size", type=int, default=256, help="ptycho object size (size x size)")
     ap.add_argument("--slices", type=int, default=32, help="ptycho slices")
     ap.add_argument("--probe", type=int, default=64, help="ptycho probe size")
@@ -103,9 +99,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--skip", choices=("ptycho", "holo"), action="append", default=[])
     args = ap.parse_args()
-    be = get_backend(args.backend)
-    sync = gpu_sync(be) or (lambda: None)
-    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
+    be, sync = start(args)
     print(f"{'model':<34} {'FFT shape':>16} {'pass':>4} {'FFTs':>5} {'FFTs (s)':>9} {'model (s)':>9} "
           f"{'ratio':>6}")
 

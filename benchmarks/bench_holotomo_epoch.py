@@ -18,7 +18,6 @@ that the next bottleneck is visible. Target: < 1 s per epoch at 64^3 x 36 angles
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -26,21 +25,17 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import (Solver, angle_batches, holo_dataset, keep_freed_memory,  # noqa: E402
+from _problems import (Solver, angle_batches, holo_dataset,  # noqa: E402
                        make_problem, recon_config, run_epoch_time)
 from _profile import GROUPS, format_split, rescale, split  # noqa: E402
-from _timing import gpu_sync  # noqa: E402
+from _timing import bench_parser, start  # noqa: E402
 
-from slicewise.engine import get_backend  # noqa: E402
 
 HOLO_GROUPS = {k: v for k, v in GROUPS.items() if k != "patches"}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--keep-memory", action="store_true",
-                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--size", type=int, default=64, help="object is size^3 voxels (size slices)")
     ap.add_argument("--angles", type=int, default=36)
     ap.add_argument("--batch-angles", type=int, nargs="+", default=[1, 6, 36],
@@ -48,9 +43,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many epochs")
     ap.add_argument("--no-run", action="store_true", help="skip the Reconstruction.run() figure")
     args = ap.parse_args()
-    be = get_backend(args.backend)
-    sync = gpu_sync(be) or (lambda: None)
-    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
+    be, sync = start(args)
     t0 = time.perf_counter()
     ds = holo_dataset(be, args.size, args.angles)
     print(f"# cone {args.size}^3, {args.angles} angles, 1 distance; data simulated in "

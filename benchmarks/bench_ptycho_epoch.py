@@ -22,7 +22,6 @@ Target: ratio <= 1.5. Timings are best-of-N, floor and Slicewise interleaved in 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -30,12 +29,12 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import (Solver, keep_freed_memory, make_problem, ptycho_dataset,  # noqa: E402
+from _problems import (Solver, make_problem, ptycho_dataset,  # noqa: E402
                        recon_config, run_epoch_time, spot_batches)
 from _profile import GROUPS, format_split, rescale, split  # noqa: E402
-from _timing import gpu_sync  # noqa: E402
+from _timing import bench_parser, start  # noqa: E402
 
-from slicewise.engine import get_backend, to_host  # noqa: E402
+from slicewise.engine import to_host  # noqa: E402
 
 
 def make_floor(be, obj0, probe, amps, flat_all, lr: float):
@@ -82,10 +81,7 @@ def make_floor(be, obj0, probe, amps, flat_all, lr: float):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--keep-memory", action="store_true",
-                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--size", type=int, default=256, help="object is size x size")
     ap.add_argument("--probe", type=int, default=72, help="probe/detector is probe x probe")
     ap.add_argument("--grid", type=int, default=26, help="raster of grid x grid positions")
@@ -96,9 +92,7 @@ def main() -> None:
     ap.add_argument("--no-run", action="store_true", help="skip the Reconstruction.run() figure")
     args = ap.parse_args()
 
-    be = get_backend(args.backend)
-    sync = gpu_sync(be) or (lambda: None)
-    print(f"# {be.describe()}" + (f"; {keep_freed_memory()}" if args.keep_memory else ""))
+    be, sync = start(args)
     t0 = time.perf_counter()
     ds = ptycho_dataset(be, args.size, args.probe, args.grid)
     n_spots = ds.n_spots

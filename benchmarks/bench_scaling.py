@@ -20,7 +20,6 @@ a process-wide high-water mark, so per-row deltas would be meaningless).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import resource
@@ -31,11 +30,10 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _problems import (Solver, angle_batches, holo_dataset, keep_freed_memory,  # noqa: E402
+from _problems import (Solver, angle_batches, holo_dataset,  # noqa: E402
                        make_problem, ptycho_dataset, recon_config, spot_batches)
-from _timing import gpu_sync  # noqa: E402
+from _timing import bench_parser, start  # noqa: E402
 
-from slicewise.engine import get_backend  # noqa: E402
 
 MB = 2 ** 20
 
@@ -85,10 +83,7 @@ def measure(epoch, step, repeat: int, sync, trace: bool) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--keep-memory", action="store_true",
-                    help="glibc: keep freed memory in the process (see _problems.keep_freed_memory)")
+    ap = bench_parser(__doc__)
     ap.add_argument("--slices", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     ap.add_argument("--slices-size", type=int, default=128, help="object size of the slices table")
     ap.add_argument("--checkpoint", type=int, default=4, help="checkpoint_slices of the second column")
@@ -103,12 +98,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip", action="append", default=[], choices=("slices", "ptycho", "holo"))
     args = ap.parse_args()
-    be = get_backend(args.backend)
-    sync = gpu_sync(be) or (lambda: None)
+    be, sync = start(args)
     trace = not be.is_gpu  # tracemalloc sees host memory only
-    note = f"; {keep_freed_memory()}" if args.keep_memory else ""
-    print(f"# {be.describe()}{note}; time = best of {args.repeat} epochs; memory = tracemalloc peak of "
-          "one optimiser step (MB)")
+    print(f"# time = best of {args.repeat} epochs; memory = tracemalloc peak of one optimiser step (MB)")
 
     if "slices" not in args.skip:
         n, p = args.slices_size, args.probe

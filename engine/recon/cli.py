@@ -36,7 +36,6 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
     from .config import example_config, set_value  # noqa: PLC0415
-    from .run import Reconstruction  # noqa: PLC0415
 
     if args.example:
         sys.stdout.write(example_config(args.example))

@@ -19,12 +19,11 @@ from typing import Callable
 
 import numpy as np
 
-from .. import ops
 from ..autodiff import no_grad, value_and_grad
 from ..backend import Backend, get_backend, to_host
 from ..errors import ConfigError, DivergenceError, SlicewiseError
 from ..io.datafile import Dataset, estimate_memory_bytes, open_dataset
-from ..io.results import read_result, write_checkpoint, write_result, write_tiff_stack
+from ..io.results import read_result, write_result, write_tiff_stack
 from . import config as cfgmod
 from . import constraints
 from .distributed import Distributed
@@ -320,14 +319,13 @@ class Reconstruction:
         loss, terms, grads = evaluate(unknowns)
         if not math.isfinite(loss):
             return loss, {}
-        closure = None
-        if self.config.optimizer.kind == "lbfgs":
-            def closure(trial):
-                val, _, g = evaluate(trial)
-                return val, g
+        def closure(trial):  # L-BFGS's line search re-evaluates on the same minibatch
+            val, _, g = evaluate(trial)
+            return val, g
         with self._lock:
             old_pos = prob.params["positions"].copy() if "positions" in names else None
-            new = self.optimizer.step(unknowns, grads, closure=closure, loss=loss)
+            new = self.optimizer.step(unknowns, grads, loss=loss,
+                                     closure=closure if self.config.optimizer.kind == "lbfgs" else None)
             prob.params.update(new)
             self._project(old_pos)
         return loss, terms
