@@ -112,7 +112,7 @@ def test_ptycho_far_field_conserves_photons_per_frame():
 def test_ptycho_model_gradients_object_probe_positions():
     optics = Optics(8000, 20e-9, 200e-9)
     delta, beta = _thin_object((2, 20, 20), seed=4)
-    probe = RNG.standard_normal((1, 8, 8)) + 1j * RNG.standard_normal((1, 8, 8))
+    probe = RNG.standard_normal((2, 8, 8)) + 1j * RNG.standard_normal((2, 8, 8))  # two incoherent modes
     pos = np.array([[2.2, 3.1], [9.7, 6.4], [5.0, 11.0]])
     model = PtychoModel((2, 20, 20), (8, 8), optics, BE, positions_px=pos)
     w = RNG.random((1, 3, 8, 8))
@@ -163,7 +163,7 @@ def test_ptycho_model_gradients_single_slice():
     """One slice takes a path of its own (no per-slice windows): same gradients."""
     optics = Optics(8000, 20e-9, 200e-9)
     delta, beta = _thin_object((1, 20, 20), seed=8)
-    probe = RNG.standard_normal((1, 8, 8)) + 1j * RNG.standard_normal((1, 8, 8))
+    probe = RNG.standard_normal((2, 8, 8)) + 1j * RNG.standard_normal((2, 8, 8))  # two incoherent modes
     pos = np.array([[2.0, 3.0], [9.0, 6.0], [5.0, 11.0], [9.0, 6.0]])
     model = PtychoModel((1, 20, 20), (8, 8), optics, BE, positions_px=pos)
     w = RNG.random((1, 4, 8, 8))
@@ -184,7 +184,7 @@ def test_ptycho_windowed_and_whole_object_transmissions_agree():
 
     optics = Optics(8000, 20e-9, 200e-9)
     delta, beta = _thin_object((2, 12, 12), seed=9)
-    probe = RNG.standard_normal((1, 8, 8)) + 1j * RNG.standard_normal((1, 8, 8))
+    probe = RNG.standard_normal((2, 8, 8)) + 1j * RNG.standard_normal((2, 8, 8))  # two incoherent modes
     pos = np.array([[y, x] for y in (0.0, 2.0, 4.0) for x in (0.0, 2.0, 4.0)])
     model = PtychoModel((2, 12, 12), (8, 8), optics, BE, positions_px=pos, margin_px=0)
     ny, nx = model.padded_shape
