@@ -67,9 +67,9 @@ class PtychoModel:
         self.checkpoint_slices = int(checkpoint_slices)
         self._extractors: dict[bytes, PatchExtractor] = {}
 
-    def exit_fields(self, params: dict, angle_idx, spot_idx, positions=None) -> list:
+    def exit_fields(self, params: dict, angle_idx, spot_idx) -> list:
         """Far-field complex fields per angle: list of ``(S, m, py, px)``."""
-        positions = params["positions"] if positions is None else positions
+        positions = params["positions"]
         spot_idx = np.asarray(spot_idx)
         pos = ops.getitem(positions, spot_idx)
         pos_h = to_host(data(pos)).astype(float)

@@ -97,17 +97,18 @@ class Problem:
                                                eps=self.extra.get("poisson_eps", 1e-9))
         terms = {"data": data_term}
         reg = self.config.regularization
-        obj_terms = self._object_terms(params)
-        if reg.l1_weight > 0:
-            terms["l1"] = ops.mul(ops.add(*[regularizers.l1(t) for t in obj_terms])
-                                  if len(obj_terms) > 1 else regularizers.l1(obj_terms[0]), reg.l1_weight)
-        if reg.tv_weight > 0:
-            tvs = [regularizers.total_variation_3d(t, reg.tv_eps) for t in obj_terms]
-            terms["tv"] = ops.mul(tvs[0] if len(tvs) == 1 else ops.add(*tvs), reg.tv_weight)
-        total = terms["data"]
-        for name, t in terms.items():
-            if name != "data":
-                total = ops.add(total, t)
+        total = data_term
+        if reg.l1_weight > 0 or reg.tv_weight > 0:  # no full-object work when unregularised
+            obj_terms = self._object_terms(params)
+            for name, weight, penalty in (("l1", reg.l1_weight, regularizers.l1),
+                                          ("tv", reg.tv_weight,
+                                           lambda t: regularizers.total_variation_3d(t, reg.tv_eps))):
+                if weight > 0:
+                    value = penalty(obj_terms[0])
+                    for t in obj_terms[1:]:
+                        value = ops.add(value, penalty(t))
+                    terms[name] = ops.mul(value, weight)
+                    total = ops.add(total, terms[name])
         return total, terms
 
     def _object_terms(self, params):

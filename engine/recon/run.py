@@ -297,8 +297,7 @@ class Reconstruction:
 
         def objective(unknowns):
             merged = {**prob.params, **unknowns}
-            total, terms = prob.loss(merged, a_idx, s_idx, measured)
-            return total, {k: v for k, v in terms.items()}
+            return prob.loss(merged, a_idx, s_idx, measured)
 
         vg = value_and_grad(objective, has_aux=True)
 
@@ -512,17 +511,4 @@ def _available_memory_bytes(backend: Backend) -> int:
     return 0
 
 
-def loss_total(problem: Problem, params: dict) -> float:
-    """Full-data loss of ``params`` (no gradient), for reports and tests."""
-    with no_grad():
-        total = 0.0
-        n = 0
-        for a in range(problem.dataset.n_angles):
-            spots = np.arange(problem.dataset.n_spots)
-            t, _ = problem.loss(params, [a], spots, problem.measured_batch([a], spots))
-            total += float(to_host(t))
-            n += 1
-    return total / max(n, 1)
-
-
-__all__ = ["Reconstruction", "ProgressEvent", "Snapshot", "loss_total"]
+__all__ = ["Reconstruction", "ProgressEvent", "Snapshot"]
