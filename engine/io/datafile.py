@@ -26,6 +26,8 @@ Slicewise HDF5 layout (written by :func:`write_dataset`, SI units, format_versio
     /geometry/object_shape_yx  int64 (2,)  object grid (ny, nx)  [optional; else taken from
                                /truth/delta (nz, ny, nx) when present, else inferred]
     /probe                     complex128 (n_modes, py, px)  [optional]
+    /mask                      float32 (fy, fx) detector weights, 1 = use, 0 = bad pixel, model
+                               convention (far field: unshifted)  [optional]
     /truth/<name>              ground truth, e.g. delta, beta float (nz, ny, nx)  [optional]
     /provenance                attrs: software, version, date (ISO 8601, UTC),
                                parameters (JSON text), meta (JSON text)
@@ -219,7 +221,7 @@ class LazyTruth(Mapping):
 # ---------------------------------------------------------------------------------------------
 _DEFAULT_LABELS = {k: k for k in ("energy_ev", "pixel_size_m", "slice_thickness_m", "angles_rad",
                                   "positions_px", "distances_m", "probe", "modality",
-                                  "object_shape_yx")}
+                                  "object_shape_yx", "mask")}
 
 
 class Dataset:
@@ -236,12 +238,15 @@ class Dataset:
     probe: complex128 ``(n_modes, py, px)`` known/initial probe, or None.
     source_path: the file read, or None.  truth: mapping of ground-truth arrays (lazy).
     meta: free-form dict (layout, stored quantity, provenance ...).
+    mask: float32 ``(fy, fx)`` detector weights in model convention (1 = use the pixel, 0 = bad,
+        excluded from the loss), or None (every pixel is good). Readers convert the file's own
+        mask convention into this one (e.g. CXI: nonzero = bad, engine/io/cxi.py).
     """
 
     def __init__(self, source, *, modality, energy_ev, pixel_size_m, angles_rad=None,
                  positions_px=None, distances_m=None, slice_thickness_m=None, probe=None,
                  object_shape_yx=None, source_path=None, truth=None, meta=None, labels=None,
-                 n_sample_frames: int = 4):
+                 n_sample_frames: int = 4, mask=None):
         self._source = source
         self._labels = {**_DEFAULT_LABELS, **(labels or {})}
         lab = self._labels
@@ -300,6 +305,7 @@ class Dataset:
             self._object_shape_yx = (int(osh[0]), int(osh[1]))
         self.positions_px = self._check_positions(positions_px, n_s)
         self.probe = self._check_probe(probe)
+        self.mask = self._check_mask(mask)
 
         self.source_path = None if source_path is None else str(source_path)
         self.truth = {} if truth is None else truth
@@ -353,6 +359,34 @@ class Dataset:
         if not np.all(np.isfinite(p)):
             raise DataFileError(f"{lab}: probe contains NaN or infinite values")
         return p
+
+    def _check_mask(self, mask):
+        if mask is None:
+            return None
+        m = np.asarray(mask, dtype=np.float32)
+        if m.shape != self.frame_shape:
+            raise DataFileError(f"{self._labels.get('mask', 'mask')}: detector mask shape {m.shape} "
+                                f"differs from the frame shape {self.frame_shape}")
+        if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+            raise DataFileError(f"{self._labels.get('mask', 'mask')}: detector weights must lie in "
+                                "[0, 1] (1 = use the pixel, 0 = ignore it)")
+        if m.sum() <= 0:
+            raise DataFileError(f"{self._labels.get('mask', 'mask')}: the detector mask excludes "
+                                "every pixel")
+        return m
+
+    def with_geometry(self, **changes) -> "Dataset":
+        """A new Dataset on the same frames with some geometry replaced (``pixel_size_m``,
+        ``distances_m``, ``positions_px``, ``slice_thickness_m``, ``object_shape_yx``, ``meta``...);
+        used for the cone-beam (Fresnel scaling) conversion to the effective geometry."""
+        kwargs = dict(modality=self.modality, energy_ev=self.energy_ev,
+                      pixel_size_m=self.pixel_size_m, angles_rad=self.angles_rad,
+                      positions_px=self.positions_px, distances_m=self.distances_m,
+                      slice_thickness_m=self.slice_thickness_m, probe=self.probe,
+                      object_shape_yx=self._object_shape_yx, source_path=self.source_path,
+                      truth=self.truth, meta=self.meta, labels=self._labels, mask=self.mask)
+        kwargs.update(changes)
+        return Dataset(self._source, **kwargs, n_sample_frames=0)
 
     def _check_sample(self, n: int) -> None:
         """Read a few frames spread over the data (cheap) and check them."""
@@ -436,7 +470,7 @@ class Dataset:
     @classmethod
     def from_arrays(cls, intensities, *, modality, energy_ev, pixel_size_m, angles_rad=None,
                     positions_px=None, distances_m=None, slice_thickness_m=None, probe=None,
-                    object_shape_yx=None, truth=None, meta=None) -> Dataset:
+                    object_shape_yx=None, truth=None, meta=None, mask=None) -> Dataset:
         """In-memory data set; ``intensities`` float ``(n_angles, n_spots, fy, fx)`` in model
         convention (NumPy or CuPy). Same validation as files; all frames are checked."""
         from ..backend import to_host  # noqa: PLC0415
@@ -451,7 +485,7 @@ class Dataset:
                    pixel_size_m=pixel_size_m, angles_rad=angles_rad, positions_px=positions_px,
                    distances_m=distances_m, slice_thickness_m=slice_thickness_m, probe=probe,
                    object_shape_yx=object_shape_yx, truth=truth,
-                   meta={"layout": "memory", **(meta or {})}, n_sample_frames=0)
+                   meta={"layout": "memory", **(meta or {})}, n_sample_frames=0, mask=mask)
 
 
 def _ranged(value, bounds, label, what, unit) -> float:
@@ -521,20 +555,30 @@ def _h5_open(path):
 
 
 def open_dataset(path) -> Dataset:
-    """Open an Adorym-style or Slicewise HDF5 data set (detected from its content)."""
+    """Open a Slicewise, CXI, DXchange or Adorym-style HDF5 data set (detected from its content)."""
+    from .cxi import is_cxi, read_cxi  # noqa: PLC0415
+    from .dxchange import is_dxchange, read_dxchange  # noqa: PLC0415
+
     with _h5_open(path) as f:
         fmt = f.attrs.get("format", "")
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
         is_slicewise = fmt == SLICEWISE_FORMAT or "data/intensities" in f
+        cxi, dxchange = is_cxi(f), is_dxchange(f)
         is_adorym = "exchange/data" in f
     if is_slicewise:
         return _read_slicewise(str(path))
+    if cxi:
+        return read_cxi(str(path))
+    if dxchange:
+        return read_dxchange(str(path))
     if is_adorym:
         from .adorym import read_adorym  # noqa: PLC0415
 
         return read_adorym(str(path))
-    raise DataFileError(f"{path}: neither a Slicewise data file (/data/intensities) nor an "
-                        "Adorym-style file (exchange/data); see docs for the expected layouts")
+    raise DataFileError(f"{path}: not a Slicewise data file (/data/intensities), a CXI file "
+                        "(entry_1/instrument_1/detector_1), a DXchange file (exchange/data with "
+                        "data_white/theta) nor an Adorym-style file (exchange/data + metadata); "
+                        "see docs/real-data.md for the layouts")
 
 
 def _attr_str(attrs, key, default=None):
@@ -576,7 +620,8 @@ def _read_slicewise(path: str) -> Dataset:
                       slice_thickness_m=ga.get("slice_thickness_m"),
                       angles_rad=opt("angles_rad"), positions_px=opt("positions_px"),
                       distances_m=opt("distances_m"), object_shape_yx=opt("object_shape_yx"),
-                      probe=np.asarray(f["probe"][()]) if "probe" in f else None)
+                      probe=np.asarray(f["probe"][()]) if "probe" in f else None,
+                      mask=np.asarray(f["mask"][()]) if "mask" in f else None)
         truth_names = sorted(f["truth"].keys()) if "truth" in f else []
         if kwargs["object_shape_yx"] is None:
             for key in ("delta", "beta", "object"):  # the object grid of a ground-truth volume
@@ -586,6 +631,7 @@ def _read_slicewise(path: str) -> Dataset:
         src = H5Source(path, "data/intensities", d.shape, conv)
     labels = {k: f"/geometry/{k}" for k in _DEFAULT_LABELS}
     labels["probe"] = "/probe"
+    labels["mask"] = "/mask"
     return Dataset(src, **kwargs, source_path=path, labels=labels,
                    truth=LazyTruth(path, "truth", truth_names),
                    meta={**meta, "layout": "slicewise", "provenance": prov})
@@ -634,6 +680,8 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
                 g["object_shape_yx"] = np.asarray(dataset._object_shape_yx, dtype=np.int64)
             if dataset.probe is not None:
                 f["probe"] = dataset.probe
+            if dataset.mask is not None:
+                f["mask"] = dataset.mask
             for k, v in all_truth.items():
                 f.create_dataset(f"truth/{k}", data=to_host(v), **(ckw if np.ndim(v) >= 2 else {}))
             p = f.create_group("provenance")
@@ -671,11 +719,38 @@ def describe_file(path) -> str:
                          f"x {lo[1]:.4g}..{hi[1]:.4g} px; object grid {ds.object_shape_yx}")
         lines.append(f"  probe: {ds.probe.shape[0]} mode(s) {ds.probe.shape[1:]}"
                      if ds.probe is not None else "  probe: none in the file")
+        lines.extend(_describe_real(ds))
         if len(ds.truth):
             lines.append(f"  ground truth: {', '.join(ds.truth)}")
         return "\n".join(lines)
     finally:
         ds.close()
+
+
+def _describe_real(ds: Dataset) -> list[str]:
+    """Lines on what a measured-data reader found (mask, counts, detector geometry)."""
+    m = ds.meta
+    out = []
+    if ds.mask is not None:
+        out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
+                   f" (from {m.get('mask_from') or ds._labels.get('mask')}; 1 = use, 0 = bad)")
+    if "frames_dtype" in m:
+        kind = "integer counts" if m.get("integer_counts") else "floats"
+        out.append(f"  stored as {m['frames_dtype']} ({kind}); default loss "
+                   f"{'poisson' if m.get('integer_counts') else 'amplitude'}")
+    if "detector_pixel_m" in m:
+        out.append(f"  detector pixel {m['detector_pixel_m'] * 1e6:.4g} um at "
+                   f"{m['detector_distance_m']:.4g} m; for a cone beam set data.source_to_sample_m "
+                   "(effective pixel = pixel / M)")
+    for key, what in (("energy_from", "energy"), ("basis_from", "detector axes"),
+                      ("translations_from", "translations"), ("modality_from", "modality"),
+                      ("flat_dark", "flat/dark")):
+        if m.get(key):
+            out.append(f"  {what}: {m[key]}")
+    if "scan_range_m" in m:
+        rx, ry = m["scan_range_m"]
+        out.append(f"  scan range x {rx * 1e6:.4g} um, y {ry * 1e6:.4g} um")
+    return out
 
 
 def estimate_memory_bytes(dataset: Dataset, object_shape, n_slices: int, batch: int,

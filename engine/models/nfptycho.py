@@ -1,0 +1,99 @@
+"""Near-field ptychography: a structured probe scanned over the sample, Fresnel/angular-spectrum
+propagation to a detector a short (effective) distance behind it; 2D, multislice and tomography.
+
+For a view angle and a batch of scan positions::
+
+    W      = frame window (fy, fx) grown by ``pad_px`` on every side              (wy, wx)
+    O_j    = windows of the (rotated) object transmission at position_j - pad     (nz, S, wy, wx)
+    psi_0  = probe (m, wy, wx) shifted by the sub-pixel remainders                (S, m, wy, wx)
+    psi    = multislice(psi_0, O_j)
+    I      = sum over modes |crop_pad(propagate(psi, z))|^2                       (S, fy, fx)
+
+The padding keeps the periodic boundary of the FFT propagation out of the measured frame: light
+from up to ``pad_px`` outside the frame reaches it (a real detector sees a wave that continues past
+its edges). With a cone beam, every length is the effective one (Fresnel scaling theorem, see
+docs/real-data.md): pixel = detector pixel / M, z = z2 / M.
+
+Positions are the (y, x) top-left corners of the *frame* (not the padded window) in object pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..backend import Backend
+from ..physics.propagation import Propagator
+from .common import Optics
+from .ptycho import PtychoModel
+
+
+def default_pad_px(frame_shape, pixel_m: float, distance_m: float, wavelength_m: float) -> int:
+    """Padding (px) that holds the light reaching the frame: a few Fresnel-zone widths
+    ``sqrt(lambda z)`` plus the diffraction spread of one-pixel features ``lambda z / (2 p)``,
+    at most a quarter of the frame."""
+    zone = np.sqrt(wavelength_m * distance_m) / pixel_m
+    spread = wavelength_m * distance_m / (2 * pixel_m) / pixel_m
+    pad = int(np.ceil(max(2 * zone, spread))) + 2
+    return int(min(pad, max(frame_shape) // 4))
+
+
+class NearFieldPtychoModel(PtychoModel):
+    """Parameters -> predicted near-field intensities ``(A, S, fy, fx)``.
+
+    object_shape: ``(nz, ny, nx)``; frame_shape: detector ``(fy, fx)``; distance_m: (effective)
+    sample-detector distance; pad_px: window padding (above). The probe parameter is
+    ``(m, fy + 2 pad, fx + 2 pad)``. Other arguments as :class:`PtychoModel`.
+    """
+
+    kind = "nfptycho"
+
+    def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
+                 distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
+                 param: str = "delta_beta", margin_px: int = 4, checkpoint_slices: int = 0):
+        self.pad = int(pad_px)
+        self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+        window = (self.frame_shape[0] + 2 * self.pad, self.frame_shape[1] + 2 * self.pad)
+        pos = np.asarray(positions_px, dtype=float)
+        super().__init__(object_shape, window, optics, backend, angles_rad=angles_rad,
+                         positions_px=pos - self.pad, param=param, margin_px=margin_px,
+                         checkpoint_slices=checkpoint_slices)
+        self.distance_m = float(distance_m)
+        self.detector = Propagator(window, optics.pixel_size_m, self.distance_m, optics.wavelength_m,
+                                   backend, optics.method)
+        self.farfield = self._to_detector  # the parent's last step: here a near-field propagation
+
+    def _to_detector(self, psi):
+        out = self.detector(psi)
+        if not self.pad:
+            return out
+        p, (fy, fx) = self.pad, self.frame_shape
+        return ops.getitem(out, (Ellipsis, slice(p, p + fy), slice(p, p + fx)))
+
+    def exit_fields(self, params: dict, angle_idx, spot_idx) -> list:
+        """Detector fields per angle: list of ``(S, m, fy, fx)``."""
+        if self.pad:
+            params = {**params, "positions": ops.sub(params["positions"], float(self.pad))}
+        return super().exit_fields(params, angle_idx, spot_idx)
+
+
+def probe_guess_from_frames(mean_frame, pad_px: int, optics: Optics, distance_m: float,
+                            bad=None) -> np.ndarray:
+    """Initial probe ``(wy, wx)`` complex128 from the data alone.
+
+    The mean of many frames is about the probe's intensity at the detector (the sample's structure
+    averages out over the scan). Its square root with a flat phase, extended into the padding by
+    the edge values, is propagated back to the sample plane: the model then reproduces the mean
+    frame from the first iteration. ``bad``: boolean ``(fy, fx)`` pixels to fill from the median.
+    """
+    m = np.asarray(mean_frame, dtype=np.float64).copy()
+    if bad is not None and np.any(bad):
+        m[bad] = np.median(m[~bad])
+    amp = np.sqrt(np.maximum(m, 0))
+    amp = np.pad(amp, pad_px, mode="edge")
+    from ..backend import get_backend  # noqa: PLC0415
+
+    be = get_backend("numpy", "double")
+    back = Propagator(amp.shape, optics.pixel_size_m, -float(distance_m), optics.wavelength_m, be,
+                      optics.method)
+    return np.asarray(back.fwd(amp.astype(np.complex128)))
