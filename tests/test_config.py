@@ -172,7 +172,7 @@ def test_errors_from_file_name_the_file(tmp_path):
 def test_example_config_is_commented_and_parses_back(kind):
     text = C.example_config(kind)
     assert C.from_toml(text) == C.preset(kind)
-    assert "# photon energy" in text and "[eV]" in text and "(adam | momentum | lbfgs)" in text
+    assert "# photon energy" in text and "[eV]" in text and "(auto | adam | momentum | lbfgs)" in text
     assert "# energy_ev = <float>" in text  # unset optional shown commented out
     with pytest.raises(ConfigError):
         C.example_config("xrf")

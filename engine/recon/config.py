@@ -175,20 +175,28 @@ _f = _factory("optimizer")
 
 @dataclass
 class OptimizerConfig:
-    """Optimiser and per-parameter learning rates (in parameter units per step)."""
+    """Optimiser and per-parameter learning rates; unset rates are measured from the data."""
 
-    kind: str = _f("adam", "optimiser; lbfgs needs the same data every step (full batches)",
-                   choices=("adam", "momentum", "lbfgs"))
-    lr_delta: float = _f(1e-7, "learning rate of delta", "1/step", min=0, safe_while_paused=True)
-    lr_beta: float = _f(1e-8, "learning rate of beta", "1/step", min=0, safe_while_paused=True)
-    lr_object: float = _f(1e-2, "learning rate of the complex transmission (object_param = "
-                          "complex)", "1/step", min=0, safe_while_paused=True)
-    lr_probe: float = _f(1e-3, "learning rate of the probe, as a fraction of its initial peak "
-                         "amplitude", "1/step", min=0, safe_while_paused=True)
+    kind: str = _f("auto", "optimiser; auto = full-batch L-BFGS with a line search when the data "
+                   "fit in memory and there is one view, else Adam on minibatches; lbfgs needs the "
+                   "same data every step (full batches)", choices=("auto", "adam", "momentum", "lbfgs"))
+    lr_delta: Optional[float] = _f(None, "learning rate of delta; unset = measured at the start of "
+                                   "the run from the loss's curvature along its gradient (the value "
+                                   "chosen is written to the run's config.toml)", "1/step", min=0,
+                                   safe_while_paused=True)
+    lr_beta: Optional[float] = _f(None, "learning rate of beta; unset = measured (as lr_delta)",
+                                  "1/step", min=0, safe_while_paused=True)
+    lr_object: Optional[float] = _f(None, "learning rate of the complex transmission (object_param "
+                                    "= complex); unset = measured (as lr_delta)", "1/step", min=0,
+                                    safe_while_paused=True)
+    lr_probe: Optional[float] = _f(None, "learning rate of the probe, as a fraction of its initial "
+                                   "peak amplitude; unset = measured when probe refinement starts",
+                                   "1/step", min=0, safe_while_paused=True)
     lr_positions: float = _f(0.1, "learning rate of the scan positions", "px/step", min=0,
                              safe_while_paused=True)
-    lr_distances: float = _f(1e-6, "learning rate of the propagation distances", "m/step", min=0,
-                             safe_while_paused=True)
+    lr_distances: Optional[float] = _f(None, "learning rate of the propagation distances; unset = "
+                                       "measured when distance refinement starts", "m/step", min=0,
+                                       safe_while_paused=True)
     momentum: float = _f(0.9, "momentum coefficient (momentum optimiser)", min=0, max=1,
                          max_exclusive=True, safe_while_paused=True)
     beta1: float = _f(0.9, "Adam first-moment decay", min=0, max=1, max_exclusive=True,
@@ -197,8 +205,9 @@ class OptimizerConfig:
                       safe_while_paused=True)
     lbfgs_history: int = _f(10, "number of L-BFGS correction pairs kept", min=1)
 
-    def lrs(self) -> dict[str, float]:
-        """Learning rates keyed by the parameter names of the models (``delta``, ``probe``, ...)."""
+    def lrs(self) -> dict[str, float | None]:
+        """Learning rates keyed by the parameter names of the models (``delta``, ``probe``, ...);
+        None where the rate is to be measured from the data."""
         return {name: getattr(self, "lr_" + name)
                 for name in ("delta", "beta", "object", "probe", "positions", "distances")}
 
@@ -208,14 +217,15 @@ _f = _factory("regularization")
 
 @dataclass
 class RegularizationConfig:
-    """Penalties added to the loss (weights multiply the mean over voxels)."""
+    """Penalties added to the loss, weighted relative to the data term: a weight of 0.01 makes the
+    penalty 1 % of the data loss at the start of the run (on the first object estimate)."""
 
-    l1_weight: float = _f(0.0, "weight of the L1 (sparsity) penalty on the object", min=0,
-                          safe_while_paused=True)
-    tv_weight: float = _f(0.0, "weight of the 3D total-variation penalty on the object", min=0,
-                          safe_while_paused=True)
-    tv_eps: float = _f(1e-9, "TV smoothing: |grad| is replaced by sqrt(|grad|^2 + eps^2) - eps "
-                       "(object units)", min=0, min_exclusive=True, safe_while_paused=True)
+    l1_weight: float = _f(0.0, "weight of the L1 (sparsity) penalty, relative to the data loss "
+                          "(0.01 = 1 % of it at the start); 0 = off", min=0, safe_while_paused=True)
+    tv_weight: float = _f(0.0, "weight of the 3D total-variation penalty, relative to the data loss "
+                          "(0.01 = 1 % of it at the start); 0 = off", min=0, safe_while_paused=True)
+    tv_eps: float = _f(1e-3, "TV smoothing: |grad| is replaced by sqrt(|grad|^2 + eps^2) - eps, "
+                       "relative to the object's largest value", min=0, min_exclusive=True, safe_while_paused=True)
 
 
 _f = _factory("constraints")
@@ -247,8 +257,10 @@ class RunConfig:
     """Iterations, batching, hardware and output."""
 
     epochs: int = _f(50, "number of passes over the data", "epoch", min=1, safe_while_paused=True)
-    batch_angles: int = _f(1, "rotation angles per optimiser step; 0 = all", min=0)
-    batch_spots: int = _f(0, "scan positions per optimiser step (ptychography); 0 = all", min=0)
+    batch_angles: Optional[int] = _f(None, "rotation angles per optimiser step; 0 = all; unset = "
+                                     "chosen for the number of updates per epoch", min=0)
+    batch_spots: Optional[int] = _f(None, "scan positions per optimiser step (ptychography); 0 = "
+                                    "all; unset = chosen for the number of updates per epoch", min=0)
     shuffle_seed: int = _f(0, "seed of the minibatch order", min=0)
     backend: str = _f("auto", "array backend; auto = GPU (CuPy) if one works, else NumPy",
                       choices=("auto", "numpy", "cupy"))
@@ -693,7 +705,6 @@ def preset(kind: str) -> ReconConfig:
         cfg.data.path = "ptycho.h5"
         cfg.model.kind = "ptycho"
         cfg.refine.probe, cfg.refine.probe_start_epoch = True, 2
-        cfg.run.batch_spots = 64
     elif kind == "holo":
         cfg.data.path = "holo.h5"
         cfg.model.kind = "holo"
@@ -703,9 +714,7 @@ def preset(kind: str) -> ReconConfig:
         cfg.data.path = "tomo.h5"
         cfg.model.kind = "auto"
         cfg.model.checkpoint_slices = 16
-        cfg.run.batch_angles = 10
         cfg.constraints.support = "auto"
-        cfg.regularization.tv_weight = 1e-3
     else:
         raise ConfigError(f"example kind must be ptycho, holo or tomo; got {kind!r}")
     return validate(cfg)

@@ -28,9 +28,6 @@ from .losses import amplitude_loss_from_field, poisson_nll_from_field
 
 log = logging.getLogger(__name__)
 
-#: Regularisers see delta/beta in this unit (typical hard-X-ray delta), so weights are order 1.
-DELTA_UNIT = 1e-6
-
 #: Intensity floor of the Poisson likelihood, relative to the mean measured intensity per pixel.
 #: Where the model predicts (almost) no photons but some were counted, the gradient of
 #: ``I - y log(I + eps)`` with respect to the field grows like ``y / |psi|``: with a tiny absolute
@@ -99,6 +96,9 @@ class Problem:
         reg = self.config.regularization
         total = data_term
         if reg.l1_weight > 0 or reg.tv_weight > 0:  # no full-object work when unregularised
+            norm = self._penalty_norm(params, data_term)
+            if not norm:
+                return total, terms
             obj_terms = self._object_terms(params)
             for name, weight, penalty in (("l1", reg.l1_weight, regularizers.l1),
                                           ("tv", reg.tv_weight,
@@ -107,9 +107,42 @@ class Problem:
                     value = penalty(obj_terms[0])
                     for t in obj_terms[1:]:
                         value = ops.add(value, penalty(t))
-                    terms[name] = ops.mul(value, weight)
+                    terms[name] = ops.mul(value, weight * norm[name])
                     total = ops.add(total, terms[name])
         return total, terms
+
+    def _penalty_norm(self, params, data_term) -> dict | None:
+        """Factors that make regularisation weights relative to the data term: at the first
+        evaluation with a non-empty object, each penalty times its factor equals the data loss, so
+        a weight of 0.01 starts the penalty at 1 % of it. Before that (vacuum start, where every
+        penalty and its gradient vanish) None: the penalties are skipped."""
+        norm = self.extra.get("penalty_norm")
+        if norm is not None:
+            return norm
+        from ..autodiff import data as _data  # noqa: PLC0415
+
+        obj = {k: _data(params[k]) for k in ("delta", "beta", "object") if k in params}
+        xp = self.backend.xp
+        if "delta" in obj:
+            unit = max(float(xp.abs(obj["delta"]).max()), float(xp.abs(obj["beta"]).max()))
+        else:
+            unit = float(xp.abs(obj["object"] - 1).max())
+        if not unit > 0:
+            return None
+        # penalties see the object in units of its largest value (tv_eps is relative to it)
+        self.extra["delta_scale"] = unit
+        plain = self._object_terms(obj)
+        reg = self.config.regularization
+        f0 = float(to_host(_data(data_term)))
+        norm = {}
+        for name, penalty in (("l1", regularizers.l1),
+                              ("tv", lambda t: regularizers.total_variation_3d(t, reg.tv_eps))):
+            p0 = sum(float(to_host(_data(penalty(t)))) for t in plain)
+            norm[name] = f0 / p0 if p0 > 0 else 0.0
+        log.info("regularisation weights are relative to the data loss %.4g: l1 x %.4g, tv x %.4g "
+                 "in absolute terms", f0, norm["l1"], norm["tv"])
+        self.extra["penalty_norm"] = norm
+        return norm
 
     def _object_terms(self, params):
         """Quantities the regularisers act on, scaled to order 1 (delta/beta are ~1e-6)."""
@@ -269,7 +302,6 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
     if cfg.model.object_param == "delta_beta":
         params["delta"] += be.real_dtype(cfg.init.delta)
         params["beta"] += be.real_dtype(cfg.init.beta)
-        extra["delta_scale"] = DELTA_UNIT
     if cfg.init.object_path:
         _load_object(params, cfg, shape, be, base_dir)
     mask = _load_mask(cfg, ds, be, base_dir)

@@ -25,7 +25,7 @@ from ..errors import ConfigError, DivergenceError, SlicewiseError
 from ..io.datafile import Dataset, estimate_memory_bytes, open_dataset
 from ..io.results import read_result, write_result, write_tiff_stack
 from . import config as cfgmod
-from . import constraints
+from . import autotune, constraints, stepsize
 from .distributed import Distributed
 from .optimizers import make_optimizer
 from .problem import Problem, _resolve_path, build_problem, host_copy
@@ -95,6 +95,7 @@ class Reconstruction:
             dataset = open_dataset(_resolve_path(self.config.data.path, self.base_dir))
         self.dataset = dataset
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir)
+        self._choose_schedule()
         self.memory_estimate_bytes = self._check_memory()
         self.output_dir = _resolve_path(run.output_dir, self.base_dir)
         self.result_path = self.output_dir / "result.h5"
@@ -125,6 +126,7 @@ class Reconstruction:
             self._load_checkpoint(Path(resume))
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
+        self._resolve_learning_rates(self._refined())
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -280,15 +282,66 @@ class Reconstruction:
         return names
 
     def _learning_rates(self) -> dict:
-        lrs = self.config.optimizer.lrs()
-        probe = self.problem.params.get("probe") if hasattr(self, "problem") else None
-        if probe is not None:  # probe rate is relative to the probe's peak amplitude
-            lrs["probe"] = lrs["probe"] * float(to_host(abs(probe).max()))
+        """Rates in the optimiser's units; an unset (not yet measured) rate is 0 for now."""
+        lrs = {k: (0.0 if v is None else v) for k, v in self.config.optimizer.lrs().items()}
+        if lrs["probe"]:  # probe rate is relative to the probe's peak amplitude
+            lrs["probe"] = lrs["probe"] * self._probe_peak()
         return lrs
+
+    def _probe_peak(self) -> float:
+        probe = self.problem.params.get("probe")
+        return float(to_host(abs(probe).max())) if probe is not None else 1.0
+
+    def _store_lr(self, name: str, lr_optimizer_units: float) -> None:
+        """Write a measured rate into the configuration (in its units) and the optimiser."""
+        value = lr_optimizer_units / self._probe_peak() if name == "probe" else lr_optimizer_units
+        cfgmod.set_value(self.config, f"optimizer.lr_{name}", float(value))
+        self.optimizer.set_lr(name, lr_optimizer_units)
+
+    def _choose_schedule(self) -> None:
+        """Resolve ``optimizer.kind = auto`` and unset minibatch sizes into the configuration."""
+        o, r, prob = self.config.optimizer, self.config.run, self.problem
+        sched = autotune.choose_schedule(o.kind, r.batch_angles, r.batch_spots, self.dataset, prob.kind,
+                                         prob.object_shape, _available_memory_bytes(self.backend),
+                                         dtype=np.dtype(self.backend.complex_dtype).name)
+        if (o.kind, r.batch_angles, r.batch_spots) != (sched.kind, sched.batch_angles, sched.batch_spots):
+            log.info("optimizer.kind = %s, run.batch_angles = %d, run.batch_spots = %d (%s)",
+                     sched.kind, sched.batch_angles, sched.batch_spots, sched.reason)
+        o.kind, r.batch_angles, r.batch_spots = sched.kind, sched.batch_angles, sched.batch_spots
+        self._schedule = sched
+
+    def _resolve_learning_rates(self, names: list[str]) -> None:
+        """Measure the unset learning rates of ``names`` (curvature along the gradient, see
+        :mod:`.stepsize`) on a few frames; log them and write them into the configuration."""
+        lrs = self.config.optimizer.lrs()
+        missing = [n for n in names if lrs.get(n, 0) is None]
+        if not missing:
+            return
+        prob = self.problem
+        a_idx, s_idx = autotune.estimation_batch(self.dataset, prob.kind, self._schedule)
+        measured = prob.measured_batch(a_idx, s_idx)
+
+        def evaluate(trial):
+            (val, _), g = value_and_grad(lambda u: prob.loss({**prob.params, **u}, a_idx, s_idx, measured),
+                                         has_aux=True)(trial)
+            return float(to_host(val)), g
+
+        with self._lock:
+            scales, _, _ = stepsize.estimate_scales(evaluate, prob.params, missing)
+        rates = stepsize.learning_rates(scales, self.config.optimizer.kind)
+        for n in missing:
+            self._store_lr(n, rates[n])
+            log.info("optimizer.lr_%s = %.3g (measured: optimal steepest-descent step changes an "
+                     "element by up to %.3g and lowers the loss by %.0f %%)", n,
+                     cfgmod.get_value(self.config, f"optimizer.lr_{n}"), scales[n].max_change,
+                     100 * scales[n].decrease)
+        if self.state != "ready" and self._writes_files:
+            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         prob = self.problem
         names = self._refined()
+        self._resolve_learning_rates(names)  # a parameter whose refinement starts now
         dist = self.distributed
         if dist is not None:
             a_idx, s_idx = dist.share(a_idx, s_idx, prob.kind)
@@ -464,6 +517,9 @@ class Reconstruction:
         self.batch_losses = list(np.asarray(res["extra"].get("batch_losses", [])).tolist())
         if res["optimizer"]:
             self.optimizer.load_state_dict(res["optimizer"])
+            for name, lr in res["optimizer"].get("lrs", {}).items():
+                if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
+                    self._store_lr(name, float(lr))
         log.info("resumed from %s at epoch %d", path, self.epoch)
 
     # ---- helpers -----------------------------------------------------------------------------

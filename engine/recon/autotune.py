@@ -1,0 +1,121 @@
+"""Automatic choices at the start of a run: optimiser, minibatch sizes, learning rates.
+
+Every choice is made from the data and the model only (no absolute constants in the parameters'
+units), is logged, and is written back into the run's configuration, so that the saved
+``config.toml`` reruns the same thing with every value explicit.
+
+* :func:`choose_schedule` -- ``optimizer.kind = "auto"`` and unset ``run.batch_*``: full-batch
+  L-BFGS where there is one view and the whole data set fits comfortably in memory (the issue's
+  measurements: multi-distance holography stalls at 0.76 with Adam, reaches 0.95 with L-BFGS);
+  Adam on minibatches otherwise, sized for the number of updates per epoch (tomography: one to a
+  few angles per update; 36 angles in batches of 10 gave 0.39, one angle per update 0.94).
+* :func:`estimation_batch` -- the frames on which the learning rates are measured.
+* learning rates come from :mod:`.stepsize` (curvature along the gradient).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io.datafile import Dataset, estimate_memory_bytes
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Schedule", "choose_schedule", "estimation_batch", "TARGET_UPDATES_TOMO",
+           "TARGET_UPDATES_2D"]
+
+#: Stochastic tomography: about this many updates per epoch (one angle per update up to this many
+#: angles; beyond, a few angles per update, which vectorise better at the same progress per epoch).
+TARGET_UPDATES_TOMO = 32
+
+#: 2D ptychography too large for full batches: about this many minibatches per epoch.
+TARGET_UPDATES_2D = 16
+
+#: Full-batch L-BFGS keeps ~ (history + 3) object-sized arrays and the whole batch's tape; allow
+#: it when the estimate is below this fraction of the available memory (and this absolute cap).
+LBFGS_MEMORY_FRACTION = 0.25
+LBFGS_MEMORY_CAP = 8 * 2 ** 30
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The resolved optimiser and minibatch sizes (0 = all), with the reason, for the log."""
+
+    kind: str
+    batch_angles: int
+    batch_spots: int
+    reason: str
+
+
+def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None, ds: Dataset,
+                    model_kind: str, object_shape: tuple, available_bytes: int,
+                    dtype: str = "complex64") -> Schedule:
+    """Resolve ``optimizer.kind`` and unset ``run.batch_angles``/``run.batch_spots``.
+
+    ``available_bytes``: free memory of the device (0 = unknown, then 4 GiB is assumed).
+    Explicit settings are kept; an explicit minibatch with ``kind = "auto"`` selects Adam.
+    """
+    avail = available_bytes or 4 * 2 ** 30
+    n_frames = ds.n_angles * ds.n_spots
+    full_bytes = estimate_memory_bytes(ds, object_shape, object_shape[0], n_frames, dtype=dtype)
+    fits = full_bytes <= min(LBFGS_MEMORY_FRACTION * avail, LBFGS_MEMORY_CAP)
+    explicit_minibatch = bool(batch_angles) and batch_angles < ds.n_angles or \
+        (model_kind == "ptycho" and bool(batch_spots) and batch_spots < ds.n_spots)
+    if kind == "auto":
+        if explicit_minibatch:
+            kind, why = "adam", "minibatches were set explicitly"
+        elif ds.n_angles == 1 and fits:
+            kind, why = "lbfgs", (f"one view and the full batch ({full_bytes / 2**20:.0f} MiB) fits "
+                                  "in memory")
+        else:
+            kind = "adam"
+            why = ("tomography: stochastic updates over angles" if ds.n_angles > 1 else
+                   f"the full batch ({full_bytes / 2**20:.0f} MiB) is too large for L-BFGS")
+    else:
+        why = "set in the configuration"
+    if kind == "lbfgs":
+        ba = 0 if batch_angles is None else batch_angles
+        bs = 0 if batch_spots is None else batch_spots
+        return Schedule(kind, ba, bs, why)
+    ba = batch_angles if batch_angles is not None else _auto_batch_angles(ds.n_angles)
+    if batch_spots is not None or model_kind == "holo":
+        bs = batch_spots if batch_spots is not None else 0
+    else:
+        bs = _auto_batch_spots(ds, object_shape, ba or ds.n_angles, avail, dtype)
+    return Schedule(kind, ba, bs, why)
+
+
+def _auto_batch_angles(n_angles: int) -> int:
+    if n_angles <= 1:
+        return 0
+    return max(1, int(round(n_angles / TARGET_UPDATES_TOMO)))
+
+
+def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int, dtype: str) -> int:
+    """All spots of the batch's angles for tomography (the angles give the updates); about
+    :data:`TARGET_UPDATES_2D` minibatches for 2D; fewer spots whenever memory demands it."""
+    n = ds.n_spots
+    bs = n if ds.n_angles > 1 else max(min(n, 16), int(math.ceil(n / TARGET_UPDATES_2D)))
+    while bs > 1 and estimate_memory_bytes(ds, object_shape, object_shape[0], n_angles_batch * bs,
+                                           dtype=dtype) > 0.5 * avail:
+        bs = (bs + 1) // 2
+    return 0 if bs >= n else bs
+
+
+def estimation_batch(ds: Dataset, model_kind: str, schedule: Schedule,
+                     max_angles: int = 8, max_spots: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Angles and spots on which the learning rates are measured: the full batch for L-BFGS (its
+    steps see exactly these data), else up to ``max_angles`` evenly spread angles (the sum of a few
+    projections already sees the object's extent) and ``max_spots`` evenly spread spots."""
+    if schedule.kind == "lbfgs":
+        return np.arange(ds.n_angles), np.arange(ds.n_spots)
+    a = np.unique(np.linspace(0, ds.n_angles - 1, min(ds.n_angles, max_angles)).round().astype(int))
+    if model_kind == "holo":
+        s = np.arange(ds.n_spots)
+    else:
+        s = np.unique(np.linspace(0, ds.n_spots - 1, min(ds.n_spots, max_spots)).round().astype(int))
+    return a, s

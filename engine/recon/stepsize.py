@@ -1,0 +1,155 @@
+"""Step sizes without units: per-parameter curvature along the gradient, measured on the data.
+
+A learning rate in a parameter's own units (``lr_delta = 1e-7``) is right for one object and wrong
+by orders of magnitude for another (delta spans 1e-7 .. 0.04 between hard X-rays through a cell and
+soft X-rays through glass). Instead, at the start of a run, for each unknown ``p`` with gradient
+``g`` the loss is sampled along the steepest-descent line ``phi(t) = L(p - t g)`` and the step
+``t*`` that minimises the parabola through ``phi(0)``, ``phi'(0) = -<g, g>`` and ``phi(t)`` is
+found by a few trial evaluations. ``t*`` is the inverse curvature of the loss along ``g`` (a
+Rayleigh quotient of the Hessian), so ``t* * max|g|`` -- the largest change of one element in
+that optimal step -- has the parameter's units and scales with the object: it is the unit in
+which the optimisers' learning rates are expressed (see :func:`learning_rates`).
+
+The procedure is scale-free by construction: the first trial step is the one for which the linear
+model predicts a 10 % decrease of the loss, and every later trial is set from the fitted parabola.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..backend import array_module
+
+log = logging.getLogger(__name__)
+
+__all__ = ["LineScale", "curvature_step", "estimate_scales", "learning_rates", "ADAM_FRACTION"]
+
+#: Adam moves an element by about its learning rate per step; a twentieth of the largest change of
+#: the optimal steepest-descent step keeps late iterations from oscillating while reaching the
+#: object's level in a few tens of steps (measured on the scale sweep, tests/test_defaults_sweep.py).
+ADAM_FRACTION = 0.05
+
+#: Momentum's learning rate multiplies gradients: a fraction of the inverse curvature t*.
+MOMENTUM_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class LineScale:
+    """Result of :func:`curvature_step` for one parameter.
+
+    ``t``: the optimal step along ``-g`` (parameter units per gradient unit); ``max_change``:
+    ``t * max|g|`` (parameter units); ``decrease``: relative loss decrease at ``t``; ``evals``:
+    loss evaluations spent.
+    """
+
+    t: float
+    max_change: float
+    decrease: float
+    evals: int
+
+
+def _norm2(g) -> float:
+    xp = array_module(g)
+    return float(xp.vdot(g, g).real)
+
+
+def _peak(g) -> float:
+    return float(array_module(g).abs(g).max())
+
+
+def curvature_step(phi: Callable[[float], float], f0: float, gg: float, max_iter: int = 10) -> tuple[float, float, int]:
+    """Minimise the parabola fitted to ``phi`` along a descent line; returns ``(t*, phi(t*), evals)``.
+
+    ``phi(t)``: loss at step ``t`` (``phi(0) = f0``, slope ``-gg`` at 0). Trials start where the
+    linear model predicts a 10 % decrease, grow tenfold while the loss is flat (float round-off)
+    or concave, shrink tenfold on non-finite losses, and otherwise jump to the parabola's minimum
+    until it lies within a factor 3 of the trial (the parabola is then a fair local model).
+    """
+    if not (gg > 0 and math.isfinite(gg) and math.isfinite(f0)):
+        return 0.0, f0, 0
+    t = 0.1 * max(abs(f0), 1e-300) / gg
+    best = (0.0, f0)
+    evals = 0
+    for _ in range(max_iter):
+        ft = float(phi(t))
+        evals += 1
+        if not math.isfinite(ft):
+            t *= 0.1
+            continue
+        if ft < best[1]:
+            best = (t, ft)
+        curv = (ft - f0 + gg * t) / (t * t)      # phi ~ f0 - gg t + curv t^2
+        resolvable = abs(ft - f0) > 1e-5 * max(abs(f0), 1e-300)
+        if curv <= 0 or not resolvable:
+            t *= 10.0
+            continue
+        t_star = gg / (2.0 * curv)
+        if t / 3.0 <= t_star <= 3.0 * t:
+            f_star = float(phi(t_star))
+            evals += 1
+            if math.isfinite(f_star) and f_star <= best[1]:
+                return t_star, f_star, evals
+            return best[0] or t_star, best[1], evals
+        t = min(max(t_star, t / 100.0), t * 100.0)
+    return best[0], best[1], evals
+
+
+def estimate_scales(evaluate: Callable[[dict], tuple[float, dict]], params: dict,
+                    names: list[str]) -> tuple[dict[str, LineScale], float, dict]:
+    """:class:`LineScale` of each parameter in ``names``, each along its own gradient block; also
+    the loss and the gradients at ``params`` (``(scales, f0, grads)``).
+
+    ``evaluate(trial) -> (loss, grads)`` evaluates the loss (and gradients) with ``trial``
+    overriding ``params``; it is called once with gradients and a few times per parameter.
+    """
+    unknowns = {n: params[n] for n in names}
+    f0, grads = evaluate(unknowns)
+    f0 = float(f0)
+    out = {}
+    for n in names:
+        p = params[n]
+        g = grads[n]
+        if np.iscomplexobj(g) and not np.iscomplexobj(p):
+            g = g.real
+        gg = _norm2(g)
+
+        def phi(t, n=n, p=p, g=g):
+            return evaluate({**unknowns, n: p - t * g})[0]
+
+        t, ft, evals = curvature_step(phi, f0, gg)
+        dec = (f0 - ft) / f0 if f0 else 0.0
+        out[n] = LineScale(t, t * _peak(g), dec, evals)
+        log.debug("curvature step of %s: t*=%.3e, largest change %.3e, loss -%.1f %% (%d evaluations)",
+                  n, t, out[n].max_change, 100 * dec, evals)
+    return out, f0, grads
+
+
+def learning_rates(scales: dict[str, LineScale], kind: str) -> dict[str, float]:
+    """Learning rates for optimiser ``kind`` from measured line scales, in the units the optimiser
+    documents (see :mod:`.optimizers`):
+
+    * ``lbfgs`` -- the largest change of the first step: ``max_change`` (its preconditioner then
+      equals ``t*``, the measured inverse curvature of each block);
+    * ``adam`` -- about the change of an element per step: :data:`ADAM_FRACTION` of ``max_change``;
+    * ``momentum`` -- multiplies gradients: :data:`MOMENTUM_FRACTION` of ``t*``.
+
+    A parameter whose loss did not respond (zero gradient) gets 0: it is left alone.
+    """
+    out = {}
+    for n, s in scales.items():
+        if kind == "lbfgs":
+            out[n] = s.max_change
+        elif kind == "adam":
+            out[n] = ADAM_FRACTION * s.max_change
+        elif kind == "momentum":
+            out[n] = MOMENTUM_FRACTION * s.t
+        else:
+            raise ValueError(f"unknown optimiser {kind!r}")
+        if not (math.isfinite(out[n]) and out[n] >= 0):
+            out[n] = 0.0
+    return out

@@ -1,0 +1,65 @@
+"""Scale-free step sizes: the curvature step of a quadratic is exact at any scale; the schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.recon import autotune, stepsize
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-3, 1.0, 1e4])
+def test_curvature_step_is_exact_on_quadratics_of_any_scale(scale):
+    """L(x) = 0.5 sum h_i (x_i - a_i)^2 with a ~ scale: the optimal steepest-descent step is the
+    Rayleigh quotient g.g / g.H g, whatever the units of x (12 decades here)."""
+    rng = np.random.default_rng(0)
+    a = scale * rng.uniform(0.5, 1.5, 50)
+    h = rng.uniform(1.0, 4.0, 50) / scale ** 2 * 7.3  # loss of order one, any units
+
+    def evaluate(trial):
+        x = trial["x"]
+        return 0.5 * float(np.sum(h * (x - a) ** 2)), {"x": h * (x - a)}
+
+    x0 = np.zeros(50)
+    scales, f0, grads = stepsize.estimate_scales(evaluate, {"x": x0}, ["x"])
+    g = grads["x"]
+    t_exact = float(g @ g / (g @ (h * g)))
+    s = scales["x"]
+    assert s.t == pytest.approx(t_exact, rel=1e-6)
+    assert s.max_change == pytest.approx(t_exact * np.abs(g).max(), rel=1e-6)
+    assert 0 < s.decrease < 1 and s.evals <= 6
+    # learning rates in each optimiser's units
+    lr = stepsize.learning_rates(scales, "lbfgs")["x"]
+    assert lr == pytest.approx(s.max_change)
+    assert stepsize.learning_rates(scales, "adam")["x"] == pytest.approx(stepsize.ADAM_FRACTION * lr)
+
+
+def test_curvature_step_survives_non_finite_losses_and_flat_directions():
+    # NaN beyond t = 1e-3: the trial shrinks until the parabola is measured
+    phi = lambda t: (1 - t) ** 2 * 1e6 if t < 1e-3 else float("nan")  # noqa: E731
+    t, ft, _ = stepsize.curvature_step(phi, 1e6, 2e6)
+    assert 0 < t < 1e-3 and ft < 1e6
+    assert stepsize.curvature_step(lambda t: 1.0, 1.0, 0.0)[0] == 0.0  # zero gradient: no step
+
+
+def _ds(n_angles, n_spots, frame=(16, 16), modality="farfield"):
+    inten = np.ones((n_angles, n_spots) + frame, np.float32)
+    kw = dict(positions_px=np.zeros((n_spots, 2))) if modality == "farfield" else \
+        dict(distances_m=np.linspace(1e-3, 2e-3, n_spots))
+    return Dataset.from_arrays(inten, modality=modality, energy_ev=1e4, pixel_size_m=1e-8,
+                               angles_rad=np.linspace(0, np.pi, n_angles, endpoint=False), **kw)
+
+
+def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
+    one = autotune.choose_schedule("auto", None, None, _ds(1, 50), "ptycho", (1, 40, 40), 8 * 2**30)
+    assert (one.kind, one.batch_angles, one.batch_spots) == ("lbfgs", 0, 0)
+    tomo = autotune.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), "holo",
+                                    (16, 16, 16), 8 * 2**30)
+    assert tomo.kind == "adam" and tomo.batch_angles == 2 and tomo.batch_spots == 0  # 32 updates
+    # an explicit minibatch selects a stochastic optimiser; explicit settings are kept
+    mb = autotune.choose_schedule("auto", None, 10, _ds(1, 50), "ptycho", (1, 40, 40), 8 * 2**30)
+    assert (mb.kind, mb.batch_spots) == ("adam", 10)
+    # too little memory for the full batch: Adam, about 16 minibatches per epoch
+    big = autotune.choose_schedule("auto", None, None, _ds(1, 400), "ptycho", (1, 40, 40), 2**20)
+    assert big.kind == "adam" and 0 < big.batch_spots <= 25
