@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from slicewise.engine.errors import DataFileError
-from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon import config as cfgmod
 

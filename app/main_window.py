@@ -21,7 +21,8 @@ from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QTabWidget, QToolBar, QWidget
 
 from slicewise.engine import __version__
-from slicewise.engine.io.datafile import Dataset, open_dataset
+from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.recon import config as cfgmod
 
 from . import dialogs, errors, settings

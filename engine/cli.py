@@ -49,7 +49,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"slicewise {__version__}")
     print("backend:", get_backend(args.backend).describe())
     if args.file:
-        from .io.datafile import describe_file  # noqa: PLC0415
+        from .io.readers import describe_file  # noqa: PLC0415
 
         print(describe_file(args.file))
     return 0

@@ -46,7 +46,7 @@ def _sim_signature(cfg: SimulationConfig) -> dict:
 
 def _is_valid_demo_file(path: Path) -> bool:
     """The file opens, holds the truth, and was simulated from exactly :data:`DEMO_SIM`."""
-    from .io.datafile import open_dataset  # noqa: PLC0415
+    from .io.readers import open_dataset  # noqa: PLC0415
 
     try:
         ds = open_dataset(path)
@@ -116,7 +116,7 @@ def run_headless_demo(out_dir="slicewise-demo", epochs: int | None = None, backe
     up in ``out_dir``. Returns the exit code (0 on success)."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from .io.datafile import open_dataset  # noqa: PLC0415
+    from .io.readers import open_dataset  # noqa: PLC0415
     from .io.results import read_result  # noqa: PLC0415
     from .recon.cli import reconstruct_with_progress  # noqa: PLC0415
     from .recon.config import set_value  # noqa: PLC0415

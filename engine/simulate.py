@@ -203,7 +203,8 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
 def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto", progress=None) -> Path:
     """Simulate and write the data file at ``path`` (atomic). Returns the path."""
     from .io.adorym import write_adorym  # noqa: PLC0415
-    from .io.datafile import Dataset, write_dataset  # noqa: PLC0415
+    from .io.datafile import Dataset  # noqa: PLC0415
+    from .io.slicewise_format import write_dataset  # noqa: PLC0415
     from . import __version__  # noqa: PLC0415
 
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import map_coordinates
 
-from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.materials import named_material
 from slicewise.engine.phantoms import hollow_cone, siemens_star
 from slicewise.engine.recon.config import ReconConfig

@@ -10,7 +10,7 @@ import pytest
 
 from slicewise.engine import __version__
 from slicewise.engine.cli import main
-from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon.config import from_toml
 

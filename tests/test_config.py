@@ -86,7 +86,10 @@ def test_set_value_accepts_python_and_numpy_values():
     ("optimizer.lr_probe", -1.0, ">= 0"),
     ("optimizer.lr_probe", float("nan"), "finite"),
     ("optimizer.momentum", 1.0, "< 1"),
-    ("data.energy_ev", 0.0, "> 0"),
+    ("data.energy_ev", 0.0, ">= 100 eV"),
+    ("data.energy_ev", 1e-3, ">= 100 eV"),           # keV or J typed as eV
+    ("data.pixel_size_m", 1.0, "<= 0.001 m"),        # a unit mix-up, refused like in a data file
+    ("data.slice_thickness_m", 0.0, ">= 1e-12 m"),
     ("data.distances_m", "0.1, -2", "data.distances_m[1]"),
     ("model.object_shape", "4, 5", "exactly 3"),
     ("model.kind", "tomo", "one of auto, ptycho, holo"),
@@ -186,3 +189,23 @@ def test_resolved_makes_paths_absolute(tmp_path):
     assert r.loss.mask_path == str(tmp_path / "masks" / "m.npy")
     assert r.run.output_dir == str(tmp_path / "results")
     assert r.constraints.support == "auto" and cfg.data.path == "tomo.h5"  # original untouched
+
+
+def test_configuration_and_data_files_accept_the_same_energies_and_pixel_sizes():
+    """One rule: a value a data file may not hold cannot be set as an override either."""
+    from slicewise.engine.errors import DataFileError
+    from slicewise.engine.geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
+    from slicewise.engine.io.datafile import Dataset
+
+    frames = np.ones((1, 1, 8, 8), np.float32)
+    for path, key, (lo, hi) in (("data.energy_ev", "energy_ev", ENERGY_RANGE_EV),
+                                ("data.pixel_size_m", "pixel_size_m", PIXEL_RANGE_M)):
+        geo = {"energy_ev": 8000.0, "pixel_size_m": 1e-8}
+        for bad in (lo * 0.5, hi * 2):
+            with pytest.raises(ConfigError, match=path):
+                C.set_value(ReconConfig(), path, bad)
+            with pytest.raises(DataFileError, match=key):
+                Dataset.from_arrays(frames, modality="farfield", **{**geo, key: bad})
+        for good in (lo, hi):
+            C.set_value(ReconConfig(), path, good)
+            Dataset.from_arrays(frames, modality="farfield", **{**geo, key: good})

@@ -12,13 +12,9 @@ import pytest
 from slicewise.engine.errors import DataFileError
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.atomic import atomic_write, atomic_write_text
-from slicewise.engine.io.datafile import (
-    Dataset,
-    describe_file,
-    estimate_memory_bytes,
-    open_dataset,
-    write_dataset,
-)
+from slicewise.engine.io.datafile import Dataset, estimate_memory_bytes
+from slicewise.engine.io.readers import describe_file, open_dataset
+from slicewise.engine.io.slicewise_format import write_dataset
 from slicewise.engine.io.results import read_result, write_checkpoint, write_result, write_tiff_stack
 
 RNG = np.random.default_rng(7)

@@ -10,7 +10,8 @@ import pytest
 
 from slicewise.engine.errors import DataFileError
 from slicewise.engine.io.cxi import EV_J, good_pixel_weights, positions_from_translations, write_cxi
-from slicewise.engine.io.datafile import describe_file, open_dataset, write_dataset
+from slicewise.engine.io.readers import describe_file, open_dataset
+from slicewise.engine.io.slicewise_format import write_dataset
 from slicewise.engine.io.dxchange import write_dxchange
 
 

@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from slicewise.engine import demo
-from slicewise.engine.io.datafile import Dataset, open_dataset
+from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.recon.config import ReconConfig, from_toml, to_toml

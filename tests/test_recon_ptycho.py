@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slicewise.engine.io.datafile import Dataset, open_dataset
+from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.materials import named_material
 from slicewise.engine.phantoms import PhantomSpec, random_spheres, siemens_star
 from slicewise.engine.recon.config import ReconConfig

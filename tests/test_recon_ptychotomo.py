@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.recon.config import ReconConfig
 from slicewise.engine.recon.run import Reconstruction

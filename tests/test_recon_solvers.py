@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slicewise.engine.io.datafile import open_dataset
+from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.probes import airy_probe
 from slicewise.engine.recon.config import ReconConfig

@@ -52,14 +52,14 @@ def _ds(n_angles, n_spots, frame=(16, 16), modality="farfield"):
 
 
 def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
-    one = autotune.choose_schedule("auto", None, None, _ds(1, 50), "ptycho", (1, 40, 40), 8 * 2**30)
+    one = autotune.choose_schedule("auto", None, None, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (one.kind, one.batch_angles, one.batch_spots) == ("lbfgs", 0, 0)
-    tomo = autotune.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), "holo",
+    tomo = autotune.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), False,
                                     (16, 16, 16), 8 * 2**30)
     assert tomo.kind == "adam" and tomo.batch_angles == 2 and tomo.batch_spots == 0  # 32 updates
     # an explicit minibatch selects a stochastic optimiser; explicit settings are kept
-    mb = autotune.choose_schedule("auto", None, 10, _ds(1, 50), "ptycho", (1, 40, 40), 8 * 2**30)
+    mb = autotune.choose_schedule("auto", None, 10, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (mb.kind, mb.batch_spots) == ("adam", 10)
     # too little memory for the full batch: Adam, about 16 minibatches per epoch
-    big = autotune.choose_schedule("auto", None, None, _ds(1, 400), "ptycho", (1, 40, 40), 2**20)
+    big = autotune.choose_schedule("auto", None, None, _ds(1, 400), True, (1, 40, 40), 2**20)
     assert big.kind == "adam" and 0 < big.batch_spots <= 25

@@ -1,6 +1,6 @@
 """Adorym-style HDF5 data sets: read into a :class:`Dataset`, and write (tests, simulator).
 
-Layout and conventions: ``/work/shared/reference/adorym-hdf5.md`` (summarised):
+Layout and conventions, as Adorym's own readers and simulators use them:
 
 =========================== ====================================================================
 ``exchange/data``           float32 ``[n_theta, n_spots, y, x]`` frames; magnitudes unless an
@@ -29,15 +29,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataFileError
-from .datafile import (
-    Dataset,
-    FrameConversion,
-    H5Source,
-    LazyTruth,
-    _compression_kwargs,
-    _h5_open,
-    _h5py,
-)
+from .datafile import Dataset
+from .frames import FrameConversion, H5Source, LazyTruth
+from .hdf5 import compression_kwargs, h5py_module, open_h5
 
 CM = 1e-2  # metres per centimetre
 QUANTITY_KEYS = ("quantity", "raw_data_type", "data_type")
@@ -51,8 +45,8 @@ LABELS = {"energy_ev": "metadata/energy_ev", "pixel_size_m": "metadata/psize_cm"
           "object_shape_yx": "truth (object shape)"}
 
 
-def is_adorym(f) -> bool:
-    """True when the open h5py file ``f`` has Adorym's ``exchange/data``."""
+def sniff(f) -> bool:
+    """Whether the open h5py file ``f`` is Adorym-style: it has ``exchange/data``."""
     return "exchange/data" in f
 
 
@@ -131,7 +125,7 @@ def _truth_transform(name, a):
 
 def read_adorym(path: str) -> Dataset:
     """Read an Adorym-style HDF5 file into a :class:`Dataset` (frames stay on disk)."""
-    with _h5_open(path) as f:
+    with open_h5(path) as f:
         if "exchange/data" not in f:
             raise DataFileError(f"{path}: exchange/data is missing (Adorym layout: frames "
                                 "[n_theta, n_spots, y, x])")
@@ -210,8 +204,8 @@ def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, an
     if data.ndim != 4:
         raise DataFileError(f"intensities: expected (n_theta, n_spots, fy, fx), got {data.shape}")
     conv = FrameConversion(quantity, centered=far, fft_norm="backward" if far else "ortho")
-    ckw = _compression_kwargs(compression)
-    h5py = _h5py()
+    ckw = compression_kwargs(compression)
+    h5py = h5py_module()
 
     def writer(tmp):
         with h5py.File(tmp, "w") as f:

@@ -44,7 +44,9 @@ import os
 import numpy as np
 
 from ..errors import DataFileError
-from .datafile import Dataset, FrameConversion, _check_raw, _h5_open, _h5py
+from .datafile import Dataset
+from .frames import FrameConversion, check_raw
+from .hdf5 import h5py_module, open_h5
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def _frames_dataset(f, entry: str):
         link = f[parent].get(name, getlink=True)
         if link is None:
             continue
-        if isinstance(link, _h5py().ExternalLink):
+        if isinstance(link, h5py_module().ExternalLink):
             raise DataFileError(f"{path} is an external link to {link.filename}:{link.path}; "
                                 "Slicewise reads links inside the file only. Copy the frames into "
                                 "the file (e.g. h5copy) and open that")
@@ -254,7 +256,7 @@ class CxiSource:
 
     def _dataset(self):
         if self._file is None or self._pid != os.getpid():
-            self._file = _h5py().File(self.path, "r")
+            self._file = h5py_module().File(self.path, "r")
             self._pid = os.getpid()
         return self._file[self.name]
 
@@ -271,7 +273,7 @@ class CxiSource:
             raw[:, self.bad] = 0
         np.maximum(raw, 0, out=raw)
         if check:
-            _check_raw(raw, self.name, f"at frames {s_u.tolist()[:8]}")
+            check_raw(raw, self.name, f"at frames {s_u.tolist()[:8]}")
         out = raw[s_inv.ravel()][None].repeat(len(a_idx), axis=0)
         return self.conversion.to_model(out)
 
@@ -297,7 +299,7 @@ def _decide_modality(mean_frame: np.ndarray) -> str:
 def read_cxi(path, modality: str | None = None) -> Dataset:
     """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions)."""
     path = str(path)
-    with _h5_open(path) as f:
+    with open_h5(path) as f:
         entries = sorted(k for k in f.keys() if k.startswith("entry_"))
         if not entries:
             raise DataFileError(f"{path}: no entry_1 group (CXI layout)")
@@ -408,7 +410,7 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
     from .atomic import atomic_write  # noqa: PLC0415
     from .datafile import _compression_kwargs  # noqa: PLC0415
 
-    h5py = _h5py()
+    h5py = h5py_module()
     frames = np.asarray(frames)
     ckw = _compression_kwargs(compression)
 

@@ -32,7 +32,9 @@ import numpy as np
 
 from ..errors import DataFileError
 from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
-from .datafile import Dataset, FrameConversion, _check_raw, _h5_open, _h5py
+from .datafile import Dataset
+from .frames import FrameConversion, check_raw
+from .hdf5 import h5py_module, open_h5
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +122,12 @@ class DxSource:
         if np.any(np.asarray(s_idx) != 0):
             raise IndexError("a DXchange file holds one frame per angle: spot index must be 0")
         if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = _h5py().File(self.path, "r"), os.getpid()
+            self._file, self._pid = h5py_module().File(self.path, "r"), os.getpid()
         dset = self._file["exchange/data"]
         a_u, a_inv = np.unique(a_idx, return_inverse=True)
         raw = np.asarray(dset[a_u.tolist()], dtype=np.float32)
         if check:
-            _check_raw(np.where(self.bad, 0, raw), "exchange/data", f"at angles {a_u.tolist()[:8]}")
+            check_raw(np.where(self.bad, 0, raw), "exchange/data", f"at angles {a_u.tolist()[:8]}")
         out = (raw - self.dark) * self.gain
         out[:, self.bad] = 0
         np.maximum(out, 0, out=out)
@@ -146,7 +148,7 @@ class DxSource:
 def read_dxchange(path) -> Dataset:
     """Open a DXchange file as a near-field (holotomography) :class:`Dataset`."""
     path = str(path)
-    with _h5_open(path) as f:
+    with open_h5(path) as f:
         d = f["exchange/data"]
         if d.ndim == 2:
             n, shape = 1, d.shape
@@ -191,7 +193,7 @@ def write_dxchange(path, projections, *, theta_deg, energy_kev: float, pixel_siz
     degrees, energy in keV, lengths in metres, each with a ``units`` attribute."""
     from .atomic import atomic_write  # noqa: PLC0415
 
-    h5py = _h5py()
+    h5py = h5py_module()
 
     def writer(tmp):
         with h5py.File(tmp, "w") as f:

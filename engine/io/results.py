@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import DataFileError
 from .atomic import atomic_write
+from .hdf5 import h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
@@ -89,11 +90,10 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     kind: ``"result"`` or ``"checkpoint"``.
     """
     from .. import __version__  # noqa: PLC0415
-    from .datafile import _h5py  # noqa: PLC0415
 
     if kind not in ("result", "checkpoint"):
         raise DataFileError(f"kind must be 'result' or 'checkpoint', got {kind!r}")
-    h5py = _h5py()
+    h5py = h5py_module()
 
     def writer(tmp):
         with h5py.File(tmp, "w") as f:
@@ -130,9 +130,7 @@ def read_result(path) -> dict:
     empty), ``extra``. For convenience each parameter is also a top-level key
     (``res["delta"] is res["params"]["delta"]``) unless its name is one of those keys.
     """
-    from .datafile import _h5_open  # noqa: PLC0415
-
-    with _h5_open(path) as f:
+    with open_h5(path) as f:
         fmt = f.attrs.get("format", b"")
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
         if fmt != RESULT_FORMAT or "params" not in f:

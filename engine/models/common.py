@@ -50,6 +50,11 @@ class ObjectView:
         self.param = param
         self.tomo = tomo
 
+    @property
+    def names(self) -> tuple:
+        """Parameter names of the object in this parametrisation."""
+        return ("delta", "beta") if self.param == "delta_beta" else ("object",)
+
     def volumes(self, params: dict, angles_rad) -> list:
         """One entry per angle: the (rotated) object in its parametrisation.
 

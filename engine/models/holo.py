@@ -17,11 +17,13 @@ from .. import ops
 from ..backend import Backend
 from ..physics.multislice import multislice
 from ..physics.propagation import Propagator, propagate
+from ..geometry import is_tomography
+from .base import intensity, object_words
 from .common import ObjectView, Optics
 
 
 class HoloModel:
-    """Parameters -> predicted near-field intensities ``(A, D, ny, nx)``.
+    """Near-field holography as a :class:`~.base.ForwardModel`: fields ``(A, D, 1, ny, nx)``.
 
     ``object_shape``: ``(nz, ny, nx)``; the detector frame is ``(ny, nx)`` (same sampling).
     ``angles_rad``: all view angles; a single angle of 0 means no rotation (plain holography).
@@ -29,7 +31,9 @@ class HoloModel:
     ``probe`` entry in ``params`` that one is used (and can be refined).
     """
 
-    kind = "holo"
+    name = "holo"
+    splits_spots = False       # the distances of one angle share one exit wave
+    unshifted_frames = False   # near-field images are images
 
     def __init__(self, object_shape, optics: Optics, backend: Backend, *, angles_rad=(0.0,),
                  param: str = "delta_beta", illumination=None, checkpoint_slices: int = 0):
@@ -38,8 +42,10 @@ class HoloModel:
         self.optics = optics
         self.backend = backend
         self.angles = np.asarray(angles_rad, dtype=float).ravel()
-        tomo = len(self.angles) > 1 or abs(float(self.angles[0])) > 0
-        self.view = ObjectView(self.object_shape, optics, backend, param, tomo=tomo)
+        self.view = ObjectView(self.object_shape, optics, backend, param,
+                               tomo=is_tomography(self.angles))
+        # "probe": the (refinable) illumination, present when the problem sets one
+        self.unknowns = tuple(self.view.names) + ("probe", "distances")
         self.illumination = None if illumination is None else backend.to_complex(illumination)
         self.step = Propagator(self.frame_shape, optics.pixel_size_m, optics.slice_thickness_m,
                                optics.wavelength_m, backend, optics.method)
@@ -59,14 +65,20 @@ class HoloModel:
         return multislice(psi, lambda s: trans[s], self.object_shape[0], self.step,
                           block=self.checkpoint_slices)
 
-    def detector_fields(self, params: dict, angle_idx, spot_idx):
-        """Complex fields ``(A, D, ny, nx)`` at the distances ``params["distances"][spot_idx]``."""
+    def describe(self) -> str:
+        return f"near-field holography, {object_words(self.view)}"
+
+    def fields(self, params: dict, angle_idx, spot_idx):
+        """Complex fields ``(A, D, 1, ny, nx)`` at the distances ``params["distances"][spot_idx]``
+        (one coherent mode)."""
         exit_ = self.exit_waves(params, angle_idx)                     # (A, ny, nx)
         dist = ops.getitem(params["distances"], np.asarray(spot_idx))
-        return propagate(ops.reshape(exit_, (-1, 1) + self.frame_shape), dist,
-                         pixel_m=self.optics.pixel_size_m, wavelength_m=self.optics.wavelength_m,
-                         backend=self.backend, method=self.optics.method)
+        f = propagate(ops.reshape(exit_, (-1, 1) + self.frame_shape), dist,
+                      pixel_m=self.optics.pixel_size_m, wavelength_m=self.optics.wavelength_m,
+                      backend=self.backend, method=self.optics.method)   # (A, D, ny, nx)
+        return ops.reshape(f, (len(np.asarray(angle_idx)), len(np.asarray(spot_idx)), 1)
+                           + self.frame_shape)
 
     def predict(self, params: dict, angle_idx, spot_idx):
         """Intensities ``(A, D, ny, nx)`` at the distances ``params["distances"][spot_idx]``."""
-        return ops.abs2(self.detector_fields(params, angle_idx, spot_idx))
+        return intensity(self.fields(params, angle_idx, spot_idx))

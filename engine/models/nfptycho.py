@@ -24,6 +24,7 @@ import numpy as np
 from .. import ops
 from ..backend import Backend
 from ..physics.propagation import Propagator
+from .base import object_words
 from .common import Optics
 from .ptycho import PtychoModel
 
@@ -39,25 +40,27 @@ def default_pad_px(frame_shape, pixel_m: float, distance_m: float, wavelength_m:
 
 
 class NearFieldPtychoModel(PtychoModel):
-    """Parameters -> predicted near-field intensities ``(A, S, fy, fx)``.
+    """Near-field ptychography as a :class:`~.base.ForwardModel`: fields ``(A, S, m, fy, fx)``.
 
     object_shape: ``(nz, ny, nx)``; frame_shape: detector ``(fy, fx)``; distance_m: (effective)
     sample-detector distance; pad_px: window padding (above). The probe parameter is
     ``(m, fy + 2 pad, fx + 2 pad)``. Other arguments as :class:`PtychoModel`.
     """
 
-    kind = "nfptycho"
+    name = "nfptycho"
+    unshifted_frames = False   # near-field images are images
 
     def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
                  distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
                  param: str = "delta_beta", margin_px: int = 4, checkpoint_slices: int = 0):
         self.pad = int(pad_px)
-        self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
-        window = (self.frame_shape[0] + 2 * self.pad, self.frame_shape[1] + 2 * self.pad)
+        frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+        window = (frame_shape[0] + 2 * self.pad, frame_shape[1] + 2 * self.pad)
         pos = np.asarray(positions_px, dtype=float)
         super().__init__(object_shape, window, optics, backend, angles_rad=angles_rad,
                          positions_px=pos - self.pad, param=param, margin_px=margin_px,
                          checkpoint_slices=checkpoint_slices)
+        self.frame_shape = frame_shape  # the parent set the (padded) probe window
         self.distance_m = float(distance_m)
         self.detector = Propagator(window, optics.pixel_size_m, self.distance_m, optics.wavelength_m,
                                    backend, optics.method)
@@ -70,11 +73,15 @@ class NearFieldPtychoModel(PtychoModel):
         p, (fy, fx) = self.pad, self.frame_shape
         return ops.getitem(out, (Ellipsis, slice(p, p + fy), slice(p, p + fx)))
 
-    def exit_fields(self, params: dict, angle_idx, spot_idx) -> list:
+    def describe(self) -> str:
+        return (f"near-field ptychography at {self.distance_m * 1e3:.4g} mm, "
+                f"{object_words(self.view)}")
+
+    def _fields_per_angle(self, params: dict, angle_idx, spot_idx) -> list:
         """Detector fields per angle: list of ``(S, m, fy, fx)``."""
         if self.pad:
             params = {**params, "positions": ops.sub(params["positions"], float(self.pad))}
-        return super().exit_fields(params, angle_idx, spot_idx)
+        return super()._fields_per_angle(params, angle_idx, spot_idx)
 
 
 def probe_guess_from_frames(mean_frame, pad_px: int, optics: Optics, distance_m: float,

@@ -22,11 +22,13 @@ from ..physics.patches import PatchExtractor, shift_probe
 from ..physics.propagation import Propagator
 from ..autodiff import data, is_traced
 from ..backend import to_host
+from ..geometry import is_tomography
+from .base import intensity, object_words
 from .common import ObjectView, Optics
 
 
 class PtychoModel:
-    """Parameters -> predicted far-field intensities ``(A, S, py, px)``.
+    """Far-field ptychography as a :class:`~.base.ForwardModel`: fields ``(A, S, m, py, px)``.
 
     Parameters
     ----------
@@ -39,18 +41,22 @@ class PtychoModel:
     checkpoint_slices: checkpoint the multislice every this many slices (0: store everything).
     """
 
-    kind = "ptycho"
+    name = "ptycho"
+    splits_spots = True       # scan positions are independent views
+    unshifted_frames = True   # far field: zero frequency at [0, 0]
 
     def __init__(self, object_shape, probe_shape, optics: Optics, backend: Backend, *,
                  angles_rad=(0.0,), positions_px, param: str = "delta_beta", margin_px: int = 4,
                  checkpoint_slices: int = 0):
         self.object_shape = tuple(int(n) for n in object_shape)
         self.probe_shape = (int(probe_shape[0]), int(probe_shape[1]))
+        self.frame_shape = self.probe_shape
         self.optics = optics
         self.backend = backend
         self.angles = np.asarray(angles_rad, dtype=float).ravel()
-        tomo = len(self.angles) > 1 or abs(float(self.angles[0])) > 0
-        self.view = ObjectView(self.object_shape, optics, backend, param, tomo=tomo)
+        self.view = ObjectView(self.object_shape, optics, backend, param,
+                               tomo=is_tomography(self.angles))
+        self.unknowns = tuple(self.view.names) + ("probe", "positions")
         pos = np.asarray(positions_px, dtype=float)
         if pos.ndim != 2 or pos.shape[1] != 2:
             raise ValueError(f"positions must have shape (n_spots, 2), got {pos.shape}")
@@ -67,7 +73,14 @@ class PtychoModel:
         self.checkpoint_slices = int(checkpoint_slices)
         self._extractors: dict[bytes, PatchExtractor] = {}
 
-    def exit_fields(self, params: dict, angle_idx, spot_idx) -> list:
+    def describe(self) -> str:
+        return f"far-field ptychography, {object_words(self.view)}"
+
+    def fields(self, params: dict, angle_idx, spot_idx):
+        """Far-field complex fields ``(A, S, m, py, px)``, unshifted."""
+        return ops.stack(self._fields_per_angle(params, angle_idx, spot_idx), axis=0)
+
+    def _fields_per_angle(self, params: dict, angle_idx, spot_idx) -> list:
         """Far-field complex fields per angle: list of ``(S, m, py, px)``."""
         positions = params["positions"]
         spot_idx = np.asarray(spot_idx)
@@ -143,5 +156,4 @@ class PtychoModel:
 
     def predict(self, params: dict, angle_idx, spot_idx):
         """Intensities ``(A, S, py, px)``, unshifted, summed over probe modes."""
-        fields = self.exit_fields(params, angle_idx, spot_idx)
-        return ops.stack([ops.sum(ops.abs2(f), axis=1) for f in fields], axis=0)
+        return intensity(self.fields(params, angle_idx, spot_idx))

@@ -11,14 +11,7 @@ import numpy as np
 from ..autodiff import data, is_traced, record
 from ..backend import array_module
 
-HC_EV_M = 1.239841984e-6  # Planck constant times speed of light, eV * m
-
-
-def wavelength_m(energy_ev: float) -> float:
-    """Photon wavelength in metres for an energy in eV."""
-    if not energy_ev > 0:
-        raise ValueError(f"photon energy must be positive (eV), got {energy_ev}")
-    return HC_EV_M / float(energy_ev)
+from .constants import HC_EV_M, wavelength_m  # noqa: F401 - re-exported
 
 
 def wavenumber(energy_ev: float) -> float:

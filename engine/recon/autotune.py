@@ -52,11 +52,12 @@ class Schedule:
 
 
 def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None, ds: Dataset,
-                    model_kind: str, object_shape: tuple, available_bytes: int,
+                    splits_spots: bool, object_shape: tuple, available_bytes: int,
                     dtype: str = "complex64") -> Schedule:
     """Resolve ``optimizer.kind`` and unset ``run.batch_angles``/``run.batch_spots``.
 
     ``available_bytes``: free memory of the device (0 = unknown, then 4 GiB is assumed).
+    ``splits_spots``: the model's spots may be split into minibatches (``ForwardModel.splits_spots``).
     Explicit settings are kept; an explicit minibatch with ``kind = "auto"`` selects Adam.
     """
     avail = available_bytes or 4 * 2 ** 30
@@ -64,7 +65,7 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
     full_bytes = estimate_memory_bytes(ds, object_shape, object_shape[0], n_frames, dtype=dtype)
     fits = full_bytes <= min(LBFGS_MEMORY_FRACTION * avail, LBFGS_MEMORY_CAP)
     explicit_minibatch = bool(batch_angles) and batch_angles < ds.n_angles or \
-        (model_kind == "ptycho" and bool(batch_spots) and batch_spots < ds.n_spots)
+        (splits_spots and bool(batch_spots) and batch_spots < ds.n_spots)
     if kind == "auto":
         if explicit_minibatch:
             kind, why = "adam", "minibatches were set explicitly"
@@ -82,7 +83,7 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
         bs = 0 if batch_spots is None else batch_spots
         return Schedule(kind, ba, bs, why)
     ba = batch_angles if batch_angles is not None else _auto_batch_angles(ds.n_angles)
-    if batch_spots is not None or model_kind == "holo":
+    if batch_spots is not None or not splits_spots:
         bs = batch_spots if batch_spots is not None else 0
     else:
         bs = _auto_batch_spots(ds, object_shape, ba or ds.n_angles, avail, dtype)
@@ -106,7 +107,7 @@ def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int
     return 0 if bs >= n else bs
 
 
-def estimation_batch(ds: Dataset, model_kind: str, schedule: Schedule,
+def estimation_batch(ds: Dataset, splits_spots: bool, schedule: Schedule,
                      max_angles: int = 8, max_spots: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Angles and spots on which the learning rates are measured: the full batch for L-BFGS (its
     steps see exactly these data), else up to ``max_angles`` evenly spread angles (the sum of a few
@@ -114,7 +115,7 @@ def estimation_batch(ds: Dataset, model_kind: str, schedule: Schedule,
     if schedule.kind == "lbfgs":
         return np.arange(ds.n_angles), np.arange(ds.n_spots)
     a = np.unique(np.linspace(0, ds.n_angles - 1, min(ds.n_angles, max_angles)).round().astype(int))
-    if model_kind == "holo":
+    if not splits_spots:
         s = np.arange(ds.n_spots)
     else:
         s = np.unique(np.linspace(0, ds.n_spots - 1, min(ds.n_spots, max_spots)).round().astype(int))

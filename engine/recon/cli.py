@@ -64,7 +64,7 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     ranks = f", {dist.size} MPI ranks" if dist is not None else ""
     say(f"backend: {rec.backend.describe()}{ranks}")
     prob = rec.problem
-    say(f"model: {prob.kind}{' tomography' if prob.tomo else ''}, object {prob.object_shape} "
+    say(f"model: {prob.kind} ({prob.model.describe()}), object {prob.object_shape} "
         f"(nz, ny, nx), data {rec.dataset.shape}, output {rec.output_dir}")
     say(f"estimated peak memory: {rec.memory_estimate_bytes / 2**20:.0f} MiB")
     bar = tqdm(total=rec.n_epochs, initial=rec.epoch, unit="epoch", desc="reconstructing",

@@ -2,7 +2,8 @@
 
 A :class:`ReconConfig` holds one group per concern (``data``, ``model``, ``init``, ``refine``,
 ``loss``, ``optimizer``, ``regularization``, ``constraints``, ``run``). Every field has a default
-and metadata that the GUI turns into a form and the TOML writer into comments::
+and metadata (made by :func:`~..config_schema.field_factory`, which also holds the generic type
+checking) that the GUI turns into a form and the TOML writer into comments::
 
     field(default=..., metadata={"unit": "eV", "help": "one line", "group": "data",
                                  "choices": (...), "min": 0, "max": 1, "min_exclusive": False,
@@ -21,7 +22,9 @@ and metadata that the GUI turns into a form and the TOML writer into comments::
 
 Units are SI (metres, eV, seconds); pixel quantities say ``px``. Learning rates are in the units of
 their parameter per step (see :mod:`.optimizers`). Fields marked ``safe_while_paused`` may be changed
-from the GUI while a run is paused; the run loop re-reads them at the next epoch.
+from the GUI during a run (:meth:`~.run.Reconstruction.apply_changes`); they take effect from the
+next optimiser step. Relative paths are relative to the configuration file's folder
+(:func:`~..io.arrays.resolve_path`).
 """
 
 from __future__ import annotations
@@ -30,20 +33,26 @@ import copy
 import dataclasses
 import difflib
 import json
-import math
-import numbers
 import os
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
-import tomli_w
-
+from ..config_schema import (
+    FieldInfo,
+    Leaf,
+    coerce,
+    default_of,
+    field_factory,
+    leaves,
+    read_source,
+    toml_comment,
+    toml_value,
+)
 from ..errors import ConfigError
+from ..geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
+from ..io.arrays import is_array_file, resolve_path
 from ..io.atomic import atomic_write_text
+from .losses import LOSSES
 
 try:
     import tomllib
@@ -58,42 +67,31 @@ __all__ = [
 ]
 
 
-def _factory(group: str):
-    """A ``field()`` maker that stamps every field of one group with its metadata."""
-
-    def f(default, help: str, unit: str = "", *, choices: tuple | None = None, min=None, max=None,
-          min_exclusive: bool = False, max_exclusive: bool = False,
-          safe_while_paused: bool = False, path: str | None = None):
-        meta = {"unit": unit, "help": help, "group": group, "choices": choices, "min": min,
-                "max": max, "min_exclusive": min_exclusive, "max_exclusive": max_exclusive,
-                "safe_while_paused": safe_while_paused, "path": path}
-        return field(default=default, metadata=meta)
-
-    return f
-
-
 # ---- groups ------------------------------------------------------------------------------------
 
-_f = _factory("data")
+_f = field_factory("data")
 
 
 @dataclass
 class DataConfig:
     """Measured data file and geometry overrides (unset = taken from the file)."""
 
-    path: Optional[str] = _f(None, "measured data file (Adorym-style HDF5)", path="file")
+    path: Optional[str] = _f(None, "measured data file (Slicewise or Adorym-style HDF5; "
+                             "`slicewise info FILE` shows whether it is readable)", path="file")
+    # the same accepted ranges as a data file's values (engine/geometry.py)
     energy_ev: Optional[float] = _f(None, "photon energy; unset = from the data file", "eV",
-                                    min=0, min_exclusive=True)
+                                    min=ENERGY_RANGE_EV[0], max=ENERGY_RANGE_EV[1])
     pixel_size_m: Optional[float] = _f(None, "object pixel (voxel) size; unset = from the file", "m",
-                                       min=0, min_exclusive=True)
+                                       min=PIXEL_RANGE_M[0], max=PIXEL_RANGE_M[1])
     slice_thickness_m: Optional[float] = _f(None, "multislice slice thickness; unset = from the "
-                                            "file or n_slices", "m", min=0, min_exclusive=True)
+                                            "file or n_slices", "m", min=PIXEL_RANGE_M[0],
+                                            max=PIXEL_RANGE_M[1])
     distances_m: Optional[list[float]] = _f(None, "holography sample-detector distances, one per "
                                             "distance; unset = from the file", "m",
                                             min=0, min_exclusive=True)
 
 
-_f = _factory("model")
+_f = field_factory("model")
 
 
 @dataclass
@@ -115,7 +113,7 @@ class ModelConfig:
                                 "save memory; 0 = off", min=0)
 
 
-_f = _factory("init")
+_f = field_factory("init")
 
 
 @dataclass
@@ -135,7 +133,7 @@ class InitConfig:
     seed: int = _f(0, "random seed for the initial guesses (extra probe modes)", min=0)
 
 
-_f = _factory("refine")
+_f = field_factory("refine")
 
 
 @dataclass
@@ -156,7 +154,7 @@ class RefineConfig:
                                     safe_while_paused=True)
 
 
-_f = _factory("loss")
+_f = field_factory("loss")
 
 
 @dataclass
@@ -165,12 +163,12 @@ class LossConfig:
 
     kind: str = _f("amplitude", "amplitude = least squares on sqrt(intensity) (robust default); "
                    "poisson = negative log-likelihood for photon counting",
-                   choices=("amplitude", "poisson"))
+                   choices=tuple(LOSSES))
     mask_path: Optional[str] = _f(None, "detector mask .npy/.h5 (1 = use pixel, 0 = ignore); "
                                   "unset = use all pixels", path="file")
 
 
-_f = _factory("optimizer")
+_f = field_factory("optimizer")
 
 
 @dataclass
@@ -212,7 +210,7 @@ class OptimizerConfig:
                 for name in ("delta", "beta", "object", "probe", "positions", "distances")}
 
 
-_f = _factory("regularization")
+_f = field_factory("regularization")
 
 
 @dataclass
@@ -228,7 +226,7 @@ class RegularizationConfig:
                        "relative to the object's largest value", min=0, min_exclusive=True, safe_while_paused=True)
 
 
-_f = _factory("constraints")
+_f = field_factory("constraints")
 
 
 @dataclass
@@ -249,7 +247,7 @@ class ConstraintsConfig:
                                "total power", safe_while_paused=True)
 
 
-_f = _factory("run")
+_f = field_factory("run")
 
 
 @dataclass
@@ -299,198 +297,14 @@ class ReconConfig:
         for info in iter_fields(out):
             v = info.value
             if info.path_kind and isinstance(v, str) and v and v != "none" and v != "auto":
-                p = Path(v).expanduser()
-                if not p.is_absolute():
-                    set_value(out, info.path, str(Path(base_dir) / p))
+                set_value(out, info.path, str(resolve_path(v, base_dir)))
         return out
 
 
-# ---- types ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Type:
-    """A field type reduced to what we support: scalar, list or fixed tuple, maybe optional."""
-
-    base: type                  # bool | int | float | str | list | tuple
-    optional: bool = False
-    elem: type | None = None    # element type of list/tuple
-    length: int | None = None   # tuple length
-
-    @property
-    def name(self) -> str:
-        if self.base is list:
-            s = f"list[{self.elem.__name__}]"
-        elif self.base is tuple:
-            s = f"tuple[{', '.join([self.elem.__name__] * self.length)}]"
-        else:
-            s = self.base.__name__
-        return s + " | None" if self.optional else s
+_LEAVES = {leaf.path: leaf for leaf in leaves(ReconConfig)}
 
 
-def _parse_type(tp) -> _Type:
-    optional = False
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        optional, tp = True, args[0]
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return _Type(list, optional, typing.get_args(tp)[0])
-    if origin is tuple:
-        args = typing.get_args(tp)
-        return _Type(tuple, optional, args[0], len(args))
-    return _Type(tp, optional)
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """One leaf of the configuration, as the GUI needs it to build a form row."""
-
-    path: str                   # "optimizer.lr_object"
-    type: Any                   # the annotation, e.g. float, Optional[float], list[float]
-    type_name: str              # "float | None"
-    value: Any
-    default: Any
-    unit: str
-    help: str
-    group: str
-    choices: tuple | None
-    min: float | None
-    max: float | None
-    min_exclusive: bool
-    max_exclusive: bool
-    safe_while_paused: bool
-    optional: bool
-    path_kind: str | None       # "file" | "dir" for path fields (a file chooser), else None
-
-    def range_text(self) -> str:
-        """The allowed range, e.g. ``">= 0, < 1"``; empty when unbounded."""
-        rng = []
-        if self.min is not None:
-            rng.append(f"{'>' if self.min_exclusive else '>='} {self.min}")
-        if self.max is not None:
-            rng.append(f"{'<' if self.max_exclusive else '<='} {self.max}")
-        return ", ".join(rng)
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    path: str
-    owner_cls: type
-    name: str
-    fld: dataclasses.Field
-    ann: Any
-    t: _Type
-
-
-def _leaves(cls, prefix: str = "") -> list[_Leaf]:
-    hints = typing.get_type_hints(cls)
-    out = []
-    for fld in dataclasses.fields(cls):
-        path = prefix + fld.name
-        tp = hints[fld.name]
-        if dataclasses.is_dataclass(tp):
-            out.extend(_leaves(tp, path + "."))
-        else:
-            out.append(_Leaf(path, cls, fld.name, fld, tp, _parse_type(tp)))
-    return out
-
-
-_LEAVES = {leaf.path: leaf for leaf in _leaves(ReconConfig)}
-
-
-def _default(fld: dataclasses.Field):
-    return fld.default_factory() if fld.default is dataclasses.MISSING else fld.default
-
-
-# ---- validation and coercion --------------------------------------------------------------------
-
-def _bad(path: str, t: _Type, value, why: str = "") -> ConfigError:
-    got = f"{value!r} ({type(value).__name__})"
-    return ConfigError(f"{path}: expected {t.name}, got {got}{'; ' + why if why else ''}")
-
-
-def _scalar(path: str, t: _Type, kind: type, v, text: bool):
-    """Check (and, for GUI text, parse) one scalar of type ``kind``."""
-    if text and isinstance(v, str) and kind is not str:
-        s = v.strip()
-        try:
-            if kind is bool:
-                low = s.lower()
-                if low in ("true", "yes", "on", "1"):
-                    return True
-                if low in ("false", "no", "off", "0"):
-                    return False
-                raise ValueError
-            if kind is int:
-                f = float(s)
-                if not f.is_integer():
-                    raise ValueError
-                return int(f)
-            v = float(s)
-        except ValueError:
-            raise _bad(path, t, v, "could not read it as a number" if kind is not bool else
-                       "use true or false") from None
-    if kind is bool:
-        if isinstance(v, (bool, np.bool_)):
-            return bool(v)
-    elif kind is int:
-        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-            return int(v)
-    elif kind is float:
-        if isinstance(v, numbers.Real) and not isinstance(v, bool):
-            v = float(v)
-            if not math.isfinite(v):
-                raise _bad(path, t, v, "must be finite")
-            return v
-    elif kind is str:
-        if isinstance(v, str):
-            return v
-    raise _bad(path, t, v)
-
-
-def _check_range(path: str, meta: dict, v):
-    lo, hi = meta.get("min"), meta.get("max")
-    lo_x, hi_x = meta.get("min_exclusive"), meta.get("max_exclusive")
-    if lo is not None and (v <= lo if lo_x else v < lo):
-        raise ConfigError(f"{path}: must be {'>' if lo_x else '>='} {lo}, got {v!r}")
-    if hi is not None and (v >= hi if hi_x else v > hi):
-        raise ConfigError(f"{path}: must be {'<' if hi_x else '<='} {hi}, got {v!r}")
-
-
-def _coerce(leaf: _Leaf, value, text: bool = False):
-    """Validate ``value`` for ``leaf`` (parsing GUI text when ``text``); return the clean value."""
-    t, path, meta = leaf.t, leaf.path, leaf.fld.metadata
-    if text and isinstance(value, str) and t.optional and (
-            value.strip() == "" or (t.base is not str and value.strip().lower() == "none")):
-        value = None
-    if value is None:
-        if t.optional:
-            return None
-        raise _bad(path, t, value, "this field cannot be unset")
-    if t.base in (list, tuple):
-        if text and isinstance(value, str):
-            s = value.strip().strip("[]()").replace("x", ",").replace(";", ",")
-            value = [p for p in (q.strip() for q in s.split(",")) if p]
-        if not isinstance(value, (list, tuple)) or isinstance(value, str):
-            raise _bad(path, t, value)
-        if t.length is not None and len(value) != t.length:
-            raise _bad(path, t, value, f"needs exactly {t.length} values")
-        if t.base is list and len(value) == 0:
-            raise _bad(path, t, value, "needs at least one value (leave it unset instead)")
-        items = [_scalar(f"{path}[{i}]", _Type(t.elem), t.elem, v, text) for i, v in enumerate(value)]
-        for i, v in enumerate(items):
-            _check_range(f"{path}[{i}]", meta, v)
-        return t.base(items)
-    v = _scalar(path, t, t.base, value, text)
-    if meta.get("choices") and v not in meta["choices"]:
-        raise ConfigError(f"{path}: must be one of {', '.join(map(str, meta['choices']))}; "
-                          f"got {v!r}")
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        _check_range(path, meta, v)
-    return v
-
-
-def _leaf(path: str) -> _Leaf:
+def _leaf(path: str) -> Leaf:
     leaf = _LEAVES.get(path)
     if leaf is None:
         close = difflib.get_close_matches(path, list(_LEAVES), n=1)
@@ -515,7 +329,7 @@ def set_value(cfg: ReconConfig, path: str, value):
     """Validate ``value`` (text from a GUI line edit is parsed) and store it; returns the stored
     value. Raises :class:`ConfigError` naming ``path`` when the value does not fit."""
     leaf = _leaf(path)
-    v = _coerce(leaf, value, text=True)
+    v = coerce(leaf, value, text=True)
     _check_special(leaf.path, v)
     setattr(_owner(cfg, path), leaf.name, v)
     return v
@@ -523,14 +337,10 @@ def set_value(cfg: ReconConfig, path: str, value):
 
 def _check_special(path: str, v) -> None:
     """Rules a type and a range cannot express."""
-    if path == "constraints.support" and v not in ("none", "auto") and not _is_mask_file(v):
+    if path == "constraints.support" and v not in ("none", "auto") and not is_array_file(v):
         raise ConfigError(f"{path}: must be none, auto or a path to a .npy/.h5 mask file; got {v!r}")
-    if path == "loss.mask_path" and v is not None and not _is_mask_file(v):
+    if path == "loss.mask_path" and v is not None and not is_array_file(v):
         raise ConfigError(f"{path}: the detector mask must be a .npy or .h5/.hdf5 file; got {v!r}")
-
-
-def _is_mask_file(s: str) -> bool:
-    return s.lower().endswith((".npy", ".h5", ".hdf5", ".hdf"))
 
 
 def iter_fields(cfg: ReconConfig) -> list[FieldInfo]:
@@ -539,7 +349,7 @@ def iter_fields(cfg: ReconConfig) -> list[FieldInfo]:
     for path, leaf in _LEAVES.items():
         m = leaf.fld.metadata
         out.append(FieldInfo(path=path, type=leaf.ann, type_name=leaf.t.name,
-                             value=get_value(cfg, path), default=_default(leaf.fld),
+                             value=get_value(cfg, path), default=default_of(leaf.fld),
                              unit=m["unit"], help=m["help"], group=m["group"], choices=m["choices"],
                              min=m["min"], max=m["max"], min_exclusive=m["min_exclusive"],
                              max_exclusive=m["max_exclusive"],
@@ -551,7 +361,7 @@ def iter_fields(cfg: ReconConfig) -> list[FieldInfo]:
 def validate(cfg: ReconConfig) -> ReconConfig:
     """Check every field and the data-independent consistency rules; returns ``cfg``."""
     for path, leaf in _LEAVES.items():
-        v = _coerce(leaf, get_value(cfg, path))
+        v = coerce(leaf, get_value(cfg, path))
         _check_special(path, v)
     if cfg.model.kind == "holo" and cfg.refine.positions:
         raise ConfigError("refine.positions: scan positions exist only in ptychography, but "
@@ -596,7 +406,7 @@ def from_dict(d: dict, source: str = "") -> ReconConfig:
         for key, value in table.items():
             try:
                 leaf = _leaf(f"{gname}.{key}")
-                v = _coerce(leaf, value)
+                v = coerce(leaf, value)
                 _check_special(leaf.path, v)
             except ConfigError as exc:
                 raise ConfigError(pre + str(exc)) from None
@@ -605,23 +415,6 @@ def from_dict(d: dict, source: str = "") -> ReconConfig:
         return validate(cfg)
     except ConfigError as exc:
         raise ConfigError(pre + str(exc)) from None
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return tomli_w.dumps({"k": v}).split("=", 1)[1].strip()
-
-
-def _comment(info: FieldInfo) -> str:
-    bits = [info.help]
-    if info.unit:
-        bits.append(f"[{info.unit}]")
-    if info.choices:
-        bits.append(f"({' | '.join(info.choices)})")
-    if info.range_text():
-        bits.append(f"({info.range_text()})")
-    return "# " + " ".join(bits)
 
 
 def to_toml(cfg: ReconConfig, path: str | os.PathLike | None = None, comments: bool = True,
@@ -641,36 +434,21 @@ def to_toml(cfg: ReconConfig, path: str | os.PathLike | None = None, comments: b
             lines.append(f"[{g}]")
         key = info.path.rsplit(".", 1)[1]
         if comments:
-            lines.append(_comment(info))
+            lines.append(toml_comment(info))
         if info.value is None:
             if comments:
                 lines.append(f"# {key} = <{info.type_name.removesuffix(' | None')}>   (unset)")
         else:
-            lines.append(f"{key} = {_toml_value(info.value)}")
+            lines.append(f"{key} = {toml_value(info.value)}")
     text = "\n".join(lines) + "\n"
     if path is not None:
         atomic_write_text(path, text)
     return text
 
 
-def _read_source(src, suffix: str) -> tuple[str, str]:
-    """(text, name for messages) from a path or literal text: a one-line string that names an
-    existing file or ends with ``suffix`` is a path, anything else is text."""
-    is_path = isinstance(src, os.PathLike) or (
-        isinstance(src, str) and "\n" not in src
-        and (os.path.isfile(src) or src.strip().lower().endswith(suffix)))
-    if is_path:
-        p = Path(src)
-        try:
-            return p.read_text(encoding="utf-8"), str(p)
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read the configuration file ({exc.strerror})") from None
-    return str(src), ""
-
-
 def from_toml(src: str | os.PathLike) -> ReconConfig:
     """Read a configuration from a TOML file path or TOML text."""
-    text, name = _read_source(src, ".toml")
+    text, name = read_source(src, ".toml")
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -688,7 +466,7 @@ def to_json(cfg: ReconConfig, path: str | os.PathLike | None = None) -> str:
 
 def from_json(src: str | os.PathLike) -> ReconConfig:
     """Read a configuration from a JSON file path or JSON text."""
-    text, name = _read_source(src, ".json")
+    text, name = read_source(src, ".json")
     try:
         d = json.loads(text)
     except json.JSONDecodeError as exc:

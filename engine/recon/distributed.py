@@ -45,12 +45,13 @@ class Distributed:
     def is_root(self) -> bool:
         return self.rank == 0
 
-    def share(self, angle_idx: np.ndarray, spot_idx: np.ndarray, kind: str):
-        """This rank's part of a minibatch: spots (ptycho) or angles (holo), dealt round-robin.
+    def share(self, angle_idx: np.ndarray, spot_idx: np.ndarray, splits_spots: bool):
+        """This rank's part of a minibatch: spots (when the model's spots are independent views,
+        ``splits_spots``, and outnumber the angles) or angles, dealt round-robin.
 
         A rank may get an empty share when the batch is smaller than the number of ranks.
         """
-        if kind == "ptycho" and len(spot_idx) >= len(angle_idx):
+        if splits_spots and len(spot_idx) >= len(angle_idx):
             return angle_idx, spot_idx[self.rank::self.size]
         return angle_idx[self.rank::self.size], spot_idx
 

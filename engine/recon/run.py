@@ -22,13 +22,15 @@ import numpy as np
 from ..autodiff import no_grad, value_and_grad
 from ..backend import Backend, get_backend, to_host
 from ..errors import ConfigError, DivergenceError, SlicewiseError
-from ..io.datafile import Dataset, estimate_memory_bytes, open_dataset
+from ..io.datafile import Dataset, estimate_memory_bytes
+from ..io.readers import open_dataset
 from ..io.results import read_result, write_result, write_tiff_stack
 from . import config as cfgmod
 from . import autotune, constraints, stepsize
 from .distributed import Distributed
 from .optimizers import make_optimizer
-from .problem import Problem, _resolve_path, build_problem, host_copy
+from ..io.arrays import load_array, resolve_path
+from .problem import Problem, build_problem, host_copy
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +94,12 @@ class Reconstruction:
         if dataset is None:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
-            dataset = open_dataset(_resolve_path(self.config.data.path, self.base_dir))
+            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir))
         self.dataset = dataset
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir)
         self._choose_schedule()
         self.memory_estimate_bytes = self._check_memory()
-        self.output_dir = _resolve_path(run.output_dir, self.base_dir)
+        self.output_dir = resolve_path(run.output_dir, self.base_dir)
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.epoch = 0
@@ -243,8 +245,8 @@ class Reconstruction:
     def _check_memory(self) -> int:
         """Estimate the run's peak memory before it starts; refuse one that cannot fit."""
         ds, run, prob = self.dataset, self.config.run, self.problem
-        frames = (run.batch_angles or ds.n_angles) * (ds.n_spots if prob.kind == "holo"
-                                                       else (run.batch_spots or ds.n_spots))
+        frames = (run.batch_angles or ds.n_angles) * ((run.batch_spots or ds.n_spots)
+                                                       if prob.model.splits_spots else ds.n_spots)
         est = estimate_memory_bytes(ds, prob.object_shape, prob.object_shape[0], frames,
                                     dtype=np.dtype(self.backend.complex_dtype).name)
         avail = _available_memory_bytes(self.backend)
@@ -301,7 +303,8 @@ class Reconstruction:
     def _choose_schedule(self) -> None:
         """Resolve ``optimizer.kind = auto`` and unset minibatch sizes into the configuration."""
         o, r, prob = self.config.optimizer, self.config.run, self.problem
-        sched = autotune.choose_schedule(o.kind, r.batch_angles, r.batch_spots, self.dataset, prob.kind,
+        sched = autotune.choose_schedule(o.kind, r.batch_angles, r.batch_spots, self.dataset,
+                                         prob.model.splits_spots,
                                          prob.object_shape, _available_memory_bytes(self.backend),
                                          dtype=np.dtype(self.backend.complex_dtype).name)
         if (o.kind, r.batch_angles, r.batch_spots) != (sched.kind, sched.batch_angles, sched.batch_spots):
@@ -318,7 +321,8 @@ class Reconstruction:
         if not missing:
             return
         prob = self.problem
-        a_idx, s_idx = autotune.estimation_batch(self.dataset, prob.kind, self._schedule)
+        a_idx, s_idx = autotune.estimation_batch(self.dataset,
+                                         prob.model.splits_spots, self._schedule)
         measured = prob.measured_batch(a_idx, s_idx)
 
         def evaluate(trial):
@@ -344,7 +348,7 @@ class Reconstruction:
         self._resolve_learning_rates(names)  # a parameter whose refinement starts now
         dist = self.distributed
         if dist is not None:
-            a_idx, s_idx = dist.share(a_idx, s_idx, prob.kind)
+            a_idx, s_idx = dist.share(a_idx, s_idx, prob.model.splits_spots)
         weight = len(a_idx) * len(s_idx)
         measured = prob.measured_batch(a_idx, s_idx) if weight else None
 
@@ -414,12 +418,8 @@ class Reconstruction:
             self._support = self._load_support(c.support)
 
     def _load_support(self, path_str):
-        path = _resolve_path(path_str, self.base_dir)
-        try:
-            m = np.asarray(np.load(path) if path.suffix == ".npy"
-                           else read_result(path)["params"]["support"])
-        except (OSError, KeyError, ValueError, SlicewiseError) as exc:
-            raise ConfigError(f"constraints.support: cannot read a mask from {path}: {exc}") from None
+        m = load_array(resolve_path(path_str, self.base_dir), "constraints.support",
+                       ("params/support", "support", "mask"))
         if m.shape != self.problem.object_shape:
             raise ConfigError(f"constraints.support: mask shape {m.shape} differs from the object grid "
                               f"{self.problem.object_shape}")
@@ -434,7 +434,7 @@ class Reconstruction:
         out = []
         for i in range(0, ds.n_angles, ba):
             a = np.sort(angles[i:i + ba])
-            if self.problem.kind == "holo":
+            if not self.problem.model.splits_spots:
                 out.append((a, np.arange(ds.n_spots)))
                 continue
             spots = rng.permutation(ds.n_spots)
@@ -459,7 +459,7 @@ class Reconstruction:
             with no_grad():
                 model_i = to_host(prob.predict_intensity(params_dev, [a], [s]))[0, 0]
             meas = self.dataset.frames([a], [s])[0, 0]
-            if prob.kind == "ptycho":  # centred for display
+            if prob.model.unshifted_frames:  # centred for display
                 model_i, meas = np.fft.fftshift(model_i), np.fft.fftshift(meas)
             measured, modelled = meas, model_i
         return Snapshot(self.epoch, p.get("delta"), p.get("beta"), p.get("object"), p.get("probe"),

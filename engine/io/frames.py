@@ -1,0 +1,169 @@
+"""Frames as stored -> frames in model convention, and where frames come from.
+
+:class:`FrameConversion` maps stored frames (intensities or magnitudes, centred or not, unitary
+or unnormalised FFT scale) to the model convention of docs/ARCHITECTURE.md. A *frame source* is
+anything with ``shape`` ``(A, S, fy, fx)``, ``label``, ``conversion``, ``read(a_idx, s_idx,
+check=True)`` returning model-convention float32 frames, and ``close()``: :class:`ArraySource`
+(memory) and :class:`H5Source` (an HDF5 dataset, read lazily) are the two here; a reader of a
+new format may bring its own. :class:`LazyTruth` reads ground-truth arrays on first access.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataFileError
+from .hdf5 import h5py_module
+
+@dataclass(frozen=True)
+class FrameConversion:
+    """How stored frames map to model-convention intensities.
+
+    quantity: ``"intensity"`` or ``"magnitude"`` (square it).
+    centered: zero frequency stored at ``(fy//2, fx//2)`` (``fftshift``-ed); undone by ifftshift.
+    fft_norm: ``"ortho"`` (unitary FFT) or ``"backward"`` (unnormalised forward FFT, as Adorym:
+        ``sum(I) = fy fx sum|psi|^2``); the latter is divided by ``fy * fx``.
+    """
+
+    quantity: str = "intensity"
+    centered: bool = False
+    fft_norm: str = "ortho"
+
+    def to_model(self, raw: np.ndarray) -> np.ndarray:
+        a = np.asarray(raw, dtype=np.float32)
+        if self.quantity == "magnitude":
+            a = a * a
+        if self.centered:
+            a = np.fft.ifftshift(a, axes=(-2, -1))
+        if self.fft_norm == "backward":
+            a = a / np.float32(a.shape[-1] * a.shape[-2])
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def from_model(self, intensity: np.ndarray) -> np.ndarray:
+        a = np.asarray(intensity, dtype=np.float64)
+        if self.fft_norm == "backward":
+            a = a * (a.shape[-1] * a.shape[-2])
+        if self.centered:
+            a = np.fft.fftshift(a, axes=(-2, -1))
+        if self.quantity == "magnitude":
+            a = np.sqrt(np.maximum(a, 0.0))
+        return a.astype(np.float32)
+
+    def describe(self) -> str:
+        parts = ["magnitudes" if self.quantity == "magnitude" else "intensities"]
+        if self.centered or self.fft_norm != "ortho":
+            parts.append("centred, unnormalised FFT" if self.centered else f"fft_norm={self.fft_norm}")
+        return ", ".join(parts)
+
+
+MODEL_CONVENTION = FrameConversion()
+
+
+def check_raw(raw: np.ndarray, label: str, where: str) -> None:
+    if not np.all(np.isfinite(raw)):
+        raise DataFileError(f"{label}: frames {where} contain NaN or infinite values; "
+                            "measured frames must be finite")
+    mn = float(raw.min()) if raw.size else 0.0
+    if mn < 0:
+        raise DataFileError(f"{label}: frames {where} contain negative values (min {mn:g}); "
+                            "frames must be non-negative intensities or magnitudes "
+                            "(clip after background subtraction)")
+
+
+class ArraySource:
+    """Frames held in memory, shape ``(A, S, fy, fx)``, in ``conversion`` (default model)."""
+
+    def __init__(self, frames: np.ndarray, label: str = "intensities",
+                 conversion: FrameConversion = MODEL_CONVENTION):
+        self.array, self.label, self.conversion = frames, label, conversion
+        self.shape = tuple(frames.shape)
+
+    def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
+        raw = self.array[np.ix_(a_idx, s_idx)]
+        if check:
+            check_raw(raw, self.label, f"at angles {a_idx.tolist()[:8]}, spots {s_idx.tolist()[:8]}")
+        return self.conversion.to_model(raw)
+
+    def close(self) -> None:
+        pass
+
+
+class H5Source:
+    """Frames read lazily from an HDF5 dataset ``(A, S, fy, fx)`` (or ``(A, fy, fx)``, S = 1).
+
+    The file is opened on first use and kept open (reopened after a fork or pickling). h5py
+    needs increasing indices, so reads are per angle over the sorted unique spots (a slice when
+    they are contiguous) and reordered afterwards.
+    """
+
+    def __init__(self, path: str, name: str, shape: tuple[int, ...], conversion: FrameConversion):
+        self.path, self.name, self.conversion = path, name, conversion
+        self.has_spot_axis = len(shape) == 4
+        self.shape = tuple(shape) if self.has_spot_axis else (shape[0], 1, shape[1], shape[2])
+        self.label = name
+        self._file, self._pid = None, None
+
+    def _dataset(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py_module().File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file[self.name]
+
+    def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
+        dset = self._dataset()
+        fy, fx = self.shape[-2:]
+        s_u, s_inv = np.unique(s_idx, return_inverse=True)
+        contiguous = s_u[-1] - s_u[0] + 1 == len(s_u)
+        a_u, a_inv = np.unique(a_idx, return_inverse=True)
+        raw = np.empty((len(a_u), len(s_u), fy, fx), dtype=np.float32)
+        for i, a in enumerate(a_u):
+            if not self.has_spot_axis:
+                raw[i, 0] = dset[int(a)]
+            elif contiguous:
+                raw[i] = dset[int(a), int(s_u[0]):int(s_u[-1]) + 1]
+            else:
+                raw[i] = dset[int(a), s_u.tolist()]
+        if check:
+            check_raw(raw, self.name, f"at angles {a_u.tolist()[:8]}, spots {s_u.tolist()[:8]}")
+        return self.conversion.to_model(raw[np.ix_(a_inv.ravel(), s_inv.ravel())])
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None
+        return state
+
+
+class LazyTruth(Mapping):
+    """Ground-truth arrays of a file, loaded (and cached) on first access.
+
+    ``transform(name, array)`` converts the stored array (e.g. Adorym ``[y,x,z]`` -> ``(z,y,x)``).
+    """
+
+    def __init__(self, path: str, group: str, names: list[str], transform=None):
+        self._path, self._group, self._names = path, group, list(names)
+        self._transform = transform or (lambda name, a: a)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key):
+        if key not in self._names:
+            raise KeyError(f"no ground truth {key!r} in {self._path}; available: {self._names}")
+        if key not in self._cache:
+            with h5py_module().File(self._path, "r") as f:
+                self._cache[key] = self._transform(key, np.asarray(f[self._group][key][()]))
+        return self._cache[key]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+

@@ -1,0 +1,51 @@
+"""h5py with the compression filters registered, and opening a file with a helpful error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..errors import DataFileError
+
+
+def h5py_module():
+    """Import h5py with the compression filters registered (Blosc, LZ4, Zstd, bitshuffle ...)."""
+    import hdf5plugin  # noqa: F401, PLC0415 - registers the filters with HDF5 on import
+    import h5py  # noqa: PLC0415
+
+    return h5py
+
+
+def open_h5(path):
+    """Open ``path`` read-only; :class:`DataFileError` when it is missing or not HDF5."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{path}: no such data file")
+    try:
+        return h5py_module().File(p, "r")
+    except OSError as exc:
+        raise DataFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def attr_text(attrs, key, default=None):
+    """A string attribute (bytes decoded), or ``default``."""
+    v = attrs.get(key, default)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def compression_kwargs(compression) -> dict:
+    """h5py dataset keywords for ``None``, ``"gzip"``, ``"blosc"``/``"lz4"`` or a ready dict."""
+    if compression is None:
+        return {}
+    if isinstance(compression, Mapping):
+        return dict(compression)
+    if compression == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    import hdf5plugin  # noqa: PLC0415
+
+    if compression == "blosc":
+        return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    if compression == "lz4":
+        return dict(hdf5plugin.LZ4())
+    raise DataFileError(f"compression must be None, 'gzip', 'blosc' or 'lz4', got {compression!r}")
+

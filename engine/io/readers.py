@@ -1,0 +1,152 @@
+"""Opening data files: the registry of formats, each a sniffer and a reader.
+
+:func:`open_dataset` opens a file and asks each registered :class:`Reader`, in order, whether the
+file is its format (``sniff``); the first that says yes reads it into a
+:class:`~.datafile.Dataset`. A reader of a new format:
+
+1. write a module in ``engine/io/`` with ``sniff(path, h5) -> bool`` (``h5`` is the open h5py
+   file when the file is HDF5, else None; look at the layout only, read no frames) and
+   ``read(path) -> Dataset`` (geometry converted to SI, frames wrapped in a frame source with the
+   right :class:`~.frames.FrameConversion`, problems raised as :class:`DataFileError` naming the
+   dataset and the fix);
+2. add one ``register_reader(Reader(...))`` line below.
+
+More specific formats go first (a generic sniffer must not claim a file another one reads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataFileError
+from . import adorym, cxi, dxchange, slicewise_format
+from .datafile import Dataset
+from .hdf5 import h5py_module
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A data-file format: ``sniff(path, h5_or_None) -> bool`` and ``read(path) -> Dataset``."""
+
+    name: str
+    sniff: Callable
+    read: Callable[[str], Dataset]
+    layout: str  # one line: what the file holds, for messages ("frames in /exchange/data")
+
+
+READERS: list[Reader] = []
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Add a format (replacing one of the same name, keeping its place)."""
+    for i, r in enumerate(READERS):
+        if r.name == reader.name:
+            READERS[i] = reader
+            return reader
+    READERS.append(reader)
+    return reader
+
+
+register_reader(Reader("slicewise", lambda path, h5: h5 is not None and slicewise_format.sniff(h5),
+                       slicewise_format.read_slicewise, "Slicewise data file (/data/intensities)"))
+register_reader(Reader("cxi", lambda path, h5: h5 is not None and cxi.is_cxi(h5), cxi.read_cxi,
+                       "CXI file (entry_1/instrument_1/detector_1)"))
+# DXchange before Adorym: both keep frames in exchange/data, DXchange adds data_white/theta
+register_reader(Reader("dxchange", lambda path, h5: h5 is not None and dxchange.is_dxchange(h5),
+                       dxchange.read_dxchange, "DXchange file (exchange/data with data_white/theta)"))
+register_reader(Reader("adorym", lambda path, h5: h5 is not None and adorym.sniff(h5),
+                       adorym.read_adorym, "Adorym-style file (exchange/data + metadata)"))
+
+
+#: Suffixes of HDF5-based formats: such a file that is not HDF5 is reported as broken.
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".cxi", ".nxs")
+
+
+def _sniff(path: Path) -> Reader | None:
+    h5py = h5py_module()
+    try:
+        h5 = h5py.File(path, "r") if h5py.is_hdf5(path) else None
+    except OSError as exc:
+        h5, why = None, str(exc)
+    else:
+        why = "no HDF5 signature"
+    if h5 is None and path.suffix.lower() in HDF5_SUFFIXES:
+        raise DataFileError(f"{path}: not a readable HDF5 file ({why})")
+    try:
+        return next((r for r in READERS if r.sniff(path, h5)), None)
+    finally:
+        if h5 is not None:
+            h5.close()
+
+
+def open_dataset(path) -> Dataset:
+    """Open a data file of any registered format (detected from its content)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{path}: no such data file")
+    reader = _sniff(p)
+    if reader is None:
+        raise DataFileError(f"{path}: not a data file Slicewise reads; expected one of: "
+                            + "; ".join(r.layout for r in READERS)
+                            + " (docs/real-data.md describes the layouts)")
+    return reader.read(str(path))
+
+
+def describe_file(path) -> str:
+    """A few human-readable lines about a data file (for ``slicewise info`` and the GUI)."""
+    ds = open_dataset(path)
+    try:
+        lines = [f"{path}: {ds.meta.get('layout', '?')} layout, {ds.modality} data",
+                 f"  energy {ds.energy_ev:g} eV (wavelength {ds.wavelength_m * 1e12:.4g} pm), "
+                 f"pixel {ds.pixel_size_m * 1e9:.4g} nm, slice {ds.slice_thickness_m * 1e9:.4g} nm",
+                 f"  frames {ds.n_angles} angles x {ds.n_spots} spots x {ds.frame_shape[0]}x"
+                 f"{ds.frame_shape[1]} px ({ds.conversion.describe()} in the file), "
+                 f"{np.prod(ds.shape) * 4 / 2**20:.1f} MiB as float32"]
+        a = np.degrees(ds.angles_rad)
+        lines.append(f"  angles {a.min():.4g}..{a.max():.4g} deg" if ds.n_angles > 1
+                     else f"  single angle {a[0]:.4g} deg")
+        if ds.distances_m is not None:
+            lines.append(f"  distances {', '.join(f'{d * 1e3:.4g}' for d in ds.distances_m)} mm "
+                         f"({ds.n_tiles} tile(s) per distance)")
+        if ds.positions_px is not None:
+            lo, hi = ds.positions_px.min(0), ds.positions_px.max(0)
+            lines.append(f"  {ds.n_tiles} scan positions, y {lo[0]:.4g}..{hi[0]:.4g}, "
+                         f"x {lo[1]:.4g}..{hi[1]:.4g} px; object grid {ds.object_shape_yx}")
+        lines.append(f"  probe: {ds.probe.shape[0]} mode(s) {ds.probe.shape[1:]}"
+                     if ds.probe is not None else "  probe: none in the file")
+        lines.extend(_describe_real(ds))
+        if len(ds.truth):
+            lines.append(f"  ground truth: {', '.join(ds.truth)}")
+        return "\n".join(lines)
+    finally:
+        ds.close()
+
+
+def _describe_real(ds: Dataset) -> list[str]:
+    """Lines on what a measured-data reader found (mask, counts, detector geometry)."""
+    m = ds.meta
+    out = []
+    if ds.mask is not None:
+        out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
+                   f" (from {m.get('mask_from') or ds._labels.get('mask')}; 1 = use, 0 = bad)")
+    if "frames_dtype" in m:
+        kind = "integer counts" if m.get("integer_counts") else "floats"
+        out.append(f"  stored as {m['frames_dtype']} ({kind}); default loss "
+                   f"{'poisson' if m.get('integer_counts') else 'amplitude'}")
+    if "detector_pixel_m" in m:
+        out.append(f"  detector pixel {m['detector_pixel_m'] * 1e6:.4g} um at "
+                   f"{m['detector_distance_m']:.4g} m; for a cone beam set data.source_to_sample_m "
+                   "(effective pixel = pixel / M)")
+    for key, what in (("energy_from", "energy"), ("basis_from", "detector axes"),
+                      ("translations_from", "translations"), ("modality_from", "modality"),
+                      ("flat_dark", "flat/dark")):
+        if m.get(key):
+            out.append(f"  {what}: {m[key]}")
+    if "scan_range_m" in m:
+        rx, ry = m["scan_range_m"]
+        out.append(f"  scan range x {rx * 1e6:.4g} um, y {ry * 1e6:.4g} um")
+    return out

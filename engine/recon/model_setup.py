@@ -1,0 +1,187 @@
+"""Which forward model a data set gets, and how it starts: the registry of model set-ups.
+
+Each :class:`ModelSetup` says which data it fits (``fits(dataset)``), whether its object grid
+comes from scan positions, and builds the model with its initial unknowns from a
+:class:`SetupContext`. ``model.kind = "auto"`` picks the first registered set-up that fits the data.
+To add a model: write the :class:`~..models.base.ForwardModel`, a ``build`` function here (or in
+its own module) and call :func:`register_model`; the configuration's ``model.kind`` choices list
+the registered names (a test keeps them in step). Nothing in :mod:`.problem` changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..backend import Backend
+from ..errors import ConfigError
+from ..io.arrays import load_array, resolve_path
+from ..io.datafile import Dataset
+from ..models.base import ForwardModel
+from ..models.common import Optics
+from ..models.holo import HoloModel
+from ..models.ptycho import PtychoModel
+from ..probes import gaussian_probe, probe_modes
+from .config import ReconConfig
+
+#: Vacuum margin around the scanned area when positions are refined, in maximal position steps.
+#: A probe window that leaves the padded object grid cannot be evaluated; positions move at most
+#: ``refine.position_max_step_px`` per update and their common drift is removed after each one,
+#: so a single position walking 50 maximal steps outward in one direction is what this allows
+#: (25 px at the default 0.5 px step: far more than a calibrated scan's errors).
+POSITION_DRIFT_STEPS = 50
+#: Vacuum margin always kept around the scanned area, px (sub-pixel shifts wrap at the edges).
+BASE_MARGIN_PX = 4
+
+
+@dataclass
+class SetupContext:
+    """What a model builder gets: the configuration, the data, where the arrays live, the optics
+    (energy, pixel, slice spacing and propagator after configuration overrides), the object grid,
+    the distances (near field, metres) and a few measured frames for intensity scales."""
+
+    config: ReconConfig
+    dataset: Dataset
+    backend: Backend
+    base_dir: Path
+    optics: Optics
+    object_shape: tuple
+    distances_m: np.ndarray | None
+    sample: np.ndarray            # a few frames (A', S', fy, fx), model convention
+
+    @property
+    def mean_frame_photons(self) -> float:
+        return float(self.sample.sum(axis=(-2, -1)).mean())
+
+
+@dataclass
+class ModelStart:
+    """A built model with its initial unknowns (on the backend) and what the solver keeps."""
+
+    model: ForwardModel
+    params: dict
+    probe_power: float | None = None          # photons per frame of the initial probe
+    initial_positions: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """How to choose and build one kind of forward model (see the module docstring)."""
+
+    name: str
+    fits: Callable[[Dataset], bool]
+    scanned: bool                   # object grid from the scan positions (else: the frame)
+    build: Callable[[SetupContext], ModelStart]
+    data_words: str                 # the data it fits, for messages: "far-field data"
+
+
+MODEL_SETUPS: dict[str, ModelSetup] = {}
+
+
+def register_model(setup: ModelSetup) -> ModelSetup:
+    MODEL_SETUPS[setup.name] = setup
+    return setup
+
+
+def choose_model(cfg: ReconConfig, ds: Dataset) -> ModelSetup:
+    """The set-up named by ``model.kind``, or for ``auto`` the first that fits the data."""
+    kind = cfg.model.kind
+    fitting = [s for s in MODEL_SETUPS.values() if s.fits(ds)]
+    if kind == "auto":
+        if not fitting:
+            raise ConfigError(f"{ds.source_path or 'the data'}: no forward model fits "
+                              f"{_data_words(ds)}; models: "
+                              + "; ".join(f"{s.name} for {s.data_words}" for s in MODEL_SETUPS.values()))
+        return fitting[0]
+    setup = MODEL_SETUPS.get(kind)
+    if setup is None:
+        raise ConfigError(f"model.kind = {kind!r}: no such model; choose one of "
+                          f"auto, {', '.join(MODEL_SETUPS)}")
+    if not setup.fits(ds):
+        hint = f"model.kind = {fitting[0].name!r} or 'auto'" if fitting else "other data"
+        raise ConfigError(f"model.kind = {kind!r} does not fit {_data_words(ds)} (it takes "
+                          f"{setup.data_words}); use {hint}")
+    return setup
+
+
+def _data_words(ds: Dataset) -> str:
+    if ds.modality == "farfield":
+        return "far-field data"
+    return f"near-field data with {ds.n_tiles} tile(s) per distance"
+
+
+# ---- far-field ptychography ---------------------------------------------------------------------
+
+def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -> np.ndarray:
+    """The probe guess ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame."""
+    frame_shape = ds.frame_shape
+    probe, origin = None, "the data file's /probe"
+    if cfg.init.probe_path:
+        path = resolve_path(cfg.init.probe_path, base_dir)
+        probe = load_array(path, "init.probe_path", ("params/probe", "probe"))
+        origin = f"init.probe_path ({path})"
+    elif cfg.init.probe in ("auto", "file") and ds.probe is not None:
+        probe = ds.probe
+    elif cfg.init.probe == "file":
+        raise ConfigError("init.probe = 'file' but the data file holds no probe; use 'gaussian' "
+                          "or set init.probe_path")
+    if probe is None:
+        fwhm_px = (cfg.init.probe_fwhm_m / ds.pixel_size_m) if cfg.init.probe_fwhm_m \
+            else min(frame_shape) / 4
+        probe, origin = gaussian_probe(frame_shape, fwhm_px), "the gaussian probe guess"
+    probe = np.asarray(probe, np.complex128)
+    if probe.ndim == 2:
+        probe = probe[None]
+    if probe.ndim != 3 or tuple(probe.shape[-2:]) != tuple(frame_shape):
+        raise ConfigError(f"{origin}: the initial probe has shape {probe.shape} but the detector "
+                          f"frames are {tuple(frame_shape)}; give a (n_modes, py, px) probe of the "
+                          "frame size")
+    if cfg.model.probe_modes > probe.shape[0]:
+        probe = probe_modes(probe[0], cfg.model.probe_modes, seed=cfg.init.seed)
+    # scale to the measured photons per frame so the loss starts near its optimum scale
+    probe *= math.sqrt(power / float(np.sum(np.abs(probe) ** 2)))
+    return probe
+
+
+def build_ptycho(ctx: SetupContext) -> ModelStart:
+    cfg, ds, be = ctx.config, ctx.dataset, ctx.backend
+    pos = np.asarray(ds.positions_px, float)
+    drift = cfg.refine.position_max_step_px * POSITION_DRIFT_STEPS if cfg.refine.positions else 0
+    model = PtychoModel(ctx.object_shape, ds.frame_shape, ctx.optics, be, angles_rad=ds.angles_rad,
+                        positions_px=pos, param=cfg.model.object_param,
+                        margin_px=int(math.ceil(BASE_MARGIN_PX + drift)),
+                        checkpoint_slices=cfg.model.checkpoint_slices)
+    probe = initial_probe(cfg, ds, ctx.mean_frame_photons, ctx.base_dir)
+    params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+
+
+register_model(ModelSetup("ptycho", lambda ds: ds.modality == "farfield", True, build_ptycho,
+                          "far-field data"))
+
+
+# ---- near-field holography ----------------------------------------------------------------------
+
+def build_holo(ctx: SetupContext) -> ModelStart:
+    cfg, ds, be = ctx.config, ctx.dataset, ctx.backend
+    model = HoloModel(ctx.object_shape, ctx.optics, be, angles_rad=ds.angles_rad,
+                      param=cfg.model.object_param, checkpoint_slices=cfg.model.checkpoint_slices)
+    params = {**model.view.vacuum(), "distances": be.to_real(ctx.distances_m)}
+    illum = ds.probe[0] if ds.probe is not None and cfg.init.probe in ("auto", "file") else None
+    level = max(float(ctx.sample.mean()), 1e-30)
+    if cfg.refine.probe or illum is not None:
+        base = np.ones(ds.frame_shape, complex) if illum is None else np.asarray(illum)
+        # scaled so that the mean frame level is matched
+        base = base * math.sqrt(level / max(np.mean(np.abs(base) ** 2), 1e-30))
+        params["probe"] = be.to_complex(base)
+    elif abs(level - 1.0) > 0.05:  # flat illumination of the measured level (not flat-fielded)
+        params["probe"] = be.to_complex(np.full(ds.frame_shape, math.sqrt(level)))
+    return ModelStart(model, params)
+
+
+register_model(ModelSetup("holo", lambda ds: ds.modality == "nearfield" and ds.n_tiles == 1,
+                          False, build_holo, "near-field data with one full-field frame per distance"))
