@@ -46,7 +46,7 @@ import numpy as np
 from ..errors import DataFileError
 from .datafile import Dataset
 from .frames import FrameConversion, check_raw
-from .hdf5 import h5py_module, open_h5
+from .hdf5 import compression_kwargs, h5py_module, open_h5
 
 log = logging.getLogger(__name__)
 
@@ -408,11 +408,10 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
     to the detector data, as CXI writers do.
     """
     from .atomic import atomic_write  # noqa: PLC0415
-    from .datafile import _compression_kwargs  # noqa: PLC0415
 
     h5py = h5py_module()
     frames = np.asarray(frames)
-    ckw = _compression_kwargs(compression)
+    ckw = compression_kwargs(compression)
 
     def writer(tmp):
         with h5py.File(tmp, "w") as f:
