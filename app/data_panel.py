@@ -77,6 +77,27 @@ class DataSummary(QWidget):
             value.setToolTip(ds.source_path if label == "file" and ds.source_path else text)
             self.form.addRow(label, value)
 
+    def _note(self, label: str, text: str) -> None:
+        value = QLabel(text)
+        value.setWordWrap(True)
+        value.setStyleSheet("color: #c0392b;")
+        value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.form.insertRow(0, label, value)
+
+    def set_missing(self, path: str) -> None:
+        """data.path names no file: say so instead of describing another file."""
+        self.set_dataset(None)
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self._note("data file", f"no file {path}")
+
+    def set_bad_frames(self, bad: list, checked: int) -> None:
+        if bad:
+            listing = ", ".join(f"({a}, {s})" for a, s in bad[:6])
+            more = f" … ({len(bad)} in all)" if len(bad) > 6 else ""
+            self._note("bad frames", f"NaN, infinite or negative values at (angle, position) "
+                       f"{listing}{more}")
+
     def field_text(self, label: str) -> str | None:
         """The text shown for ``label`` (tests)."""
         for i in range(self.form.rowCount()):
@@ -93,6 +114,7 @@ class FrameBrowser(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.dataset: Dataset | None = None
+        self.bad: set = set()
         self.angle_slider, self.angle_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
         self.spot_slider, self.spot_spin = QSlider(Qt.Orientation.Horizontal), QSpinBox()
         for sl, sp in ((self.angle_slider, self.angle_spin), (self.spot_slider, self.spot_spin)):
@@ -136,8 +158,12 @@ class FrameBrowser(QWidget):
         lay.addWidget(self.glw, 1)
         self._set_ranges(1, 1)
 
+    def set_bad_frames(self, bad: list) -> None:
+        self.bad = {tuple(x) for x in bad}
+        self._show_frame()
+
     def set_dataset(self, ds: Dataset | None) -> None:
-        self.dataset = ds
+        self.dataset, self.bad = ds, set()
         if ds is not None:  # holograms are ~1 everywhere: linear; diffraction: decades, log
             self.log.blockSignals(True)
             self.log.setChecked(ds.modality == "farfield")
@@ -166,7 +192,13 @@ class FrameBrowser(QWidget):
         if ds is None:
             return
         a, s = self.angle_slider.value(), self.spot_slider.value()
-        frame = ds.frames([a], [s])[0, 0]
+        try:
+            frame = ds.frames([a], [s])[0, 0]
+        except Exception as exc:  # noqa: BLE001 - a bad frame: said here, not in a dialog
+            self.img.clear()
+            self.plot.setTitle(f"measured frame: angle {a}, position {s} cannot be shown")
+            self.frame_info.setText(str(exc))
+            return
         if ds.modality == "farfield":
             frame = np.fft.fftshift(frame)
         img = log_image(frame) if self.log.isChecked() else frame.astype(np.float32)

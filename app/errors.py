@@ -87,6 +87,15 @@ def install_excepthook() -> None:
             return
         exc = value if value is not None else etype()
         exc.__traceback__ = tb
+        from .napari_view import gl_error_seen, is_gl_error  # noqa: PLC0415
+
+        if is_gl_error(exc, "".join(traceback.format_tb(tb))):
+            # the 3D canvas failed to draw: never a modal dialog (one per frame); log it once
+            # and let the view rebuild its canvas
+            log.warning("3D view: drawing failed (%s: %s); rebuilding the canvas",
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            gl_error_seen()
+            return
         parent = QApplication.activeWindow()
         try:
             report_exception(parent, exc, "")

@@ -97,3 +97,47 @@ def history_from_result(res: dict) -> list[dict]:
     terms = [k for k in loss if k != "total"]
     return [{"epoch": i + 1, "loss": float(v), "terms": {k: float(loss[k][i]) for k in terms}}
             for i, v in enumerate(loss["total"])]
+
+
+def bad_frames(ds, budget_s: float = 20.0) -> tuple[list[tuple[int, int]], int]:
+    """Frames the engine would refuse (NaN, infinite, negative): ``([(angle, spot), ...],
+    number of angles checked)``. One angle is read at a time; a refused angle is re-read frame
+    by frame to name the bad ones. Stops after ``budget_s`` seconds on very large files."""
+    import time  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    bad: list[tuple[int, int]] = []
+    checked = 0
+    for a in range(ds.n_angles):
+        try:
+            ds.frames([a], None)
+        except DataFileError:
+            for s in range(ds.n_spots):
+                try:
+                    ds.frames([a], [s])
+                except DataFileError:
+                    bad.append((a, s))
+        checked += 1
+        if time.perf_counter() - t0 > budget_s:
+            break
+    return bad, checked
+
+
+def config_of_result(path: str, res: dict):
+    """The configuration a result was computed with, ready to continue or rerun it from the
+    form: data.path made absolute (relative paths were relative to the configuration's folder,
+    usually the output folder's parent) and the output folder set to the result's own folder.
+    None for a result without a readable configuration."""
+    try:
+        cfg = cfgmod.from_toml(res.get("config_toml") or "")
+    except Exception:  # noqa: BLE001 - an old or hand-made result
+        return None
+    here = Path(path).resolve().parent
+    dp = cfg.data.path
+    if dp and not Path(dp).expanduser().is_absolute():
+        for cand in (here / dp, here.parent / dp):
+            if cand.is_file():
+                cfg.data.path = str(cand.resolve())
+                break
+    cfg.run.output_dir = str(here)
+    return cfg

@@ -61,6 +61,18 @@ class LiveViews(QSplitter):
             lv.set_history(snap.history, snap.batch_losses)
         self._enable_tabs()
 
+    def show_data_frame(self, ds) -> None:
+        """Before a run: the measured side of "Measured vs model" shows the data set's frame."""
+        a, s = self.frames_view.frame()
+        try:
+            meas = ds.frames([min(a, ds.n_angles - 1)], [min(s, ds.n_spots - 1)])[0, 0]
+        except Exception:  # noqa: BLE001 - a bad frame is reported by the frame check
+            return
+        if ds.modality == "farfield":  # centred for display
+            meas = np.fft.fftshift(meas)
+        self.frames_view.set_frames(meas, None)
+        self.frames_view.info.setText("measured frame; the model appears when a run starts")
+
     def show_result(self, res: dict, pixel_size_m: float, slice_thickness_m: float) -> None:
         """A result/checkpoint file as returned by ``read_result``."""
         p, extra = res["params"], res.get("extra", {})

@@ -6,16 +6,20 @@ micrometres (slice thickness along z, pixel size along y and x), so the scale ba
 physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
 by side. "Pop out" copies the layers into a full napari window (plugins, export, ...).
 
-napari is imported on first use: it takes a couple of seconds and needs OpenGL, which the rest of
-the application does not.
+napari is imported on a background thread soon after the window opens (it takes seconds and
+needs OpenGL, which the rest of the application does not); the viewer itself is made when the tab
+is first shown. The view is sturdy: drawing errors of the OpenGL canvas are logged, never shown as
+dialogs, and the canvas is rebuilt (layers, camera and contrast kept), e.g. after a pop-out window
+that shared its OpenGL context was closed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
                              QWidget)
 
@@ -38,12 +42,46 @@ ATTENUATION = 0.5
 ISO_FRACTION = 0.5
 
 
+_VIEWS: list = []   # live NapariViews, told about OpenGL errors by errors.install_excepthook
+
+
+def is_gl_error(exc: BaseException, tb_text: str = "") -> bool:
+    """Whether ``exc`` comes from drawing the OpenGL canvas (vispy, PyOpenGL)."""
+    name = type(exc).__module__ + "." + type(exc).__name__
+    return "OpenGL" in name or "GLError" in name or "vispy" in tb_text or "OpenGL" in tb_text
+
+
+def gl_error_seen() -> None:
+    """A canvas failed to draw: every 3D view rebuilds its canvas at the next chance."""
+    for view in list(_VIEWS):
+        view.schedule_rebuild()
+
+
+class _CloseWatcher(QObject):
+    closed = pyqtSignal()
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt name
+        if event.type() == QEvent.Type.Close:
+            self.closed.emit()
+        return False
+
+
 class NapariView(QWidget):
+    napariLoaded = pyqtSignal()
+    min_interval_s = 2.0      # 3D texture uploads are the costliest view update
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = None        # napari.components.ViewerModel
         self.qt_viewer = None     # napari.qt.QtViewer
         self._popouts: list = []
+        self._watchers: list = []
+        self._pending = None      # show_volume arguments waiting for napari to load
+        self._loading = False
+        self._rebuild_due = False
+        self.rebuilds = 0
+        self.napariLoaded.connect(self._on_loaded)
+        _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
         self.grid = QCheckBox("grid (side by side)")
         self.grid.setToolTip("show every visible layer in its own panel, e.g. reconstruction "
@@ -62,6 +100,113 @@ class NapariView(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
         lay.addWidget(self.body, 1)
+
+    # ---- loading -----------------------------------------------------------------------------
+    @staticmethod
+    def napari_imported() -> bool:
+        import sys  # noqa: PLC0415
+
+        return "napari.qt" in sys.modules and "napari.components" in sys.modules
+
+    def preload(self, delay_ms: int = 1500) -> None:
+        """Import napari on a background thread (seconds of work the event loop never sees)."""
+        if self.napari_imported() or self._loading:
+            return
+        self._loading = True
+
+        def load() -> None:
+            try:
+                import napari.components  # noqa: F401, PLC0415
+                import napari.qt  # noqa: F401, PLC0415
+            except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
+                log.warning("napari could not be loaded", exc_info=True)
+            self.napariLoaded.emit()
+
+        QTimer.singleShot(delay_ms, lambda: threading.Thread(target=load, daemon=True,
+                                                            name="napari-import").start())
+
+    def _on_loaded(self) -> None:
+        self._loading = False
+        if self._pending is not None:
+            args, self._pending = self._pending, None
+            self.show_volume(*args)
+
+    def set_message(self, text: str) -> None:
+        self._title = text
+        self.title.setText(text)
+
+    def clear(self) -> None:
+        """No volume (Reset): layers removed, the pop-out button off."""
+        self._pending = None
+        if self.viewer is not None:
+            self.viewer.layers.clear()
+        self.popout.setEnabled(False)
+        self.set_message("No volume yet: start a reconstruction or open a result file.")
+
+    def schedule_rebuild(self) -> None:
+        if self.viewer is None or self._rebuild_due:
+            return
+        self._rebuild_due = True
+        if self.isVisible():
+            QTimer.singleShot(0, self.rebuild)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if self._rebuild_due:
+            QTimer.singleShot(0, self.rebuild)
+
+    def rebuild(self) -> None:
+        """A fresh canvas with the same layers, camera, grid and contrast."""
+        if not self._rebuild_due or self.viewer is None:
+            return
+        self._rebuild_due = False
+        state = self.view_state()
+        self._drop_viewer()
+        self.ensure_viewer()
+        self.apply_view_state(self.viewer, state)
+        self.rebuilds += 1
+        log.info("3D view rebuilt (%d layer(s))", len(state["layers"]))
+
+    def view_state(self) -> dict:
+        """Everything needed to draw the same view again: layers and their look, camera, grid."""
+        v = self.viewer
+        layers = [dict(data=ly.data, name=ly.name, scale=tuple(ly.scale),
+                       translate=tuple(ly.translate), colormap=ly.colormap.name,
+                       contrast_limits=tuple(ly.contrast_limits), gamma=ly.gamma,
+                       visible=ly.visible, rendering=str(ly.rendering),
+                       blending=str(ly.blending), attenuation=ly.attenuation,
+                       iso_threshold=ly.iso_threshold, units=ly.units,
+                       axis_labels=ly.axis_labels, metadata=dict(ly.metadata))
+                  for ly in v.layers]
+        cam = v.camera
+        return {"layers": layers, "grid": v.grid.enabled, "ndisplay": v.dims.ndisplay,
+                "camera": (tuple(cam.center), cam.zoom, tuple(cam.angles))}
+
+    @staticmethod
+    def apply_view_state(viewer, state: dict) -> None:
+        viewer.dims.ndisplay = state["ndisplay"]
+        for kw in state["layers"]:
+            kw = dict(kw)
+            meta = kw.pop("metadata")
+            layer = viewer.add_image(kw.pop("data"), **kw)
+            layer.metadata.update(meta)
+        viewer.grid.enabled = state["grid"]
+        center, zoom, angles = state["camera"]
+        viewer.camera.center, viewer.camera.zoom, viewer.camera.angles = center, zoom, angles
+
+    def _drop_viewer(self) -> None:
+        if self.qt_viewer is not None:
+            for w in (self.qt_viewer.controls, self.qt_viewer.layers, self.qt_viewer):
+                w.setParent(None)
+            side = self.body.widget(0)
+            if side is not None:
+                side.setParent(None)
+                side.deleteLater()
+            try:
+                self.qt_viewer.close()
+            except Exception:  # noqa: BLE001 - a broken canvas may fail to close cleanly
+                log.debug("closing the old 3D canvas failed", exc_info=True)
+        self.qt_viewer = self.viewer = None
 
     # ---- viewer ------------------------------------------------------------------------------
     def ensure_viewer(self):
@@ -88,6 +233,7 @@ class NapariView(QWidget):
         v.scale_bar.box = True
         v.axes.visible = True
         v.axes.colored = True
+        v.grid.enabled = self.grid.isChecked()
         return v
 
     def close_viewer(self) -> None:
@@ -97,9 +243,9 @@ class NapariView(QWidget):
             except Exception:  # noqa: BLE001 - the user may have closed it already
                 pass
         self._popouts.clear()
-        if self.qt_viewer is not None:
-            self.qt_viewer.close()
-        self.qt_viewer = self.viewer = None
+        self._drop_viewer()
+        if self in _VIEWS:
+            _VIEWS.remove(self)
 
     # ---- data --------------------------------------------------------------------------------
     @staticmethod
@@ -116,8 +262,28 @@ class NapariView(QWidget):
         ``truth_voxel_m``: (slice thickness, pixel size) of the ground-truth grid, which may differ
         from the reconstruction's (e.g. cubic voxels in a tomographic reconstruction of a thinner
         phantom); it is centred on the reconstruction, as both are centred on the rotation axis.
-        Layers that exist already get new data (camera and the user's contrast stay).
+        Layers that exist already get new data (camera and the user's contrast stay). While
+        napari is still loading, the volume waits and is shown when it is ready.
         """
+        if not self.napari_imported():
+            self._pending = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
+                             title, reset_camera)
+            self.set_message("loading the 3D viewer (napari)…")
+            self.preload(0)
+            return
+        try:
+            self._show_volume(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
+                              title, reset_camera)
+        except Exception as exc:  # noqa: BLE001 - e.g. no OpenGL: the rest keeps working
+            log.warning("3D view: %s", exc, exc_info=True)
+            self.set_message(f"The 3D view failed ({type(exc).__name__}: {exc}); it is rebuilt "
+                             "at the next update.")
+            self._rebuild_due = self.viewer is not None
+
+    def _show_volume(self, volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
+                     title, reset_camera) -> None:
+        if self._rebuild_due:
+            self.rebuild()
         v = self.ensure_viewer()
         scale = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
         layers = {k: (np.asarray(a, dtype=np.float32), scale, (0.0, 0.0, 0.0))
@@ -210,18 +376,22 @@ class NapariView(QWidget):
         return self.qt_viewer.screenshot(flash=False)
 
     def pop_out(self) -> None:
-        """Copy the layers into a full napari window."""
+        """Open a full napari window showing the same view: layers with their look, grid and
+        camera. Closing it rebuilds the embedded canvas, which shared its OpenGL context."""
         if self.viewer is None:
             return
         import napari  # noqa: PLC0415
 
         w = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=3)
-        for layer in self.viewer.layers:
-            w.add_image(layer.data, name=layer.name, scale=layer.scale, translate=layer.translate,
-                        colormap=layer.colormap, contrast_limits=layer.contrast_limits,
-                        visible=layer.visible, rendering=layer.rendering, blending=layer.blending,
-                        units=layer.units, axis_labels=layer.axis_labels)
+        self.apply_view_state(w, self.view_state())
         w.scale_bar.visible = True
-        w.dims.axis_labels = ("z", "y", "x")
+        watcher = _CloseWatcher(self)
+        watcher.closed.connect(lambda: (self._forget_popout(w), self.schedule_rebuild()))
+        w.window._qt_window.installEventFilter(watcher)
+        self._watchers.append(watcher)
         self._popouts.append(w)
         log.info("opened %d layer(s) in a napari window", len(self.viewer.layers))
+
+    def _forget_popout(self, w) -> None:
+        if w in self._popouts:
+            self._popouts.remove(w)

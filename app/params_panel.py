@@ -128,6 +128,7 @@ class ParamsPanel(QWidget):
         self._baseline = self._cfg.copy()
         self._rows: dict[str, _Row] = {}
         self._errors: dict[str, str] = {}
+        self._external: dict[str, str] = {}   # problems found outside the form (missing file)
         self._cross_error: tuple[str, str] | None = None
         self._state = "idle"
         self._sections: dict[str, _Section] = {}
@@ -291,6 +292,8 @@ class ParamsPanel(QWidget):
     # ---- validity ----------------------------------------------------------------------------
     def errors(self) -> dict[str, str]:
         out = dict(self._errors)
+        for k, v in self._external.items():
+            out.setdefault(k, v)
         if self._cross_error:
             out.setdefault(*self._cross_error)
         return out
@@ -362,3 +365,35 @@ class ParamsPanel(QWidget):
 
     def mark_applied(self) -> None:
         self._baseline = self._cfg.copy()
+
+    def set_external_error(self, path: str, message: str | None) -> None:
+        """Mark ``path`` invalid for a reason the configuration cannot see (e.g. data.path names
+        no file); None clears it."""
+        if (self._external.get(path) or None) == (message or None):
+            return
+        if message:
+            self._external[path] = message
+        else:
+            self._external.pop(path, None)
+        self._revalidate()
+
+    def revert_invalid(self) -> None:
+        """Fields holding text that was never accepted show their last valid value again (e.g.
+        after a run ended with a refused value typed while paused)."""
+        for path in list(self._errors):
+            self._show(self._rows[path], cfgmod.get_value(self._cfg, path))
+            self._errors.pop(path)
+            self._style_label(self._rows[path])
+        self._revalidate()
+
+    def set_file_values(self, ds) -> None:
+        """Unset geometry fields show the values read from the data file (as placeholders: the
+        field stays unset, so the file keeps deciding)."""
+        values = {"data.energy_ev": ds.energy_ev, "data.pixel_size_m": ds.pixel_size_m,
+                  "data.slice_thickness_m": ds.slice_thickness_m,
+                  "data.distances_m": None if ds.distances_m is None else list(ds.distances_m)}
+        for path, v in values.items():
+            row = self._rows.get(path)
+            if row is not None and row.line is not None:
+                row.line.setPlaceholderText(f"from the file: {format_value(v)}" if v is not None
+                                            else "unset")

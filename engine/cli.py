@@ -30,7 +30,9 @@ def _has_display() -> bool:
 def _cmd_gui(args: argparse.Namespace) -> int:
     from slicewise.app.main import run_gui  # noqa: PLC0415 - Qt only when asked for
 
-    return run_gui(getattr(args, "file", None), demo=getattr(args, "demo", False))
+    return run_gui(getattr(args, "file", None), demo=getattr(args, "demo", False),
+                   start=getattr(args, "start", False),
+                   quit_when_done=getattr(args, "quit_when_done", False))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -67,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", help="open the desktop application")
     g.add_argument("file", nargs="?", help="data file (.h5), configuration (.toml) or result file")
     g.add_argument("--demo", action="store_true", help="start on the built-in cone demo")
+    g.add_argument("--start", action="store_true",
+                   help="start the reconstruction as soon as FILE is open")
+    g.add_argument("--quit-when-done", action="store_true",
+                   help="close the window when the run ends (exit code 0 when it finished)")
     g.set_defaults(func=_cmd_gui)
 
     d = sub.add_parser("demo", help="hollow glass cone demo: GUI with a display, else headless")

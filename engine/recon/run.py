@@ -493,7 +493,10 @@ class Reconstruction:
                  "pixel_size_m": self.problem.model.optics.pixel_size_m,
                  "slice_thickness_m": self.problem.model.optics.slice_thickness_m,
                  "energy_ev": self.problem.model.optics.energy_ev,
-                 "peak_memory_bytes": int(self.peak_memory_bytes)}
+                 "peak_memory_bytes": int(self.peak_memory_bytes),
+                 # wall time of each epoch (s; NaN for epochs of a run this one resumed)
+                 "epoch_time_s": np.asarray([h.get("time_s", float("nan")) for h in self.history],
+                                            float)}
         write_result(path, params, loss_history=self._loss_history(), config_toml=cfgmod.to_toml(self.config),
                      epoch=self.epoch, initial=initial, optimizer_state=opt_state, extra=extra, kind=kind)
 
@@ -511,8 +514,10 @@ class Reconstruction:
         self.epoch = res["epoch"]
         loss = res["loss"]
         terms = [k for k in loss if k != "total"]
+        times = list(np.ravel(res["extra"].get("epoch_time_s", [])))
         self.history = [{"epoch": i + 1, "loss": float(loss["total"][i]),
-                         "terms": {k: float(loss[k][i]) for k in terms}, "time_s": float("nan")}
+                         "terms": {k: float(loss[k][i]) for k in terms},
+                         "time_s": float(times[i]) if i < len(times) else float("nan")}
                         for i in range(len(loss.get("total", [])))]
         self.batch_losses = list(np.asarray(res["extra"].get("batch_losses", [])).tolist())
         if res["optimizer"]:

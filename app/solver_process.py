@@ -1,0 +1,114 @@
+"""The solver's own process: the window is a client of the run, not its host.
+
+A reconstruction in the window's process competes with drawing for the interpreter lock and slows
+both; here it has a process to itself (``spawn``, so nothing of Qt is inherited), and a crash in
+the solver leaves the window usable. The window starts one idle process ahead of time (it imports
+the engine while the user edits), then sends it ``("start", config, base_dir, resume, frame)``.
+
+Over the pipe, the child sends :mod:`.run_host` messages and ``("log", LogRecord)``; the window
+sends commands: ``("pause",)``, ``("resume", changes)``, ``("stop",)``, ``("frame", a, s)``,
+``("drawn", seconds)`` and ``("quit",)`` for an idle process. This module imports no Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+LOGGER_NAME = "slicewise"
+RUN_LOG = "slicewise-run.log"
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _PipeLogHandler(logging.Handler):
+    """Log records of the child go to the window's log panel (as plain, picklable records)."""
+
+    def __init__(self, send):
+        super().__init__(logging.INFO)
+        self._send_msg = send
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            rec = logging.makeLogRecord(record.__dict__)
+            rec.msg, rec.args = record.getMessage(), None
+            if record.exc_info:
+                rec.exc_text = logging.Formatter().formatException(record.exc_info)
+            rec.exc_info = None
+            self._send_msg(("log", rec))
+        except Exception:  # noqa: BLE001 - a closed pipe: the window is gone
+            pass
+
+
+def _file_log(output_dir: Path) -> logging.Handler | None:
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        h = logging.FileHandler(Path(output_dir) / RUN_LOG, encoding="utf-8")
+    except OSError:
+        return None
+    h.setFormatter(logging.Formatter(FORMAT))
+    h.setLevel(logging.INFO)
+    return h
+
+
+def serve(conn) -> None:
+    """Child process entry point: wait for one run, run it, report, exit."""
+    lock = threading.Lock()
+
+    def send(msg) -> None:
+        with lock:
+            conn.send(msg)
+
+    root = logging.getLogger(LOGGER_NAME)
+    root.setLevel(logging.INFO)
+    root.addHandler(_PipeLogHandler(send))
+    root.propagate = False
+    import slicewise.engine.recon.run  # noqa: F401, PLC0415 - warm up while the user edits
+
+    try:
+        msg = conn.recv()
+    except EOFError:
+        return
+    if msg[0] != "start":
+        return
+    from .run_host import RunHost  # noqa: PLC0415
+
+    _, config, base_dir, resume, frame = msg
+    handlers: list = []
+
+    def send_and_log(m) -> None:
+        if m[0] == "created":  # the run's output folder is known: keep a log file there
+            h = _file_log(m[1].output_dir)
+            if h is not None:
+                root.addHandler(h)
+                handlers.append(h)
+        send(m)
+
+    host = RunHost(send_and_log, config, base_dir, resume, frame)
+    listener = threading.Thread(target=_listen, args=(conn, host), daemon=True,
+                                name="slicewise-commands")
+    listener.start()
+    try:
+        host.run()
+    finally:
+        for h in handlers:
+            root.removeHandler(h)
+            h.close()
+        conn.close()
+
+
+def _listen(conn, host) -> None:
+    """Commands from the window, on a thread of their own (the solver thread is busy)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # the window went away: stop cleanly (writes the result)
+            host.command("stop")
+            return
+        if msg[0] == "quit":
+            host.command("stop")
+            return
+        try:
+            host.command(msg[0], *msg[1:])
+        except Exception:  # noqa: BLE001 - a bad command must not kill the run
+            logging.getLogger("slicewise.app.solver").exception("command %s failed", msg[0])

@@ -1,0 +1,63 @@
+"""The main window's 3D tab: which volume the napari view shows, and when it is refreshed.
+
+A mixin of :class:`.main_window.MainWindow`. Volumes come from the last snapshot of a run or
+from an opened result; a free complex object is turned into phase/amplitude volumes off the
+window's thread. Failures of the 3D view never become dialogs: they go to the log and the view
+shows a message (see :class:`.napari_view.NapariView`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from . import dialogs
+from .file_jobs import VolumeSet, object_volumes
+
+log = logging.getLogger("slicewise.app")
+
+
+class View3DMixin:
+    def _on_tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.napari_view:
+            self.show_3d()
+
+    def _snapshot_volumes(self, snap, info) -> VolumeSet:
+        truth = info.truth if info is not None else {}
+        voxel = info.truth_voxel_m if info is not None else None
+        return VolumeSet(object_volumes(snap.delta, snap.beta, snap.object), snap.pixel_size_m,
+                         snap.slice_thickness_m, truth, voxel, f"current estimate, epoch "
+                         f"{snap.epoch}")
+
+    def show_3d(self) -> None:
+        """Show the current estimate (or the last opened result) in the napari tab."""
+        if self.tabs.currentWidget() is not self.napari_view:
+            self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
+            return
+        if self._volumes is not None:
+            self._show_volumes(self._volumes)
+            return
+        snap = self.session.last_snapshot
+        if snap is None:
+            self.napari_view.set_message("No volume yet: start a reconstruction or open a "
+                                         "result file.")
+            return
+        info = self.session.run_info
+        if snap.delta is not None:
+            self._show_volumes(self._snapshot_volumes(snap, info))
+            return
+        # a complex object: phase and amplitude are computed off the window's thread
+        self.tasks.submit("preparing the 3D view", lambda: self._snapshot_volumes(snap, info),
+                          self._show_volumes,
+                          lambda exc, tb: log.warning("3D view: %s", exc))
+
+    def _show_volumes(self, vs: VolumeSet) -> None:
+        self._volumes = vs
+        self._napari_shown_at = time.monotonic()
+        self.napari_view.show_volume(vs.volumes, vs.pixel_size_m, vs.slice_thickness_m,
+                                     vs.truth, vs.truth_voxel_m, vs.title)
+
+    def open_result_in_napari(self) -> None:
+        path = dialogs.open_file(self, "Open result in napari", dialogs.RESULT_FILTER)
+        if path:
+            self.open_path(path, then_3d=True)
