@@ -356,7 +356,7 @@ def test_resume_from_checkpoint_continues_the_history(qtbot, window, holo_file, 
 
 def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file, tmp_path,
                                                         monkeypatch, dialogs):
-    from slicewise.engine.recon import run as run_mod
+    from slicewise.engine.recon import memory as memory_mod
 
     w = window
     open_data(qtbot, w, holo_file)
@@ -368,7 +368,7 @@ def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file
 
     # a machine with (almost) no free memory: the run refuses to start, nothing is written.
     # The patch must reach the solver, so it runs on a thread of this process here.
-    monkeypatch.setattr(run_mod, "_available_memory_bytes", lambda backend: 1024)
+    monkeypatch.setattr(memory_mod, "available_memory_bytes", lambda backend: 1024)
     w.controller.mode = "thread"
     w.params.set_value("run.epochs", 3)
     w.start_run()

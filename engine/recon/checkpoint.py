@@ -1,0 +1,93 @@
+"""Checkpoint and result files of a run: what is written, and reading it back to resume.
+
+A checkpoint holds everything a run needs to continue: the unknowns, the optimiser state (moments,
+L-BFGS pairs, learning rates), the progress (:class:`Progress`: epochs done, per-epoch history,
+per-step losses), the configuration as TOML and the optics. The file layout is
+:mod:`..io.results`'. Results are checkpoints of kind ``"result"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, SlicewiseError
+from ..io.results import read_result, write_result
+from . import config as cfgmod
+from .problem import Problem, host_copy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """What the loop has done so far; a checkpoint holds all of it.
+
+    ``history``: one dict per finished epoch (``epoch``, ``loss``, ``terms``, ``time_s``);
+    ``batch_losses``: the loss of every optimiser step; ``peak_memory_bytes``: the largest use seen.
+    """
+
+    epoch: int = 0
+    history: list = field(default_factory=list)
+    batch_losses: list = field(default_factory=list)
+    peak_memory_bytes: int = 0
+
+    def loss_history(self) -> dict:
+        """``{"total": [...], term: [...]}`` per epoch, the result file's ``/loss``."""
+        out = {"total": [h["loss"] for h in self.history]}
+        for h in self.history:
+            for k, v in h["terms"].items():
+                out.setdefault(k, []).append(v)
+        return out
+
+
+def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer_state: dict,
+                progress: Progress, config) -> None:
+    """Write a checkpoint/result: ``params`` are host copies taken under the run's lock."""
+    initial = {}
+    if problem.initial_positions is not None:
+        initial["positions"] = problem.initial_positions
+    optics = problem.model.optics
+    extra = {"batch_losses": np.asarray(progress.batch_losses, float),
+             # wall time of each epoch (s; NaN for epochs of a run this one resumed)
+             "epoch_time_s": np.asarray([h.get("time_s", np.nan) for h in progress.history], float),
+             "pixel_size_m": optics.pixel_size_m, "slice_thickness_m": optics.slice_thickness_m,
+             "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes)}
+    write_result(path, params, loss_history=progress.loss_history(),
+                 config_toml=cfgmod.to_toml(config), epoch=progress.epoch, initial=initial,
+                 optimizer_state=optimizer_state, extra=extra, kind=kind)
+
+
+def host_params(problem: Problem) -> dict:
+    return {k: host_copy(v) for k, v in problem.params.items()}
+
+
+def read_state(path: Path, problem: Problem) -> tuple[Progress, dict]:
+    """Load a checkpoint's unknowns into ``problem.params`` (checked against its shapes); returns
+    the progress and the optimiser state (possibly empty). Errors name ``--resume``."""
+    try:
+        res = read_result(path)
+    except (OSError, SlicewiseError) as exc:
+        raise ConfigError(f"--resume {path}: cannot read the checkpoint ({exc})") from None
+    params = problem.params
+    for k, v in res["params"].items():
+        if k in params:
+            if tuple(np.shape(v)) != tuple(params[k].shape):
+                raise ConfigError(f"--resume {path}: {k} has shape {np.shape(v)} but this configuration "
+                                  f"needs {tuple(params[k].shape)}")
+            params[k] = problem.backend.asarray(v, dtype=params[k].dtype)
+    loss = res["loss"]
+    terms = [k for k in loss if k != "total"]
+    times = np.asarray(res["extra"].get("epoch_time_s", []), float)
+    history = [{"epoch": i + 1, "loss": float(loss["total"][i]),
+                "terms": {k: float(loss[k][i]) for k in terms},
+                "time_s": float(times[i]) if i < len(times) else float("nan")}
+               for i in range(len(loss.get("total", [])))]
+    progress = Progress(res["epoch"], history,
+                        list(np.asarray(res["extra"].get("batch_losses", [])).tolist()),
+                        int(res["extra"].get("peak_memory_bytes", 0)))
+    log.info("resumed from %s at epoch %d", path, progress.epoch)
+    return progress, res["optimizer"]
