@@ -120,6 +120,14 @@ _f = field_factory("init")
 class InitConfig:
     """Starting point of the unknowns."""
 
+    guess: str = _f("auto", "starting object: auto = the best (lowest data loss) of vacuum and the "
+                    "physics-based guesses; paganin / ctf = near-field phase retrieval per angle "
+                    "(then filtered back-projection for tomography); vacuum = constants below",
+                    choices=("auto", "vacuum", "paganin", "ctf"))
+    absorption_ratio: Optional[float] = _f(None, "beta/delta of the sample for the paganin and "
+                                           "homogeneous ctf guesses; unset = chosen by the data "
+                                           "loss among 0.01, 0.1, 1 (ctf also tries beta and "
+                                           "delta independently)", min=0)
     delta: float = _f(0.0, "initial delta of every voxel (real decrement of the refractive index)")
     beta: float = _f(0.0, "initial beta of every voxel (absorption index)", min=0)
     object_path: Optional[str] = _f(None, "start the object from this result/checkpoint file "

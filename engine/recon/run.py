@@ -35,6 +35,7 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
+from . import autotune, initial_guess
 from .checkpoint import Progress, host_params, read_state, write_state
 from .distributed import Distributed
 from .memory import available_memory_bytes, check_memory, used_memory_bytes
@@ -109,6 +110,9 @@ class Reconstruction:
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir)
         schedule = choose_schedule(self.config, dataset, self.problem,
                                    available_memory_bytes(self.backend), self.backend)
+        if not resume:  # a physics-based start instead of vacuum where the data prefer it
+            initial_guess.apply_initial_guess(self.problem, *autotune.estimation_batch(
+                dataset, self.problem.model.splits_spots, schedule))
         self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
         self.result_path = self.output_dir / "result.h5"

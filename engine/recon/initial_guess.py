@@ -1,0 +1,133 @@
+"""Starting objects from physics instead of vacuum (``init.guess``).
+
+Near-field holography (2D, multislice, tomography) with a delta/beta object: per angle, the
+projected phase and absorption are retrieved in closed form (:mod:`..retrieval.ctf`: Paganin for
+one distance, CTF for several) and turned into delta and beta -- spread evenly over the slices for
+a single view, by filtered back-projection through the engine's rotation operator for
+tomography (:mod:`..retrieval.fbp`).
+
+``init.guess = "auto"`` evaluates the data loss of every candidate (vacuum; CTF with beta and delta
+independent; CTF and Paganin for beta/delta ratios 0.01, 0.1, 1, or the one set in
+``init.absorption_ratio``) on a few angles and starts from the lowest: a guess is used only
+where the data prefer it. The choice is logged and written back into the configuration
+(``init.guess``, ``init.absorption_ratio``), so a saved configuration rebuilds the same start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..autodiff import no_grad
+from ..backend import to_host
+from ..retrieval.ctf import ctf_retrieve, paganin_retrieve
+from ..retrieval.fbp import filtered_back_projection
+from . import config as cfgmod
+
+log = logging.getLogger(__name__)
+
+__all__ = ["apply_initial_guess", "candidates", "RATIOS"]
+
+#: beta/delta ratios tried when ``init.absorption_ratio`` is unset (phase objects .. strong absorbers).
+RATIOS = (0.01, 0.1, 1.0)
+
+
+def candidates(method: str, n_distances: int, ratio: float | None) -> list[tuple[str, float | None]]:
+    """``(method, ratio)`` pairs to try; ratio None = CTF with beta and delta independent."""
+    ratios = (ratio,) if ratio is not None else RATIOS
+    out: list[tuple[str, float | None]] = []
+    if method in ("auto", "ctf"):
+        if n_distances >= 2 and ratio is None:
+            out.append(("ctf", None))
+        out += [("ctf", r) for r in ratios]
+    if method in ("auto", "paganin"):
+        out += [("paganin", r) for r in ratios if r > 0]
+    return out
+
+
+def _retrieve(inten, distances, optics, method: str, ratio):
+    """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities."""
+    lam, pix = optics.wavelength_m, optics.pixel_size_m
+    if method == "ctf":
+        return ctf_retrieve(inten, distances, lam, pix, ratio=ratio)
+    # Paganin per distance, averaged (each is a full estimate)
+    res = [paganin_retrieve(inten[d], distances[d], lam, pix, ratio) for d in range(len(distances))]
+    return sum(r[0] for r in res) / len(res), sum(r[1] for r in res) / len(res)
+
+
+def guess_object(problem, method: str, ratio) -> dict:
+    """``{"delta", "beta"}`` backend arrays ``object_shape`` from the retrieval ``method``."""
+    ds, be, model = problem.dataset, problem.backend, problem.model
+    optics = model.optics
+    nz = problem.object_shape[0]
+    dz = optics.slice_thickness_m
+    # the object's centre lies (nz - 1)/2 slices upstream of the exit plane
+    distances = np.asarray(to_host(problem.params["distances"]), float) + 0.5 * (nz - 1) * dz
+    level = 1.0
+    if "probe" in problem.params:
+        level = float(to_host((abs(problem.params["probe"]) ** 2).mean()))
+    phis, bs = [], []
+    for a in range(ds.n_angles):
+        inten = np.asarray(ds.frames([a], None)[0], np.float64) / level
+        phi, b = _retrieve(inten, distances, optics, method, ratio)
+        phis.append(phi)
+        bs.append(b)
+    kdz = optics.k * dz
+    # phi = -k dz sum_z delta, B = k dz sum_z beta
+    proj_d = -np.stack(phis) / kdz
+    proj_b = np.stack(bs) / kdz
+    if problem.tomo:
+        delta = filtered_back_projection(be.asarray(proj_d), ds.angles_rad, problem.object_shape, be)
+        beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape, be)
+    else:
+        delta = be.xp.broadcast_to(be.asarray(proj_d[0] / nz), problem.object_shape)
+        beta = be.xp.broadcast_to(be.asarray(proj_b[0] / nz), problem.object_shape)
+    if problem.config.constraints.nonneg:
+        delta, beta = be.xp.maximum(delta, 0), be.xp.maximum(beta, 0)
+    return {"delta": be.xp.ascontiguousarray(delta, dtype=be.real_dtype),
+            "beta": be.xp.ascontiguousarray(beta, dtype=be.real_dtype)}
+
+
+def _data_loss(problem, params, a_idx, s_idx, measured) -> float:
+    with no_grad():
+        total, terms = problem.loss({**problem.params, **params}, a_idx, s_idx, measured)
+    return float(to_host(terms["data"]))
+
+
+def apply_initial_guess(problem, a_idx, s_idx) -> str:
+    """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for; returns what
+    was chosen (``"vacuum"``, ``"ctf"``, ``"paganin"``) and writes it into the configuration."""
+    cfg = problem.config
+    method = cfg.init.guess
+    usable = (problem.kind == "holo" and "delta" in problem.params and cfg.init.object_path is None
+              and cfg.init.delta == 0 and cfg.init.beta == 0)
+    if method == "vacuum" or not usable:
+        if method not in ("vacuum", "auto"):
+            log.warning("init.guess = %s applies to near-field holography with a delta/beta object "
+                        "started from constants; starting from %s instead", method,
+                        "init.object_path" if cfg.init.object_path else "vacuum")
+        if method == "auto" and problem.kind == "holo":
+            cfgmod.set_value(cfg, "init.guess", "vacuum")
+        return "vacuum"
+    measured = problem.measured_batch(a_idx, s_idx)
+    best = ("vacuum", None, _data_loss(problem, {}, a_idx, s_idx, measured), None)
+    tried = [f"vacuum {best[2]:.4g}"]
+    for m, r in candidates(method, problem.dataset.n_spots, cfg.init.absorption_ratio):
+        try:
+            obj = guess_object(problem, m, r)
+        except (FloatingPointError, ValueError) as exc:
+            log.debug("initial guess %s (ratio %s) failed: %s", m, r, exc)
+            continue
+        loss = _data_loss(problem, obj, a_idx, s_idx, measured)
+        tried.append(f"{m}{'' if r is None else f'(beta/delta={r:g})'} {loss:.4g}")
+        if np.isfinite(loss) and (loss < best[2] or method != "auto" and best[0] == "vacuum"):
+            best = (m, r, loss, obj)
+    log.info("initial guess: %s (data loss of the candidates: %s)", best[0] if best[1] is None else
+             f"{best[0]} with beta/delta = {best[1]:g}", ", ".join(tried))
+    if best[3] is not None:
+        problem.params.update(best[3])
+    cfgmod.set_value(cfg, "init.guess", best[0])
+    if best[1] is not None:
+        cfgmod.set_value(cfg, "init.absorption_ratio", float(best[1]))
+    return best[0]
