@@ -89,13 +89,15 @@ def raster_positions(n_frames: int, scan_px: float, rng: np.random.Generator) ->
 def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float = 20e-6,
                   max_counts: float = 29000.0, n_dead: int = 5, phase_rad: float = 0.9,
                   absorption: float = 0.08, n_spokes: int = 36, seed: int = 0,
-                  geometry: ConeBeamGeometry = ConeBeamGeometry(), margin_px: int = 40) -> dict:
+                  geometry: ConeBeamGeometry = ConeBeamGeometry(), margin_px: int = 40,
+                  position_error_px: float = 0.0) -> dict:
     """Write the twin as a CXI file at ``path``; return the truth.
 
     Returns a dict: ``transmission`` complex ``(ny, nx)`` (object pixels, frame windows at
     ``positions``), ``probe`` complex (the sample-plane probe on the simulation window, frame at
     offset ``margin_px``), ``positions`` ``(n, 2)`` (row, col) top-left corners of the frames,
-    ``dead`` (the bad pixels), ``geometry``.
+    ``dead`` (the bad pixels), ``geometry``, ``file_positions`` (what the file says: the true
+    positions plus gaussian errors of ``position_error_px`` rms per axis, as encoders give).
     """
     rng = np.random.default_rng(seed)
     g = geometry
@@ -111,13 +113,15 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     prop = Propagator((win, win), px, z, wl, be)
     fy = np.fft.fftfreq(win)[:, None]
     fx = np.fft.fftfreq(win)[None, :]
-    spec = np.fft.fft2(probe)
     frames = np.empty((n_frames, frame, frame))
     for j, (r, c) in enumerate(positions):
+        # the probe and the detector stay put; the sample moves (by a sub-pixel Fourier shift of
+        # the large window: its wrapped edges never reach the frame)
         r0, c0 = int(round(r)) - margin_px, int(round(c)) - margin_px
         sy, sx = r - round(r), c - round(c)
-        shifted = np.fft.ifft2(spec * np.exp(-2j * np.pi * (fy * sy + fx * sx)))
-        psi = prop.fwd(shifted * trans[r0:r0 + win, c0:c0 + win])
+        window = np.fft.ifft2(np.fft.fft2(trans[r0:r0 + win, c0:c0 + win])
+                              * np.exp(2j * np.pi * (fy * sy + fx * sx)))
+        psi = prop.fwd(probe * window)
         frames[j] = np.abs(psi[margin_px:margin_px + frame, margin_px:margin_px + frame]) ** 2
     frames *= max_counts / frames.max() * 0.97  # the brightest counts reach ~max_counts with noise
     counts = rng.poisson(frames).astype(np.int32)
@@ -127,13 +131,15 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     counts[:, mask.astype(bool)] = 0         # dead pixels read nothing
     # CXI translations: sample positions (m), lab x/y; the spot moves by -t over the sample, rows
     # run along -y and columns along -x (the default CXI detector axes), plus a stage offset
+    written = positions + rng.normal(0, 1, positions.shape) * position_error_px
     t = np.zeros((n_frames, 3))
-    t[:, 0] = positions[:, 1] * px + 1.234e-3
-    t[:, 1] = positions[:, 0] * px - 0.5e-3
+    t[:, 0] = written[:, 1] * px + 1.234e-3
+    t[:, 1] = written[:, 0] * px - 0.5e-3
     t[:, 2] = 0.01
     from .io.cxi import write_cxi  # noqa: PLC0415
 
     write_cxi(path, counts, energy_ev=g.energy_ev, distance_m=g.detector_distance_m,
               pixel_size_m=g.detector_pixel_m, translations_m=t, mask=mask)
     return {"transmission": trans, "probe": probe, "positions": positions, "dead": mask > 0,
+            "file_positions": written,
             "geometry": g, "star": star}

@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import Backend
-from ..physics.propagation import Propagator
+from ..physics.propagation import Propagator, propagate_and_shift
 from .base import object_words
 from .common import Optics
 from .ptycho import PtychoModel
@@ -45,6 +45,11 @@ class NearFieldPtychoModel(PtychoModel):
     object_shape: ``(nz, ny, nx)``; frame_shape: detector ``(fy, fx)``; distance_m: (effective)
     sample-detector distance; pad_px: window padding (above). The probe parameter is
     ``(m, fy + 2 pad, fx + 2 pad)``. Other arguments as :class:`PtychoModel`.
+
+    Sub-pixel positions: the parent moves the probe by the remainder ``f`` over object windows cut
+    at integer corners, which is the true wave moved by ``f``. In the far field that move is
+    invisible; here the detector is fixed to the beam, so the detector field is moved back by
+    ``-f`` (in the same Fourier multiplication as the propagation).
     """
 
     name = "nfptycho"
@@ -53,24 +58,24 @@ class NearFieldPtychoModel(PtychoModel):
     def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
                  distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
                  param: str = "delta_beta", margin_px: int = 4, checkpoint_slices: int = 0):
-        self.pad = int(pad_px)
+        self.pad_px = int(pad_px)  # (the parent's ``pad`` is the object's vacuum padding)
         frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
-        window = (frame_shape[0] + 2 * self.pad, frame_shape[1] + 2 * self.pad)
+        window = (frame_shape[0] + 2 * self.pad_px, frame_shape[1] + 2 * self.pad_px)
         pos = np.asarray(positions_px, dtype=float)
         super().__init__(object_shape, window, optics, backend, angles_rad=angles_rad,
-                         positions_px=pos - self.pad, param=param, margin_px=margin_px,
+                         positions_px=pos - self.pad_px, param=param, margin_px=margin_px,
                          checkpoint_slices=checkpoint_slices)
         self.frame_shape = frame_shape  # the parent set the (padded) probe window
         self.distance_m = float(distance_m)
         self.detector = Propagator(window, optics.pixel_size_m, self.distance_m, optics.wavelength_m,
                                    backend, optics.method)
-        self.farfield = self._to_detector  # the parent's last step: here a near-field propagation
 
-    def _to_detector(self, psi):
-        out = self.detector(psi)
-        if not self.pad:
+    def _to_detector(self, psi, frac):
+        out = self.detector(psi) if frac is None else \
+            propagate_and_shift(psi, ops.mul(frac, -1.0), self.detector)
+        if not self.pad_px:
             return out
-        p, (fy, fx) = self.pad, self.frame_shape
+        p, (fy, fx) = self.pad_px, self.frame_shape
         return ops.getitem(out, (Ellipsis, slice(p, p + fy), slice(p, p + fx)))
 
     def describe(self) -> str:
@@ -79,8 +84,8 @@ class NearFieldPtychoModel(PtychoModel):
 
     def _fields_per_angle(self, params: dict, angle_idx, spot_idx) -> list:
         """Detector fields per angle: list of ``(S, m, fy, fx)``."""
-        if self.pad:
-            params = {**params, "positions": ops.sub(params["positions"], float(self.pad))}
+        if self.pad_px:  # positions are frame corners; the parent cuts padded windows
+            params = {**params, "positions": ops.sub(params["positions"], float(self.pad_px))}
         return super()._fields_per_angle(params, angle_idx, spot_idx)
 
 

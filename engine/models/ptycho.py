@@ -90,6 +90,7 @@ class PtychoModel:
         # the Fourier shift is skipped (two batched FFTs saved) for integer, fixed positions
         frac_needed = is_traced(positions) or not np.array_equal(pos_h, corners)
         probe = params["probe"]
+        frac = None
         if frac_needed:
             frac = ops.sub(pos, self.backend.asarray(corners, dtype=data(pos).dtype))
             psi0 = shift_probe(probe, frac, self.backend)          # (S, m, py, px)
@@ -107,8 +108,13 @@ class PtychoModel:
                 # (nz, Ny, Nx) gradient, no (nz, S, py, px) cotangent buffer in between
                 psi = multislice(psi0, lambda s, w=window: ops.reshape(w(s), field_shape),
                                  nz, self.step, block=self.checkpoint_slices)
-            out.append(self.farfield(psi))
+            out.append(self._to_detector(psi, frac))
         return out
+
+    def _to_detector(self, psi, frac):
+        """Exit waves -> detector fields. ``frac`` (S, 2): the sub-pixel remainders the probe was
+        moved by (None: none); the far-field intensity does not depend on them."""
+        return self.farfield(psi)
 
     def _slice_windows(self, params: dict, angles, extractor) -> list:
         """Per view, ``window(s)``: the transmission of slice ``s`` (all slices for ``None``) under

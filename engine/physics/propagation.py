@@ -134,3 +134,41 @@ def propagate(psi, distance_m, *, pixel_m: float, wavelength_m: float, backend: 
         return g_psi, g_d
 
     return record(out, (psi, distance_m), vjp, "propagate_distance")
+
+
+def propagate_and_shift(psi, shifts, propagator: Propagator):
+    """Propagate ``psi`` ``(S, ..., ny, nx)`` with ``propagator`` and move field ``j`` by
+    ``shifts[j]`` pixels ``(y, x)`` (a Fourier shift, periodic), as one primitive.
+
+    ``out_j = ifft2(fft2(psi_j) * H * exp(-2 pi i (fy sy_j + fx sx_j)))``. Near-field ptychography
+    uses it to undo the sub-pixel probe move at the detector, which is fixed to the beam: both
+    operators are Fourier multipliers, so the shift costs no extra FFT. Gradients flow to ``psi``
+    and to ``shifts`` (pixels).
+    """
+    pd, sd = data(psi), data(shifts)
+    be = propagator.backend
+    xp = be.xp
+    ny, nx = pd.shape[-2:]
+    fy = xp.asarray(np.fft.fftfreq(ny)[:, None], dtype=be.real_dtype)
+    fx = xp.asarray(np.fft.fftfreq(nx)[None, :], dtype=be.real_dtype)
+    lead = (len(sd),) + (1,) * (pd.ndim - 3)
+    sy = sd[:, 0].astype(be.real_dtype).reshape(lead + (1, 1))
+    sx = sd[:, 1].astype(be.real_dtype).reshape(lead + (1, 1))
+    mult = propagator.kernel * xp.exp((-2j * np.pi) * (fy * sy + fx * sx))
+    out_spec = be.fft2(pd) * mult
+    out = be.ifft2(out_spec)
+
+    def vjp(g):
+        gspec = be.fft2(g)
+        g_psi = be.ifft2(gspec * mult.conj(), overwrite_x=True) if is_traced(psi) else None
+        g_shift = None
+        if is_traced(shifts):
+            # d out / d sy = ifft2(out_spec * (-2 pi i fy)); Re <that, g> by Parseval
+            cross = out_spec.conj() * gspec
+            axes = tuple(range(1, cross.ndim))
+            cy = (cross * (2j * np.pi) * fy).real.sum(axis=axes)
+            cx = (cross * (2j * np.pi) * fx).real.sum(axis=axes)
+            g_shift = xp.stack([cy, cx], axis=1).astype(sd.dtype)
+        return g_psi, g_shift
+
+    return record(out, (psi, shifts), vjp, "propagate_and_shift")

@@ -18,7 +18,7 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="override run.backend")
     p.add_argument("--out", help="override run.output_dir")
     p.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint/result file")
-    p.add_argument("--example", choices=("ptycho", "holo", "tomo"),
+    p.add_argument("--example", choices=("ptycho", "holo", "tomo", "nearfield-ptycho"),
                    help="print a commented example configuration and exit (redirect it to a file)")
     p.set_defaults(func=run_reconstruct_cli)
 
@@ -41,7 +41,7 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
         sys.stdout.write(example_config(args.example))
         return 0
     if not args.config:
-        raise ConfigError("give a configuration file (or --example ptycho|holo|tomo to write one)")
+        raise ConfigError("give a configuration file (or --example ptycho|holo|tomo|nearfield-ptycho to write one)")
     path = Path(args.config)
     cfg = load_config(path)
     if args.epochs is not None:

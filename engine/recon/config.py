@@ -76,7 +76,7 @@ _f = field_factory("data")
 class DataConfig:
     """Measured data file and geometry overrides (unset = taken from the file)."""
 
-    path: Optional[str] = _f(None, "measured data file (Slicewise or Adorym-style HDF5; "
+    path: Optional[str] = _f(None, "measured data file (Slicewise, CXI, DXchange or Adorym-style HDF5; "
                              "`slicewise info FILE` shows whether it is readable)", path="file")
     # the same accepted ranges as a data file's values (engine/geometry.py)
     energy_ev: Optional[float] = _f(None, "photon energy; unset = from the data file", "eV",
@@ -89,6 +89,16 @@ class DataConfig:
     distances_m: Optional[list[float]] = _f(None, "holography sample-detector distances, one per "
                                             "distance; unset = from the file", "m",
                                             min=0, min_exclusive=True)
+    source_to_sample_m: Optional[float] = _f(None, "cone beam: distance from the focus (point "
+                                             "source) to the sample; the near-field geometry is "
+                                             "converted by the Fresnel scaling theorem (pixel / M, "
+                                             "distance / M, M = (z1 + z2) / z1); pixel_size_m and "
+                                             "distances_m are then the detector's. Unset = plane "
+                                             "wave", "m", min=0, min_exclusive=True)
+    scan_orientation: str = _f("auto", "near-field ptychography: auto = check the sign and axes of "
+                               "the scan positions against the frames (features move with the "
+                               "sample) and fix them if clearly wrong; as_read = trust the file",
+                               choices=("auto", "as_read"))
 
 
 _f = field_factory("model")
@@ -98,8 +108,9 @@ _f = field_factory("model")
 class ModelConfig:
     """Forward model: geometry of the object and how light goes through it."""
 
-    kind: str = _f("auto", "forward model; auto = decided by the data file",
-                   choices=("auto", "ptycho", "holo"))
+    kind: str = _f("auto", "forward model; auto = decided by the data file (far field: ptycho; "
+                   "near field: holo, or nfptycho when the frames have scan positions)",
+                   choices=("auto", "ptycho", "holo", "nfptycho"))
     object_param: str = _f("delta_beta", "object unknowns: delta/beta volumes or free complex "
                            "transmission slices", choices=("delta_beta", "complex"))
     n_slices: int = _f(0, "number of multislice slices along the beam; 0 = from the file "
@@ -169,11 +180,12 @@ _f = field_factory("loss")
 class LossConfig:
     """Data-fidelity term comparing modelled and measured intensities."""
 
-    kind: str = _f("amplitude", "amplitude = least squares on sqrt(intensity) (robust default); "
-                   "poisson = negative log-likelihood for photon counting",
-                   choices=tuple(LOSSES))
-    mask_path: Optional[str] = _f(None, "detector mask .npy/.h5 (1 = use pixel, 0 = ignore); "
-                                  "unset = use all pixels", path="file")
+    kind: str = _f("auto", "auto = poisson for integer (photon-counting) frames, amplitude for "
+                   "float frames; amplitude = least squares on sqrt(intensity); poisson = negative "
+                   "log-likelihood for photon counting", choices=("auto",) + tuple(LOSSES))
+    mask_path: Optional[str] = _f(None, "extra detector mask .npy/.h5 (1 = use pixel, 0 = ignore), "
+                                  "combined with the data file's own mask; unset = the file's "
+                                  "mask only", path="file")
 
 
 _f = field_factory("optimizer")
@@ -374,9 +386,9 @@ def validate(cfg: ReconConfig) -> ReconConfig:
     if cfg.model.kind == "holo" and cfg.refine.positions:
         raise ConfigError("refine.positions: scan positions exist only in ptychography, but "
                           "model.kind = holo")
-    if cfg.model.kind == "ptycho" and cfg.refine.distances:
+    if cfg.model.kind in ("ptycho", "nfptycho") and cfg.refine.distances:
         raise ConfigError("refine.distances: propagation distances are refined in holography "
-                          "only, but model.kind = ptycho")
+                          f"only, but model.kind = {cfg.model.kind}")
     return cfg
 
 
@@ -485,7 +497,8 @@ def from_json(src: str | os.PathLike) -> ReconConfig:
 # ---- presets and examples ----------------------------------------------------------------------
 
 def preset(kind: str) -> ReconConfig:
-    """A sensible starting configuration for ``"ptycho"``, ``"holo"`` or ``"tomo"``."""
+    """A sensible starting configuration for ``"ptycho"``, ``"holo"``, ``"tomo"`` or
+    ``"nearfield-ptycho"``."""
     cfg = ReconConfig()
     if kind == "ptycho":
         cfg.data.path = "ptycho.h5"
@@ -501,14 +514,28 @@ def preset(kind: str) -> ReconConfig:
         cfg.model.kind = "auto"
         cfg.model.checkpoint_slices = 16
         cfg.constraints.support = "auto"
+    elif kind == "nearfield-ptycho":
+        # a measured near-field ptychography scan (CXI); tuned on the simulated twin of a
+        # synchrotron Siemens-star scan (engine/twin.py, benchmarks/bench_nearfield_ptycho.py)
+        cfg.data.path = "scan.cxi"
+        cfg.model.kind = "nfptycho"
+        cfg.model.object_param = "complex"   # phase of any size and sign, no material needed
+        cfg.refine.probe = True              # the instrument's probe is never known
+        cfg.refine.positions, cfg.refine.positions_start_epoch = True, 10
+        cfg.run.epochs = 60
+        cfg.run.checkpoint_every = 10
     else:
-        raise ConfigError(f"example kind must be ptycho, holo or tomo; got {kind!r}")
+        raise ConfigError("example kind must be ptycho, holo, tomo or nearfield-ptycho; got "
+                          f"{kind!r}")
     return validate(cfg)
 
 
 def example_config(kind: str) -> str:
-    """Commented TOML for a typical ``kind`` (``ptycho`` | ``holo`` | ``tomo``) reconstruction."""
-    header = (f"Slicewise reconstruction configuration: {kind} example.\n"
+    """Commented TOML for a typical ``kind`` (``ptycho`` | ``holo`` | ``tomo`` |
+    ``nearfield-ptycho``) reconstruction."""
+    extra = ("Set data.path to the scan (CXI) and, for a beam diverging from a focus, "
+             "data.source_to_sample_m.\n") if kind == "nearfield-ptycho" else ""
+    header = (f"Slicewise reconstruction configuration: {kind} example.\n{extra}"
               "Units are SI unless stated; unset (commented) values are read from the data file.\n"
               f"Run with: slicewise reconstruct this_file.toml")
     return to_toml(preset(kind), header=header)

@@ -185,3 +185,7 @@ def build_holo(ctx: SetupContext) -> ModelStart:
 
 register_model(ModelSetup("holo", lambda ds: ds.modality == "nearfield" and ds.n_tiles == 1,
                           False, build_holo, "near-field data with one full-field frame per distance"))
+
+
+# near-field ptychography lives with the other measured-data set-up (cone beam, loss choice)
+from . import measured  # noqa: E402, F401 - registers "nfptycho"

@@ -25,6 +25,7 @@ from ..models.common import Optics
 from . import regularizers
 from .config import ReconConfig
 from .losses import LossSpec, get_loss
+from .measured import choose_loss, effective_dataset
 from .model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,11 @@ class Problem:
 
 
 def resolve_geometry(cfg: ReconConfig, ds: Dataset) -> dict:
-    """Geometry from the file, each value overridden when the configuration sets it."""
+    """Geometry from the file, each value overridden when the configuration sets it (with a cone
+    beam the overrides are lab values, already converted into ``ds`` by effective_dataset)."""
     d = cfg.data
+    if d.source_to_sample_m is not None:
+        d = type(d)(energy_ev=d.energy_ev)
     geo = {
         "energy_ev": d.energy_ev or ds.energy_ev,
         "pixel_size_m": d.pixel_size_m or ds.pixel_size_m,
@@ -204,6 +208,7 @@ def _check_windows_overlap(cfg: ReconConfig, ds: Dataset, shape: tuple) -> None:
 
 def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Path) -> Problem:
     """Resolve geometry and shapes, build the model and the initial unknowns."""
+    ds = effective_dataset(cfg, ds)   # cone beam: the effective plane-wave geometry
     setup = choose_model(cfg, ds)
     geo = resolve_geometry(cfg, ds)
     shape = decide_object_shape(cfg, ds, setup, is_tomography(ds.angles_rad))
@@ -213,13 +218,14 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
     start = setup.build(SetupContext(cfg, ds, be, Path(base_dir), optics, shape, geo["distances_m"],
                                      sample))
     params = start.params
+    shape = tuple(start.model.object_shape)  # a model may grow the grid (near-field windows)
     if cfg.model.object_param == "delta_beta":
         params["delta"] += be.real_dtype(cfg.init.delta)
         params["beta"] += be.real_dtype(cfg.init.beta)
     if cfg.init.object_path:
         _load_object(params, cfg, shape, be, base_dir)
     mask = _load_mask(cfg, ds, start.model, be, base_dir)
-    spec = get_loss(cfg.loss.kind)
+    spec = get_loss(choose_loss(cfg, ds))
     total_bytes = ds.n_angles * ds.n_spots * int(np.prod(ds.frame_shape)) * 4
     measured = None
     if total_bytes <= PRELOAD_LIMIT_BYTES:
@@ -229,8 +235,13 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
 
 
 def _load_mask(cfg, ds, model, be, base_dir):
+    """Detector weights (1 = use, 0 = bad): the data file's mask times ``loss.mask_path``'s."""
     if not cfg.loss.mask_path:
-        return None
+        if ds.mask is None:
+            return None
+        log.info("detector mask from the data file: %d bad pixel(s) excluded from the loss",
+                 int((ds.mask == 0).sum()))
+        return be.to_real(ds.mask)
     m = load_array(resolve_path(cfg.loss.mask_path, base_dir), "loss.mask_path", ("mask",))
     m = np.asarray(m, float)
     if m.shape != tuple(ds.frame_shape):
@@ -238,6 +249,8 @@ def _load_mask(cfg, ds, model, be, base_dir):
                           f"{tuple(ds.frame_shape)}")
     if model.unshifted_frames:  # masks are drawn on centred detector images
         m = np.fft.ifftshift(m)
+    if ds.mask is not None:
+        m = m * ds.mask
     return be.to_real(m)
 
 

@@ -1,0 +1,184 @@
+"""Problem set-up for measured data: cone-beam geometry, loss choice, detector mask, and the
+near-field ptychography model with a probe guessed from the data.
+
+* :func:`effective_dataset` -- the Fresnel scaling theorem: a point source (the focus) ``z1`` before
+  the sample and a detector ``z2`` behind it is a plane wave with magnification
+  ``M = (z1 + z2) / z1``, effective pixel ``p / M`` and effective distance ``z2 / M``; scan
+  positions measured in detector pixels grow by ``M`` in effective pixels. Everything after this
+  (model, results) lives on the effective grid.
+* :func:`choose_loss` -- ``loss.kind = "auto"``: Poisson likelihood for integer (photon-counting)
+  frames, amplitude loss for float frames (flat-field corrected, simulated, ...).
+* :func:`build_nfptycho` -- the model, the initial unknowns and the probe guess.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ..backend import to_host
+from ..errors import ConfigError
+from ..io.datafile import Dataset
+from ..models.common import Optics
+from ..models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
+from ..geometry import is_tomography
+from ..probes import probe_modes
+from .model_setup import ModelSetup, ModelStart, SetupContext, register_model
+from .orientation import orient_positions
+
+log = logging.getLogger(__name__)
+
+#: Fresnel number of one pixel above which a plane-wave near-field geometry is suspicious (a
+#: detector pixel of tens of micrometres at a metre: the setup is almost surely a cone beam).
+SUSPICIOUS_PIXEL_FRESNEL = 5.0
+
+#: At most this many frames (spread over the scan) make the probe guess.
+PROBE_GUESS_FRAMES = 256
+
+
+def effective_dataset(cfg, ds: Dataset) -> Dataset:
+    """``ds`` in the effective plane-wave geometry when ``data.source_to_sample_m`` is set.
+
+    The configuration's ``data.pixel_size_m`` / ``data.distances_m`` are the physical (detector,
+    lab) values in that case and are converted too. Unset: ``ds`` unchanged (a plane wave), with a
+    warning when the geometry looks like an unconverted cone beam.
+    """
+    z1 = cfg.data.source_to_sample_m
+    d = cfg.data
+    if z1 is None:
+        if ds.modality == "nearfield":
+            lam = ds.wavelength_m
+            z = float(np.min(d.distances_m or ds.distances_m))
+            px = d.pixel_size_m or ds.pixel_size_m
+            nf = px * px / (lam * z)
+            if nf > SUSPICIOUS_PIXEL_FRESNEL:
+                log.warning("plane-wave geometry with a Fresnel number of %.3g per pixel (pixel "
+                            "%.3g um at %.3g m): if the beam diverges from a focus, set "
+                            "data.source_to_sample_m", nf, px * 1e6, z)
+        return ds
+    if ds.modality != "nearfield":
+        raise ConfigError("data.source_to_sample_m: the cone-beam (Fresnel scaling) conversion "
+                          "applies to near-field data (holography, near-field ptychography); this "
+                          "file holds far-field data. Unset it")
+    z2 = np.asarray(d.distances_m if d.distances_m else ds.distances_m, float)
+    if len(z2) != ds.n_distances:
+        raise ConfigError(f"data.distances_m lists {len(z2)} distances but the data file has "
+                          f"{ds.n_distances}")
+    mags = (z1 + z2) / z1
+    if np.ptp(mags) > 1e-6 * mags.max():
+        raise ConfigError(f"data.source_to_sample_m: the distances {z2.tolist()} m give different "
+                          f"magnifications {mags.round(3).tolist()}; frames at several "
+                          "magnifications must first be rescaled to a common pixel (not done by "
+                          "Slicewise). Reconstruct one distance at a time")
+    m = float(mags[0])
+    pixel = (d.pixel_size_m or ds.pixel_size_m) / m
+    positions = None if ds.positions_px is None else ds.positions_px * m
+    meta = {**ds.meta, "cone_beam": {"source_to_sample_m": z1, "magnification": m,
+                                     "detector_pixel_m": d.pixel_size_m or ds.pixel_size_m,
+                                     "detector_distances_m": z2.tolist()}}
+    log.info("cone beam: z1 = %.4g mm, z2 = %s m, magnification %.4g, effective pixel %.4g nm, "
+             "effective distance %s mm", z1 * 1e3, np.round(z2, 6).tolist(), m, pixel * 1e9,
+             np.round(z2 / m * 1e3, 6).tolist())
+    return ds.with_geometry(pixel_size_m=pixel, distances_m=z2 / m, positions_px=positions,
+                            slice_thickness_m=d.slice_thickness_m or pixel, object_shape_yx=None,
+                            meta=meta)
+
+
+def choose_loss(cfg, ds: Dataset) -> str:
+    """The loss to use, and one log line saying why."""
+    kind = cfg.loss.kind
+    counts = bool(ds.meta.get("integer_counts"))
+    if kind != "auto":
+        if kind == "amplitude" and counts:
+            log.info("loss: amplitude (as configured; the frames are integer counts, for which "
+                     "loss.kind = poisson is the maximum-likelihood choice)")
+        else:
+            log.info("loss: %s (as configured)", kind)
+        return kind
+    if counts:
+        log.info("loss: poisson (auto: the frames are stored as %s, photon counts, whose noise is "
+                 "Poisson)", ds.meta.get("frames_dtype", "integers"))
+        return "poisson"
+    log.info("loss: amplitude (auto: the frames are %s, not raw counts; the amplitude loss is "
+             "robust to their unknown noise)", ds.meta.get("frames_dtype", "floating point"))
+    return "amplitude"
+
+
+def nfptycho_grid(cfg, ds: Dataset, pad: int, tomo: bool):
+    """Object grid ``(nz, ny, nx)`` and frame positions (object pixels) for near-field
+    ptychography: the scan plus the padded windows plus room for position refinement."""
+    fy, fx = ds.frame_shape
+    room = int(math.ceil(cfg.refine.position_max_step_px * 20)) if cfg.refine.positions else 0
+    margin = pad + room + 1
+    pos = np.asarray(ds.positions_px, float)
+    pos = pos - pos.min(axis=0) + margin
+    ny = int(math.ceil(pos[:, 0].max())) + fy + margin
+    nx = int(math.ceil(pos[:, 1].max())) + fx + margin
+    if cfg.model.object_shape is not None:
+        nz, oy, ox = (int(n) for n in cfg.model.object_shape)
+        if oy < ny - 2 * margin or ox < nx - 2 * margin:
+            raise ConfigError(f"model.object_shape {cfg.model.object_shape}: the scan needs at least "
+                              f"{ny - 2 * margin} x {nx - 2 * margin} object pixels; enlarge it or "
+                              "unset it")
+        pos += np.array([(oy - ny) / 2, (ox - nx) / 2])
+        ny, nx = oy, ox
+    else:
+        nz = cfg.model.n_slices or (nx if tomo else 1)
+    if tomo and nz != nx:
+        raise ConfigError(f"model.object_shape ({nz}, {ny}, {nx}): tomography rotates about y, so "
+                          "nz must equal nx; unset model.n_slices/object_shape")
+    return (nz, ny, nx), pos
+
+
+def _frames_for_guesses(ds: Dataset):
+    """(indices, frames (k, fy, fx)) of up to PROBE_GUESS_FRAMES frames of the first angle."""
+    idx = np.unique(np.linspace(0, ds.n_spots - 1, min(ds.n_spots, PROBE_GUESS_FRAMES)).astype(int))
+    return idx, ds.frames([0], idx)[0]
+
+
+def build_nfptycho(ctx: SetupContext) -> ModelStart:
+    """Model and initial unknowns for near-field ptychography (registered as ``nfptycho``)."""
+    cfg, ds, be, optics = ctx.config, ctx.dataset, ctx.backend, ctx.optics
+    distance_m = float(ctx.distances_m[0])
+    pad = default_pad_px(ds.frame_shape, optics.pixel_size_m, distance_m, optics.wavelength_m)
+    idx, frames = _frames_for_guesses(ds)
+    bad = None if ds.mask is None else ds.mask == 0
+    if cfg.data.scan_orientation == "auto" and ds.n_tiles == ds.n_spots:
+        m, message = orient_positions(frames, ds.positions_px[idx], None if bad is None else ~bad)
+        log.warning(message) if m is not None else log.info(message)
+        if m is not None:
+            turned = ds.positions_px @ m.T
+            ds = ds.with_geometry(positions_px=turned - turned.min(axis=0))
+    shape, pos = nfptycho_grid(cfg, ds, pad, is_tomography(ds.angles_rad))
+    model = NearFieldPtychoModel(shape, ds.frame_shape, optics, be, distance_m=distance_m,
+                                 pad_px=pad, angles_rad=ds.angles_rad, positions_px=pos,
+                                 param=cfg.model.object_param, margin_px=2,
+                                 checkpoint_slices=cfg.model.checkpoint_slices)
+    mean = frames.mean(axis=0)
+    if ds.probe is not None and cfg.init.probe in ("auto", "file"):
+        probe = np.pad(ds.probe[0], pad, mode="edge")
+        origin = "the data file's probe"
+    else:
+        probe = probe_guess_from_frames(mean, pad, optics, distance_m, bad)
+        origin = "the mean frame propagated back to the sample (flat phase)"
+    log.info("near-field ptychography: %d positions, frame %s padded by %d px, object %s, probe "
+             "from %s", len(pos), ds.frame_shape, pad, shape, origin)
+    probe = probe[None] if probe.ndim == 2 else probe
+    if cfg.model.probe_modes > probe.shape[0]:
+        probe = probe_modes(probe[0], cfg.model.probe_modes, seed=cfg.init.seed)
+    # scale the probe so that the model with an empty object reproduces the mean frame's level
+    good = np.ones(ds.frame_shape, bool) if bad is None else ~bad
+    fy, fx = ds.frame_shape
+    field = to_host(model.detector.fwd(be.to_complex(probe)))[..., pad:pad + fy, pad:pad + fx]
+    modelled = (np.abs(field).astype(float) ** 2).sum(axis=0)
+    probe = probe * math.sqrt(float(mean[good].mean()) / max(float(modelled[good].mean()), 1e-30))
+    params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+
+
+register_model(ModelSetup("nfptycho", lambda ds: (ds.modality == "nearfield" and ds.n_tiles > 1
+                                                 and ds.n_distances == 1),
+                          True, build_nfptycho, "near-field data with scan positions at one "
+                          "distance (near-field ptychography)"))
