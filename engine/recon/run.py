@@ -36,6 +36,7 @@ from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
 from . import autotune, initial_guess
+from .divergence import DivergenceGuard, check_batch
 from .checkpoint import Progress, host_params, read_state, write_state
 from .distributed import Distributed
 from .memory import available_memory_bytes, check_memory, used_memory_bytes
@@ -133,6 +134,8 @@ class Reconstruction:
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
         self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
+        self._guard = DivergenceGuard(self.solver)
+        self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -197,6 +200,8 @@ class Reconstruction:
             cfgmod.to_toml(self.config, self.output_dir / "config.toml")
         self._set_state("running")
         self._t_start = time.perf_counter()
+        if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
+            self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
         try:
             while self.epoch < self.n_epochs and not self._stop:
@@ -221,24 +226,63 @@ class Reconstruction:
         return self.result_path
 
     def _run_epoch(self) -> dict | None:
-        """One pass over the minibatches; its record for the history, or None when stopped."""
-        t0 = time.perf_counter()
-        good = {k: v.copy() for k, v in self.problem.params.items()}  # the last good estimate
-        batches = self.solver.batches(self.epoch)
-        sums: dict[str, float] = {}
-        for b, (a_idx, s_idx) in enumerate(batches):
-            if not self._before_step():
+        """One pass over the minibatches; its record for the history, or None when stopped. An
+        epoch that diverges is rolled back and repeated with smaller steps (see :mod:`.divergence`)."""
+        while True:
+            t0 = time.perf_counter()
+            good = {k: v.copy() for k, v in self.problem.params.items()}  # the last good estimate
+            batches = self.solver.batches(self.epoch)
+            sums: dict[str, float] = {}
+            diverged = None
+            for b, (a_idx, s_idx) in enumerate(batches):
+                if not self._before_step():
+                    return None
+                loss, terms = self._step(a_idx, s_idx)
+                if self._guard.batch_diverged(loss):
+                    diverged = f"loss {loss:.4g} at epoch {self.epoch + 1}, batch {b + 1}"
+                    break
+                self._after_step(b, len(batches), loss, terms)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            if self._stop and diverged is None:
                 return None
-            loss, terms = self._step(a_idx, s_idx)
-            self._after_step(b, len(batches), loss, terms, good)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-        if self._stop:
-            return None
-        nb = max(len(batches), 1)
-        return {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
-                "terms": {k: v / nb for k, v in sums.items()}, "time_s": time.perf_counter() - t0,
-                "n_batches": nb}
+            nb = max(len(batches), 1)
+            record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
+                      "terms": {k: v / nb for k, v in sums.items()}, "time_s": time.perf_counter() - t0,
+                      "n_batches": nb}
+            if diverged is None:
+                check = self._check_loss(self.problem.params)
+                if not self._guard.epoch_diverged(check):
+                    return record
+                diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
+                            f"{self._guard.best:.4g} on the same frames")
+            self._roll_back(good, diverged)
+
+    def _check_loss(self, params: dict) -> float:
+        """Loss of ``params`` on the check batch (no gradient)."""
+        a_idx, s_idx = self._check
+        with no_grad():
+            total, _ = self.problem.loss(params, a_idx, s_idx, self.problem.measured_batch(a_idx, s_idx))
+        return float(to_host(total))
+
+    def _roll_back(self, good: dict, where: str) -> None:
+        """Back to ``good`` with smaller steps; on too many rollbacks the checkpoint gets the last
+        good estimate and the run stops with a :class:`DivergenceError`."""
+        names = self.solver.refined(self.epoch)
+        prob = self.problem
+
+        def partial_loss(trial):
+            return self._check_loss({**good, **trial})
+
+        try:
+            with self._lock:
+                self._guard.roll_back(prob.params, good, names, where, str(self.checkpoint_path),
+                                      partial_loss)
+        except DivergenceError:
+            self._write(self.checkpoint_path, "checkpoint")
+            raise
+        if self._writes_files:
+            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
 
     def _before_step(self) -> bool:
         """Wait while paused; False when the run is to stop (all MPI ranks agree: one stopping
@@ -259,17 +303,7 @@ class Reconstruction:
             cfgmod.to_toml(self.config, self.output_dir / "config.toml")
         return self.solver.step(a_idx, s_idx, names)
 
-    def _after_step(self, b: int, n_batches: int, loss: float, terms: dict, good: dict) -> None:
-        if not math.isfinite(loss):
-            with self._lock:
-                self.problem.params.update(good)
-                # the moments saw the diverging steps; a resumed run starts them afresh
-                self.solver.reset()
-            self._write(self.checkpoint_path, "checkpoint")
-            raise DivergenceError(
-                f"the loss became {loss} at epoch {self.epoch + 1}, batch {b + 1}; the last "
-                f"good estimate is in {self.checkpoint_path}. Lower the learning rates "
-                "(optimizer.lr_*) and resume from it")
+    def _after_step(self, b: int, n_batches: int, loss: float, terms: dict) -> None:
         self.batch_losses.append(loss)
         self._emit(ProgressEvent("batch", self.epoch + 1, self.n_epochs, b + 1, n_batches, loss, terms,
                                  time.perf_counter() - self._t_start, self._eta(b, n_batches)))

@@ -1,0 +1,132 @@
+"""Divergence handled, not only reported: roll back, cut the step, carry on -- or stop, naming why.
+
+A run diverges when a minibatch loss is not finite (or 300x the first), or when the loss of the
+estimate at the end of an epoch, on a fixed check batch, rises well above the best so far
+(:data:`RISE`; a stochastic optimiser's epochs fluctuate by far less). The
+:class:`DivergenceGuard` then
+
+1. restores the estimate of the start of the epoch (the last state that passed the check; the
+   epoch is repeated, so a checkpoint, written only after the check, never holds a diverged state),
+2. forgets the optimiser's memory (moments or curvature pairs that saw the diverging steps),
+3. halves every refined learning rate and halves again the one whose update, applied alone to the
+   good estimate, raises the loss most (the likely culprit); the new rates are written
+   into the configuration, so the saved ``config.toml`` says what was actually used,
+4. after :data:`MAX_ROLLBACKS` rollbacks raises :class:`DivergenceError` naming the learning rate
+   that was cut most.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ..backend import to_host
+from ..errors import DivergenceError
+from . import config as cfgmod
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DivergenceGuard", "check_batch", "RISE", "MAX_ROLLBACKS"]
+
+#: Frames of the check batch: one view (the middle angle), up to this many spots.
+CHECK_SPOTS = 64
+
+#: An epoch whose check-batch loss exceeds the best one's by this factor has diverged.
+RISE = 3.0
+
+#: Rollbacks allowed in one run before it stops.
+MAX_ROLLBACKS = 5
+
+
+class DivergenceGuard:
+    """Decides, after each minibatch and each epoch, whether to roll back.
+
+    The estimate at the end of an epoch is judged by its loss on a fixed small *check batch*
+    (:func:`check_batch`), compared with the best such loss so far (the first is the starting
+    estimate's): the step losses of an epoch are measured before each update, at different
+    points and on different frames, so they cannot vouch for the final estimate, which is what a
+    checkpoint stores. ``solver``: the run's :class:`~.solver.Solver`.
+    """
+
+    def __init__(self, solver):
+        self.solver = solver
+        self.best = math.inf
+        self.first: float | None = None
+        self.rollbacks = 0
+        self.cuts: dict[str, int] = {}
+
+    @staticmethod
+    def _above(loss: float, ref: float, factor: float) -> bool:
+        # written for losses of either sign (a Poisson likelihood need not be positive)
+        return math.isfinite(ref) and loss - ref > (factor - 1) * abs(ref)
+
+    def batch_diverged(self, loss: float) -> bool:
+        """A minibatch loss that is not finite, or 300x the run's first: no point finishing the
+        epoch."""
+        if self.first is None and math.isfinite(loss):
+            self.first = loss
+        ref = self.first if self.first is not None else math.inf
+        return not math.isfinite(loss) or self._above(loss, ref, 100 * RISE)
+
+    def epoch_diverged(self, check_loss: float) -> bool:
+        """Whether the estimate with this check-batch loss has diverged; if not, it is accepted."""
+        if not math.isfinite(check_loss) or self._above(check_loss, self.best, RISE):
+            return True
+        self.best = min(self.best, check_loss)
+        return False
+
+    def roll_back(self, params: dict, good: dict, names: list[str], where: str,
+                  checkpoint_hint: str, partial_loss=None) -> None:
+        """Restore ``good`` into ``params``, cut the rates of ``names``; raise after too many.
+        ``partial_loss(trial) -> float``: the loss with ``trial`` overriding the good estimate
+        (used to find the parameter whose update alone hurts most)."""
+        culprit = self._culprit(params, good, names, partial_loss)
+        params.update({k: v.copy() for k, v in good.items()})
+        self.solver.reset()
+        self.rollbacks += 1
+        cfg = self.solver.config
+        for n in names:
+            factor = 0.25 if n == culprit else 0.5
+            self.cuts[n] = self.cuts.get(n, 0) + (2 if n == culprit else 1)
+            lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
+            if lr:
+                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * factor)
+        self.solver.update_learning_rates()
+        worst = max(self.cuts, key=self.cuts.get) if self.cuts else (names[0] if names else "delta")
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise DivergenceError(
+                f"the loss diverged again ({where}) after {MAX_ROLLBACKS} rollbacks that cut the "
+                f"learning rates; optimizer.lr_{worst} was cut most (now "
+                f"{cfgmod.get_value(cfg, f'optimizer.lr_{worst}')!r}). The last good estimate is in "
+                f"{checkpoint_hint}: lower optimizer.lr_{worst} (or unset it to have it measured) "
+                "and resume from it")
+        log.warning("the loss diverged (%s): back to the start of the epoch, learning rates halved "
+                    "(optimizer.lr_%s, which moved most, quartered); rollback %d of %d",
+                    where, culprit, self.rollbacks, MAX_ROLLBACKS)
+
+    def _culprit(self, params: dict, good: dict, names: list[str], partial_loss) -> str:
+        """The parameter whose failed-epoch update, applied alone to the good estimate, raises the
+        loss most (a non-finite parameter first)."""
+        worst, score = (names[0] if names else "delta"), -math.inf
+        xp = self.solver.problem.backend.xp
+        for n in names:
+            if not bool(to_host(xp.isfinite(params[n]).all())):
+                return n
+            if partial_loss is None or len(names) == 1:
+                continue
+            val = float(partial_loss({n: params[n]}))
+            s = math.inf if not math.isfinite(val) else val
+            if s > score:
+                worst, score = n, s
+        return worst
+
+
+def check_batch(n_angles: int, n_spots: int, splits_spots: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed frames on which the end-of-epoch estimate is judged: the middle angle and up to
+    :data:`CHECK_SPOTS` evenly spread spots (all for models that cannot split them)."""
+    a = np.array([n_angles // 2])
+    if not splits_spots:
+        return a, np.arange(n_spots)
+    return a, np.unique(np.linspace(0, n_spots - 1, min(n_spots, CHECK_SPOTS)).round().astype(int))
