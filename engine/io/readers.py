@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 
+from .object_grid import object_grid_note
 from ..errors import DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
 from .datafile import Dataset
@@ -119,6 +120,9 @@ def describe_file(path) -> str:
         lines.append(f"  probe: {ds.probe.shape[0]} mode(s) {ds.probe.shape[1:]}"
                      if ds.probe is not None else "  probe: none in the file")
         lines.extend(_describe_real(ds))
+        note = object_grid_note(ds)
+        if note:
+            lines.append(f"  note: {note}")
         if len(ds.truth):
             lines.append(f"  ground truth: {', '.join(ds.truth)}")
         return "\n".join(lines)

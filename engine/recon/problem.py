@@ -18,6 +18,7 @@ from .. import ops
 from ..backend import Backend, to_host
 from ..errors import ConfigError, SlicewiseError
 from ..geometry import is_tomography
+from ..io.object_grid import object_grid_note
 from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
 from ..models.base import MODE_AXIS, ForwardModel, intensity
@@ -172,6 +173,9 @@ def decide_object_shape(cfg: ReconConfig, ds: Dataset, setup: ModelSetup, tomo: 
     if cfg.model.object_shape is not None:
         shape = tuple(int(n) for n in cfg.model.object_shape)
     else:
+        note = object_grid_note(ds) if setup.scanned else None
+        if note:
+            log.warning(note)
         ny, nx = ds.object_shape_yx if setup.scanned else ds.frame_shape
         nz = cfg.model.n_slices or (nx if tomo else 1)
         shape = (nz, ny, nx)

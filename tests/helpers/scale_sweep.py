@@ -4,8 +4,8 @@ path and the number of epochs changed). Shared by tests/test_defaults_sweep.py a
 benchmarks/defaults_vs_tuned.py.
 
 Objects, sizes and scales differ from the demo (a 48^3 hollow SiO2 cone at 10 keV, 50 nm): random
-spheres, a Siemens star and a small cone at 16-32 px, from PMMA at 20 keV with 1-2 nm voxels
-(~1e-4 rad per voxel) to gold at 1.5 keV (~0.3 rad per voxel).
+spheres, a Siemens star and a small cone at 16-40 px, from a PMMA foam at 20 keV with 1 nm voxels
+(6e-6 rad per voxel) to gold at 1.5 keV with 10 nm voxels (0.07 rad per voxel).
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ class Case:
         return 2 * math.pi / wavelength_m(self.sim.energy_ev) * d * dz
 
 
-#: (material, energy eV, voxel m): weak (PMMA, hard X-rays, nm voxels) .. strong (gold, soft).
+#: (material, energy eV, voxel m): weak (PMMA foam of 0.1 g/cm^3 at 20 keV, 1 nm voxels: delta
+#: 6e-8, 6e-6 rad per voxel) .. strong (gold at 1.5 keV, 10 nm voxels: 0.07 rad per voxel): 4.1
+#: decades of phase per voxel (2D cases use slices of 4 voxels: 2e-5 .. 0.3 rad).
 SCALES = {
-    "weak": ("PMMA", 20000.0, 1e-9),
+    "weak": ("C5H8O2:0.1", 20000.0, 1e-9),
     "mid": ("SiO2 glass", 8000.0, 10e-9),
     "strong": ("gold", 1500.0, 10e-9),
 }
