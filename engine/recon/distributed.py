@@ -62,20 +62,40 @@ class Distributed:
         return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
 
     def combine(self, loss: float, terms: dict, grads: dict, weight: float):
-        """Weighted averages over ranks of the loss, its terms and the gradients (host round trip)."""
+        """Weighted averages over ranks of the loss, its terms and the gradients (host round trip).
+
+        Every rank makes the same collective calls whatever its share: a rank without frames in
+        this minibatch passes ``weight = 0``, no terms and zero gradients. The term names are
+        agreed first (an empty rank does not know them), then the scalars travel in one float64
+        buffer and all gradients in one flat buffer of their precision. Calls that differed in
+        number or size between ranks would hang the job.
+        """
         from mpi4py import MPI  # noqa: PLC0415
 
-        total_w = self.comm.allreduce(float(weight), op=MPI.SUM)
-        scale = weight / total_w if total_w > 0 else 0.0
-        loss = self.comm.allreduce(loss * scale, op=MPI.SUM)
-        terms = {k: self.comm.allreduce(v * scale, op=MPI.SUM) for k, v in sorted(terms.items())}
-        out = {}
-        for name in sorted(grads):
-            g = grads[name]
-            host = np.ascontiguousarray(to_host(g) * scale)
-            summed = np.empty_like(host)
-            self.comm.Allreduce(host, summed, op=MPI.SUM)
-            out[name] = _like(g, summed)
+        names = sorted(set().union(*self.comm.allgather(sorted(terms))))
+        scalars = np.array([weight, weight * loss, *(weight * terms.get(k, 0.0) for k in names)],
+                           dtype=np.float64)
+        summed = np.empty_like(scalars)
+        self.comm.Allreduce(scalars, summed, op=MPI.SUM)
+        total_w = summed[0]
+        inv = 1.0 / total_w if total_w > 0 else 0.0
+        loss = float(summed[1] * inv)
+        terms = {k: float(v * inv) for k, v in zip(names, summed[2:])}
+        gnames = sorted(grads)
+        hosts = [np.asarray(to_host(grads[n])) for n in gnames]
+        real = np.result_type(np.float32, *(h.real.dtype for h in hosts))
+        flat = np.concatenate([_as_real(h, real).ravel() * real.type(weight) for h in hosts]) \
+            if hosts else np.zeros(0, real)
+        flat_sum = np.empty_like(flat)
+        self.comm.Allreduce(flat, flat_sum, op=MPI.SUM)
+        flat_sum *= real.type(inv)
+        out, start = {}, 0
+        for name, h in zip(gnames, hosts):
+            n = h.size * (2 if np.iscomplexobj(h) else 1)
+            part = flat_sum[start:start + n]
+            start += n
+            part = part.view(np.result_type(real, np.complex64)) if np.iscomplexobj(h) else part
+            out[name] = _like(grads[name], part.reshape(h.shape))
         return loss, terms, out
 
     def broadcast_params(self, params: dict) -> dict:
@@ -86,6 +106,13 @@ class Distributed:
             self.comm.Bcast(host, root=0)
             out[name] = _like(params[name], host)
         return out
+
+
+def _as_real(a: np.ndarray, real) -> np.ndarray:
+    """``a`` as real numbers of dtype ``real`` (a complex array as interleaved real/imaginary)."""
+    if np.iscomplexobj(a):
+        return np.ascontiguousarray(a, dtype=np.result_type(real, np.complex64)).view(real)
+    return np.asarray(a, dtype=real)
 
 
 def _like(ref, host):
