@@ -97,6 +97,8 @@ def demo_config(data_path, output_dir):
     cfg.run.batch_angles = 5
     cfg.run.checkpoint_every = 5
     cfg.run.output_dir = str(Path(output_dir).resolve())
+    # the demo regenerates the same data and result each time: running it again replaces them
+    cfg.run.overwrite = True
     cfg.run.save_tiff = True
     return validate(cfg)
 

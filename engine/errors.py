@@ -17,3 +17,7 @@ class ConfigError(SlicewiseError):
 
 class DivergenceError(SlicewiseError):
     """The loss became NaN/inf during a run; the last checkpoint is kept."""
+
+
+class OutputError(SlicewiseError):
+    """A result, checkpoint or export could not be written (disk full, permissions, a file in the way)."""

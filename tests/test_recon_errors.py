@@ -58,6 +58,8 @@ def base_config(data, out) -> ReconConfig:
     cfg.run.output_dir = str(out)
     cfg.run.backend = "numpy"
     cfg.run.epochs = 1
+    # the folder's earlier result may be replaced by a run that succeeds, never by one refused
+    cfg.run.overwrite = True
     return cfg
 
 

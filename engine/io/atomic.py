@@ -19,11 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from ..errors import OutputError
+
+#: Free space kept beyond a file's expected size (HDF5 overhead, other writers, the file system).
+FREE_SPACE_MARGIN_BYTES = 16 * 2**20
+#: Temporary files without a recognisable owner are stale after this long.
+STALE_AFTER_S = 3600.0
 
 
 def _fsync_file(path: str) -> None:
@@ -60,22 +71,66 @@ def _final_mode(target: Path) -> int:
     return 0o666 & ~umask
 
 
+def _temp_prefix(name: str) -> str:
+    """Temporary names carry host and process id, so a later run can tell which are stale."""
+    return f".{name}.{_host()}-{os.getpid()}."
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+
+
+#: ``.<target name>.<host>-<pid>.<random>.tmp``, as made by :func:`atomic_path`.
+_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def check_free_space(directory: str | os.PathLike, nbytes: int, what: str) -> None:
+    """Refuse a write of about ``nbytes`` that the file system of ``directory`` cannot hold."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # unknown: let the write itself report
+    if nbytes + FREE_SPACE_MARGIN_BYTES > free:
+        raise OutputError(f"{what}: needs about {nbytes / 2**20:.1f} MiB but only {free / 2**20:.1f} MiB "
+                          f"are free in {directory}; free some space or set run.output_dir (--out) to "
+                          "a folder on another disk")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())[:200]
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+def atomic_path(path: str | os.PathLike, expected_bytes: int | None = None) -> Iterator[str]:
     """Yield a temporary path in the same directory as ``path``; on success rename it over ``path``.
 
     The body must create/close the file at the yielded path. If the body raises, the temporary
-    file is deleted and ``path`` is left untouched.
+    file is deleted and ``path`` is left untouched. With ``expected_bytes`` the free space is
+    checked first. A failing write (disk full, I/O error) becomes an :class:`OutputError`.
     """
     target = Path(path)
     directory = str(target.parent.resolve())
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    if expected_bytes is not None:
+        check_free_space(directory, int(expected_bytes), str(target))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temp_prefix(target.name), suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create a file in {directory} ({_one_line(exc)}); set "
+                          "run.output_dir (--out) to a writable folder") from None
     os.close(fd)  # writers open the path themselves (h5py needs a path, not a descriptor)
     try:
-        yield tmp
-        _fsync_file(tmp)
-        os.chmod(tmp, _final_mode(target))  # mkstemp creates 0o600
-        os.replace(tmp, target)
+        try:
+            yield tmp
+            _fsync_file(tmp)
+            os.chmod(tmp, _final_mode(target))  # mkstemp creates 0o600
+            os.replace(tmp, target)
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "errno" not in str(exc):
+                raise  # not an I/O failure (h5py reports some of those as RuntimeError)
+            raise OutputError(f"{target}: writing failed ({_one_line(exc)}); the previous file is "
+                              "intact. Free some space or set run.output_dir (--out) to another "
+                              "folder") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -83,13 +138,50 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     _fsync_dir(directory)
 
 
-def atomic_write(path: str | os.PathLike, writer_fn: Callable[[str], Any]) -> Any:
+def remove_stale_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete temporary files of atomic writes whose process is gone; returns what was removed.
+
+    A file of this host whose process id is not alive is stale; a file of another host (a shared
+    file system) is stale only after :data:`STALE_AFTER_S`. Files not named by
+    :func:`atomic_path` are left alone.
+    """
+    removed = []
+    host, now = _host(), time.time()
+    for p in Path(directory).glob(".*.tmp"):
+        m = _TEMP_NAME.match(p.name)
+        if m is None:
+            continue  # not ours
+        try:
+            if m["host"] == host:
+                if _alive(int(m["pid"])):
+                    continue
+            elif now - p.stat().st_mtime < STALE_AFTER_S:
+                continue
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def atomic_write(path: str | os.PathLike, writer_fn: Callable[[str], Any],
+                 expected_bytes: int | None = None) -> Any:
     """Call ``writer_fn(tmp_path)`` to write the file, then atomically move it to ``path``.
 
     Returns whatever ``writer_fn`` returns. Exceptions from ``writer_fn`` propagate after the
     temporary file is removed; the previous content of ``path`` (if any) is intact.
     """
-    with atomic_path(path) as tmp:
+    with atomic_path(path, expected_bytes) as tmp:
         return writer_fn(tmp)
 
 

@@ -30,6 +30,9 @@ from .hdf5 import h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
+#: Files up to this size are built in memory and written with one plain write, so that a full
+#: disk is an ordinary error rather than a failure inside HDF5's close (seen to crash the process).
+IN_MEMORY_LIMIT_BYTES = 512 * 2**20
 
 
 def _host(a):
@@ -54,6 +57,15 @@ def _write_tree(group, tree: Mapping) -> None:
                 raise DataFileError(f"cannot store {group.name}/{key} of dtype {arr.dtype} in a "
                                     "result file; use numeric arrays or strings")
             group[key] = arr
+
+
+def _tree_nbytes(tree) -> int:
+    """Bytes of the arrays in a nested dict (what a file holding them needs, before overhead)."""
+    if isinstance(tree, Mapping):
+        return sum(_tree_nbytes(v) for v in tree.values())
+    if tree is None or isinstance(tree, str):
+        return len(tree or "")
+    return int(getattr(tree, "nbytes", np.asarray(tree).nbytes))
 
 
 def _read_tree(group) -> dict:
@@ -95,26 +107,41 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
         raise DataFileError(f"kind must be 'result' or 'checkpoint', got {kind!r}")
     h5py = h5py_module()
 
-    def writer(tmp):
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = RESULT_FORMAT
-            f.attrs["format_version"] = RESULT_FORMAT_VERSION
-            f.attrs["kind"] = kind
-            f.attrs["version"] = __version__
-            f.attrs["epoch"] = int(epoch)
-            f.attrs["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            _write_tree(f.create_group("params"), params)
-            _write_tree(f.create_group("initial"), initial or {})
-            loss = f.create_group("loss")
-            for term, values in (loss_history or {}).items():
-                loss[str(term)] = np.asarray(values, dtype=np.float64).reshape(-1)
-            f["config"] = config_toml
-            if optimizer_state:
-                _write_tree(f.create_group("optimizer"), optimizer_state)
-            if extra:
-                _write_tree(f.create_group("extra"), extra)
+    def fill(f):
+        f.attrs["format"] = RESULT_FORMAT
+        f.attrs["format_version"] = RESULT_FORMAT_VERSION
+        f.attrs["kind"] = kind
+        f.attrs["version"] = __version__
+        f.attrs["epoch"] = int(epoch)
+        f.attrs["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        _write_tree(f.create_group("params"), params)
+        _write_tree(f.create_group("initial"), initial or {})
+        loss = f.create_group("loss")
+        for term, values in (loss_history or {}).items():
+            loss[str(term)] = np.asarray(values, dtype=np.float64).reshape(-1)
+        f["config"] = config_toml
+        if optimizer_state:
+            _write_tree(f.create_group("optimizer"), optimizer_state)
+        if extra:
+            _write_tree(f.create_group("extra"), extra)
 
-    atomic_write(path, writer)
+    size = (_tree_nbytes(params) + _tree_nbytes(initial) + _tree_nbytes(optimizer_state)
+            + _tree_nbytes(extra) + _tree_nbytes(dict(loss_history or {})) * 2 + len(config_toml)
+            + 2**20)
+
+    def writer(tmp):
+        if size <= IN_MEMORY_LIMIT_BYTES:
+            with h5py.File(tmp, "w", driver="core", backing_store=False) as f:
+                fill(f)
+                f.flush()
+                image = f.id.get_file_image()
+            with open(tmp, "wb") as out:
+                out.write(image)
+        else:
+            with h5py.File(tmp, "w") as f:
+                fill(f)
+
+    atomic_write(path, writer, expected_bytes=size)
 
 
 def write_checkpoint(path, params: Mapping, **kwargs) -> None:

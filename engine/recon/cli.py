@@ -18,6 +18,8 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("auto", "numpy", "cupy"), help="override run.backend")
     p.add_argument("--out", help="override run.output_dir")
     p.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint/result file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's results in the output folder (run.overwrite)")
     p.add_argument("--example", choices=("ptycho", "holo", "tomo", "nearfield-ptycho"),
                    help="print a commented example configuration and exit (redirect it to a file)")
     p.set_defaults(func=run_reconstruct_cli)
@@ -50,6 +52,8 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
         set_value(cfg, "run.backend", args.backend)
     if args.out:
         set_value(cfg, "run.output_dir", str(Path(args.out).resolve()))
+    if args.overwrite:
+        set_value(cfg, "run.overwrite", True)
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
 
 

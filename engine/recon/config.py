@@ -287,6 +287,8 @@ class RunConfig:
                                "epoch", min=0, safe_while_paused=True)
     output_dir: str = _f("results", "folder for results and checkpoints (relative to the "
                          "configuration file)", path="dir")
+    overwrite: bool = _f(False, "replace the results of an earlier run found in output_dir; "
+                         "otherwise such a folder is refused")
     save_tiff: bool = _f(True, "also write the final volumes as TIFF stacks",
                          safe_while_paused=True)
     snapshot_every_s: float = _f(2.0, "send a preview to the GUI at most this often; 0 = every "

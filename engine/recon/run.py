@@ -43,6 +43,7 @@ from .memory import available_memory_bytes, check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
 from .projections import Projections
 from .solver import Solver, choose_schedule
+from .output import check_output_dir, prepare_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,8 @@ class Reconstruction:
         self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
+        self.output_dir = resolve_path(run.output_dir, self.base_dir)
+        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
         self.backend = backend or get_backend(run.backend, run.precision)
         if dataset is None:
             if not self.config.data.path:
@@ -115,7 +118,6 @@ class Reconstruction:
             initial_guess.apply_initial_guess(self.problem, *autotune.estimation_batch(
                 dataset, self.problem.model.splits_spots, schedule))
         self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
-        self.output_dir = resolve_path(run.output_dir, self.base_dir)
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.progress = Progress()
@@ -196,7 +198,7 @@ class Reconstruction:
     def run(self) -> Path:
         """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
         if self._writes_files:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            prepare_output_dir(self.output_dir)
             cfgmod.to_toml(self.config, self.output_dir / "config.toml")
         self._set_state("running")
         self._t_start = time.perf_counter()

@@ -371,6 +371,7 @@ def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file
     monkeypatch.setattr(memory_mod, "available_memory_bytes", lambda backend: 1024)
     w.controller.mode = "thread"
     w.params.set_value("run.epochs", 3)
+    w.params.set_value("run.overwrite", True)  # else the earlier result alone refuses the run
     w.start_run()
     wait_idle(qtbot, w)
     assert len(dialogs.errors) == 1
