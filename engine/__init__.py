@@ -1,20 +1,31 @@
-"""Slicewise engine: multislice forward models, a reverse-mode AD tape and solvers. No Qt here."""
+"""Slicewise engine: multislice forward models, a reverse-mode AD tape and solvers. No Qt here.
 
-from .autodiff import Tape, Tensor, checkpoint, no_grad, stop_gradient, value_and_grad
-from .backend import Backend, BackendError, get_backend, to_host
+The public names below are imported on first use, so that ``import slicewise.engine.cli`` is
+instant: the command line installs its signal handlers before NumPy and friends load.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Backend",
-    "BackendError",
-    "Tape",
-    "Tensor",
-    "checkpoint",
-    "get_backend",
-    "no_grad",
-    "stop_gradient",
-    "to_host",
-    "value_and_grad",
-    "__version__",
-]
+_LAZY = {
+    "Tape": "autodiff", "Tensor": "autodiff", "checkpoint": "autodiff", "no_grad": "autodiff",
+    "stop_gradient": "autodiff", "value_and_grad": "autodiff",
+    "Backend": "backend", "BackendError": "backend", "get_backend": "backend", "to_host": "backend",
+}
+
+__all__ = [*sorted(_LAZY), "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

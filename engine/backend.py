@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import SlicewiseError
+
 log = logging.getLogger(__name__)
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
@@ -40,7 +42,7 @@ def fft_workers(n_points: int, workers: int = -1) -> int:
 PRECISIONS = ("single", "double")
 
 
-class BackendError(RuntimeError):
+class BackendError(SlicewiseError, RuntimeError):
     """The requested array backend cannot be used on this machine."""
 
 
@@ -147,8 +149,9 @@ def _make_backend(name: str, precision: str) -> Backend:
     if name == "cupy":
         cupy, why = _probe_cupy()
         if cupy is None:
-            raise BackendError(f"backend 'cupy' was requested but cannot be used: {why}. "
-                               "Use backend = 'numpy' (or 'auto') to run on the CPU.")
+            why = " ".join(str(why).split())
+            raise BackendError(f"run.backend (--backend) = 'cupy' was requested but cannot be used: "
+                               f"{why}. Use backend 'numpy' (or 'auto') to run on the CPU.")
         import cupy.fft as cfft  # noqa: PLC0415
 
         return Backend("cupy", cupy, precision, cfft, workers=1)

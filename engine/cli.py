@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
-from . import __version__
+from . import __version__, interrupts
 
 
 def _has_display() -> bool:
@@ -96,6 +97,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    old_handlers = interrupts.install()  # first, before anything slow is imported
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, interrupts.Interrupted):
+            exc = interrupts.Interrupted(signal.SIGINT)
+        return _report(f"interrupted ({exc.describe()}) before a run was under way; no result was "
+                       "written", 128 + exc.signum)
+    except MemoryError:
+        return _report("error: out of memory; lower run.batch_spots / run.batch_angles, set "
+                       "model.checkpoint_slices or choose a smaller model.object_shape", 2)
+    except Exception as exc:  # a clear message, no traceback, for errors we raise on purpose
+        from .errors import SlicewiseError  # noqa: PLC0415
+
+        if isinstance(exc, SlicewiseError):
+            return _report(f"error: {' '.join(str(exc).split())}", 2)
+        raise
+    finally:
+        interrupts.restore(old_handlers)
+
+
+def _report(line: str, code: int) -> int:
+    """Print one line on stderr; under MPI stop every rank, which may wait in a collective call."""
+    comm = _mpi_world()
+    if comm is not None:
+        line = line.replace(":", f" (MPI rank {comm.Get_rank()} of {comm.Get_size()}):", 1)
+    print(line, file=sys.stderr, flush=True)
+    if comm is not None and code != 0:
+        comm.Abort(code)
+    return code
+
+
+def _mpi_world():
+    """COMM_WORLD when this process is one of several MPI ranks (mpi4py already loaded), else None."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or mpi.COMM_WORLD.Get_size() < 2:
+        return None
+    return mpi.COMM_WORLD
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -108,18 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         from .runtime import keep_freed_memory  # noqa: PLC0415
 
         keep_freed_memory()
-    try:
-        return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a clear message, no traceback, for errors we raise on purpose
-        from .errors import SlicewiseError  # noqa: PLC0415
-
-        if isinstance(exc, SlicewiseError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    return int(func(args) or 0)
 
 
 if __name__ == "__main__":

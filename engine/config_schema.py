@@ -254,4 +254,8 @@ def read_source(src, suffix: str) -> tuple[str, str]:
             return p.read_text(encoding="utf-8"), str(p)
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read the configuration file ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p}: the configuration file is not UTF-8 text (byte "
+                              f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as "
+                              "UTF-8") from None
     return str(src), ""

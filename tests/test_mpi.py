@@ -81,3 +81,48 @@ def test_ranks_without_frames_do_not_hang(case, tmp_path):
     assert many["terms"].keys() == one["terms"].keys()
     np.testing.assert_allclose(many["delta"], one["delta"], rtol=1e-7, atol=1e-15)
     assert max(one["delta"]) > 0
+
+
+LAUNCH = "import sys\nfrom slicewise.engine.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
+@pytest.mark.parametrize("ranks, how", [(2, "Ctrl-C in the terminal"), (3, "Ctrl-C in the terminal"),
+                                        (3, "SIGTERM to mpiexec")])
+def test_ctrl_c_stops_every_rank_after_the_checkpoint(ranks, how, tmp_path):
+    """A terminal's Ctrl-C reaches mpiexec and every rank (some twice); a scheduler signals mpiexec.
+    Either way all ranks agree to stop after the same minibatch, rank 0 writes the checkpoint and
+    every process exits cleanly (no "BAD TERMINATION", nothing left waiting)."""
+    import signal
+    import time
+
+    _data(tmp_path, "ptycho")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\npath = "ptycho.h5"\n[run]\nepochs = 100000\nbatch_spots = 2\n'
+                   'checkpoint_every = 1\nbackend = "numpy"\nsave_tiff = false\n')
+    out = tmp_path / "out"
+    proc = subprocess.Popen([MPIEXEC, "-n", str(ranks), sys.executable, "-c", LAUNCH, "reconstruct",
+                             str(cfg), "--out", str(out)], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 90
+        while not (out / "checkpoint.h5").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert (out / "checkpoint.h5").exists(), "no checkpoint within 90 s"
+        time.sleep(0.2)  # into the middle of an epoch
+        if how.startswith("Ctrl-C"):
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
+        else:
+            proc.send_signal(signal.SIGTERM)
+        text, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, text[-3000:]
+    assert "BAD TERMINATION" not in text and "Traceback" not in text, text[-3000:]
+    assert "stopped:" in text
+    from slicewise.engine.io.results import read_result
+
+    res = read_result(out / "checkpoint.h5")
+    assert res["epoch"] >= 1 and read_result(out / "result.h5")["epoch"] == res["epoch"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from pathlib import Path
 
+from .. import interrupts
 from ..errors import ConfigError
 
 
@@ -57,6 +59,42 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
 
 
+#: Signals that stop a run cleanly: Ctrl-C, and what batch schedulers send before killing a job.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(rec, write):
+    """While the run lasts, each stop signal ends it after the current minibatch with a checkpoint.
+
+    A second Ctrl-C aborts at once (still checkpointing) in a single process. Under MPI every rank
+    may receive the signal, some twice (the terminal and ``mpiexec`` both send it): it only ever
+    requests the stop, which the ranks agree on at the next minibatch, so none is left waiting.
+    """
+    previous = {}
+    single = rec.distributed is None
+
+    def on_signal(signum, frame):
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        if not rec._stop:
+            write(f"{name}: stopping after this minibatch and writing a checkpoint"
+                  + (" (Ctrl-C again to abort)" if single and signum == signal.SIGINT else ""))
+        elif single and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the run loop still writes a checkpoint
+        rec.stop()
+
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        interrupts.raise_if_received()  # one that came during start-up and was swallowed
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> int:
     """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly."""
     from .run import Reconstruction  # noqa: PLC0415
@@ -82,19 +120,11 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
             bar.write(f"checkpoint: {ev.message}")
 
     rec.add_callback(on_progress)
-    previous = signal.getsignal(signal.SIGINT)
-
-    def on_sigint(signum, frame):
-        bar.write("stopping after this minibatch (Ctrl-C again to abort)...")
-        rec.stop()
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
-        result = rec.run()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        bar.close()
+    with _stop_on_signals(rec, bar.write):
+        try:
+            result = rec.run()
+        finally:
+            bar.close()
     h = rec.history
     first, last = (h[0]["loss"], h[-1]["loss"]) if h else (float("nan"), float("nan"))
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])

@@ -127,6 +127,7 @@ class Reconstruction:
         self._resume_evt = threading.Event()
         self._resume_evt.set()
         self._stop = False
+        self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
         self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
                              self._lock, self.distributed)
@@ -206,7 +207,7 @@ class Reconstruction:
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
         try:
-            while self.epoch < self.n_epochs and not self._stop:
+            while self.epoch < self.n_epochs and not self._stop_agreed():
                 record = self._run_epoch()
                 if record is None:
                     break  # stopped within the epoch: a partial epoch is not an epoch
@@ -246,7 +247,7 @@ class Reconstruction:
                 self._after_step(b, len(batches), loss, terms)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
-            if self._stop and diverged is None:
+            if self._agreed_stop and diverged is None:
                 return None
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
@@ -294,9 +295,17 @@ class Reconstruction:
             self._resume_evt.wait()
             if not self._stop:
                 self._set_state("running")
+        return not self._stop_agreed()
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now. Under MPI every stop decision uses the value all ranks agreed on:
+        a signal reaching one rank between two agreements must not send it down another path."""
+        stop = self._stop
         if self.distributed is not None:
-            self._stop = self.distributed.any(self._stop)
-        return not self._stop
+            stop = self.distributed.any(stop)
+            self._stop = self._stop or stop
+        self._agreed_stop = stop
+        return stop
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         names = self.solver.refined(self.epoch)

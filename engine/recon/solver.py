@@ -221,6 +221,11 @@ class Solver:
         """Restore :meth:`state_dict`; rates measured by the earlier run are kept."""
         if not state:
             return
+        kind = state.get("kind")
+        if kind != self.config.optimizer.kind:
+            raise ConfigError(f"--resume: the checkpoint continues optimizer.kind = {kind!r} but this "
+                              f"configuration sets {self.config.optimizer.kind!r}; set optimizer.kind = "
+                              f"{kind!r}, or start a new run from it with init.object_path")
         self.optimizer.load_state_dict(state)
         for name, lr in state.get("lrs", {}).items():
             if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:

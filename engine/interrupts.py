@@ -1,0 +1,56 @@
+"""Stop signals before a run is under way: Ctrl-C, SIGTERM and SIGHUP end the command quietly.
+
+:func:`install` makes each raise :class:`Interrupted` (a ``KeyboardInterrupt``) and also records
+it: an exception raised while Python runs a finaliser is swallowed ("Exception ignored in ..."),
+and the record lets the command notice the signal anyway before it starts computing
+(:func:`received`). Runs replace these handlers with ones that stop after the current minibatch.
+"""
+
+from __future__ import annotations
+
+import signal
+
+NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+_received: list[int] = []
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived before the run began."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    def describe(self) -> str:
+        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+
+def _handler(signum, frame):
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def install() -> dict:
+    """Install the start-up handlers; returns the previous ones for :func:`restore`."""
+    _received.clear()
+    old = {}
+    for name in NAMES:
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, _handler)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    return old
+
+
+def restore(old: dict) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+
+
+def raise_if_received() -> None:
+    """Raise :class:`Interrupted` for a stop signal whose exception was swallowed."""
+    if _received:
+        raise Interrupted(_received[0])
