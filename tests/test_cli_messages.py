@@ -52,7 +52,7 @@ def test_cupy_backend_without_cupy(data, tmp_path, capsys):
 
 
 def test_resume_with_another_optimizer(data, tmp_path, capsys):
-    cfg = write_config(tmp_path, data)
+    cfg = write_config(tmp_path, data, extra='[optimizer]\nkind = "adam"\n')
     assert main(["reconstruct", str(cfg), "--out", str(tmp_path / "a")]) == 0
     capsys.readouterr()
     other = write_config(tmp_path, data, extra='[optimizer]\nkind = "momentum"\n')
