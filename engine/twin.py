@@ -143,3 +143,27 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     return {"transmission": trans, "probe": probe, "positions": positions, "dead": mask > 0,
             "file_positions": written,
             "geometry": g, "star": star}
+
+
+def phase_correlation(obj, truth, model_positions, true_positions, frame: int, inset: int = 8) -> float:
+    """Pearson correlation of the phase of a reconstruction ``obj`` (complex ``(ny, nx)``) with
+    the twin's ``truth`` transmission over the scanned area (``inset`` px inside the outermost
+    frames), the two grids aligned by the mean scan position. A constant phase offset (the
+    usual ambiguity) does not count."""
+    mp, tp = np.asarray(model_positions, float), np.asarray(true_positions, float)
+    off = np.round(tp.mean(0) - mp.mean(0)).astype(int)
+    r0, c0 = (mp.min(0) + inset).astype(int)
+    r1, c1 = (mp.max(0) + frame - inset).astype(int)
+    a = np.angle(obj[r0:r1, c0:c1])
+    b = np.angle(truth[r0 + off[0]:r1 + off[0], c0 + off[1]:c1 + off[1]])
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def position_error_px(positions, initial_positions, true_positions) -> float:
+    """RMS distance (px) of ``positions`` from the truth, the truth placed on the model's grid by
+    the mean of ``initial_positions`` (a common shift is not an error)."""
+    p0 = np.asarray(initial_positions, float)
+    t = np.asarray(true_positions, float)
+    t = t - t.mean(0) + p0.mean(0)
+    return float(np.sqrt(((np.asarray(positions, float) - t) ** 2).sum(1).mean()))

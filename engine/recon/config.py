@@ -523,7 +523,10 @@ def preset(kind: str) -> ReconConfig:
         cfg.model.kind = "nfptycho"
         cfg.model.object_param = "complex"   # phase of any size and sign, no material needed
         cfg.refine.probe = True              # the instrument's probe is never known
-        cfg.refine.positions, cfg.refine.positions_start_epoch = True, 10
+        # the probe guess (from the mean frame) is consistent with the empty starting object, so
+        # a rate measured there is ~0: a fixed fraction of its peak amplitude instead
+        cfg.optimizer.lr_probe = 0.05
+        cfg.refine.positions, cfg.refine.positions_start_epoch = True, 4
         cfg.run.epochs = 60
         cfg.run.checkpoint_every = 10
     else:
