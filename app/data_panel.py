@@ -49,6 +49,24 @@ def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
                  else "none in the file"))
     if len(ds.truth):
         rows.append(("ground truth", ", ".join(ds.truth)))
+    rows.extend(measured_rows(ds))
+    return rows
+
+
+def measured_rows(ds: Dataset) -> list[tuple[str, str]]:
+    """What a measured-data reader (CXI, DXchange) found: mask, counts, detector geometry."""
+    m, rows = ds.meta, []
+    if getattr(ds, "mask", None) is not None:
+        rows.append(("detector mask", f"{int((ds.mask == 0).sum())} bad pixel(s), excluded from "
+                                      "the loss"))
+    if "frames_dtype" in m:
+        rows.append(("stored as", f"{m['frames_dtype']} "
+                     + ("(photon counts: Poisson loss)" if m.get("integer_counts")
+                        else "(floats: amplitude loss)")))
+    if "detector_pixel_m" in m:
+        rows.append(("detector", f"{format_length(m['detector_pixel_m'])} pixels at "
+                                 f"{m['detector_distance_m']:.4g} m; a cone beam needs "
+                                 "data.source_to_sample_m"))
     return rows
 
 

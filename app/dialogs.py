@@ -6,7 +6,7 @@ from PyQt6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from . import settings
 
-DATA_FILTER = "Slicewise files (*.h5 *.hdf5 *.hdf *.nxs *.toml);;HDF5 data or results (*.h5 *.hdf5 *.hdf *.nxs);;Configuration (*.toml);;All files (*)"
+DATA_FILTER = "Slicewise files (*.h5 *.hdf5 *.hdf *.nxs *.cxi *.toml);;HDF5 data or results (*.h5 *.hdf5 *.hdf *.nxs *.cxi);;Configuration (*.toml);;All files (*)"
 CONFIG_FILTER = "Configuration (*.toml);;All files (*)"
 RESULT_FILTER = "Results and checkpoints (*.h5 *.hdf5);;All files (*)"
 

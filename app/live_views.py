@@ -68,10 +68,22 @@ class LiveViews(QSplitter):
             meas = ds.frames([min(a, ds.n_angles - 1)], [min(s, ds.n_spots - 1)])[0, 0]
         except Exception:  # noqa: BLE001 - a bad frame is reported by the frame check
             return
+        mask = getattr(ds, "mask", None)
         if ds.modality == "farfield":  # centred for display
             meas = np.fft.fftshift(meas)
+            mask = None if mask is None else np.fft.fftshift(mask)
+        self.frames_view.set_mask(mask)
         self.frames_view.set_frames(meas, None)
-        self.frames_view.info.setText("measured frame; the model appears when a run starts")
+        self.frames_view.info.setText("measured frame; the model appears when a run starts"
+                                      + (f"; {self.frames_view.n_masked} masked px (x)"
+                                         if self.frames_view.n_masked else ""))
+        # what the file says about the scan and the probe, until a run replaces it
+        if ds.positions_px is not None:
+            self.positions_view.set_positions(ds.positions_px, None, ds.pixel_size_m,
+                                              ds.frame_shape)
+        if ds.probe is not None:
+            self.probe_view.set_probe(ds.probe, ds.pixel_size_m)
+        self._enable_tabs()
 
     def show_result(self, res: dict, pixel_size_m: float, slice_thickness_m: float) -> None:
         """A result/checkpoint file as returned by ``read_result``."""

@@ -19,7 +19,7 @@ from .file_jobs import bad_frames, config_of_result, load_hdf5
 
 log = logging.getLogger("slicewise.app")
 
-HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".cxi")  # .cxi: CXI 1.x (HDF5)
 
 
 class FilesMixin:
@@ -48,8 +48,9 @@ class FilesMixin:
                               lambda res: self._on_hdf5_loaded(str(p), res, then_3d),
                               lambda exc, tb: self._open_failed(str(p), exc, tb))
         else:
-            self.report("Open", f"{p.name}: unknown file type. Slicewise opens HDF5 data or "
-                        "result files (.h5, .hdf5) and configurations (.toml).")
+            self.report("Open", f"{p.name}: unknown file type. Slicewise opens HDF5 data (.h5, "
+                        ".hdf5, .cxi, .nxs: Slicewise, CXI, DXchange, Adorym) or result files and "
+                        "configurations (.toml).")
 
     def _open_failed(self, path: str, exc: BaseException, tb: str) -> None:
         self.statusBar().clearMessage()

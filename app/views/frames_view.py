@@ -43,6 +43,12 @@ class FramesView(QWidget):
         self.meas_img, self.model_img = pg.ImageItem(), pg.ImageItem()
         self.meas_plot.addItem(self.meas_img)
         self.model_plot.addItem(self.model_img)
+        # bad detector pixels (excluded from the loss), marked on both frames
+        self._mask_marks = [pg.ScatterPlotItem(symbol="x", size=7, pen=pg.mkPen("c", width=1.5),
+                                               brush=None) for _ in range(2)]
+        self.meas_plot.addItem(self._mask_marks[0])
+        self.model_plot.addItem(self._mask_marks[1])
+        self.n_masked = 0
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=colormap("magma"), interactive=False,
                                    width=14)
         # in its own column, so that both frames get the same size and stay linked 1:1
@@ -83,6 +89,15 @@ class FramesView(QWidget):
     def _emit_frame(self) -> None:
         self.frameChanged.emit(*self.frame())
 
+    def set_mask(self, weights) -> None:
+        """Detector weights as displayed (1 = use, 0 = bad; None: every pixel is used): the bad
+        pixels are marked with a cross on both frames."""
+        ys, xs = (np.nonzero(np.asarray(weights) == 0) if weights is not None
+                  else (np.zeros(0), np.zeros(0)))
+        self.n_masked = int(len(ys))
+        for marks in self._mask_marks:
+            marks.setData(x=xs + 0.5, y=ys + 0.5)  # pixel centres in image coordinates
+
     def set_frames(self, measured, modelled, epoch=None) -> None:
         self._measured, self._modelled = measured, modelled
         self._epoch = epoch
@@ -114,7 +129,8 @@ class FramesView(QWidget):
             r = np.sum(np.abs(np.sqrt(np.maximum(m, 0)) - np.sqrt(np.maximum(d, 0)))) / denom \
                 if denom > 0 else float("nan")
             self.info.setText(f"R (amplitude) = {r:.3g}" + (f" at epoch {self._epoch}"
-                                                             if self._epoch is not None else ""))
+                                                             if self._epoch is not None else "")
+                              + (f"; {self.n_masked} masked px (x)" if self.n_masked else ""))
         self.bar.setLevels(levels)
         set_scaled_axis(self.bar.axis, "log\u2081\u2080 intensity" if self.log.isChecked()
                         else "intensity", *levels)
