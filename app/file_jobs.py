@@ -46,11 +46,44 @@ def load_hdf5(path: str):
     try:
         return ("data", open_dataset(path))
     except DataFileError as data_exc:
+        named = _name_bad_frames(path, data_exc)
+        if named is not None:
+            raise named from None
         try:
             res = read_result(path)
         except DataFileError:
             raise data_exc from None
         return ("result", res, result_volumes(path, res))
+
+
+def _name_bad_frames(path: str, exc: DataFileError) -> DataFileError | None:
+    """The reader refused a sample frame ("LABEL: frames at ... contain NaN ..."): name every
+    bad frame of that HDF5 dataset instead, so that they can be repaired in one go."""
+    msg = str(exc)
+    if ": frames at" not in msg or not ("NaN" in msg or "negative" in msg):
+        return None
+    label = msg.split(": frames at", 1)[0]
+    try:
+        import h5py  # noqa: PLC0415
+
+        with h5py.File(path, "r") as f:
+            d = f[label]
+            bad = []
+            for a in range(d.shape[0]):
+                block = np.asarray(d[a], dtype=np.float32)
+                block = block.reshape((-1,) + block.shape[-2:])
+                ok = np.isfinite(block).all(axis=(1, 2)) & (np.nan_to_num(block).min(axis=(1, 2))
+                                                            >= 0)
+                bad += [(a, int(s)) for s in np.flatnonzero(~ok)]
+    except Exception:  # noqa: BLE001 - not a plain frame stack: keep the reader's message
+        return None
+    if not bad:
+        return None
+    listing = ", ".join(f"(angle {a}, position {s})" for a, s in bad[:12])
+    more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
+    return DataFileError(f"{label}: {len(bad)} frame(s) contain NaN, infinite or negative "
+                         f"values: {listing}{more}. Measured frames must be finite, non-negative "
+                         "intensities; repair or exclude those frames in the file.")
 
 
 def result_volumes(path: str, res: dict) -> VolumeSet:

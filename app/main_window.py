@@ -64,7 +64,8 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self._refresh_timer.timeout.connect(self.loss_view.refresh)
         self._refresh_timer.start()
         self._probe_backend()
-        self.napari_view.preload()
+        # napari loads in the background while nothing runs (a run would compete for the CPU)
+        self.napari_view.preload(1500, when=lambda: not self.controller.is_active())
 
     # ---- the session's state, by name (the rest of the window and tests use these) -----------
     dataset = property(lambda self: self.session.dataset)
@@ -235,6 +236,14 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self._autostart = True
         self._update_actions()
 
+    def autostart_check(self) -> None:
+        """After a file opened with ``--start``: a form that cannot start says why (and, when
+        scripted, ends the application instead of waiting for a user)."""
+        ok, why = self.can_start()
+        if self._autostart and not ok and why:
+            self._autostart = False
+            self.report("Start", f"Cannot start: {why}")
+
     def start_run(self, resume: str | None = None) -> None:
         ok, why = self.can_start()
         if not ok:
@@ -246,7 +255,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         if problem:
             self.report("Start", f"Cannot start: {problem}")
             return
-        self.reset_run()
+        self.reset_run(keep_camera=True)
         self.session.run_info = None
         self.session.set_run_state("starting")
         self.params.mark_applied()
@@ -308,7 +317,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
             self.controller.stop()
             self.session.set_run_state("stopping")
 
-    def reset_run(self) -> None:
+    def reset_run(self, keep_camera: bool = False) -> None:
         """Forget the live views (and the 3D view) of the last run; its files stay."""
         if self.controller.is_active():
             return
@@ -317,7 +326,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.live.clear()
         if self.session.dataset is not None:
             self.live.show_data_frame(self.session.dataset)
-        self.napari_view.clear()
+        self.napari_view.clear(keep_camera)
         self.progress.setValue(0)
         self.epoch_label.setText("epoch \u2013")
         self.eta_label.setText("")
@@ -419,6 +428,8 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
                      "%.1f %% of %.1f s run time", stats.n_snapshots, stats.callback_s,
                      stats.gui_s, 100 * stats.overhead_fraction(), stats.run_s)
         self.session.set_run_state("idle")
+        if self.session.dataset is not None:
+            self.controller.prewarm()  # the next Start finds its process ready
         self.params.revert_invalid()  # values typed while paused that were never applied
         self._on_form_changed()
         if self.quit_when_done:

@@ -78,6 +78,9 @@ class NapariView(QWidget):
         self._watchers: list = []
         self._pending = None      # show_volume arguments waiting for napari to load
         self._loading = False
+        self._warm = False
+        self._load_tried = False
+        self._when = None
         self._rebuild_due = False
         self.rebuilds = 0
         self.napariLoaded.connect(self._on_loaded)
@@ -108,22 +111,41 @@ class NapariView(QWidget):
 
         return "napari.qt" in sys.modules and "napari.components" in sys.modules
 
-    def preload(self, delay_ms: int = 1500) -> None:
-        """Import napari on a background thread (seconds of work the event loop never sees)."""
-        if self.napari_imported() or self._loading:
+    def preload(self, delay_ms: int = 1500, when=None) -> None:
+        """Load napari on a background thread (seconds of imports and set-up the event loop
+        never sees). ``when()``: whether now is a good time (e.g. no run competing for the
+        CPU); asked again every few seconds until it is."""
+        if self.napari_imported() and self._warm or self._loading:
             return
         self._loading = True
+        self._when = when
+        QTimer.singleShot(delay_ms, self._start_preload)
 
-        def load() -> None:
-            try:
-                import napari.components  # noqa: F401, PLC0415
-                import napari.qt  # noqa: F401, PLC0415
-            except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
-                log.warning("napari could not be loaded", exc_info=True)
-            self.napariLoaded.emit()
+    def _start_preload(self) -> None:
+        if self._when is not None and not self._when():
+            QTimer.singleShot(3000, self._start_preload)
+            return
+        threading.Thread(target=self._warm_up, daemon=True, name="napari-import").start()
 
-        QTimer.singleShot(delay_ms, lambda: threading.Thread(target=load, daemon=True,
-                                                            name="napari-import").start())
+    def _warm_up(self) -> None:
+        """Imports, the unit registry and a throw-away 3D viewer model: what would otherwise
+        take seconds of the window's thread when the tab is first shown."""
+        try:
+            import napari._qt.qt_viewer  # noqa: F401, PLC0415
+            import napari._vispy  # noqa: F401, PLC0415
+            import napari.qt  # noqa: F401, PLC0415
+            import vispy.visuals.volume  # noqa: F401, PLC0415
+            from napari.components import ViewerModel  # noqa: PLC0415
+
+            vm = ViewerModel()
+            vm.dims.ndisplay = 3
+            vm.add_image(np.zeros((2, 2, 2), np.float32), rendering="attenuated_mip",
+                         units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+            self._warm = True
+        except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
+            log.warning("napari could not be loaded", exc_info=True)
+        self._load_tried = True
+        self.napariLoaded.emit()
 
     def _on_loaded(self) -> None:
         self._loading = False
@@ -135,10 +157,14 @@ class NapariView(QWidget):
         self._title = text
         self.title.setText(text)
 
-    def clear(self) -> None:
-        """No volume (Reset): layers removed, the pop-out button off."""
+    def clear(self, keep_camera: bool = False) -> None:
+        """No volume (Reset): layers removed, the pop-out button off; ``keep_camera``: the next
+        volume is seen from the same camera (a new run of the same sample)."""
         self._pending = None
         if self.viewer is not None:
+            cam = self.viewer.camera
+            self._kept_camera = (tuple(cam.center), cam.zoom, tuple(cam.angles)) \
+                if keep_camera and len(self.viewer.layers) else None
             self.viewer.layers.clear()
         self.popout.setEnabled(False)
         self.set_message("No volume yet: start a reconstruction or open a result file.")
@@ -265,7 +291,7 @@ class NapariView(QWidget):
         Layers that exist already get new data (camera and the user's contrast stay). While
         napari is still loading, the volume waits and is shown when it is ready.
         """
-        if not self.napari_imported():
+        if self._loading or not (self.napari_imported() or self._load_tried):
             self._pending = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                              title, reset_camera)
             self.set_message("loading the 3D viewer (napari)…")
@@ -321,7 +347,11 @@ class NapariView(QWidget):
                                 units=("um", "um", "um"), axis_labels=("z", "y", "x"))
             layer.metadata["auto"] = (layer.contrast_limits, layer.iso_threshold)
             layer.events.visible.connect(self._update_grid_label)
-        if reset_camera or (reset_camera is None and first):
+        kept = getattr(self, "_kept_camera", None)
+        if first and kept is not None and not reset_camera:
+            v.camera.center, v.camera.zoom, v.camera.angles = kept
+            self._kept_camera = None
+        elif reset_camera or (reset_camera is None and first):
             self._fit_camera(CAMERA_ANGLES)
         if first and "truth delta" in v.layers:
             v.layers["truth delta"].visible = True

@@ -54,6 +54,7 @@ class FilesMixin:
 
     def _open_failed(self, path: str, exc: BaseException, tb: str) -> None:
         self.statusBar().clearMessage()
+        self._autostart = False
         self.report_exc(exc, f"Opening {Path(path).name}", "Open", tb)
 
     def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False) -> None:
@@ -83,8 +84,10 @@ class FilesMixin:
         self.live.show_data_frame(ds)
         log.info("opened %s: %s data, %d angle(s) x %d spot(s) of %dx%d px", ds.source_path,
                  ds.modality, ds.n_angles, ds.n_spots, *ds.frame_shape)
-        self.controller.prewarm()
-        self._check_frames(ds)
+        if not self.controller.is_active():  # a run started by --start: no competition
+            self.controller.prewarm()
+            self._check_frames(ds)
+        self.autostart_check()
 
     def _check_frames(self, ds: Dataset) -> None:
         """Frames with NaN, infinite or negative values are named now, not at the first
@@ -143,6 +146,7 @@ class FilesMixin:
         self.params.set_config(cfg)  # its data file is opened by _sync_data_with_config
         settings.add_recent_file(path)
         log.info("loaded configuration %s", path)
+        self.autostart_check()
 
     def _sync_data_with_config(self) -> None:
         """When data.path names another existing file (typed, or from a loaded configuration),

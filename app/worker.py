@@ -162,7 +162,10 @@ class RunController(QObject):
         if self.is_active():
             raise RuntimeError("a run is already active")
         client, self._spare = self._spare, None
-        if client is None or (isinstance(client, _ProcessClient) and not client.proc.is_alive()):
+        if client is not None and (self.mode == "thread" or not client.proc.is_alive()):
+            client.discard()
+            client = None
+        if client is None:
             client = self._new_client()
         self._client, self._stats, self._gui_s = client, None, 0.0
         client.start(config, None if base_dir is None else str(base_dir),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +16,8 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication, QMessageBox
 
 from slicewise.engine.errors import DataFileError
+from slicewise.engine.io.results import read_result
+from slicewise.engine.recon import config as cfgmod
 
 
 def test_error_dialog_plain_message_and_details(qtbot):
@@ -143,3 +146,29 @@ def test_run_gui_opens_a_file_and_returns_exit_code(holo_file, tmp_path):
     log_file = Path(res["log"])
     assert log_file.is_relative_to(tmp_path / "data")  # the platform's app-data folder
     assert "Slicewise started" in log_file.read_text()
+
+
+def _gui_command(*args, cwd, timeout=120):
+    exe = shutil.which("slicewise")
+    assert exe, "the slicewise command is installed with the package"
+    env = dict(os.environ, XDG_DATA_HOME=str(cwd / "data"), XDG_CONFIG_HOME=str(cwd / "config"))
+    return subprocess.run([exe, "gui", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_gui_start_and_quit_when_done(holo_file, tmp_path):
+    """``slicewise gui CONFIG --start --quit-when-done``: scripts and demos drive the window."""
+    cfg = cfgmod.ReconConfig()
+    cfg.data.path = str(holo_file)
+    cfg.run.epochs, cfg.run.backend, cfg.run.output_dir = 2, "numpy", "out"
+    cfg.run.save_tiff, cfg.run.checkpoint_every = False, 0
+    cfgmod.to_toml(cfg, tmp_path / "run.toml")
+    proc = _gui_command(str(tmp_path / "run.toml"), "--start", "--quit-when-done", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = read_result(tmp_path / "out" / "result.h5")   # relative to the configuration
+    assert res["epoch"] == 2
+
+    cfg.data.path = str(tmp_path / "missing.h5")          # cannot start: exit code 2, no hang
+    cfgmod.to_toml(cfg, tmp_path / "bad.toml")
+    proc = _gui_command(str(tmp_path / "bad.toml"), "--start", "--quit-when-done", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -20,6 +20,7 @@ def test_3d_view_of_run_and_result(qtbot, window, holo_file, tmp_path, dialogs):
     w.show_3d()
     assert w.tabs.currentWidget() is w.napari_view
     nv = w.napari_view
+    qtbot.waitUntil(lambda: len(nv.layer_names()) == 4, timeout=30000)  # napari loads first
     assert nv.layer_names() == ["delta", "beta", "truth beta", "truth delta"] or \
         set(nv.layer_names()) == {"delta", "beta", "truth delta", "truth beta"}
     layers = nv.viewer.layers

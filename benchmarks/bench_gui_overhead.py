@@ -1,0 +1,181 @@
+"""What the desktop application costs a reconstruction, and how long its event loop ever stalls.
+
+1. Overhead. The cone demo configuration (holotomography, ``--epochs`` epochs) is run
+   alternately by ``slicewise reconstruct CONFIG`` and by ``slicewise gui CONFIG --start
+   --quit-when-done`` (under Xvfb), ``--rounds`` times each. Compared: the wall time of each
+   process, and the sum of the per-epoch wall times the run records in ``result.h5``
+   (``extra/epoch_time_s``): the solver's own time, which is what contention with the window
+   would slow down. The GUI's process wall time also holds its fixed start-up (Qt, the window).
+2. Responsiveness. One more GUI run, in a driver process, with the 3D (napari) tab open from
+   before Start to the end: a 10 ms QTimer on the window's thread records every tick; the
+   longest gap between ticks minus 10 ms is the longest the event loop was blocked. Printed
+   with the median and the 99th percentile, and the run's sum of epoch times.
+
+    python benchmarks/bench_gui_overhead.py [--epochs 20] [--rounds 3] [--backend numpy]
+
+Without a display the script re-runs itself under ``xvfb-run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import bench_parser  # noqa: E402
+
+_DRIVER = r"""
+import json, sys, time
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+app = QApplication(sys.argv[:1])
+from slicewise.app.main_window import MainWindow
+w = MainWindow()
+w.resize(1500, 920)
+w.show()
+ticks = []
+timer = QTimer()
+timer.setInterval(10)
+timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+state = {"started": None}
+
+def start():
+    timer.start()
+    state["started"] = time.perf_counter()
+    state["cpu"] = time.process_time()
+    w.start_run()
+
+def poll():
+    if state["started"] is None and w.can_start()[0] and w.dataset is not None:
+        w.tabs.setCurrentWidget(w.napari_view)    # the 3D tab is open during the run ...
+        if w.napari_view._warm:                   # ... and napari has loaded in the background
+            QTimer.singleShot(500, start)
+            state["started"] = 0.0
+    elif state["started"] and w.run_state == "idle" and not w.controller.is_active():
+        timer.stop()
+        t_end = time.perf_counter()
+        gaps = [max(0.0, (b - a) * 1e3 - 10.0) for a, b in zip(ticks, ticks[1:])]
+        print("RESULT " + json.dumps({"gaps_ms": gaps, "wall_s": t_end - state["started"],
+                                      "cpu_s": time.process_time() - state["cpu"],
+                                      "layers": w.napari_view.layer_names(),
+                                      "result": str(w.result_path)}))
+        w.close()
+        app.exit(0)
+        return
+    QTimer.singleShot(50, poll)
+
+w.load_config(sys.argv[1])
+QTimer.singleShot(100, poll)
+QTimer.singleShot(900000, lambda: app.exit(3))
+sys.exit(app.exec())
+"""
+
+
+def epoch_sum(result: Path) -> tuple[float, int]:
+    from slicewise.engine.io.results import read_result  # noqa: PLC0415
+
+    times = np.ravel(read_result(result)["extra"]["epoch_time_s"]).astype(float)
+    return float(np.nansum(times)), int(times.size)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if os.environ.get("SLICEWISE_BENCH_VERBOSE"):
+        print(proc.stderr[-2000:])
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def prepare(folder: Path, epochs: int, backend: str) -> Path:
+    from slicewise.engine import demo  # noqa: PLC0415
+    from slicewise.engine.recon import config as cfgmod  # noqa: PLC0415
+
+    data = demo.ensure_demo_data(folder, "numpy")
+    cfg = demo.demo_config(data, "out")
+    cfg.run.epochs, cfg.run.backend = epochs, backend
+    cfg.run.output_dir = "out"  # relative to the configuration's folder
+    cfg.run.save_tiff, cfg.run.checkpoint_every = False, 0
+    path = folder / "bench.toml"
+    cfgmod.to_toml(cfg, path)
+    return path
+
+
+def overhead(cfg: Path, rounds: int, env: dict) -> None:
+    exe = shutil.which("slicewise") or sys.exit("the slicewise command is not installed")
+    rows = {"reconstruct": [], "gui": []}
+    for r in range(rounds):
+        for kind in ("reconstruct", "gui"):  # alternated, so that machine load hits both
+            out = cfg.parent / f"out-{kind}-{r}"
+            cmd = [exe, "reconstruct", str(cfg), "--out", str(out)] if kind == "reconstruct" \
+                else [exe, "gui", str(cfg), "--start", "--quit-when-done"]
+            if kind == "gui":  # the GUI writes to the configuration's output folder
+                out = cfg.parent / "out"
+                shutil.rmtree(out, ignore_errors=True)
+            wall = timed(cmd, cfg.parent, env)
+            esum, n = epoch_sum(out / "result.h5")
+            rows[kind].append((wall, esum))
+            print(f"  round {r + 1} {kind:11s}: process {wall:6.2f} s, sum of {n} epochs "
+                  f"{esum:6.2f} s", flush=True)
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(e for _, e in v))
+           for k, v in rows.items()}
+    (cw, ce), (gw, ge) = med["reconstruct"], med["gui"]
+    print(f"median process wall time: reconstruct {cw:.2f} s, gui {gw:.2f} s "
+          f"({100 * (gw / cw - 1):+.1f} %)")
+    print(f"median sum of epoch times: reconstruct {ce:.2f} s, gui {ge:.2f} s "
+          f"({100 * (ge / ce - 1):+.1f} %)   <- GUI cost to the solver")
+
+
+def responsiveness(cfg: Path, env: dict) -> None:
+    shutil.rmtree(cfg.parent / "out", ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, str(cfg)], cwd=cfg.parent, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        raise SystemExit(f"the GUI driver failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    res = json.loads(lines[-1][len("RESULT "):])
+    gaps = np.asarray(res["gaps_ms"])
+    esum, n = epoch_sum(Path(res["result"]))
+    print(f"3D tab open ({', '.join(res['layers'])}): {gaps.size} timer ticks over "
+          f"{res['wall_s']:.1f} s; event-loop block median {np.median(gaps):.1f} ms, 99th "
+          f"percentile {np.percentile(gaps, 99):.1f} ms, longest {gaps.max():.1f} ms; sum of "
+          f"{n} epochs {esum:.2f} s; the window's process used {res['cpu_s']:.2f} s of CPU "
+          f"({100 * res['cpu_s'] / res['wall_s']:.1f} % of one core)")
+
+
+def main() -> None:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--skip-overhead", action="store_true")
+    args = ap.parse_args()
+    backend = "numpy" if args.backend == "auto" else args.backend
+    if not os.environ.get("DISPLAY") and not os.environ.get("SLICEWISE_BENCH_XVFB"):
+        xvfb = shutil.which("xvfb-run") or sys.exit("no display and no xvfb-run")
+        env = dict(os.environ, SLICEWISE_BENCH_XVFB="1", QT_QPA_PLATFORM="xcb")
+        sys.exit(subprocess.call([xvfb, "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
+                                  *sys.argv], env=env))
+    env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "xcb"))
+    with tempfile.TemporaryDirectory(prefix="slicewise-bench-gui-") as tmp:
+        env.update(XDG_DATA_HOME=f"{tmp}/xdg-data", XDG_CONFIG_HOME=f"{tmp}/xdg-config")
+        cfg = prepare(Path(tmp), args.epochs, backend)
+        print(f"# cone demo, {args.epochs} epochs, {backend} backend, "
+              f"{os.cpu_count()} CPU cores; load average {os.getloadavg()[0]:.1f}")
+        if not args.skip_overhead:
+            overhead(cfg, args.rounds, env)
+        responsiveness(cfg, env)
+
+
+if __name__ == "__main__":
+    main()
