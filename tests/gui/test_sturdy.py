@@ -90,14 +90,14 @@ def test_gl_errors_never_become_dialogs(qtbot, window, dialogs, monkeypatch):
 
 def test_opening_a_result_loads_its_configuration(qtbot, window, holo_file, tmp_path, dialogs):
     w = window
-    _run(qtbot, w, holo_file, tmp_path / "out", epochs=2, **{"optimizer.lr_delta": 3e-7})
+    _run(qtbot, w, holo_file, tmp_path / "out", epochs=2, **{"run.shuffle_seed": 7})
     # the form moves on to other values ...
-    w.params.set_value("optimizer.lr_delta", 1e-9)
+    w.params.set_value("run.shuffle_seed", 3)
     w.params.set_value("run.epochs", 9)
     # ... and the result brings its own back
     w.open_path(str(tmp_path / "out" / "result.h5"))
     qtbot.waitUntil(lambda: w.result_path is not None and
-                    w.params.value("optimizer.lr_delta") == pytest.approx(3e-7), timeout=10000)
+                    w.params.value("run.shuffle_seed") == 7, timeout=10000)
     assert w.params.value("run.epochs") == 2
     assert w.params.value("data.path") == str(holo_file.resolve())
     assert "result.h5" in w.windowTitle() and holo_file.name in w.windowTitle()
