@@ -26,7 +26,9 @@ Adding a primitive
 ------------------
 A primitive is a function that (1) unwraps its inputs with :func:`data`, (2) computes the output
 array, (3) returns ``record(out, inputs, vjp)`` where ``vjp(g)`` returns one cotangent per input
-(``None`` for an input that needs none). The physics operators (Fresnel propagation, far field,
+(``None`` for an input that needs none). Decorate it with :func:`primitive` to register it by
+name: this module imports no primitive, the operators of :class:`Tensor` find theirs in
+:data:`PRIMITIVES`. The physics operators (Fresnel propagation, far field,
 patch extraction, rotation) are written exactly so, as single primitives with their own adjoint.
 """
 
@@ -45,6 +47,26 @@ _GRAD_ENABLED = contextvars.ContextVar("slicewise_grad_enabled", default=True)
 
 class ADError(RuntimeError):
     """Misuse of the AD tape (backward from a non-scalar, reusing a released tape, ...)."""
+
+
+#: Registered primitives by name (see :func:`primitive`). The tape needs none of them; Tensor's
+#: operators (``+``, ``*``, ``[]``, ``.real``, ``.sum()`` ...) call the ones named ``add``,
+#: ``mul``, ``getitem``, ``real``, ``sum`` ..., which :mod:`slicewise.engine.ops` registers.
+PRIMITIVES: dict[str, Callable] = {}
+
+
+def primitive(fn: Callable) -> Callable:
+    """Register ``fn`` (a function written as in "Adding a primitive" above, whose ``record``
+    call carries its VJP) under its name; returns it unchanged."""
+    PRIMITIVES[fn.__name__] = fn
+    return fn
+
+
+def _call(name: str, *args, **kwargs):
+    fn = PRIMITIVES.get(name)
+    if fn is None:
+        raise ADError(f"no primitive {name!r} is registered; import slicewise.engine.ops first")
+    return fn(*args, **kwargs)
 
 
 class Node:
@@ -195,74 +217,58 @@ class Tensor:
     def __len__(self) -> int:
         return len(self.data)
 
-    # arithmetic: implemented in ops, imported lazily to keep this module self-contained
+    # arithmetic: the primitives registered under these names (slicewise.engine.ops)
     def __add__(self, o):
-        from . import ops
-        return ops.add(self, o)
+        return _call("add", self, o)
 
     def __radd__(self, o):
-        from . import ops
-        return ops.add(o, self)
+        return _call("add", o, self)
 
     def __sub__(self, o):
-        from . import ops
-        return ops.sub(self, o)
+        return _call("sub", self, o)
 
     def __rsub__(self, o):
-        from . import ops
-        return ops.sub(o, self)
+        return _call("sub", o, self)
 
     def __mul__(self, o):
-        from . import ops
-        return ops.mul(self, o)
+        return _call("mul", self, o)
 
     def __rmul__(self, o):
-        from . import ops
-        return ops.mul(o, self)
+        return _call("mul", o, self)
 
     def __truediv__(self, o):
-        from . import ops
-        return ops.div(self, o)
+        return _call("div", self, o)
 
     def __rtruediv__(self, o):
-        from . import ops
-        return ops.div(o, self)
+        return _call("div", o, self)
 
     def __neg__(self):
-        from . import ops
-        return ops.neg(self)
+        return _call("neg", self)
 
     def __getitem__(self, index):
-        from . import ops
-        return ops.getitem(self, index)
+        return _call("getitem", self, index)
 
     @property
     def real(self):
-        from . import ops
-        return ops.real(self)
+        return _call("real", self)
 
     @property
     def imag(self):
-        from . import ops
-        return ops.imag(self)
+        return _call("imag", self)
 
     def conj(self):
-        from . import ops
-        return ops.conj(self)
+        return _call("conj", self)
 
     def sum(self, axis=None):
-        from . import ops
-        return ops.sum(self, axis=axis)
+        return _call("sum", self, axis=axis)
 
     def mean(self, axis=None):
-        from . import ops
-        return ops.mean(self, axis=axis)
+        return _call("mean", self, axis=axis)
 
     def reshape(self, *shape):
-        from . import ops
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ops.reshape(self, shape)
+        return _call("reshape", self, shape)
 
     def item(self) -> float:
         return float(self.data.item()) if not np.iscomplexobj(self.data) else complex(self.data.item())

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .autodiff import IndexedGrad, data, is_traced, record
+from .autodiff import IndexedGrad, data, is_traced, primitive, record
 from .backend import array_module, fft_workers
 
 
@@ -40,6 +40,7 @@ def _conj(x):
 
 # ---- elementwise arithmetic -------------------------------------------------------------------
 
+@primitive
 def add(a, b):
     ad, bd = data(a), data(b)
     sa, sb = _shape(ad), _shape(bd)
@@ -47,6 +48,7 @@ def add(a, b):
                                               _unbroadcast(g, sb) if is_traced(b) else None), "add")
 
 
+@primitive
 def sub(a, b):
     ad, bd = data(a), data(b)
     sa, sb = _shape(ad), _shape(bd)
@@ -54,6 +56,7 @@ def sub(a, b):
                                               _unbroadcast(-g, sb) if is_traced(b) else None), "sub")
 
 
+@primitive
 def mul(a, b):
     """Elementwise product; also the multiplication by a constant kernel array (``b`` untraced)."""
     ad, bd = data(a), data(b)
@@ -78,6 +81,7 @@ def _mul_conj(g, x):
     return g * _conj(x)
 
 
+@primitive
 def div(a, b):
     ad, bd = data(a), data(b)
     out = ad / bd
@@ -91,26 +95,31 @@ def div(a, b):
     return record(out, (a, b), vjp, "div")
 
 
+@primitive
 def neg(a):
     return record(-data(a), (a,), lambda g: (-g,), "neg")
 
 
+@primitive
 def exp(a):
     out = array_module(data(a)).exp(data(a))
     return record(out, (a,), lambda g: (g * _conj(out),), "exp")
 
 
+@primitive
 def log(a):
     ad = data(a)
     return record(array_module(ad).log(ad), (a,), lambda g: (g / _conj(ad),), "log")
 
 
+@primitive
 def sqrt(a):
     ad = data(a)
     out = array_module(ad).sqrt(ad)
     return record(out, (a,), lambda g: (g / (2 * _conj(out)),), "sqrt")
 
 
+@primitive
 def abs(a):  # noqa: A001 - NumPy name on purpose
     """``|a|``; the gradient at 0 is taken as 0."""
     ad = data(a)
@@ -126,6 +135,7 @@ def abs(a):  # noqa: A001 - NumPy name on purpose
     return record(out, (a,), vjp, "abs")
 
 
+@primitive
 def abs2(a):
     """``|a|^2`` (real), without the square root."""
     ad = data(a)
@@ -133,20 +143,24 @@ def abs2(a):
     return record(out, (a,), lambda g: (2 * g * ad,), "abs2")
 
 
+@primitive
 def real(a):
     ad = data(a)
     return record(ad.real, (a,), lambda g: (g,), "real")
 
 
+@primitive
 def imag(a):
     ad = data(a)
     return record(ad.imag, (a,), lambda g: (1j * g if np.iscomplexobj(ad) else None,), "imag")
 
 
+@primitive
 def conj(a):
     return record(_conj(data(a)), (a,), lambda g: (_conj(g),), "conj")
 
 
+@primitive
 def power(a, p: float):
     """``a ** p`` for a real constant exponent."""
     ad = data(a)
@@ -156,6 +170,7 @@ def power(a, p: float):
 
 # ---- reductions and shape ---------------------------------------------------------------------
 
+@primitive
 def sum(a, axis=None):  # noqa: A001
     ad = data(a)
     shape = ad.shape
@@ -169,24 +184,28 @@ def sum(a, axis=None):  # noqa: A001
     return record(ad.sum(axis=axis), (a,), vjp, "sum")
 
 
+@primitive
 def mean(a, axis=None):
     ad = data(a)
     n = ad.size if axis is None else int(np.prod([ad.shape[i] for i in np.atleast_1d(axis)]))
     return mul(sum(a, axis=axis), 1.0 / n)
 
 
+@primitive
 def reshape(a, shape):
     ad = data(a)
     old = ad.shape
     return record(ad.reshape(shape), (a,), lambda g: (g.reshape(old),), "reshape")
 
 
+@primitive
 def transpose(a, axes: Sequence[int]):
     ad = data(a)
     inv = tuple(np.argsort(axes))
     return record(ad.transpose(axes), (a,), lambda g: (g.transpose(inv),), "transpose")
 
 
+@primitive
 def getitem(a, index):
     """Slicing and (fancy) indexing; the adjoint scatters (adds) back into zeros."""
     ad = data(a)
@@ -219,6 +238,7 @@ def _scatter_add(xp, out, index, g):
         cupyx.scatter_add(out, index, g)
 
 
+@primitive
 def stack(arrays: Sequence, axis: int = 0):
     raw = [data(x) for x in arrays]
     xp = array_module(raw[0])
@@ -234,6 +254,7 @@ def stack(arrays: Sequence, axis: int = 0):
     return record(out, tuple(arrays), vjp, "stack")
 
 
+@primitive
 def concatenate(arrays: Sequence, axis: int = 0):
     raw = [data(x) for x in arrays]
     xp = array_module(raw[0])
@@ -246,6 +267,7 @@ def concatenate(arrays: Sequence, axis: int = 0):
     return record(out, tuple(arrays), vjp, "concatenate")
 
 
+@primitive
 def pad(a, pad_width: Sequence[tuple[int, int]], value: complex = 0):
     """Constant padding; ``pad_width`` lists (before, after) per axis, non-negative."""
     ad = data(a)
@@ -255,6 +277,7 @@ def pad(a, pad_width: Sequence[tuple[int, int]], value: complex = 0):
     return record(out, (a,), lambda g: (g[region],), "pad")
 
 
+@primitive
 def crop(a, region: Sequence[tuple[int, int]]):
     """Keep ``[start, stop)`` per axis (a contiguous slice); the adjoint zero-pads back."""
     ad = data(a)
@@ -276,24 +299,28 @@ def _fft_pair(x):
     return (lambda a: cfft.fft2(a, norm="ortho"), lambda a: cfft.ifft2(a, norm="ortho"))
 
 
+@primitive
 def fft2(a):
     """Unitary 2D FFT over the last two axes; adjoint = ifft2."""
     f, fi = _fft_pair(data(a))
     return record(f(data(a)), (a,), lambda g: (fi(g),), "fft2")
 
 
+@primitive
 def ifft2(a):
     """Unitary inverse 2D FFT over the last two axes; adjoint = fft2."""
     f, fi = _fft_pair(data(a))
     return record(fi(data(a)), (a,), lambda g: (f(g),), "ifft2")
 
 
+@primitive
 def fftshift(a, axes=(-2, -1)):
     xp = array_module(data(a))
     return record(xp.fft.fftshift(data(a), axes=axes), (a,),
                   lambda g: (xp.fft.ifftshift(g, axes=axes),), "fftshift")
 
 
+@primitive
 def ifftshift(a, axes=(-2, -1)):
     xp = array_module(data(a))
     return record(xp.fft.ifftshift(data(a), axes=axes), (a,),
@@ -302,6 +329,7 @@ def ifftshift(a, axes=(-2, -1)):
 
 # ---- constraints --------------------------------------------------------------------------------
 
+@primitive
 def where(cond, a, b):
     """``a`` where ``cond`` (a constant boolean array) holds, else ``b``."""
     cd, ad, bd = data(cond), data(a), data(b)
@@ -317,6 +345,7 @@ def where(cond, a, b):
     return record(out, (a, b), vjp, "where")
 
 
+@primitive
 def clip(a, lo=None, hi=None):
     """Clamp a real array; the gradient passes only where the value was inside [lo, hi]."""
     ad = data(a)
@@ -330,6 +359,7 @@ def clip(a, lo=None, hi=None):
     return record(out, (a,), lambda g: (g * inside,), "clip")
 
 
+@primitive
 def maximum(a, value: float):
     """``max(a, value)`` against a constant; gradient flows where ``a`` wins."""
     return clip(a, lo=value)

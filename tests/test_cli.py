@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from slicewise.engine import __version__
-from slicewise.engine.cli import main
+from slicewise.cli.main import main
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon.config import from_toml
@@ -133,8 +133,8 @@ def test_headless_demo_two_epochs(tmp_path, capsys):
 
 
 def test_console_script_entry_point():
-    """``python -m slicewise.engine.cli --version`` in a fresh interpreter: no Qt, instant."""
-    proc = subprocess.run([sys.executable, "-m", "slicewise.engine.cli", "--version"],
+    """``python -m slicewise.cli --version`` in a fresh interpreter: no Qt, instant."""
+    proc = subprocess.run([sys.executable, "-m", "slicewise.cli", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == f"slicewise {__version__}"
 
@@ -160,7 +160,7 @@ def test_ctrl_c_stops_cleanly_and_checkpoints(ptycho_file, tmp_path):
 
     cfg = write_config(ptycho_file.parent, extra="checkpoint_every = 1\n")
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "slicewise.engine.cli", "reconstruct", str(cfg),
+    proc = subprocess.Popen([sys.executable, "-m", "slicewise.cli", "reconstruct", str(cfg),
                              "--epochs", "100000", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60

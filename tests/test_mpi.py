@@ -83,7 +83,7 @@ def test_ranks_without_frames_do_not_hang(case, tmp_path):
     assert max(one["delta"]) > 0
 
 
-LAUNCH = "import sys\nfrom slicewise.engine.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+LAUNCH = "import sys\nfrom slicewise.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 @pytest.mark.parametrize("ranks, how", [(2, "Ctrl-C in the terminal"), (3, "Ctrl-C in the terminal"),
@@ -126,3 +126,20 @@ def test_ctrl_c_stops_every_rank_after_the_checkpoint(ranks, how, tmp_path):
 
     res = read_result(out / "checkpoint.h5")
     assert res["epoch"] >= 1 and read_result(out / "result.h5")["epoch"] == res["epoch"]
+
+
+@pytest.mark.parametrize("modality, expected", [("holo", [[2, None], [1, None]]),
+                                                ("ptycho", [[1, 13], [1, 12]])])
+def test_each_rank_preloads_only_its_own_frames(modality, expected, tmp_path):
+    """Holotomography: ranks own every other angle; ptychography: every other scan position."""
+    from slicewise.engine.io.readers import open_dataset
+
+    data = _data(tmp_path, modality)
+    with open_dataset(data) as ds:
+        n_angles, n_spots = ds.n_angles, ds.n_spots
+    _run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), str(data), str(tmp_path / "two"),
+          str(tmp_path / "two.json"), json.dumps({"run.batch_angles": 0, "run.epochs": 1})], tmp_path)
+    shares = [json.loads((tmp_path / f"two.json.rank{r}").read_text())["preloaded"][:2] for r in (0, 1)]
+    expected = [[a, n_spots if s is None else s] for a, s in expected]
+    assert shares == expected
+    assert sum(a * s for a, s in shares) == n_angles * n_spots  # together: every frame once

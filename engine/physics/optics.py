@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autodiff import data, is_traced, record
+from ..autodiff import data, is_traced, primitive, record
 from ..backend import array_module
 
 from .constants import HC_EV_M, wavelength_m  # noqa: F401 - re-exported
@@ -19,6 +19,7 @@ def wavenumber(energy_ev: float) -> float:
     return 2 * np.pi / wavelength_m(energy_ev)
 
 
+@primitive
 def transmission(delta, beta, k: float, dz: float):
     """Slice transmission ``exp(-k dz (beta + i delta))`` (one AD primitive).
 
@@ -40,6 +41,7 @@ def transmission(delta, beta, k: float, dz: float):
     return record(t, (delta, beta), vjp, "transmission")
 
 
+@primitive
 def transmission_of_index(vol, k: float, dz: float):
     """Slice transmission from the complex array ``vol = delta + i beta`` (one AD primitive).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autodiff import data, is_traced, record
+from ..autodiff import data, is_traced, primitive, record
 from ..backend import Backend, to_host
 
 #: NumPy >= 1.25 runs ``ufunc.at`` on 1-D contiguous operands in a fast loop (~0.3 ms for 64 patches
@@ -105,6 +105,7 @@ def _ramps(shape, backend: Backend):
     return fy, fx
 
 
+@primitive
 def shift_probe(probe, shifts, backend: Backend):
     """Probe moved by sub-pixel ``shifts``: ``(m, py, px), (n, 2) -> (n, m, py, px)``.
 

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from ..autodiff import data, is_traced, record
+from ..autodiff import data, is_traced, primitive, record
 from ..backend import Backend, to_host
 from ..ops import _unbroadcast
 
@@ -94,6 +94,7 @@ class Propagator:
         return record(self.fwd(data(psi)), (psi,), lambda g: (self.adj(g),), "propagate")
 
 
+@primitive
 def propagate(psi, distance_m, *, pixel_m: float, wavelength_m: float, backend: Backend,
               method: str = "fresnel"):
     """Propagate ``psi`` ``(..., ny, nx)`` by a distance that may itself be differentiated.

@@ -1,7 +1,9 @@
 """Data-parallel reconstruction over MPI ranks (mpi4py), for data sets that outgrow one machine.
 
-Every rank holds the whole (small) object and probe, and evaluates its share of every minibatch:
-scan positions are dealt round-robin for ptychography, angles for holotomography. Losses and
+Every rank holds the whole (small) object and probe, and owns a fixed share of the frames: every
+``size``-th scan position (models whose spots are independent views, ``splits_spots``) or every
+``size``-th angle (holotomography). It reads (and preloads) only its own frames, and evaluates the
+part of each minibatch it owns. With GPUs, each rank uses the GPU of its rank on its node. Losses and
 gradients are averaged with ``Allreduce`` weighted by the number of frames each rank evaluated,
 so every rank takes the identical optimiser step and the ranks never drift apart. Rank 0 writes
 checkpoints and results and reports progress.
@@ -30,6 +32,12 @@ class Distributed:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
+        try:  # the rank among those on this node (they share its GPUs)
+            from mpi4py import MPI  # noqa: PLC0415
+
+            self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        except (ImportError, AttributeError):  # a stand-in communicator (tests)
+            self.local_rank = self.rank
 
     @classmethod
     def from_environment(cls) -> "Distributed | None":
@@ -45,15 +53,36 @@ class Distributed:
     def is_root(self) -> bool:
         return self.rank == 0
 
+    def owned(self, n_angles: int, n_spots: int, splits_spots: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(angles, spots)``: the frames this rank owns (their outer product)."""
+        if splits_spots:
+            return np.arange(n_angles), np.arange(self.rank, n_spots, self.size)
+        return np.arange(self.rank, n_angles, self.size), np.arange(n_spots)
+
     def share(self, angle_idx: np.ndarray, spot_idx: np.ndarray, splits_spots: bool):
-        """This rank's part of a minibatch: spots (when the model's spots are independent views,
-        ``splits_spots``, and outnumber the angles) or angles, dealt round-robin.
+        """This rank's part of a minibatch: the frames of it that this rank owns (:meth:`owned`).
 
         A rank may get an empty share when the batch is smaller than the number of ranks.
         """
-        if splits_spots and len(spot_idx) >= len(angle_idx):
-            return angle_idx, spot_idx[self.rank::self.size]
-        return angle_idx[self.rank::self.size], spot_idx
+        angle_idx, spot_idx = np.asarray(angle_idx), np.asarray(spot_idx)
+        if splits_spots:
+            return angle_idx, spot_idx[spot_idx % self.size == self.rank]
+        return angle_idx[angle_idx % self.size == self.rank], spot_idx
+
+    def select_gpu(self) -> int | None:
+        """Make the GPU of this rank's place on its node the current CUDA device, before any GPU
+        work: ranks on one node spread over its GPUs. Returns the device, or None without GPUs."""
+        try:
+            import cupy  # noqa: PLC0415 - optional dependency
+
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception:  # no CuPy, no driver: the NumPy backend will be used
+            return None
+        if n < 1:
+            return None
+        device = self.local_rank % n
+        cupy.cuda.runtime.setDevice(device)
+        return device
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""

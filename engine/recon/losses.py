@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..autodiff import data, record
+from ..autodiff import data, primitive, record
 from ..backend import array_module
 
 __all__ = ["amplitude_loss", "amplitude_loss_from_field", "poisson_nll", "poisson_nll_from_field",
@@ -76,6 +76,7 @@ def _expand(a, mode_axis):
     return a if mode_axis is None else array_module(a).expand_dims(a, mode_axis)
 
 
+@primitive
 def amplitude_loss_from_field(field, measured_amplitude, mask=None, mode_axis: int | None = None):
     """``sum(w (A - a)^2) / sum(w)`` with ``A = sqrt(sum_modes |field|^2)``.
 
@@ -107,6 +108,7 @@ def amplitude_loss_from_field(field, measured_amplitude, mask=None, mode_axis: i
     return record(out, (field, measured_amplitude), vjp, "amplitude_loss_from_field")
 
 
+@primitive
 def amplitude_loss(pred_intensity, measured_intensity, mask=None, eps: float = 1e-12):
     """``sum(w (sqrt(I + eps) - sqrt(I_meas))^2) / sum(w)`` from intensities (Tensor or array).
 
@@ -142,6 +144,7 @@ def _poisson(ip, measured_intensity, mask, eps):
     return out, (d if w is None else w * d), n
 
 
+@primitive
 def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9):
     """``sum(w (I - I_meas log(I + eps))) / sum(w)``: Poisson negative log-likelihood per pixel.
 
@@ -158,6 +161,7 @@ def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9
     return record(out, (pred_intensity, measured_intensity), vjp, "poisson_nll")
 
 
+@primitive
 def poisson_nll_from_field(field, measured_intensity, mask=None, mode_axis: int | None = None,
                            eps: float = 1e-9):
     """:func:`poisson_nll` of ``I = sum_modes |field|^2`` as one primitive (gradient

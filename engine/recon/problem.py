@@ -46,7 +46,7 @@ class Problem:
     model: ForwardModel
     object_shape: tuple
     params: dict                                # current unknowns (all, refined or not)
-    measured: object | None                     # preloaded (A, S, fy, fx), prepared for the loss
+    measured: object | None                     # preloaded frames (A', S', fy, fx), prepared
     mask: object | None
     loss_spec: LossSpec
     mean_intensity: float                       # measured, per pixel (scales loss floors)
@@ -55,6 +55,8 @@ class Problem:
     # regularisation, fixed at the first evaluation with a non-empty object (_penalty_norm):
     object_unit: float = 1.0                    # the object's largest value; penalties see obj/unit
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
+    # rows/columns of ``measured`` for each angle/spot of the data set (-1: not preloaded here)
+    measured_index: tuple | None = None
 
     @property
     def kind(self) -> str:
@@ -69,9 +71,12 @@ class Problem:
     def measured_batch(self, angle_idx, spot_idx):
         """Measured frames prepared for the loss (amplitudes or intensities), ``(A, S, fy, fx)``."""
         if self.measured is not None:
-            # gather only the batch's frames (m[a][:, s] would copy every frame of the angles first)
-            a, sp = np.asarray(angle_idx), np.asarray(spot_idx)
-            return self.measured[self.backend.asarray(a[:, None]), self.backend.asarray(sp[None, :])]
+            rows = self.measured_index[0][np.asarray(angle_idx)]
+            cols = self.measured_index[1][np.asarray(spot_idx)]
+            if rows.min(initial=0) >= 0 and cols.min(initial=0) >= 0:
+                # gather only the batch's frames (m[a][:, s] would copy every frame of the angles)
+                return self.measured[self.backend.asarray(rows[:, None]),
+                                     self.backend.asarray(cols[None, :])]
         return self.backend.to_real(self.loss_spec.prepare(self.dataset.frames(angle_idx, spot_idx)))
 
     # ---- model -----------------------------------------------------------------------------
@@ -210,8 +215,10 @@ def _check_windows_overlap(cfg: ReconConfig, ds: Dataset, shape: tuple) -> None:
                           "scanned area")
 
 
-def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Path) -> Problem:
-    """Resolve geometry and shapes, build the model and the initial unknowns."""
+def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Path,
+                  distributed=None) -> Problem:
+    """Resolve geometry and shapes, build the model and the initial unknowns, and preload the
+    measured frames this process evaluates (under MPI, ``distributed``: only its own)."""
     ds = effective_dataset(cfg, ds)   # cone beam: the effective plane-wave geometry
     setup = choose_model(cfg, ds)
     geo = resolve_geometry(cfg, ds)
@@ -230,12 +237,26 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
         _load_object(params, cfg, shape, be, base_dir)
     mask = _load_mask(cfg, ds, start.model, be, base_dir)
     spec = get_loss(choose_loss(cfg, ds))
-    total_bytes = ds.n_angles * ds.n_spots * int(np.prod(ds.frame_shape)) * 4
-    measured = None
-    if total_bytes <= PRELOAD_LIMIT_BYTES:
-        measured = be.to_real(spec.prepare(ds.frames(None, None)))
+    measured, index = _preload(ds, spec, be, start.model, distributed)
     return Problem(cfg, ds, be, start.model, shape, params, measured, mask, spec,
-                   float(sample.mean()), start.probe_power, start.initial_positions)
+                   float(sample.mean()), start.probe_power, start.initial_positions,
+                   measured_index=index)
+
+
+def _preload(ds: Dataset, spec: LossSpec, be: Backend, model, distributed):
+    """The frames this process owns on the device, prepared for the loss, when they are fewer
+    than :data:`PRELOAD_LIMIT_BYTES`; else ``(None, None)`` and frames are read per minibatch."""
+    if distributed is None:
+        angles, spots = np.arange(ds.n_angles), np.arange(ds.n_spots)
+    else:
+        angles, spots = distributed.owned(ds.n_angles, ds.n_spots, model.splits_spots)
+        if len(angles) == 0 or len(spots) == 0:  # more ranks than frames to share
+            return None, None
+    if len(angles) * len(spots) * int(np.prod(ds.frame_shape)) * 4 > PRELOAD_LIMIT_BYTES:
+        return None, None
+    index = (np.full(ds.n_angles, -1), np.full(ds.n_spots, -1))
+    index[0][angles], index[1][spots] = np.arange(len(angles)), np.arange(len(spots))
+    return be.to_real(spec.prepare(ds.frames(angles, spots))), index
 
 
 def _load_mask(cfg, ds, model, be, base_dir):

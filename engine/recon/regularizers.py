@@ -18,12 +18,13 @@ real (``delta``, ``beta``) or complex (transmission) arrays, Tensor or plain.
 
 from __future__ import annotations
 
-from ..autodiff import data, record
+from ..autodiff import data, primitive, record
 from ..backend import array_module
 
 __all__ = ["l1", "total_variation_3d"]
 
 
+@primitive
 def l1(x, reduction: str = "mean"):
     """``mean |x|`` (or ``sum`` with ``reduction="sum"``) as a real scalar."""
     xd = data(x)
@@ -76,6 +77,7 @@ def _diff_adjoint(xp, q, axis: int, periodic: bool):
     return out
 
 
+@primitive
 def total_variation_3d(x, eps: float = 1e-9, boundary: str = "neumann", reduction: str = "mean"):
     """Isotropic smoothed total variation over the last three axes of ``x`` (``ndim >= 3``;
     leading axes, e.g. a stack of volumes, are summed/averaged over too). See the module docstring

@@ -105,13 +105,16 @@ class Reconstruction:
         run = self.config.run
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
         check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
+        if self.distributed is not None and backend is None and run.backend != "numpy":
+            self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
         if dataset is None:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
             dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir))
         self.dataset = dataset
-        self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir)
+        self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
+                                              self.distributed)
         schedule = choose_schedule(self.config, dataset, self.problem,
                                    available_memory_bytes(self.backend), self.backend)
         if not resume:  # a physics-based start instead of vacuum where the data prefer it

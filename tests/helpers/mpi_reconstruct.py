@@ -1,7 +1,8 @@
 """Run by tests/test_mpi.py under mpiexec: a short reconstruction, results to JSON.
 
 Arguments: data file, output folder, report file, and optionally a JSON object of configuration
-overrides (dotted paths), e.g. ``'{"run.batch_angles": 1}'``.
+overrides (dotted paths), e.g. ``'{"run.batch_angles": 1}'``. Every rank also writes
+``<report>.rank<r>``: the shape of the frames it preloaded.
 """
 
 import json
@@ -26,6 +27,9 @@ for path, value in overrides.items():
     set_value(cfg, path, value)
 rec = Reconstruction(cfg)
 rec.run()
+rank = 0 if rec.distributed is None else rec.distributed.rank
+with open(f"{report}.rank{rank}", "w") as f:
+    json.dump({"preloaded": list(np.shape(rec.problem.measured))}, f)
 if rec.distributed is None or rec.distributed.is_root:
     with open(report, "w") as f:
         json.dump({"ranks": 1 if rec.distributed is None else rec.distributed.size,

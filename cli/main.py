@@ -7,8 +7,10 @@
 ``slicewise reconstruct``   runs a reconstruction from a TOML configuration
 ``slicewise info``          backend, versions, and what a data file contains
 
-Subcommands import their modules lazily so that ``--help`` and ``--version`` are instant and the
-headless commands never import Qt.
+This module lives outside the engine (which imports nothing from the GUI): it is the one place
+that knows both. Subcommands import their modules lazily so that ``--help`` and ``--version`` are
+instant and the headless commands never import Qt -- a compute node can install Slicewise without
+the ``gui`` extra and run ``slicewise reconstruct``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import os
 import signal
 import sys
 
-from . import __version__, interrupts
+from slicewise.engine import __version__, interrupts
+
+#: What the ``gui`` extra installs (top-level import names).
+GUI_PACKAGES = ("PyQt6", "pyqtgraph", "napari", "vispy", "qtpy")
 
 
 def _has_display() -> bool:
@@ -28,8 +33,26 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _run_gui():
+    """The GUI's entry function, imported only now (Qt, pyqtgraph, napari: the ``gui`` extra)."""
+    try:
+        import PyQt6  # noqa: F401, PLC0415 - Qt only when asked for
+        import pyqtgraph  # noqa: F401, PLC0415
+
+        from slicewise.app.main import run_gui  # noqa: PLC0415
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in GUI_PACKAGES:
+            raise  # a bug, not a missing extra
+        from slicewise.engine.errors import SlicewiseError  # noqa: PLC0415
+
+        raise SlicewiseError(f"the desktop application needs the 'gui' extra ({exc}); install it "
+                             "with pip install 'slicewise[gui]', or use the headless commands "
+                             "(slicewise reconstruct, simulate, demo --headless)") from None
+    return run_gui
+
+
 def _cmd_gui(args: argparse.Namespace) -> int:
-    from slicewise.app.main import run_gui  # noqa: PLC0415 - Qt only when asked for
+    run_gui = _run_gui()
 
     return run_gui(getattr(args, "file", None), demo=getattr(args, "demo", False),
                    start=getattr(args, "start", False),
@@ -38,21 +61,19 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if _has_display() and not args.headless:
-        from slicewise.app.main import run_gui  # noqa: PLC0415
-
-        return run_gui(None, demo=True)
-    from .demo import run_headless_demo  # noqa: PLC0415
+        return _run_gui()(None, demo=True)
+    from slicewise.engine.demo import run_headless_demo  # noqa: PLC0415
 
     return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .backend import get_backend  # noqa: PLC0415
+    from slicewise.engine.backend import get_backend  # noqa: PLC0415
 
     print(f"slicewise {__version__}")
     print("backend:", get_backend(args.backend).describe())
     if args.file:
-        from .io.readers import describe_file  # noqa: PLC0415
+        from slicewise.engine.io.readers import describe_file  # noqa: PLC0415
 
         print(describe_file(args.file))
     return 0
@@ -88,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     i.set_defaults(func=_cmd_info)
 
-    from .simulate import add_simulate_arguments  # noqa: PLC0415
-    from .recon.cli import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
+    from slicewise.engine.recon.cli import add_reconstruct_arguments  # noqa: PLC0415
 
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
@@ -109,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         return _report("error: out of memory; lower run.batch_spots / run.batch_angles, set "
                        "model.checkpoint_slices or choose a smaller model.object_shape", 2)
     except Exception as exc:  # a clear message, no traceback, for errors we raise on purpose
-        from .errors import SlicewiseError  # noqa: PLC0415
+        from slicewise.engine.errors import SlicewiseError  # noqa: PLC0415
 
         if isinstance(exc, SlicewiseError):
             return _report(f"error: {' '.join(str(exc).split())}", 2)
@@ -147,7 +168,7 @@ def _main(argv: list[str] | None) -> int:
         args.file, args.demo = None, False
         func = _cmd_gui
     if args.command in (None, "gui", "demo", "reconstruct"):
-        from .runtime import keep_freed_memory  # noqa: PLC0415
+        from slicewise.engine.runtime import keep_freed_memory  # noqa: PLC0415
 
         keep_freed_memory()
     return int(func(args) or 0)

@@ -1,0 +1,1 @@
+"""The ``slicewise`` command line (:mod:`.main`): above the engine and the GUI, loading each lazily."""
