@@ -183,3 +183,21 @@ def test_mpi_ranks_own_disjoint_frames_covering_the_data():
             assert set((int(i), int(j)) for i in ba for j in bs) == \
                 {(i, j) for i in (0, 2, 3) for j in (1, 4, 5, 6)} & set(seen[-len(a) * len(s):])
         assert sorted(seen) == [(i, j) for i in range(5) for j in range(7)]
+
+
+def test_every_package_is_in_the_distribution():
+    """pyproject.toml lists packages explicitly: a new folder left out of it is missing from a
+    (non-editable) installation."""
+    import tomllib
+
+    root = ENGINE.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    setup = project["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    folders = setup["package-dir"]  # {"slicewise.engine": "engine", ...}
+    found = set()
+    for name, folder in folders.items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join([name, *rel]))
+    assert found - listed == set()
