@@ -25,7 +25,7 @@ from ..models.common import Optics
 from ..models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
 from ..geometry import is_tomography
 from ..probes import probe_modes
-from .model_setup import ModelSetup, ModelStart, SetupContext, register_model
+from .setup_types import ModelSetup, ModelStart, SetupContext
 from .orientation import orient_positions
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,8 @@ def build_nfptycho(ctx: SetupContext) -> ModelStart:
     return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
 
 
-register_model(ModelSetup("nfptycho", lambda ds: (ds.modality == "nearfield" and ds.n_tiles > 1
-                                                 and ds.n_distances == 1),
-                          True, build_nfptycho, "near-field data with scan positions at one "
-                          "distance (near-field ptychography)"))
+#: Near-field ptychography's set-up (registered by :mod:`.model_setup`).
+NFPTYCHO = ModelSetup("nfptycho", lambda ds: (ds.modality == "nearfield" and ds.n_tiles > 1
+                                               and ds.n_distances == 1),
+                      True, build_nfptycho, "near-field data with scan positions at one distance "
+                      "(near-field ptychography)")

@@ -3,30 +3,31 @@
 Each :class:`ModelSetup` says which data it fits (``fits(dataset)``), whether its object grid
 comes from scan positions, and builds the model with its initial unknowns from a
 :class:`SetupContext`. ``model.kind = "auto"`` picks the first registered set-up that fits the data.
-To add a model: write the :class:`~..models.base.ForwardModel`, a ``build`` function here (or in
-its own module) and call :func:`register_model`; the configuration's ``model.kind`` choices list
-the registered names (a test keeps them in step). Nothing in :mod:`.problem` changes.
+To add a model: write the :class:`~..models.base.ForwardModel`, a ``build`` function here or in
+its own module (which imports the types from :mod:`.setup_types`, not this registry) and register
+it at the end of this module; add its name to the configuration's ``model.kind`` choices (a test
+keeps them in step). Nothing in :mod:`.problem` changes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..backend import Backend
 from ..errors import ConfigError
 from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
-from ..models.base import ForwardModel
-from ..models.common import Optics
 from ..models.holo import HoloModel
 from ..models.ptycho import PtychoModel
 from ..probes import gaussian_probe, probe_modes
 from .config import ReconConfig
+from .measured import NFPTYCHO
+from .setup_types import ModelSetup, ModelStart, SetupContext
+
+__all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
+           "register_model", "initial_probe"]
 
 #: Vacuum margin around the scanned area when positions are refined, in maximal position steps.
 #: A probe window that leaves the padded object grid cannot be evaluated; positions move at most
@@ -36,47 +37,6 @@ from .config import ReconConfig
 POSITION_DRIFT_STEPS = 50
 #: Vacuum margin always kept around the scanned area, px (sub-pixel shifts wrap at the edges).
 BASE_MARGIN_PX = 4
-
-
-@dataclass
-class SetupContext:
-    """What a model builder gets: the configuration, the data, where the arrays live, the optics
-    (energy, pixel, slice spacing and propagator after configuration overrides), the object grid,
-    the distances (near field, metres) and a few measured frames for intensity scales."""
-
-    config: ReconConfig
-    dataset: Dataset
-    backend: Backend
-    base_dir: Path
-    optics: Optics
-    object_shape: tuple
-    distances_m: np.ndarray | None
-    sample: np.ndarray            # a few frames (A', S', fy, fx), model convention
-
-    @property
-    def mean_frame_photons(self) -> float:
-        return float(self.sample.sum(axis=(-2, -1)).mean())
-
-
-@dataclass
-class ModelStart:
-    """A built model with its initial unknowns (on the backend) and what the solver keeps."""
-
-    model: ForwardModel
-    params: dict
-    probe_power: float | None = None          # photons per frame of the initial probe
-    initial_positions: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class ModelSetup:
-    """How to choose and build one kind of forward model (see the module docstring)."""
-
-    name: str
-    fits: Callable[[Dataset], bool]
-    scanned: bool                   # object grid from the scan positions (else: the frame)
-    build: Callable[[SetupContext], ModelStart]
-    data_words: str                 # the data it fits, for messages: "far-field data"
 
 
 MODEL_SETUPS: dict[str, ModelSetup] = {}
@@ -188,4 +148,4 @@ register_model(ModelSetup("holo", lambda ds: ds.modality == "nearfield" and ds.n
 
 
 # near-field ptychography lives with the other measured-data set-up (cone beam, loss choice)
-from . import measured  # noqa: E402, F401 - registers "nfptycho"
+register_model(NFPTYCHO)
