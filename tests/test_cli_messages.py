@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from slicewise.engine.cli import main
+from slicewise.cli.main import main
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.simulate import SimulationConfig, simulate
 

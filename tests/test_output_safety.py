@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from slicewise.engine.cli import main
+from slicewise.cli.main import main
 from slicewise.engine.errors import ConfigError, OutputError
 from slicewise.engine.io import atomic
 from slicewise.engine.io.results import read_result, write_result
@@ -144,7 +144,7 @@ def test_disk_full_during_a_checkpoint_is_a_clear_error(data, tmp_path):
     Reconstruction(cfg).run()
     before = (out / "checkpoint.h5").read_bytes()
     toml = cli_config(tmp_path, data)
-    proc = subprocess.run([sys.executable, "-m", "slicewise.engine.cli", "reconstruct", str(toml),
+    proc = subprocess.run([sys.executable, "-m", "slicewise.cli", "reconstruct", str(toml),
                            "--out", str(out), "--resume", str(out / "checkpoint.h5"), "--epochs", "3"],
                           capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size)
     err = proc.stderr.strip().splitlines()

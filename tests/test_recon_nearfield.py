@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from slicewise.engine.cli import main
+from slicewise.cli.main import main
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon.config import ReconConfig, example_config, from_toml

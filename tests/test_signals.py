@@ -18,7 +18,7 @@ from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.simulate import SimulationConfig, simulate
 
 # what the `slicewise` console script does, plus a line once the command line module is loaded
-LAUNCH = ("import sys\nimport slicewise.engine.cli as cli\nprint('ready', flush=True)\n"
+LAUNCH = ("import sys\nimport slicewise.cli.main as cli\nprint('ready', flush=True)\n"
           "sys.exit(cli.main(sys.argv[1:]))\n")
 
 
