@@ -108,13 +108,18 @@ def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int
 
 
 def estimation_batch(ds: Dataset, splits_spots: bool, schedule: Schedule,
-                     max_angles: int = 8, max_spots: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                     max_angles: int = 2, max_spots: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Angles and spots on which the learning rates are measured: the full batch for L-BFGS (its
-    steps see exactly these data), else up to ``max_angles`` evenly spread angles (the sum of a few
-    projections already sees the object's extent) and ``max_spots`` evenly spread spots."""
+    steps see exactly these data), else up to ``max_angles`` angles spread over 180 degrees (two
+    orthogonal projections already see the object's extent; measuring costs a few evaluations of
+    these frames) and ``max_spots`` evenly spread spots."""
     if schedule.kind == "lbfgs":
         return np.arange(ds.n_angles), np.arange(ds.n_spots)
-    a = np.unique(np.linspace(0, ds.n_angles - 1, min(ds.n_angles, max_angles)).round().astype(int))
+    ang = np.asarray(ds.angles_rad, float)
+    # directions spread over 180 degrees (a view and its opposite see the same projection)
+    targets = ang[0] + np.pi * np.arange(min(ds.n_angles, max_angles)) / max(min(ds.n_angles, max_angles), 1)
+    gap = np.abs((ang[None, :] - targets[:, None] + np.pi / 2) % np.pi - np.pi / 2)
+    a = np.unique(gap.argmin(axis=1))
     if not splits_spots:
         s = np.arange(ds.n_spots)
     else:

@@ -64,32 +64,37 @@ def _base(modality_kind: str, scale: str) -> dict:
     return dict(material=mat, energy_ev=e, pixel_size_m=px)
 
 
-def cases(scales=("weak", "mid", "strong")) -> list[Case]:
+def cases(scales=("weak", "mid", "strong"), grow: int = 1) -> list[Case]:
+    """The sweep's cases; ``grow`` multiplies every length in pixels (objects, probes, scan steps,
+    feature sizes, number of angles) for benchmarks on larger grids."""
+    g = int(grow)
+    spheres = replace(_SPHERES, radius_min_px=2.0 * g, radius_max_px=4.0 * g)
+    beads = replace(_BEADS, radius_min_px=1.5 * g, radius_max_px=3.0 * g)
     out = []
     for s in scales:
         b = _base("", s)
         e, px = b["energy_ev"], b["pixel_size_m"]
+        ptycho = dict(modality="ptycho", probe_kind="gaussian", probe_shape=(16 * g, 16 * g),
+                      probe_size_px=6.0 * g, scan_step_px=3.0 * g)
         out += [
             Case(f"ptycho2d-{s}", "ptycho", SimulationConfig(
-                modality="ptycho", phantom=_STAR, object_shape=(1, 40, 40), probe_shape=(16, 16),
-                probe_kind="gaussian", probe_size_px=6.0, scan_step_px=3.0, slice_thickness_m=4 * px,
-                **b), 60),
+                phantom=_STAR, object_shape=(1, 40 * g, 40 * g), slice_thickness_m=4 * px,
+                **ptycho, **b), 60),
             Case(f"ptychoms-{s}", "ptycho", SimulationConfig(
-                modality="ptycho", phantom=_BEADS, object_shape=(8, 32, 32), probe_shape=(16, 16),
-                probe_kind="gaussian", probe_size_px=6.0, scan_step_px=3.0, **b), 60),
+                phantom=beads, object_shape=(8 * g, 32 * g, 32 * g), **ptycho, **b), 60),
             Case(f"holo1-{s}", "holo", SimulationConfig(
-                modality="holo", phantom=_STAR, object_shape=(1, 32, 32), slice_thickness_m=4 * px,
+                modality="holo", phantom=_STAR, object_shape=(1, 32 * g, 32 * g), slice_thickness_m=4 * px,
                 distances_m=_fresnel_distances(e, px, (0.5,)), **b), 120),
             Case(f"holo4-{s}", "holo", SimulationConfig(
-                modality="holo", phantom=_STAR, object_shape=(1, 32, 32), slice_thickness_m=4 * px,
+                modality="holo", phantom=_STAR, object_shape=(1, 32 * g, 32 * g), slice_thickness_m=4 * px,
                 distances_m=_fresnel_distances(e, px, (1.0, 0.6, 0.35, 0.2)), **b), 80),
             Case(f"holotomo-{s}", "tomo", SimulationConfig(
-                modality="holo", phantom=_SPHERES, object_shape=(24, 24, 24), n_angles=24,
+                modality="holo", phantom=spheres, object_shape=(24 * g,) * 3, n_angles=24 * g,
                 distances_m=_fresnel_distances(e, px, (0.5, 0.25)), **b), 15),
             Case(f"ptychotomo-{s}", "tomo", SimulationConfig(
-                modality="ptycho", phantom=_CONE, object_shape=(16, 16, 16), n_angles=16,
-                probe_shape=(12, 12), probe_kind="gaussian", probe_size_px=4.0, scan_step_px=2.0,
-                **b), 15),
+                phantom=_CONE, object_shape=(16 * g,) * 3, n_angles=16 * g,
+                **dict(ptycho, probe_shape=(12 * g, 12 * g), probe_size_px=4.0 * g,
+                       scan_step_px=2.0 * g), **b), 15),
         ]
     return out
 
