@@ -113,7 +113,16 @@ class Solver:
 
         with self.lock:
             scales, _, _ = stepsize.estimate_scales(evaluate, prob.params, missing)
-        rates = stepsize.learning_rates(scales, self.config.optimizer.kind)
+        xp = prob.backend.xp
+        sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
+                 if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
+        rates = stepsize.learning_rates(scales, self.config.optimizer.kind, sizes)
+        floors = {} if self.config.optimizer.kind == "lbfgs" else self._rate_floors(missing)
+        for n, floor in floors.items():
+            if rates[n] < floor:
+                log.info("optimizer.lr_%s: the measured rate %.3g is below %.3g, a thousandth of "
+                         "the parameter itself (it starts near its optimum); using that", n, rates[n], floor)
+                rates[n] = floor
         for n in missing:
             self._store_lr(n, rates[n])
             log.info("optimizer.lr_%s = %.3g (measured: optimal steepest-descent step changes an "
@@ -121,6 +130,19 @@ class Solver:
                      cfgmod.get_value(self.config, f"optimizer.lr_{n}"), scales[n].max_change,
                      100 * scales[n].decrease)
         return True
+
+    def _rate_floors(self, names: list[str]) -> dict:
+        """Smallest automatic rates of the experimental parameters, relative to their own size
+        (:data:`stepsize.REFINE_FLOOR`): a probe or distance read from the file starts near its
+        optimum, where the measured curvature step -- the distance to that optimum -- is ~0 and
+        would freeze it under Adam or momentum (L-BFGS's measured step is its preconditioner,
+        and its own curvature pairs scale it up)."""
+        p, out = self.problem.params, {}
+        if "probe" in names:
+            out["probe"] = stepsize.REFINE_FLOOR * self._probe_peak()
+        if "distances" in names:
+            out["distances"] = stepsize.REFINE_FLOOR * float(to_host(abs(p["distances"]).mean()))
+        return out
 
     # ---- minibatches -------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
