@@ -16,6 +16,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
+from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
 
 from .views.common import (colormap, colormap_combo, format_length, log_image, robust_levels,
@@ -29,7 +30,7 @@ def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
     rows = [("file", Path(ds.source_path).name if ds.source_path else "(in memory)"),
             ("layout", str(ds.meta.get("layout", "?"))),
             ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
-             (", tomography" if ds.n_angles > 1 else "")),
+             (", tomography" if is_tomography(ds.angles_rad) else "")),
             ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
                        f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
             ("energy", f"{ds.energy_ev / 1e3:.4g} keV  (\u03bb = {format_length(ds.wavelength_m)})"),

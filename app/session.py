@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from slicewise.engine.io.arrays import resolve_path
+
 RUN_STATES = ("idle", "starting", "running", "paused", "stopping")
 _NEXT = {"idle": {"starting"}, "starting": {"running", "paused", "stopping", "idle"},
          "running": {"paused", "stopping", "idle"}, "paused": {"running", "stopping", "idle"},
@@ -80,8 +82,7 @@ class Session:
         """data.path as an absolute path (see :meth:`base_dir`), None when unset."""
         if not self.data_path:
             return None
-        p = Path(self.data_path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir()) / p
+        return resolve_path(self.data_path, self.base_dir())
 
     def data_path_problem(self) -> str:
         """Why data.path cannot be used, "" when it names an existing file (or is unset)."""
@@ -97,8 +98,7 @@ class Session:
         created (checked without creating anything)."""
         import os  # noqa: PLC0415
 
-        p = Path(output_dir or ".").expanduser()
-        p = p if p.is_absolute() else Path(self.base_dir()) / p
+        p = resolve_path(output_dir or ".", self.base_dir())
         if p.exists():
             if not p.is_dir():
                 return f"run.output_dir: {p} is a file, not a folder; choose another output folder"

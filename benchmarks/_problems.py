@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from slicewise.engine import no_grad, to_host, value_and_grad
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.models.common import Optics
 from slicewise.engine.models.holo import HoloModel
@@ -64,9 +65,12 @@ def ptycho_dataset(be, n: int = 256, probe: int = 72, grid: int = 26, nz: int = 
         for j in range(0, len(pos), 128):  # chunks keep the simulation's memory small
             frames.append(to_host(model.predict(params, [0], np.arange(j, min(j + 128, len(pos))))))
     inten = np.concatenate(frames, axis=1)
-    return Dataset.from_arrays(inten, modality="farfield", energy_ev=ENERGY_EV, pixel_size_m=PIXEL_M,
-                               slice_thickness_m=dz_m, angles_rad=np.zeros(1), positions_px=pos,
-                               probe=pr, truth={"delta": np.asarray(delta), "beta": np.asarray(beta)})
+    return Dataset.from_arrays(inten,
+                               Geometry(modality="farfield", energy_ev=ENERGY_EV,
+                                        pixel_size_m=PIXEL_M, slice_thickness_m=dz_m,
+                                        angles_rad=np.zeros(1), positions_px=pos),
+                               probe=pr,
+                               truth={"delta": np.asarray(delta), "beta": np.asarray(beta)})
 
 
 def holo_dataset(be, n: int = 64, n_angles: int = 36, distances_m=(1e-4,), pixel_m: float = 50e-9,
@@ -84,9 +88,11 @@ def holo_dataset(be, n: int = 64, n_angles: int = 36, distances_m=(1e-4,), pixel
     with no_grad():
         inten = np.concatenate([to_host(model.predict(params, [a], np.arange(len(distances_m))))
                                 for a in range(n_angles)], axis=0)
-    return Dataset.from_arrays(inten, modality="nearfield", energy_ev=ENERGY_EV, pixel_size_m=pixel_m,
-                               slice_thickness_m=pixel_m, angles_rad=angles,
-                               distances_m=np.asarray(distances_m, float),
+    return Dataset.from_arrays(inten,
+                               Geometry(modality="nearfield", energy_ev=ENERGY_EV,
+                                        pixel_size_m=pixel_m, slice_thickness_m=pixel_m,
+                                        angles_rad=angles,
+                                        distances_m=np.asarray(distances_m, float)),
                                truth={"delta": np.asarray(delta), "beta": np.asarray(beta)})
 
 

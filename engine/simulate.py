@@ -203,6 +203,7 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
 def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto", progress=None) -> Path:
     """Simulate and write the data file at ``path`` (atomic). Returns the path."""
     from .io.adorym import write_adorym  # noqa: PLC0415
+    from .geometry import Geometry  # noqa: PLC0415
     from .io.datafile import Dataset  # noqa: PLC0415
     from .io.slicewise_format import write_dataset  # noqa: PLC0415
     from . import __version__  # noqa: PLC0415
@@ -215,16 +216,23 @@ def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto"
     if "true_positions_px" in sim:
         truth["positions_px"] = sim["true_positions_px"]
     if cfg.layout == "adorym":
-        write_adorym(path, sim["intensities"], energy_ev=cfg.energy_ev, pixel_size_m=cfg.pixel_size_m,
-                     angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
-                     distances_m=sim.get("distances_m"), probe=sim.get("probe"), truth=truth,
-                     slice_thickness_m=sim["slice_thickness_m"])
+        write_adorym(path, sim["intensities"],
+                     Geometry(modality=sim["modality"], energy_ev=cfg.energy_ev,
+                              pixel_size_m=cfg.pixel_size_m,
+                              angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
+                              distances_m=sim.get("distances_m"),
+                              slice_thickness_m=sim["slice_thickness_m"]),
+                     probe=sim.get("probe"), truth=truth)
     else:
-        ds = Dataset.from_arrays(sim["intensities"], modality=sim["modality"], energy_ev=cfg.energy_ev,
-                                 pixel_size_m=cfg.pixel_size_m, slice_thickness_m=sim["slice_thickness_m"],
-                                 angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
-                                 distances_m=sim.get("distances_m"), probe=sim.get("probe"),
-                                 object_shape_yx=tuple(cfg.object_shape[1:]))
+        ds = Dataset.from_arrays(sim["intensities"],
+                                 Geometry(modality=sim["modality"], energy_ev=cfg.energy_ev,
+                                          pixel_size_m=cfg.pixel_size_m,
+                                          slice_thickness_m=sim["slice_thickness_m"],
+                                          angles_rad=sim["angles_rad"],
+                                          positions_px=sim.get("positions_px"),
+                                          distances_m=sim.get("distances_m"),
+                                          object_shape_yx=tuple(cfg.object_shape[1:])),
+                                 probe=sim.get("probe"))
         prov = {"software": "slicewise", "version": __version__, "simulation": json.dumps(cfg.to_dict()),
                 "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
         write_dataset(path, ds, truth=truth, provenance=prov)

@@ -194,7 +194,7 @@ def test_resolved_makes_paths_absolute(tmp_path):
 def test_configuration_and_data_files_accept_the_same_energies_and_pixel_sizes():
     """One rule: a value a data file may not hold cannot be set as an override either."""
     from slicewise.engine.errors import DataFileError
-    from slicewise.engine.geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
+    from slicewise.engine.geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M, Geometry
     from slicewise.engine.io.datafile import Dataset
 
     frames = np.ones((1, 1, 8, 8), np.float32)
@@ -205,7 +205,7 @@ def test_configuration_and_data_files_accept_the_same_energies_and_pixel_sizes()
             with pytest.raises(ConfigError, match=path):
                 C.set_value(ReconConfig(), path, bad)
             with pytest.raises(DataFileError, match=key):
-                Dataset.from_arrays(frames, modality="farfield", **{**geo, key: bad})
+                Dataset.from_arrays(frames, Geometry("farfield", **{**geo, key: bad}))
         for good in (lo, hi):
             C.set_value(ReconConfig(), path, good)
-            Dataset.from_arrays(frames, modality="farfield", **{**geo, key: good})
+            Dataset.from_arrays(frames, Geometry("farfield", **{**geo, key: good}))

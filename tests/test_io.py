@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from slicewise.engine.errors import DataFileError
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.atomic import atomic_write, atomic_write_text
 from slicewise.engine.io.datafile import Dataset, estimate_memory_bytes
@@ -156,10 +157,12 @@ def test_adorym_writer_roundtrip(tmp_path, modality, compression):
     truth = {"delta": RNG.random((3, 12, 13)), "beta": RNG.random((3, 12, 13))}
     path = tmp_path / "w.h5"
     # modality is inferred from distances_m
-    write_adorym(path, inten, energy_ev=10e3, pixel_size_m=2e-8,
-                 angles_rad=[0.0, 0.5], positions_px=pos,
-                 distances_m=None if far else [0.1, 0.2], probe=probe, truth=truth,
-                 slice_thickness_m=None if far else 5e-8, compression=compression)
+    write_adorym(path, inten,
+                 Geometry(modality="farfield" if far else "nearfield", energy_ev=10e3,
+                          pixel_size_m=2e-8, angles_rad=[0.0, 0.5],
+                          positions_px=pos, distances_m=None if far else [0.1, 0.2],
+                          slice_thickness_m=None if far else 5e-8),
+                 probe=probe, truth=truth, compression=compression)
     ds = open_dataset(path)
     assert ds.modality == modality
     np.testing.assert_allclose(ds.frames(), inten, rtol=1e-5, atol=1e-6)
@@ -179,13 +182,18 @@ def test_adorym_writer_roundtrip(tmp_path, modality, compression):
 # ---------------------------------------------------------------------------------------------
 def make_dataset(modality="farfield", probe_modes=2):
     inten = RNG.uniform(0, 5, (3, 4, 6, 6)).astype(np.float32)
-    return Dataset.from_arrays(
-        inten, modality=modality, energy_ev=9000.0, pixel_size_m=1.5e-8,
-        slice_thickness_m=3e-8, angles_rad=np.array([0.0, 0.1, 0.2]),
-        positions_px=RNG.uniform(0, 10, (4, 2)) if modality == "farfield" else None,
-        distances_m=None if modality == "farfield" else np.array([0.01, 0.02, 0.03, 0.04]),
-        probe=crand(probe_modes, 6, 6), object_shape_yx=(16, 17),
-        truth={"delta": RNG.random((2, 16, 17)).astype(np.float32)}, meta={"note": "test"})
+    return Dataset.from_arrays(inten,
+                               Geometry(modality=modality, energy_ev=9000.0, pixel_size_m=1.5e-8,
+                                        slice_thickness_m=3e-8,
+                                        angles_rad=np.array([0.0, 0.1, 0.2]),
+                                        positions_px=(RNG.uniform(0, 10, (4, 2))
+                                                      if modality == "farfield" else None),
+                                        distances_m=(None if modality == "farfield"
+                                                     else np.array([0.01, 0.02, 0.03, 0.04])),
+                                        object_shape_yx=(16, 17)),
+                               probe=crand(probe_modes, 6, 6),
+                               truth={"delta": RNG.random((2, 16, 17)).astype(np.float32)},
+                               meta={"note": "test"})
 
 
 @pytest.mark.parametrize("modality", ["farfield", "nearfield"])
@@ -210,8 +218,9 @@ def test_slicewise_roundtrip_is_lossless(tmp_path, modality):
 
 
 def test_slicewise_object_shape_from_truth(tmp_path):
-    ds = Dataset.from_arrays(np.ones((1, 2, 4, 4)), modality="farfield", energy_ev=8e3,
-                             pixel_size_m=1e-8, positions_px=[[0, 0], [2, 3]])
+    ds = Dataset.from_arrays(np.ones((1, 2, 4, 4)),
+                             Geometry(modality="farfield", energy_ev=8e3, pixel_size_m=1e-8,
+                                      positions_px=[[0, 0], [2, 3]]))
     assert ds.object_shape_yx == (6, 7)  # inferred: the smallest grid holding every window
     write_dataset(tmp_path / "t.h5", ds, truth={"delta": np.zeros((2, 10, 12))})
     assert open_dataset(tmp_path / "t.h5").object_shape_yx == (10, 12)
@@ -317,8 +326,9 @@ def test_from_arrays_refusals_name_the_field(kwargs, field):
     args = dict(intensities=np.ones((2, 4, 4, 4)), modality="farfield", energy_ev=8e3,
                 pixel_size_m=1e-8, angles_rad=[0.0, 1.0], positions_px=np.zeros((4, 2)))
     args.update(kwargs)
+    frames, probe = args.pop("intensities"), args.pop("probe", None)
     with pytest.raises(DataFileError, match=field):
-        Dataset.from_arrays(args.pop("intensities"), **args)
+        Dataset.from_arrays(frames, Geometry(**args), probe=probe)
 
 
 def test_slicewise_and_generic_file_refusals(tmp_path):

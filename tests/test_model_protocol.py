@@ -10,6 +10,7 @@ import pytest
 from slicewise.engine import get_backend
 from slicewise.engine.errors import ConfigError, DataFileError
 from slicewise.engine.io import readers
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.models.base import MODE_AXIS, ForwardModel, intensity
 from slicewise.engine.models.common import Optics
@@ -63,8 +64,9 @@ def test_model_kind_choices_are_the_registered_models():
 
 def _dataset(modality, n_spots, distances=None, positions=None):
     frames = np.ones((1, n_spots, 8, 8), np.float32)
-    return Dataset.from_arrays(frames, modality=modality, energy_ev=8000.0, pixel_size_m=1e-8,
-                               distances_m=distances, positions_px=positions)
+    return Dataset.from_arrays(frames,
+                               Geometry(modality=modality, energy_ev=8000.0, pixel_size_m=1e-8,
+                                        distances_m=distances, positions_px=positions))
 
 
 def test_auto_picks_the_model_that_fits_the_data():
@@ -89,8 +91,9 @@ def test_reader_registry_takes_a_new_format(tmp_path):
 
     def read(p):
         z = np.load(p)
-        return Dataset.from_arrays(z["frames"], modality="farfield", energy_ev=float(z["energy_ev"]),
-                                   pixel_size_m=1e-8)
+        return Dataset.from_arrays(z["frames"],
+                                   Geometry(modality="farfield", energy_ev=float(z["energy_ev"]),
+                                            pixel_size_m=1e-8))
 
     with pytest.raises(DataFileError, match="not a data file Slicewise reads.*exchange/data"):
         readers.open_dataset(path)

@@ -9,6 +9,7 @@ from scipy.ndimage import gaussian_filter
 from slicewise.engine import ops
 from slicewise.engine.backend import get_backend
 from slicewise.engine.gradcheck import check_adjoint, check_grad
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.models.common import Optics
 from slicewise.engine.models.holo import HoloModel
@@ -111,8 +112,9 @@ def test_fresnel_scaling_matches_a_direct_spherical_wave_simulation():
     nd = 128                                                       # detector: pixel M p, centred
     k = c + int(m) * (np.arange(nd) - nd // 2)
     frame = np.abs(direct[np.ix_(k, k)]) ** 2
-    ds = Dataset.from_arrays(frame[None, None], modality="nearfield", energy_ev=energy,
-                             pixel_size_m=m * p, distances_m=[z2])
+    ds = Dataset.from_arrays(frame[None, None],
+                             Geometry(modality="nearfield", energy_ev=energy, pixel_size_m=m * p,
+                                      distances_m=[z2]))
     cfg = ReconConfig()
     cfg.data.source_to_sample_m = z1
     eff = effective_dataset(cfg, ds)
@@ -135,8 +137,9 @@ def test_fresnel_scaling_matches_a_direct_spherical_wave_simulation():
 def test_cone_beam_scales_positions_and_keeps_frames(tmp_path):
     frames = np.ones((1, 3, 8, 8), np.float32)
     pos = np.array([[0, 0], [0.01, 0.0], [0.0, 0.02]])
-    ds = Dataset.from_arrays(frames, modality="nearfield", energy_ev=12660.0, pixel_size_m=55e-6,
-                             distances_m=[1.12], positions_px=pos)
+    ds = Dataset.from_arrays(frames,
+                             Geometry(modality="nearfield", energy_ev=12660.0, pixel_size_m=55e-6,
+                                      distances_m=[1.12], positions_px=pos))
     cfg = ReconConfig()
     cfg.data.source_to_sample_m = 3.65e-3
     eff = effective_dataset(cfg, ds)

@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.object_grid import object_grid_note
@@ -16,9 +17,11 @@ from slicewise.engine.recon.run import Reconstruction
 
 def _ptycho(positions, n_angles=1, **kw):
     inten = np.ones((n_angles, len(positions), 8, 8), np.float32)
-    return Dataset.from_arrays(inten, modality="farfield", energy_ev=8000.0, pixel_size_m=1e-8,
-                               angles_rad=np.linspace(0, np.pi, n_angles, endpoint=False),
-                               positions_px=np.asarray(positions, float), **kw)
+    return Dataset.from_arrays(inten, Geometry(modality="farfield", energy_ev=8000.0,
+                                               pixel_size_m=1e-8,
+                                               angles_rad=np.linspace(0, np.pi, n_angles,
+                                                                      endpoint=False),
+                                               positions_px=np.asarray(positions, float), **kw))
 
 
 def test_note_only_when_the_unstated_grid_matters():
@@ -34,8 +37,10 @@ def test_note_only_when_the_unstated_grid_matters():
 def test_info_and_run_log_say_it_once(tmp_path, caplog):
     raster = np.array([(y, x) for y in (3, 7, 11) for x in (3, 7, 11)], float)
     path = tmp_path / "adorym.h5"
-    write_adorym(path, np.ones((2, 9, 8, 8), np.float32), energy_ev=8000.0, pixel_size_m=1e-8,
-                 angles_rad=np.array([0.0, 1.0]), positions_px=raster)
+    write_adorym(path, np.ones((2, 9, 8, 8), np.float32),
+                 Geometry(modality="farfield", energy_ev=8000.0, pixel_size_m=1e-8,
+                          angles_rad=np.array([0.0, 1.0]),
+                          positions_px=raster))
     text = describe_file(path)
     assert text.count("model.object_shape") == 1 and "note:" in text
     cfg = ReconConfig()

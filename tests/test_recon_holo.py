@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from slicewise.engine import demo
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
@@ -33,9 +34,11 @@ def test_holotomography_spheres(tmp_path):
                            pixel_size_m=50e-9, n_angles=30, distances_m=(5e-5, 1e-4), photons=1e5,
                            seed=0)
     s = simulate_arrays(sim, "numpy")
-    ds = Dataset.from_arrays(s["intensities"], modality="nearfield", energy_ev=sim.energy_ev,
-                             pixel_size_m=sim.pixel_size_m, angles_rad=s["angles_rad"],
-                             distances_m=s["distances_m"], truth=s["truth"])
+    ds = Dataset.from_arrays(s["intensities"],
+                             Geometry(modality="nearfield", energy_ev=sim.energy_ev,
+                                      pixel_size_m=sim.pixel_size_m, angles_rad=s["angles_rad"],
+                                      distances_m=s["distances_m"]),
+                             truth=s["truth"])
     cfg = ReconConfig()
     cfg.run.backend = "numpy"
     cfg.run.output_dir = str(tmp_path / "out")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.materials import named_material
@@ -168,9 +169,11 @@ def test_multislice_beats_single_slice(tmp_path):
                     random_spheres((13, n, n), 14, (3.0, 6.0), seed=3).max(axis=0)])
     truth = {"delta": occ * d_au * layer / gap, "beta": occ * b_au * layer / gap}
     s = simulate_arrays(sim, "numpy", truth=truth)
-    ds = Dataset.from_arrays(s["intensities"], modality="farfield", energy_ev=sim.energy_ev,
-                             pixel_size_m=sim.pixel_size_m, slice_thickness_m=gap,
-                             positions_px=s["positions_px"], probe=s["probe"], object_shape_yx=(n, n))
+    ds = Dataset.from_arrays(s["intensities"],
+                             Geometry(modality="farfield", energy_ev=sim.energy_ev,
+                                      pixel_size_m=sim.pixel_size_m, slice_thickness_m=gap,
+                                      positions_px=s["positions_px"], object_shape_yx=(n, n)),
+                             probe=s["probe"])
     mask = scanned_mask(s["probe"], s["positions_px"], (n, n))
     lr = 0.05 * float(truth["delta"].max())  # same relative step as the 2D tests
     out = {}

@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from slicewise.engine.errors import ConfigError, DataFileError, DivergenceError
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.phantoms import PhantomSpec
@@ -37,10 +38,12 @@ def small_ptycho():
 
 
 def dataset(s) -> Dataset:
-    return Dataset.from_arrays(s["intensities"], modality="farfield", energy_ev=s["energy_ev"],
-                               pixel_size_m=s["pixel_size_m"], slice_thickness_m=s["slice_thickness_m"],
-                               positions_px=s["positions_px"], probe=s["probe"], object_shape_yx=(32, 32),
-                               truth=s["truth"])
+    return Dataset.from_arrays(s["intensities"],
+                               Geometry(modality="farfield", energy_ev=s["energy_ev"],
+                                        pixel_size_m=s["pixel_size_m"],
+                                        slice_thickness_m=s["slice_thickness_m"],
+                                        positions_px=s["positions_px"], object_shape_yx=(32, 32)),
+                               probe=s["probe"], truth=s["truth"])
 
 
 def config(out, **kw) -> ReconConfig:

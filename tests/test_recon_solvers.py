@@ -104,6 +104,7 @@ def test_incoherent_probe_modes_for_partially_coherent_data(tmp_path):
     """Data made with a two-mode probe (37 % of the power in the second mode) need two modes:
     one mode cannot explain the washed-out fringes (measured 0.67), two reconstruct (0.995)."""
     from slicewise.engine import get_backend
+    from slicewise.engine.geometry import Geometry
     from slicewise.engine.io.datafile import Dataset
     from slicewise.engine.models.common import Optics
     from slicewise.engine.models.ptycho import PtychoModel
@@ -119,9 +120,12 @@ def test_incoherent_probe_modes_for_partially_coherent_data(tmp_path):
                         get_backend("numpy", "double"), positions_px=pos)
     inten = model.predict({**sim["truth"], "probe": modes, "positions": pos}, [0], np.arange(len(pos)))
     inten = np.random.default_rng(0).poisson(inten).astype(np.float32)
-    ds = Dataset.from_arrays(inten, modality="farfield", energy_ev=cfg.energy_ev, pixel_size_m=cfg.pixel_size_m,
-                             slice_thickness_m=cfg.slice_thickness_m, positions_px=pos, probe=modes[:1],
-                             object_shape_yx=cfg.object_shape[1:])
+    ds = Dataset.from_arrays(inten,
+                             Geometry(modality="farfield", energy_ev=cfg.energy_ev,
+                                      pixel_size_m=cfg.pixel_size_m,
+                                      slice_thickness_m=cfg.slice_thickness_m, positions_px=pos,
+                                      object_shape_yx=cfg.object_shape[1:]),
+                             probe=modes[:1])
     truth = sim["truth"]["delta"][0]
     mask = scanned_mask(modes, pos, truth.shape)
     result = {}

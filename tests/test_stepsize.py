@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.recon import autotune, stepsize
 
@@ -47,8 +48,9 @@ def _ds(n_angles, n_spots, frame=(16, 16), modality="farfield"):
     inten = np.ones((n_angles, n_spots) + frame, np.float32)
     kw = dict(positions_px=np.zeros((n_spots, 2))) if modality == "farfield" else \
         dict(distances_m=np.linspace(1e-3, 2e-3, n_spots))
-    return Dataset.from_arrays(inten, modality=modality, energy_ev=1e4, pixel_size_m=1e-8,
-                               angles_rad=np.linspace(0, np.pi, n_angles, endpoint=False), **kw)
+    return Dataset.from_arrays(inten, Geometry(modality=modality, energy_ev=1e4, pixel_size_m=1e-8,
+                                               angles_rad=np.linspace(0, np.pi, n_angles,
+                                                                      endpoint=False), **kw))
 
 
 def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():

@@ -17,10 +17,11 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
+from slicewise.engine.physics.constants import HC_EV_M
+
 from .common import (colormap, colormap_combo, format_length, image_plot, length_unit,
                      robust_levels, set_scaled_axis)
 
-HC_EV_M = 1.239841984e-6
 QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
               "phase": "phase of one slice (rad)", "amplitude": "amplitude |T| of one slice"}
 # colour bar labels: short, the unit in brackets where there is one

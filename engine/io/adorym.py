@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataFileError
+from ..geometry import Geometry
 from .datafile import Dataset
 from .frames import FrameConversion, H5Source, LazyTruth
 from .hdf5 import compression_kwargs, h5py_module, open_h5
@@ -141,15 +142,15 @@ def read_adorym(path: str) -> Dataset:
         psize_m = _scalar(f, "metadata/psize_cm") * CM
         dz_m = (_scalar(f, "metadata/slice_thickness_cm") * CM
                 if "metadata/slice_thickness_cm" in f else psize_m)
-        kwargs = dict(
+        geometry = Geometry(
             modality="farfield" if far else "nearfield",
             energy_ev=_scalar(f, "metadata/energy_ev"),
             pixel_size_m=psize_m, slice_thickness_m=dz_m,
             angles_rad=np.asarray(f["metadata/theta"][()]) if "metadata/theta" in f else None,
             positions_px=(np.asarray(f["metadata/probe_pos_px"][()])
                           if "metadata/probe_pos_px" in f else None),
-            distances_m=None if far else dist_cm * CM,
-            probe=_probe(f, frame_shape))
+            distances_m=None if far else dist_cm * CM)
+        probe = _probe(f, frame_shape)
         truth_names = sorted(f["truth"].keys()) if "truth" in f else []
         obj_shape = None
         for key in ("delta", "beta"):  # object grid from a ground-truth volume [y, x, z]
@@ -157,28 +158,26 @@ def read_adorym(path: str) -> Dataset:
                 obj_shape = f["truth"][key].shape[:2]
                 break
         src = H5Source(path, "exchange/data", d.shape, conv)
-    return Dataset(src, **kwargs, object_shape_yx=obj_shape, source_path=path, labels=LABELS,
+    return Dataset(src, geometry.replace(object_shape_yx=obj_shape), probe=probe, source_path=path,
+                   labels=LABELS,
                    truth=LazyTruth(path, "truth", truth_names, _truth_transform),
                    meta={"layout": "adorym", "quantity": quantity, "quantity_from": found})
 
 
-def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, angles_rad,
-                 positions_px=None, distances_m=None, probe=None, truth=None,
-                 modality: str | None = None, slice_thickness_m: float | None = None,
+def write_adorym(path, intensities, geometry: Geometry, *, probe=None, truth=None,
                  quantity: str = "magnitude", compression=None) -> None:
     """Write model-convention data in Adorym's layout and conventions (atomically).
 
     Parameters
     ----------
     intensities: float ``(n_theta, n_spots, fy, fx)`` model-convention intensities.
-    modality: ``"farfield"`` (frames stored centred, unnormalised-FFT scale; ``free_prop_cm =
-        'inf'``) or ``"nearfield"`` (``distances_m`` required, spot axis distance-major);
-        default: near field when ``distances_m`` is given, else far field.
-    energy_ev, pixel_size_m: SI (eV, m); stored as eV and cm.
-    slice_thickness_m: stored as ``metadata/slice_thickness_cm`` (a Slicewise extension Adorym
-        ignores) only when it differs from the pixel size.
-    angles_rad: ``(n_theta,)``.  positions_px: ``(n_spots, 2)`` top-left (y, x); stored as int
-        when all integral, else as float (Adorym itself expects integers).
+    geometry: a :class:`~..geometry.Geometry`. Its ``modality``: ``"farfield"`` (frames stored
+        centred, unnormalised-FFT scale; ``free_prop_cm = 'inf'``) or ``"nearfield"``
+        (``distances_m`` required, spot axis distance-major). Energy and pixel size are stored as
+        eV and cm; ``slice_thickness_m`` as ``metadata/slice_thickness_cm`` (a Slicewise extension
+        Adorym ignores) only when it differs from the pixel size; ``positions_px`` as int when all
+        integral, else as float (Adorym itself expects integers). ``object_shape_yx`` is not stored
+        (Adorym has no place for it).
     probe: complex ``(py, px)`` or ``(n_modes, py, px)``; one mode is stored 2-D.
     truth: dict of ground-truth arrays; 3-D volumes ``(nz, ny, nx)`` are stored ``[y, x, z]``.
     quantity: ``"magnitude"`` (Adorym's default) or ``"intensity"``; stored as attribute
@@ -188,8 +187,12 @@ def write_adorym(path, intensities, *, energy_ev: float, pixel_size_m: float, an
     from ..backend import to_host  # noqa: PLC0415
     from .atomic import atomic_write  # noqa: PLC0415
 
-    if modality is None:
-        modality = "farfield" if distances_m is None else "nearfield"
+    g = geometry
+    modality, energy_ev, pixel_size_m = g.modality, g.energy_ev, g.pixel_size_m
+    angles_rad, positions_px, distances_m = g.angles_rad, g.positions_px, g.distances_m
+    slice_thickness_m = g.slice_thickness_m
+    if angles_rad is None:
+        angles_rad = [0.0]
     if modality not in ("farfield", "nearfield"):
         raise DataFileError(f"modality must be 'farfield' or 'nearfield', got {modality!r}")
     if quantity not in ("magnitude", "intensity"):

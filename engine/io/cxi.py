@@ -44,6 +44,8 @@ import os
 import numpy as np
 
 from ..errors import DataFileError
+from ..geometry import Geometry
+from ..physics.constants import HC_EV_M
 from .datafile import Dataset
 from .frames import FrameConversion, check_raw
 from .hdf5 import compression_kwargs, h5py_module, open_h5
@@ -51,7 +53,6 @@ from .hdf5 import compression_kwargs, h5py_module, open_h5
 log = logging.getLogger(__name__)
 
 EV_J = 1.602176634e-19               # joules per electronvolt
-HC_EV_M = 1.239841984e-6
 CXI_SIGNAL_BIT = 0x1000              # CXI mask bit "pixel has signal above background": not bad
 FARFIELD_PEAK_RATIO = 500.0          # mean-frame max/median above this: a diffraction pattern
 _LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "um": 1e-6, "micron": 1e-6,
@@ -390,10 +391,12 @@ def read_cxi(path, modality: str | None = None) -> Dataset:
               "probe": probe_path or "probe", "mask": mask_path or "mask",
               "slice_thickness_m": f"{det.name}/x_pixel_size", "angles_rad": "(one angle)",
               "modality": "frames", "object_shape_yx": "translations"}
-    return Dataset(source, modality=modality, energy_ev=energy_ev,
-                   pixel_size_m=pixel * scale, positions_px=positions,
-                   distances_m=[dist] if modality == "nearfield" else None, probe=probe,
-                   source_path=path, meta=meta, labels=labels, mask=weights, n_sample_frames=0)
+    return Dataset(source,
+                   Geometry(modality=modality, energy_ev=energy_ev, pixel_size_m=pixel * scale,
+                            positions_px=positions,
+                            distances_m=[dist] if modality == "nearfield" else None),
+                   probe=probe, source_path=path, meta=meta, labels=labels, mask=weights,
+                   n_sample_frames=0)
 
 
 def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m: float,

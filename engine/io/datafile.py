@@ -20,7 +20,14 @@ import math
 import numpy as np
 
 from ..errors import DataFileError
-from ..geometry import ENERGY_RANGE_EV, MODALITIES, PIXEL_RANGE_M
+from ..geometry import (
+    ENERGY_RANGE_EV,
+    GEOMETRY_FIELDS,
+    MODALITIES,
+    PIXEL_RANGE_M,
+    Geometry,
+    is_tomography,
+)
 from ..physics.constants import HC_EV_M
 from .frames import ArraySource, FrameConversion, check_raw
 
@@ -34,8 +41,13 @@ DEFAULT_LABELS = {k: k for k in ("energy_ev", "pixel_size_m", "slice_thickness_m
 class Dataset:
     """Geometry (SI units) plus lazily read frames in model convention.
 
+    ``Dataset(source, geometry, probe=..., mask=..., ...)``: ``source`` is a frame source
+    (:mod:`.frames`), ``geometry`` a :class:`~..geometry.Geometry`; both are checked here, and
+    ``labels`` maps each geometry field to the name the file gave it, for the messages.
+
     Attributes
     ----------
+    geometry: the checked :class:`~..geometry.Geometry`; its fields are also attributes:
     modality: ``"farfield"`` (ptychography / CDI) or ``"nearfield"`` (holography).
     energy_ev: photon energy, eV.  pixel_size_m: object/detector-plane pixel, m.
     slice_thickness_m: multislice slice thickness, m (default: the pixel size, cubic voxels).
@@ -50,10 +62,12 @@ class Dataset:
         mask convention into this one (e.g. CXI: nonzero = bad, engine/io/cxi.py).
     """
 
-    def __init__(self, source, *, modality, energy_ev, pixel_size_m, angles_rad=None,
-                 positions_px=None, distances_m=None, slice_thickness_m=None, probe=None,
-                 object_shape_yx=None, source_path=None, truth=None, meta=None, labels=None,
-                 n_sample_frames: int = 4, mask=None):
+    def __init__(self, source, geometry: Geometry, *, probe=None, mask=None, source_path=None,
+                 truth=None, meta=None, labels=None, n_sample_frames: int = 4):
+        g = geometry
+        modality, energy_ev, pixel_size_m = g.modality, g.energy_ev, g.pixel_size_m
+        angles_rad, positions_px, distances_m = g.angles_rad, g.positions_px, g.distances_m
+        slice_thickness_m, object_shape_yx = g.slice_thickness_m, g.object_shape_yx
         self._source = source
         self._labels = {**DEFAULT_LABELS, **(labels or {})}
         lab = self._labels
@@ -117,6 +131,9 @@ class Dataset:
         self.source_path = None if source_path is None else str(source_path)
         self.truth = {} if truth is None else truth
         self.meta = dict(meta or {})
+        self.geometry = Geometry(modality, self.energy_ev, self.pixel_size_m, self.angles_rad,
+                                 self.positions_px, self.distances_m, self.slice_thickness_m,
+                                 self._object_shape_yx)
         self._check_sample(n_sample_frames)
 
     # ---- validation helpers ----------------------------------------------------------------
@@ -184,16 +201,14 @@ class Dataset:
 
     def with_geometry(self, **changes) -> "Dataset":
         """A new Dataset on the same frames with some geometry replaced (``pixel_size_m``,
-        ``distances_m``, ``positions_px``, ``slice_thickness_m``, ``object_shape_yx``, ``meta``...);
-        used for the cone-beam (Fresnel scaling) conversion to the effective geometry."""
-        kwargs = dict(modality=self.modality, energy_ev=self.energy_ev,
-                      pixel_size_m=self.pixel_size_m, angles_rad=self.angles_rad,
-                      positions_px=self.positions_px, distances_m=self.distances_m,
-                      slice_thickness_m=self.slice_thickness_m, probe=self.probe,
-                      object_shape_yx=self._object_shape_yx, source_path=self.source_path,
-                      truth=self.truth, meta=self.meta, labels=self._labels, mask=self.mask)
+        ``distances_m``, ``positions_px``, ``slice_thickness_m``, ``object_shape_yx``), and
+        optionally ``meta``, ``probe``, ``mask``; used for the cone-beam (Fresnel scaling)
+        conversion to the effective geometry."""
+        geo = {k: changes.pop(k) for k in list(changes) if k in GEOMETRY_FIELDS}
+        kwargs = dict(probe=self.probe, source_path=self.source_path, truth=self.truth,
+                      meta=self.meta, labels=self._labels, mask=self.mask)
         kwargs.update(changes)
-        return Dataset(self._source, **kwargs, n_sample_frames=0)
+        return Dataset(self._source, self.geometry.replace(**geo), **kwargs, n_sample_frames=0)
 
     def _check_sample(self, n: int) -> None:
         """Read a few frames spread over the data (cheap) and check them."""
@@ -275,11 +290,11 @@ class Dataset:
 
     # ---- constructors ----------------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, intensities, *, modality, energy_ev, pixel_size_m, angles_rad=None,
-                    positions_px=None, distances_m=None, slice_thickness_m=None, probe=None,
-                    object_shape_yx=None, truth=None, meta=None, mask=None) -> Dataset:
+    def from_arrays(cls, intensities, geometry: Geometry, *, probe=None, mask=None, truth=None,
+                    meta=None) -> Dataset:
         """In-memory data set; ``intensities`` float ``(n_angles, n_spots, fy, fx)`` in model
-        convention (NumPy or CuPy). Same validation as files; all frames are checked."""
+        convention (NumPy or CuPy), taken as described by ``geometry``. Same validation as files;
+        all frames are checked."""
         from ..backend import to_host  # noqa: PLC0415
 
         arr = np.ascontiguousarray(to_host(intensities), dtype=np.float32)
@@ -288,11 +303,8 @@ class Dataset:
                                 f"{arr.shape}")
         if arr.size:
             check_raw(arr, "intensities", "(all)")
-        return cls(ArraySource(arr), modality=modality, energy_ev=energy_ev,
-                   pixel_size_m=pixel_size_m, angles_rad=angles_rad, positions_px=positions_px,
-                   distances_m=distances_m, slice_thickness_m=slice_thickness_m, probe=probe,
-                   object_shape_yx=object_shape_yx, truth=truth,
-                   meta={"layout": "memory", **(meta or {})}, n_sample_frames=0, mask=mask)
+        return cls(ArraySource(arr), geometry, probe=probe, mask=mask, truth=truth,
+                   meta={"layout": "memory", **(meta or {})}, n_sample_frames=0)
 
 
 def _ranged(value, bounds, label, what, unit) -> float:
@@ -343,7 +355,7 @@ def estimate_memory_bytes(dataset: Dataset, object_shape, n_slices: int, batch: 
     c = np.dtype(dtype).itemsize if np.dtype(dtype).kind == "c" else 2 * np.dtype(dtype).itemsize
     r = c // 2
     n_obj = int(np.prod(object_shape))
-    obj = 2 * n_obj * r * 4 + (2 * n_obj * r * 2 if dataset.n_angles > 1 else 0)
+    obj = 2 * n_obj * r * 4 + (2 * n_obj * r * 2 if is_tomography(dataset.angles_rad) else 0)
     n_modes = 1 if dataset.probe is None else dataset.probe.shape[0]
     win = int(np.prod(dataset.frame_shape))
     tape = int(batch) * n_modes * max(int(n_slices), 1) * win * c * 4

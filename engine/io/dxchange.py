@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import DataFileError
 from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
+from ..geometry import Geometry
 from .datafile import Dataset
 from .frames import FrameConversion, check_raw
 from .hdf5 import h5py_module, open_h5
@@ -182,9 +183,10 @@ def read_dxchange(path) -> Dataset:
               "positions_px": "positions", "probe": "probe", "modality": "exchange",
               "object_shape_yx": "exchange/data"}
     mask = (~bad).astype(np.float32) if bad.any() else None
-    return Dataset(src, modality="nearfield", energy_ev=energy_ev, pixel_size_m=pixel,
-                   angles_rad=angles, distances_m=[dist], source_path=path, meta=meta,
-                   labels=labels, mask=mask, n_sample_frames=2)
+    return Dataset(src,
+                   Geometry(modality="nearfield", energy_ev=energy_ev, pixel_size_m=pixel,
+                            angles_rad=angles, distances_m=[dist]),
+                   source_path=path, meta=meta, labels=labels, mask=mask, n_sample_frames=2)
 
 
 def write_dxchange(path, projections, *, theta_deg, energy_kev: float, pixel_size_m: float,

@@ -30,6 +30,7 @@ import json
 import numpy as np
 
 from ..errors import DataFileError
+from ..geometry import Geometry
 from .datafile import DEFAULT_LABELS, Dataset
 from .frames import FrameConversion, H5Source, LazyTruth
 from .hdf5 import attr_text, compression_kwargs, h5py_module, open_h5
@@ -72,24 +73,24 @@ def read_slicewise(path: str) -> Dataset:
         prov = {k: attr_text(f["provenance"].attrs, k) for k in f["provenance"].attrs} \
             if "provenance" in f else {}
         meta = json.loads(prov.pop("meta", None) or "{}")
-        kwargs = dict(modality=attr_text(ga, "modality"), energy_ev=ga["energy_ev"],
-                      pixel_size_m=ga["pixel_size_m"],
-                      slice_thickness_m=ga.get("slice_thickness_m"),
-                      angles_rad=opt("angles_rad"), positions_px=opt("positions_px"),
-                      distances_m=opt("distances_m"), object_shape_yx=opt("object_shape_yx"),
-                      probe=np.asarray(f["probe"][()]) if "probe" in f else None,
+        geometry = Geometry(modality=attr_text(ga, "modality"), energy_ev=ga["energy_ev"],
+                            pixel_size_m=ga["pixel_size_m"],
+                            slice_thickness_m=ga.get("slice_thickness_m"),
+                            angles_rad=opt("angles_rad"), positions_px=opt("positions_px"),
+                            distances_m=opt("distances_m"), object_shape_yx=opt("object_shape_yx"))
+        extras = dict(probe=np.asarray(f["probe"][()]) if "probe" in f else None,
                       mask=np.asarray(f["mask"][()]) if "mask" in f else None)
         truth_names = sorted(f["truth"].keys()) if "truth" in f else []
-        if kwargs["object_shape_yx"] is None:
+        if geometry.object_shape_yx is None:
             for key in ("delta", "beta", "object"):  # the object grid of a ground-truth volume
                 if key in truth_names and f["truth"][key].ndim == 3:
-                    kwargs["object_shape_yx"] = f["truth"][key].shape[1:]
+                    geometry = geometry.replace(object_shape_yx=f["truth"][key].shape[1:])
                     break
         src = H5Source(path, "data/intensities", d.shape, conv)
     labels = {k: f"/geometry/{k}" for k in DEFAULT_LABELS}
     labels["probe"] = "/probe"
     labels["mask"] = "/mask"
-    return Dataset(src, **kwargs, source_path=path, labels=labels,
+    return Dataset(src, geometry, **extras, source_path=path, labels=labels,
                    truth=LazyTruth(path, "truth", truth_names),
                    meta={**meta, "layout": "slicewise", "provenance": prov})
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.materials import Material, named_material
 from slicewise.engine.phantoms import PhantomSpec
@@ -103,10 +104,13 @@ def write_case(case: Case, folder: Path) -> tuple[Path, dict]:
     """Simulate ``case`` and write it in Adorym's layout; returns (path, truth)."""
     sim = simulate_arrays(case.sim, "numpy")
     path = Path(folder) / f"{case.name}.h5"
-    write_adorym(path, sim["intensities"], energy_ev=case.sim.energy_ev,
-                 pixel_size_m=case.sim.pixel_size_m, angles_rad=sim["angles_rad"],
-                 positions_px=sim.get("positions_px"), distances_m=sim.get("distances_m"),
-                 probe=sim.get("probe"), truth=sim["truth"], slice_thickness_m=sim["slice_thickness_m"])
+    write_adorym(path, sim["intensities"],
+                 Geometry(modality=sim["modality"], energy_ev=case.sim.energy_ev,
+                          pixel_size_m=case.sim.pixel_size_m,
+                          angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
+                          distances_m=sim.get("distances_m"),
+                          slice_thickness_m=sim["slice_thickness_m"]),
+                 probe=sim.get("probe"), truth=sim["truth"])
     return path, sim["truth"]
 
 
