@@ -131,6 +131,9 @@ def read_adorym(path: str) -> Dataset:
             raise DataFileError(f"{path}: exchange/data is missing (Adorym layout: frames "
                                 "[n_theta, n_spots, y, x])")
         d = f["exchange/data"]
+        if not isinstance(d, h5py_module().Dataset):
+            raise DataFileError(f"{path}: exchange/data is a group, not a dataset; the frames must "
+                                "be one array [n_theta, n_spots, y, x]")
         if d.ndim not in (3, 4) or not np.issubdtype(d.dtype, np.number):
             raise DataFileError(f"exchange/data: expected numeric frames [n_theta, n_spots, y, x], "
                                 f"got shape {d.shape}, dtype {d.dtype}")
@@ -138,6 +141,12 @@ def read_adorym(path: str) -> Dataset:
         frame_shape = d.shape[-2:]
         dist_cm = _distances_cm(f)
         far = dist_cm is None
+        if ("metadata/free_prop_cm" not in f and "metadata/probe_pos_px" not in f
+                and d.ndim == 4 and d.shape[1] > 1):
+            # far field by default, but without scan positions this is more likely holography
+            raise DataFileError("metadata/free_prop_cm is missing, and so is metadata/probe_pos_px: "
+                                "for holography give the sample-detector distance(s) in cm as "
+                                "free_prop_cm; for ptychography give the scan positions (n_spots, 2)")
         conv = FrameConversion(quantity, centered=far, fft_norm="backward" if far else "ortho")
         psize_m = _scalar(f, "metadata/psize_cm") * CM
         dz_m = (_scalar(f, "metadata/slice_thickness_cm") * CM

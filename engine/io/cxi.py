@@ -47,7 +47,7 @@ from ..errors import DataFileError
 from ..geometry import Geometry
 from ..physics.constants import HC_EV_M
 from .datafile import Dataset
-from .frames import FrameConversion, check_raw
+from .frames import FrameConversion, check_raw, refuse_complex
 from .hdf5 import compression_kwargs, h5py_module, open_h5
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ class CxiSource:
             raise IndexError("a CXI file holds one angle: angle index must be 0")
         s_u, s_inv = np.unique(s_idx, return_inverse=True)
         dset = self._dataset()
+        refuse_complex(dset.dtype, self.name)
         if len(s_u) and s_u[-1] - s_u[0] + 1 == len(s_u):
             raw = np.asarray(dset[int(s_u[0]):int(s_u[-1]) + 1], dtype=np.float32)
         else:
@@ -274,7 +275,7 @@ class CxiSource:
             raw[:, self.bad] = 0
         np.maximum(raw, 0, out=raw)
         if check:
-            check_raw(raw, self.name, f"at frames {s_u.tolist()[:8]}")
+            check_raw(raw, self.name, "", lambda i: f"{int(s_u[i])}")
         out = raw[s_inv.ravel()][None].repeat(len(a_idx), axis=0)
         return self.conversion.to_model(out)
 

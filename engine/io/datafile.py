@@ -29,7 +29,7 @@ from ..geometry import (
     is_tomography,
 )
 from ..physics.constants import HC_EV_M
-from .frames import ArraySource, FrameConversion, check_raw
+from .frames import ArraySource, FrameConversion, check_raw, refuse_complex
 
 MAX_ABS_POSITION_PX = 1e6           # beyond this, positions are surely in the wrong unit
 
@@ -182,6 +182,9 @@ class Dataset:
         p = p.astype(np.complex128)
         if not np.all(np.isfinite(p)):
             raise DataFileError(f"{lab}: probe contains NaN or infinite values")
+        if not np.any(p):
+            raise DataFileError(f"{lab}: the probe is zero everywhere; store the measured or "
+                                "expected illumination, or remove it (a guess is then made)")
         return p
 
     def _check_mask(self, mask):
@@ -297,7 +300,9 @@ class Dataset:
         all frames are checked."""
         from ..backend import to_host  # noqa: PLC0415
 
-        arr = np.ascontiguousarray(to_host(intensities), dtype=np.float32)
+        host = to_host(intensities)
+        refuse_complex(np.asarray(host).dtype, "intensities")
+        arr = np.ascontiguousarray(host, dtype=np.float32)
         if arr.ndim != 4:
             raise DataFileError("intensities: expected shape (n_angles, n_spots, fy, fx), got "
                                 f"{arr.shape}")

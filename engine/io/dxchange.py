@@ -34,7 +34,7 @@ from ..errors import DataFileError
 from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
 from ..geometry import Geometry
 from .datafile import Dataset
-from .frames import FrameConversion, check_raw
+from .frames import FrameConversion, check_raw, refuse_complex
 from .hdf5 import h5py_module, open_h5
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,12 @@ class DxSource:
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = h5py_module().File(self.path, "r"), os.getpid()
         dset = self._file["exchange/data"]
+        refuse_complex(dset.dtype, "exchange/data")
         a_u, a_inv = np.unique(a_idx, return_inverse=True)
         raw = np.asarray(dset[a_u.tolist()], dtype=np.float32)
         if check:
-            check_raw(np.where(self.bad, 0, raw), "exchange/data", f"at angles {a_u.tolist()[:8]}")
+            check_raw(np.where(self.bad, 0, raw), "exchange/data", "",
+                      lambda i: f"(angle {int(a_u[i])})")
         out = (raw - self.dark) * self.gain
         out[:, self.bad] = 0
         np.maximum(out, 0, out=out)

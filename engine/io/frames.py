@@ -63,15 +63,52 @@ class FrameConversion:
 MODEL_CONVENTION = FrameConversion()
 
 
-def check_raw(raw: np.ndarray, label: str, where: str) -> None:
-    if not np.all(np.isfinite(raw)):
-        raise DataFileError(f"{label}: frames {where} contain NaN or infinite values; "
-                            "measured frames must be finite")
-    mn = float(raw.min()) if raw.size else 0.0
-    if mn < 0:
-        raise DataFileError(f"{label}: frames {where} contain negative values (min {mn:g}); "
+def check_raw(raw: np.ndarray, label: str, where: str, frame_name=None) -> None:
+    """Refuse frames that are not finite, negative, or zero everywhere, naming the first bad one.
+
+    ``raw``: ``(..., fy, fx)`` as read; ``frame_name(i)`` names frame ``i`` of the leading axes
+    flattened (e.g. ``"angle 0, spot 50"``); without it the frame is counted within ``where``.
+    A frame that is zero everywhere is a chunk the file never stored, a file truncated while it
+    was read, or a dead detector frame: fitting it would fit nothing.
+    """
+    if raw.size == 0:
+        return
+    frames = raw.reshape(-1, raw.shape[-2] * raw.shape[-1]) if raw.ndim >= 2 else raw.reshape(1, -1)
+
+    def name(i: int) -> str:
+        return frame_name(i) if frame_name is not None else f"{i + 1} of those read {where}"
+
+    finite = np.isfinite(frames).all(axis=1)
+    if not finite.all():
+        raise DataFileError(f"{label}: frame {name(int(np.argmin(finite)))} contains NaN or infinite "
+                            "values; measured frames must be finite")
+    low = frames.min(axis=1)
+    if low.min() < 0:
+        i = int(np.argmax(low < 0))
+        raise DataFileError(f"{label}: frame {name(i)} contains negative values (min {low[i]:g}); "
                             "frames must be non-negative intensities or magnitudes "
                             "(clip after background subtraction)")
+    empty = ~frames.any(axis=1)
+    if empty.any():
+        i = int(np.argmax(empty))
+        raise DataFileError(f"{label}: frame {name(i)} is zero everywhere ({int(empty.sum())} of "
+                            f"{len(empty)} frames read{' ' + where if where else ''}): a frame the "
+                            "file never stored, "
+                            "a file truncated while being read, or a detector that saw nothing; "
+                            "repair the file or remove those frames")
+
+
+def grid_names(a_idx, s_idx):
+    """``frame_name`` for frames read as ``(len(a_idx), len(s_idx), fy, fx)``."""
+    a_idx, s_idx = np.asarray(a_idx).ravel(), np.asarray(s_idx).ravel()
+    return lambda i: f"(angle {int(a_idx[i // len(s_idx)])}, spot {int(s_idx[i % len(s_idx)])})"
+
+
+def refuse_complex(dtype, label: str) -> None:
+    """Complex frames would lose their imaginary part when converted to intensities: refuse."""
+    if np.dtype(dtype).kind == "c":
+        raise DataFileError(f"{label}: frames are complex ({np.dtype(dtype)}); store measured "
+                            "intensities or magnitudes (|field|) as real numbers")
 
 
 class ArraySource:
@@ -85,7 +122,7 @@ class ArraySource:
     def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
         raw = self.array[np.ix_(a_idx, s_idx)]
         if check:
-            check_raw(raw, self.label, f"at angles {a_idx.tolist()[:8]}, spots {s_idx.tolist()[:8]}")
+            check_raw(raw, self.label, "", grid_names(a_idx, s_idx))
         return self.conversion.to_model(raw)
 
     def close(self) -> None:
@@ -105,13 +142,34 @@ class H5Source:
         self.has_spot_axis = len(shape) == 4
         self.shape = tuple(shape) if self.has_spot_axis else (shape[0], 1, shape[1], shape[2])
         self.label = name
-        self._file, self._pid = None, None
+        self._file, self._pid, self._size = None, None, 0
 
     def _dataset(self):
         if self._file is None or self._pid != os.getpid():
-            self._file = h5py_module().File(self.path, "r")
+            try:
+                self._file = h5py_module().File(self.path, "r")
+                dset = self._file[self.name]
+            except (OSError, KeyError, RuntimeError, ValueError) as exc:
+                raise DataFileError(f"{self.name}: cannot open the frames in {self.path} "
+                                    f"({' '.join(str(exc).split())[:160]}); the file is damaged, or "
+                                    "was changed or moved during the run") from None
             self._pid = os.getpid()
+            refuse_complex(dset.dtype, self.name)
+            self._size = os.path.getsize(self.path)
+            check_storage(dset, self.path, self._size)
         return self._file[self.name]
+
+    def _check_size(self) -> None:
+        """A file that shrank since it was opened returns zeros past its new end: refuse."""
+        try:
+            now = os.path.getsize(self.path)
+        except OSError as exc:
+            raise DataFileError(f"{self.name}: the data file {self.path} can no longer be read "
+                                f"({exc.strerror}); it was moved or deleted during the run") from None
+        if now < self._size:
+            raise DataFileError(f"{self.name}: the data file {self.path} shrank from {self._size} to "
+                                f"{now} bytes while being read (truncated or rewritten); restore it "
+                                "and resume from the last checkpoint")
 
     def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
         dset = self._dataset()
@@ -120,15 +178,21 @@ class H5Source:
         contiguous = s_u[-1] - s_u[0] + 1 == len(s_u)
         a_u, a_inv = np.unique(a_idx, return_inverse=True)
         raw = np.empty((len(a_u), len(s_u), fy, fx), dtype=np.float32)
-        for i, a in enumerate(a_u):
-            if not self.has_spot_axis:
-                raw[i, 0] = dset[int(a)]
-            elif contiguous:
-                raw[i] = dset[int(a), int(s_u[0]):int(s_u[-1]) + 1]
-            else:
-                raw[i] = dset[int(a), s_u.tolist()]
+        try:
+            for i, a in enumerate(a_u):
+                if not self.has_spot_axis:
+                    raw[i, 0] = dset[int(a)]
+                elif contiguous:
+                    raw[i] = dset[int(a), int(s_u[0]):int(s_u[-1]) + 1]
+                else:
+                    raw[i] = dset[int(a), s_u.tolist()]
+        except (OSError, RuntimeError, ValueError) as exc:  # damaged chunks, a vanished file
+            raise DataFileError(f"{self.name}: frames at angles {a_u.tolist()[:4]} cannot be read from "
+                                f"{self.path} ({' '.join(str(exc).split())[:160]}); the file is "
+                                "damaged or was changed during the run") from None
+        self._check_size()
         if check:
-            check_raw(raw, self.name, f"at angles {a_u.tolist()[:8]}, spots {s_u.tolist()[:8]}")
+            check_raw(raw, self.name, "", grid_names(a_u, s_u))
         return self.conversion.to_model(raw[np.ix_(a_inv.ravel(), s_inv.ravel())])
 
     def close(self) -> None:
@@ -140,6 +204,20 @@ class H5Source:
         state = dict(self.__dict__)
         state["_file"], state["_pid"] = None, None
         return state
+
+
+def check_storage(dset, path, file_size: int) -> None:
+    """A contiguous dataset must lie inside the file: one that claims more frames than the file
+    holds would read zeros (chunked datasets are caught frame by frame: missing chunks are zero)."""
+    if dset.chunks is not None or dset.id.get_storage_size() == 0:
+        return
+    try:
+        end = dset.id.get_offset() + dset.id.get_storage_size()
+    except (TypeError, ValueError, RuntimeError):  # no offset (e.g. compact or external storage)
+        return
+    if end > file_size:
+        raise DataFileError(f"{dset.name}: the dataset {dset.shape} claims {end} bytes but {path} "
+                            f"holds only {file_size}: the file is truncated; copy it again")
 
 
 class LazyTruth(Mapping):

@@ -27,6 +27,44 @@ def open_h5(path):
         raise DataFileError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
+def external_references(h5) -> list[str]:
+    """Everything in the open file ``h5`` that makes HDF5 read *other* files: external links,
+    datasets with external raw storage, virtual datasets with sources elsewhere. One line each."""
+    h5py = h5py_module()
+    found: list[str] = []
+
+    def on_link(name, link):
+        if isinstance(link, h5py.ExternalLink):
+            found.append(f"/{name} is an external link to {link.filename}:{link.path}")
+
+    def on_object(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        if obj.external:
+            found.append(f"/{name} keeps its data in external file(s) "
+                         f"{', '.join(str(e[0]) for e in obj.external)}")
+        if obj.is_virtual:
+            files = sorted({vs.file_name for vs in obj.virtual_sources()} - {"."})
+            if files:
+                found.append(f"/{name} is a virtual dataset reading {', '.join(files)}")
+
+    h5.visititems_links(on_link)
+    h5.visititems(on_object)
+    return found
+
+
+def refuse_external(h5, path, allow: bool) -> None:
+    """Refuse a file that would make Slicewise read other files, unless the user allows it."""
+    if allow:
+        return
+    found = external_references(h5)
+    if found:
+        raise DataFileError(f"{path}: {found[0]}" + (f" (and {len(found) - 1} more)" if len(found) > 1
+                                                      else "")
+                            + "; links that leave the file are not followed: set "
+                            "data.allow_external_links = true if you trust this file")
+
+
 def attr_text(attrs, key, default=None):
     """A string attribute (bytes decoded), or ``default``."""
     v = attrs.get(key, default)

@@ -26,7 +26,7 @@ from .object_grid import object_grid_note
 from ..errors import DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
 from .datafile import Dataset
-from .hdf5 import h5py_module
+from .hdf5 import h5py_module, refuse_external
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ register_reader(Reader("adorym", lambda path, h5: h5 is not None and adorym.snif
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".cxi", ".nxs")
 
 
-def _sniff(path: Path) -> Reader | None:
+def _sniff(path: Path, allow_external: bool) -> Reader | None:
     h5py = h5py_module()
     try:
         h5 = h5py.File(path, "r") if h5py.is_hdf5(path) else None
@@ -76,25 +76,42 @@ def _sniff(path: Path) -> Reader | None:
     else:
         why = "no HDF5 signature"
     if h5 is None and path.suffix.lower() in HDF5_SUFFIXES:
-        raise DataFileError(f"{path}: not a readable HDF5 file ({why})")
+        raise DataFileError(f"{path}: not a readable HDF5 file ({' '.join(why.split())})")
     try:
+        if h5 is not None:
+            refuse_external(h5, path, allow_external)
         return next((r for r in READERS if r.sniff(path, h5)), None)
     finally:
         if h5 is not None:
             h5.close()
 
 
-def open_dataset(path) -> Dataset:
-    """Open a data file of any registered format (detected from its content)."""
+def open_dataset(path, *, allow_external: bool = False) -> Dataset:
+    """Open a data file of any registered format (detected from its content).
+
+    ``allow_external``: follow HDF5 external links, external raw storage and virtual datasets
+    that point to other files (refused by default: a data file could read any local file).
+    A damaged file is a :class:`DataFileError`, whatever h5py raised.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise DataFileError(f"{path} is a folder, not a data file; give the HDF5 file in it "
+                            "(data.path)")
     if not p.is_file():
         raise DataFileError(f"{path}: no such data file")
-    reader = _sniff(p)
-    if reader is None:
-        raise DataFileError(f"{path}: not a data file Slicewise reads; expected one of: "
-                            + "; ".join(r.layout for r in READERS)
-                            + " (docs/real-data.md describes the layouts)")
-    return reader.read(str(path))
+    try:
+        reader = _sniff(p, allow_external)
+        if reader is None:
+            raise DataFileError(f"{path}: not a data file Slicewise reads; expected one of: "
+                                + "; ".join(r.layout for r in READERS)
+                                + " (docs/real-data.md describes the layouts)")
+        return reader.read(str(path))
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, SystemError) as exc:
+        # h5py's view of a damaged file (bad headers, addresses past the end, odd types; an error
+        # inside its iteration comes out as SystemError)
+        raise DataFileError(f"{path}: the HDF5 file is damaged or its metadata are not what the "
+                            f"format needs ({' '.join(str(exc).split())[:160]}); copy the file "
+                            "again or repair it") from None
 
 
 def describe_file(path) -> str:

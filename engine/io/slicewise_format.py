@@ -72,7 +72,7 @@ def read_slicewise(path: str) -> Dataset:
 
         prov = {k: attr_text(f["provenance"].attrs, k) for k in f["provenance"].attrs} \
             if "provenance" in f else {}
-        meta = json.loads(prov.pop("meta", None) or "{}")
+        meta = _json_attr(prov.pop("meta", None), "/provenance attribute meta")
         geometry = Geometry(modality=attr_text(ga, "modality"), energy_ev=ga["energy_ev"],
                             pixel_size_m=ga["pixel_size_m"],
                             slice_thickness_m=ga.get("slice_thickness_m"),
@@ -154,3 +154,15 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
 
     atomic_write(path, writer)
 
+
+def _json_attr(text, label: str) -> dict:
+    """A JSON-object attribute (None or empty: ``{}``); malformed text is refused by name."""
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError) as exc:
+        raise DataFileError(f"{label}: not valid JSON ({exc}); repair the attribute or delete it "
+                            "(it only records how the file was made)") from None
+    if not isinstance(value, dict):
+        raise DataFileError(f"{label}: expected a JSON object, got {type(value).__name__}; repair "
+                            "the attribute or delete it")
+    return value

@@ -89,6 +89,9 @@ class DataConfig:
     distances_m: Optional[list[float]] = _f(None, "holography sample-detector distances, one per "
                                             "distance; unset = from the file", "m",
                                             min=0, min_exclusive=True)
+    allow_external_links: bool = _f(False, "follow HDF5 external links, external raw storage and "
+                                    "virtual datasets that point to other files (a data file could "
+                                    "otherwise make Slicewise read any local file)")
     source_to_sample_m: Optional[float] = _f(None, "cone beam: distance from the focus (point "
                                              "source) to the sample; the near-field geometry is "
                                              "converted by the Fresnel scaling theorem (pixel / M, "

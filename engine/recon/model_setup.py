@@ -102,8 +102,13 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
                           "frame size")
     if cfg.model.probe_modes > probe.shape[0]:
         probe = probe_modes(probe[0], cfg.model.probe_modes, seed=cfg.init.seed)
+    probe_power = float(np.sum(np.abs(probe) ** 2))
+    if not (math.isfinite(probe_power) and probe_power > 0):
+        what = "zero everywhere" if probe_power == 0 else "not finite"
+        raise ConfigError(f"{origin}: the initial probe is {what}; give a probe with some "
+                          "intensity, or set init.probe = 'gaussian'")
     # scale to the measured photons per frame so the loss starts near its optimum scale
-    probe *= math.sqrt(power / float(np.sum(np.abs(probe) ** 2)))
+    probe *= math.sqrt(power / probe_power)
     return probe
 
 

@@ -111,7 +111,8 @@ class Reconstruction:
         if dataset is None:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
-            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir))
+            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
+                                   allow_external=self.config.data.allow_external_links)
         self.dataset = dataset
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
                                               self.distributed)
