@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slicewise.engine.errors import DataFileError
+from slicewise.engine.errors import BadFrameError, DataFileError
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon import config as cfgmod
@@ -59,10 +59,9 @@ def load_hdf5(path: str):
 def _name_bad_frames(path: str, exc: DataFileError) -> DataFileError | None:
     """The reader refused a sample frame ("LABEL: frames at ... contain NaN ..."): name every
     bad frame of that HDF5 dataset instead, so that they can be repaired in one go."""
-    msg = str(exc)
-    if ": frames at" not in msg or not ("NaN" in msg or "negative" in msg):
+    if not isinstance(exc, BadFrameError) or not exc.dataset:
         return None
-    label = msg.split(": frames at", 1)[0]
+    label = exc.dataset
     try:
         import h5py  # noqa: PLC0415
 
@@ -72,8 +71,8 @@ def _name_bad_frames(path: str, exc: DataFileError) -> DataFileError | None:
             for a in range(d.shape[0]):
                 block = np.asarray(d[a], dtype=np.float32)
                 block = block.reshape((-1,) + block.shape[-2:])
-                ok = np.isfinite(block).all(axis=(1, 2)) & (np.nan_to_num(block).min(axis=(1, 2))
-                                                            >= 0)
+                ok = (np.isfinite(block).all(axis=(1, 2))
+                      & (np.nan_to_num(block).min(axis=(1, 2)) >= 0) & block.any(axis=(1, 2)))
                 bad += [(a, int(s)) for s in np.flatnonzero(~ok)]
     except Exception:  # noqa: BLE001 - not a plain frame stack: keep the reader's message
         return None
@@ -82,8 +81,9 @@ def _name_bad_frames(path: str, exc: DataFileError) -> DataFileError | None:
     listing = ", ".join(f"(angle {a}, position {s})" for a, s in bad[:12])
     more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
     return DataFileError(f"{label}: {len(bad)} frame(s) contain NaN, infinite or negative "
-                         f"values: {listing}{more}. Measured frames must be finite, non-negative "
-                         "intensities; repair or exclude those frames in the file.")
+                         f"values or are zero everywhere: {listing}{more}. Measured frames must be "
+                         "finite, non-negative intensities; repair or exclude those frames in the "
+                         "file.")
 
 
 def result_volumes(path: str, res: dict) -> VolumeSet:

@@ -11,6 +11,17 @@ class DataFileError(SlicewiseError):
     """A data file is missing something, or holds values of the wrong shape, type or range."""
 
 
+class BadFrameError(DataFileError):
+    """A measured frame is not finite, negative or zero everywhere.
+
+    ``dataset``: the HDF5 dataset (or label) holding it; ``frame``: ``(angle, spot)`` or None.
+    """
+
+    def __init__(self, message: str, dataset: str = "", frame: tuple | None = None):
+        super().__init__(message)
+        self.dataset, self.frame = dataset, frame
+
+
 class ConfigError(SlicewiseError):
     """A configuration value is unknown, of the wrong type, or inconsistent with the data."""
 

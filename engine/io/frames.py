@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import DataFileError
+from ..errors import BadFrameError, DataFileError
 from .hdf5 import h5py_module
 
 @dataclass(frozen=True)
@@ -80,22 +80,22 @@ def check_raw(raw: np.ndarray, label: str, where: str, frame_name=None) -> None:
 
     finite = np.isfinite(frames).all(axis=1)
     if not finite.all():
-        raise DataFileError(f"{label}: frame {name(int(np.argmin(finite)))} contains NaN or infinite "
-                            "values; measured frames must be finite")
+        raise BadFrameError(f"{label}: frame {name(int(np.argmin(finite)))} contains NaN or infinite "
+                            "values; measured frames must be finite", label)
     low = frames.min(axis=1)
     if low.min() < 0:
         i = int(np.argmax(low < 0))
-        raise DataFileError(f"{label}: frame {name(i)} contains negative values (min {low[i]:g}); "
+        raise BadFrameError(f"{label}: frame {name(i)} contains negative values (min {low[i]:g}); "
                             "frames must be non-negative intensities or magnitudes "
-                            "(clip after background subtraction)")
+                            "(clip after background subtraction)", label)
     empty = ~frames.any(axis=1)
     if empty.any():
         i = int(np.argmax(empty))
-        raise DataFileError(f"{label}: frame {name(i)} is zero everywhere ({int(empty.sum())} of "
+        raise BadFrameError(f"{label}: frame {name(i)} is zero everywhere ({int(empty.sum())} of "
                             f"{len(empty)} frames read{' ' + where if where else ''}): a frame the "
                             "file never stored, "
                             "a file truncated while being read, or a detector that saw nothing; "
-                            "repair the file or remove those frames")
+                            "repair the file or remove those frames", label)
 
 
 def grid_names(a_idx, s_idx):
