@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from slicewise.engine.cli import main
+from slicewise.cli.main import main
 from slicewise.engine.errors import DataFileError
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.datafile import Dataset
