@@ -11,6 +11,7 @@ import pytest
 
 from slicewise.cli.main import main
 from slicewise.engine.errors import DataFileError
+from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.readers import open_dataset
@@ -27,13 +28,19 @@ def positions(n=N_SPOTS):
     return np.stack([np.arange(n) % 8, np.arange(n) // 8], axis=1).astype(float) * 2
 
 
-def adorym(path, data=None, **kw):
+def adorym(path, data=None, probe=None, **kw):
     data = frames() if data is None else data
-    args = dict(energy_ev=8000.0, pixel_size_m=1e-8, angles_rad=np.zeros(data.shape[0]),
-                positions_px=positions(data.shape[1]))
+    args = dict(modality="farfield", energy_ev=8000.0, pixel_size_m=1e-8,
+                angles_rad=np.zeros(data.shape[0]), positions_px=positions(data.shape[1]))
     args.update(kw)
-    write_adorym(path, data, **args)
+    if args.get("distances_m") is not None:
+        args["modality"] = "nearfield"
+    write_adorym(path, data, Geometry(**args), probe=probe)
     return path
+
+
+def far_geometry():
+    return Geometry(modality="farfield", energy_ev=8000, pixel_size_m=1e-8, positions_px=positions())
 
 
 def refused(path, *words, **kw):
@@ -105,8 +112,7 @@ def test_complex_frames_are_refused(tmp_path):
         f["exchange/data"] = data * (1 + 1j)
     refused(path, "exchange/data", "complex")
     with pytest.raises(DataFileError, match="complex"):
-        Dataset.from_arrays(frames() * 1j, modality="farfield", energy_ev=8000, pixel_size_m=1e-8,
-                            positions_px=positions())
+        Dataset.from_arrays(frames() * 1j, far_geometry())
 
 
 def test_frames_that_are_a_group(tmp_path):
@@ -123,8 +129,7 @@ def test_all_zero_probe(tmp_path):
 
 def test_malformed_provenance_json(tmp_path):
     path = tmp_path / "s.h5"
-    ds = Dataset.from_arrays(frames(), modality="farfield", energy_ev=8000, pixel_size_m=1e-8,
-                             positions_px=positions())
+    ds = Dataset.from_arrays(frames(), far_geometry())
     write_dataset(path, ds)
     with h5py.File(path, "r+") as f:
         f["provenance"].attrs["meta"] = '{"source": "beamline", '
