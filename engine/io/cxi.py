@@ -211,6 +211,7 @@ def positions_from_translations(translations_m, basis_xy_m, object_pixel_scale: 
 
 def _translations(f, entry: str, n: int):
     for path in (f"{entry}/sample_1/geometry_1/translation", f"{entry}/data_1/translation",
+                 f"{entry}/instrument_1/detector_1/translation",
                  f"{entry}/sample_1/geometry_1/position"):
         if path in f:
             d = f[path]
@@ -298,106 +299,111 @@ def _decide_modality(mean_frame: np.ndarray) -> str:
     return "nearfield"
 
 
-def read_cxi(path, modality: str | None = None) -> Dataset:
-    """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions)."""
-    path = str(path)
+def _detector_geometry(det) -> dict:
+    """Distance (m), square pixel (m) and the xy basis of a ``detector_1`` group."""
+    dist = _length(det, "distance", "sample-detector distance")
+    if dist is None and "corner_position" in det:
+        dist = float(np.asarray(det["corner_position"][()], float).reshape(-1)[2])
+    if dist is None or not dist > 0:
+        raise DataFileError(f"{det.name}/distance: the sample-detector distance (m) is missing "
+                            "or not positive")
+    px = _length(det, "x_pixel_size", "pixel size")
+    py = _length(det, "y_pixel_size", "pixel size")
+    basis, basis_from = _basis(det, (py or px or 1.0, px or py or 1.0))
+    default = basis_from.startswith("default")
+    if px is None and py is None:
+        if default:
+            raise DataFileError(f"{det.name}: x_pixel_size / y_pixel_size (m) are missing")
+        py, px = (float(np.linalg.norm(b)) for b in basis.T)
+    px, py = px or py, py or px
+    if abs(px - py) > 0.01 * max(px, py):
+        raise DataFileError(f"{det.name}: pixels are {px:g} x {py:g} m; Slicewise needs square "
+                            "pixels (rebin the frames first)")
+    pixel = 0.5 * (px + py)
+    if default:
+        basis = np.array([[0.0, -pixel], [-pixel, 0.0]])
+    return {"distance": dist, "pixel": pixel, "basis": basis, "basis_from": basis_from}
+
+
+def _read_layout(path: str) -> dict:
+    """Everything but the frames, read from the file (which is closed again)."""
     with open_h5(path) as f:
         entries = sorted(k for k in f.keys() if k.startswith("entry_"))
         if not entries:
             raise DataFileError(f"{path}: no entry_1 group (CXI layout)")
         entry = entries[0]
         dset, dname = _frames_dataset(f, entry)
-        if dset.ndim == 2:
-            raise DataFileError(f"{dname}: a single frame {dset.shape}; ptychography/holography "
-                                "needs a stack (n_frames, fy, fx)")
         if dset.ndim != 3:
-            raise DataFileError(f"{dname}: expected frames (n_frames, fy, fx), got {dset.shape}")
+            raise DataFileError(f"{dname}: expected a stack of frames (n_frames, fy, fx), got "
+                                f"shape {dset.shape}")
         n, fy, fx = (int(v) for v in dset.shape)
-        det_path = f"{entry}/instrument_1/detector_1"
-        if det_path not in f:
-            raise DataFileError(f"{path}: {det_path} is missing (CXI layout)")
+        det_path, src_path = f"{entry}/instrument_1/detector_1", f"{entry}/instrument_1/source_1"
+        for group, what in ((det_path, "detector"), (src_path, "source (energy)")):
+            if group not in f:
+                raise DataFileError(f"{path}: {group} ({what}) is missing (CXI layout)")
         det = f[det_path]
-        src = f.get(f"{entry}/instrument_1/source_1")
-        if src is None:
-            raise DataFileError(f"{path}: {entry}/instrument_1/source_1 (energy) is missing")
-        energy_ev, energy_from = _energy_ev(src)
-        dist = _length(det, "distance", "sample-detector distance")
-        if dist is None and "corner_position" in det:
-            dist = float(np.asarray(det["corner_position"][()], float).reshape(-1)[2])
-        if dist is None or not dist > 0:
-            raise DataFileError(f"{det.name}/distance: the sample-detector distance (m) is missing "
-                                "or not positive")
-        px = _length(det, "x_pixel_size", "pixel size")
-        py = _length(det, "y_pixel_size", "pixel size")
-        basis, basis_from = _basis(det, (py or px or 1.0, px or py or 1.0))
-        if px is None and py is None:
-            if basis_from == "default (slow = -y, fast = -x)":
-                raise DataFileError(f"{det.name}: x_pixel_size / y_pixel_size (m) are missing")
-            py, px = (float(np.linalg.norm(b)) for b in basis.T)
-        px, py = px or py, py or px
-        if abs(px - py) > 0.01 * max(px, py):
-            raise DataFileError(f"{det.name}: pixels are {px:g} x {py:g} m; Slicewise needs square "
-                                "pixels (rebin the frames first)")
-        pixel = 0.5 * (px + py)
-        if basis_from == "default (slow = -y, fast = -x)":
-            basis = np.array([[0.0, -pixel], [-pixel, 0.0]])
-        weights, bad, mask_path = None, None, None
+        out = {"entry": entry, "frames": dname, "shape": (n, fy, fx), "dtype": dset.dtype,
+               "det": det.name, **_detector_geometry(det)}
+        out["energy_ev"], out["energy_from"] = _energy_ev(f[src_path])
+        out["weights"], out["mask_from"] = None, None
         if "mask" in det:
-            weights = good_pixel_weights(det["mask"][()], det["mask"].name)
-            if weights.shape != (fy, fx):
-                raise DataFileError(f"{det['mask'].name}: mask shape {weights.shape} differs from "
-                                    f"the frame shape {(fy, fx)}")
-            bad, mask_path = weights == 0, det["mask"].name
-        trans, trans_path = _translations(f, entry, n)
-        probe, probe_path = _probe(f, entry, (fy, fx))
-        dtype = dset.dtype
-    source = CxiSource(path, dname, (n, fy, fx), bad)
+            w = good_pixel_weights(det["mask"][()], det["mask"].name)
+            if w.shape != (fy, fx):
+                raise DataFileError(f"{det['mask'].name}: mask shape {w.shape} differs from the "
+                                    f"frame shape {(fy, fx)}")
+            out["weights"], out["mask_from"] = w, det["mask"].name
+        out["trans"], out["trans_from"] = _translations(f, entry, n)
+        out["probe"], out["probe_from"] = _probe(f, entry, (fy, fx))
+    return out
+
+
+def read_cxi(path, modality: str | None = None) -> Dataset:
+    """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions)."""
+    path = str(path)
+    g = _read_layout(path)
+    n, fy, fx = g["shape"]
+    weights = g["weights"]
+    bad = None if weights is None else weights == 0
+    source = CxiSource(path, g["frames"], g["shape"], bad)
     sample = source.read(np.zeros(1, int), np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)))
     mean_frame = sample[0].mean(axis=0)
     if bad is not None:
         mean_frame = np.where(bad, np.median(mean_frame[~bad]), mean_frame)
-    detected = _decide_modality(mean_frame)
-    modality_from = ("argument" if modality else
-                     f"frames (mean-frame peak/median {mean_frame.max() / max(np.median(mean_frame), 1e-30):.3g})")
-    modality = modality or detected
-    wavelength = HC_EV_M / energy_ev
+    ratio = mean_frame.max() / max(np.median(mean_frame), 1e-30)
+    modality_from = "argument" if modality else f"frames (mean-frame peak/median {ratio:.3g})"
+    modality = modality or _decide_modality(mean_frame)
     scale = 1.0
     if modality == "farfield":
         # object pixel lambda z / (N p); the frames' centre is the direct beam (CXI stores
         # diffraction patterns centred)
         source.conversion = FrameConversion(centered=True)
-        if weights is not None:
-            weights = np.fft.ifftshift(weights)
-        scale = wavelength * dist / (max(fy, fx) * pixel) / pixel
-    positions = None
-    if trans is not None:
-        positions = positions_from_translations(trans, basis, scale)
-    elif n > 1 and modality == "farfield":
-        raise DataFileError(f"{path}: {n} diffraction frames but no sample translations "
-                            f"({entry}/sample_1/geometry_1/translation, m)")
-    meta = {"layout": "cxi", "frames_dataset": dname, "frames_dtype": str(dtype),
-            "integer_counts": bool(np.issubdtype(dtype, np.integer)),
-            "detector_pixel_m": pixel, "detector_distance_m": dist, "energy_from": energy_from,
-            "basis_from": basis_from, "translations_from": trans_path, "mask_from": mask_path,
-            "n_bad_pixels": int(bad.sum()) if bad is not None else 0, "probe_from": probe_path,
+        weights = None if weights is None else np.fft.ifftshift(weights)
+        scale = HC_EV_M / g["energy_ev"] * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
+    trans = g["trans"]
+    if trans is None and n > 1:
+        raise DataFileError(f"{path}: {n} frames but no sample translations "
+                            f"({g['entry']}/sample_1/geometry_1/translation, m)")
+    positions = None if trans is None else positions_from_translations(trans, g["basis"], scale)
+    meta = {"layout": "cxi", "frames_dataset": g["frames"], "frames_dtype": str(g["dtype"]),
+            "integer_counts": bool(np.issubdtype(g["dtype"], np.integer)),
+            "detector_pixel_m": g["pixel"], "detector_distance_m": g["distance"],
+            "energy_from": g["energy_from"], "basis_from": g["basis_from"],
+            "translations_from": g["trans_from"], "mask_from": g["mask_from"],
+            "n_bad_pixels": 0 if bad is None else int(bad.sum()), "probe_from": g["probe_from"],
             "modality_from": modality_from}
     if trans is not None:
-        meta["scan_range_m"] = (np.ptp(trans[:, 0]), np.ptp(trans[:, 1]))
-    if n > 1 and positions is None:
-        if modality == "nearfield":  # several full-field frames without translations: distances
-            raise DataFileError(f"{path}: {n} near-field frames but no sample translations "
-                                f"({entry}/sample_1/geometry_1/translation, m)")
-    labels = {"energy_ev": energy_from, "pixel_size_m": f"{det.name}/x_pixel_size",
-              "distances_m": f"{det.name}/distance", "positions_px": trans_path or "translation",
-              "probe": probe_path or "probe", "mask": mask_path or "mask",
-              "slice_thickness_m": f"{det.name}/x_pixel_size", "angles_rad": "(one angle)",
+        meta["scan_range_m"] = (float(np.ptp(trans[:, 0])), float(np.ptp(trans[:, 1])))
+    det = g["det"]
+    labels = {"energy_ev": g["energy_from"], "pixel_size_m": f"{det}/x_pixel_size",
+              "distances_m": f"{det}/distance", "positions_px": g["trans_from"] or "translation",
+              "probe": g["probe_from"] or "probe", "mask": g["mask_from"] or "mask",
+              "slice_thickness_m": f"{det}/x_pixel_size", "angles_rad": "(one angle)",
               "modality": "frames", "object_shape_yx": "translations"}
-    return Dataset(source,
-                   Geometry(modality=modality, energy_ev=energy_ev, pixel_size_m=pixel * scale,
-                            positions_px=positions,
-                            distances_m=[dist] if modality == "nearfield" else None),
-                   probe=probe, source_path=path, meta=meta, labels=labels, mask=weights,
-                   n_sample_frames=0)
+    geometry = Geometry(modality=modality, energy_ev=g["energy_ev"],
+                        pixel_size_m=g["pixel"] * scale, positions_px=positions,
+                        distances_m=[g["distance"]] if modality == "nearfield" else None)
+    return Dataset(source, geometry, probe=g["probe"], source_path=path, meta=meta,
+                   labels=labels, mask=weights, n_sample_frames=0)
 
 
 def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m: float,
