@@ -53,6 +53,7 @@ case "$what" in
     fi ;;
   test)
     export QT_QPA_PLATFORM=xcb
+    export PATH="$(cd "$VENV" && pwd)/bin:$PATH"   # the venv's commands (slicewise, mpiexec) for subprocess tests
     # pytest exits 5 when it collected no test: with set -e that fails the run, as it must.
     exec xvfb-run -a -s "-screen 0 1600x1000x24" "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$@" ;;
   *) echo "usage: bash packaging/bootstrap.sh [demo|test|setup] [extra args]"; exit 2 ;;

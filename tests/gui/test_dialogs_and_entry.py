@@ -149,7 +149,10 @@ def test_run_gui_opens_a_file_and_returns_exit_code(holo_file, tmp_path):
 
 
 def _gui_command(*args, cwd, timeout=120):
-    exe = shutil.which("slicewise")
+    # the console script sits beside the interpreter of the environment it was installed into,
+    # which need not be on PATH (CI runs the venv's python without activating it)
+    beside = Path(sys.executable).with_name("slicewise")
+    exe = str(beside) if beside.exists() else shutil.which("slicewise")
     assert exe, "the slicewise command is installed with the package"
     env = dict(os.environ, XDG_DATA_HOME=str(cwd / "data"), XDG_CONFIG_HOME=str(cwd / "config"))
     return subprocess.run([exe, "gui", *args], env=env, cwd=cwd, capture_output=True, text=True,
