@@ -45,8 +45,10 @@ class Progress:
 
 
 def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer_state: dict,
-                progress: Progress, config) -> None:
-    """Write a checkpoint/result: ``params`` are host copies taken under the run's lock."""
+                progress: Progress, config, run_state: dict | None = None) -> None:
+    """Write a checkpoint/result: ``params`` are host copies taken under the run's lock;
+    ``run_state``: the rest of the solver's state (support mask, divergence guard), host values,
+    stored under ``/extra/run_state`` and given back by :func:`read_state`."""
     initial = {}
     if problem.initial_positions is not None:
         initial["positions"] = problem.initial_positions
@@ -55,7 +57,8 @@ def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer
              # wall time of each epoch (s; NaN for epochs of a run this one resumed)
              "epoch_time_s": np.asarray([h.get("time_s", np.nan) for h in progress.history], float),
              "pixel_size_m": optics.pixel_size_m, "slice_thickness_m": optics.slice_thickness_m,
-             "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes)}
+             "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes),
+             "run_state": run_state or {}}
     write_result(path, params, loss_history=progress.loss_history(),
                  config_toml=cfgmod.to_toml(config), epoch=progress.epoch, initial=initial,
                  optimizer_state=optimizer_state, extra=extra, kind=kind)
@@ -65,9 +68,10 @@ def host_params(problem: Problem) -> dict:
     return {k: host_copy(v) for k, v in problem.params.items()}
 
 
-def read_state(path: Path, problem: Problem) -> tuple[Progress, dict]:
+def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
     """Load a checkpoint's unknowns into ``problem.params`` (checked against its shapes); returns
-    the progress and the optimiser state (possibly empty). Errors name ``--resume``."""
+    the progress, the optimiser state and the run state (both possibly empty). Errors name
+    ``--resume``."""
     try:
         res = read_result(path)
     except (OSError, SlicewiseError) as exc:
@@ -90,4 +94,4 @@ def read_state(path: Path, problem: Problem) -> tuple[Progress, dict]:
                         list(np.asarray(res["extra"].get("batch_losses", [])).tolist()),
                         int(res["extra"].get("peak_memory_bytes", 0)))
     log.info("resumed from %s at epoch %d", path, progress.epoch)
-    return progress, res["optimizer"]
+    return progress, res["optimizer"], res["extra"].get("run_state", {})

@@ -57,6 +57,28 @@ class DivergenceGuard:
         self.rollbacks = 0
         self.cuts: dict[str, int] = {}
 
+    def state_dict(self) -> dict:
+        """The guard's memory, for checkpoints: reference losses, rollbacks, rate cuts."""
+        return {"best": float(self.best), "first": self.first, "rollbacks": int(self.rollbacks),
+                "cuts": {k: int(v) for k, v in self.cuts.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` and apply its rate cuts to the configured learning rates
+        (each cut halves; the checkpointed run had applied the same), so a resumed run steps as
+        the interrupted one would have."""
+        if not state:
+            return
+        self.best = float(state.get("best", math.inf))
+        self.first = state.get("first")
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.cuts = {k: int(v) for k, v in state.get("cuts", {}).items()}
+        cfg = self.solver.config
+        for n, cuts in self.cuts.items():
+            lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
+            if lr:
+                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * 0.5 ** cuts)
+        self.solver.update_learning_rates()
+
     @staticmethod
     def _above(loss: float, ref: float, factor: float) -> bool:
         # written for losses of either sign (a Poisson likelihood need not be positive)

@@ -144,6 +144,18 @@ class Problem:
         self.penalty_norm = norm
         return norm
 
+    def state_dict(self) -> dict:
+        """What a checkpoint needs beyond the unknowns: the regularisation scale fixed at the
+        first evaluation (a resumed run must not fix it again on a different estimate)."""
+        if self.penalty_norm is None:
+            return {}
+        return {"penalty_norm": dict(self.penalty_norm), "object_unit": float(self.object_unit)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("penalty_norm"):
+            self.penalty_norm = {k: float(v) for k, v in state["penalty_norm"].items()}
+            self.object_unit = float(state["object_unit"])
+
     def _object_terms(self, params):
         """Quantities the regularisers act on, scaled to order 1 (delta/beta are ~1e-6)."""
         if self.model.view.param == "delta_beta":

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..backend import to_host
 from ..errors import ConfigError
 from ..io.arrays import load_array, resolve_path
 from . import constraints
@@ -65,6 +68,22 @@ class Projections:
             self.support = None
         elif self.support is None:
             self.support = self.load_support(c.support)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs: the support an ``auto`` run computed (a file is re-read)."""
+        if self.config.constraints.support != "auto" or self.support is None:
+            return {}
+        return {"support": np.asarray(to_host(self.support), np.uint8)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`: an ``auto`` support applies from the resumed first step,
+        as it did in the run that wrote the checkpoint."""
+        mask = state.get("support")
+        if self.config.constraints.support == "auto" and mask is not None:
+            if tuple(np.shape(mask)) != tuple(self.problem.object_shape):
+                raise ConfigError(f"--resume: the checkpoint's support has shape {np.shape(mask)}, "
+                                  f"the object grid is {self.problem.object_shape}")
+            self.support = self.problem.backend.asarray(np.asarray(mask).astype(bool))
 
     def load_support(self, path_str: str):
         """A support mask file (``.npy`` or HDF5 ``params/support``, ``support`` or ``mask``)

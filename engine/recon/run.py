@@ -135,13 +135,17 @@ class Reconstruction:
         self.projections = Projections(self.config, self.problem, self.base_dir)
         self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
                              self._lock, self.distributed)
+        self._guard = DivergenceGuard(self.solver)
         if resume:
-            self.progress, opt_state = read_state(Path(resume), self.problem)
+            self.progress, opt_state, run_state = read_state(Path(resume), self.problem)
+            # the guard first: its rate cuts apply to the configured rates the optimiser restores
+            self._guard.load_state_dict(run_state.get("guard", {}))
             self.solver.load_state_dict(opt_state)
+            self.projections.load_state_dict(run_state)
+            self.problem.load_state_dict(run_state)
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
         self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
-        self._guard = DivergenceGuard(self.solver)
         self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
 
     # ---- public control (thread-safe) --------------------------------------------------------
@@ -392,7 +396,10 @@ class Reconstruction:
         with self._lock:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config)
+            run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
+                         **self.problem.state_dict()}
+        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
+                    run_state)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

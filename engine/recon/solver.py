@@ -52,6 +52,9 @@ class Solver:
         self.projections, self.schedule, self.lock = projections, schedule, lock
         self.distributed = distributed
         o = config.optimizer
+        # the probe rate is relative to the initial probe's peak amplitude: fixed once, so that
+        # rates handed over again later (a rollback, a change, a resumed run) mean the same step
+        self._probe_ref = self._probe_peak()
         self.optimizer = make_optimizer(o.kind, self.learning_rates(), momentum=o.momentum,
                                         betas=(o.beta1, o.beta2), history=o.lbfgs_history)
         self.n_evaluations = 0        # loss + gradient evaluations of this process (steps)
@@ -76,7 +79,7 @@ class Solver:
         """Rates in the optimiser's units; an unset (not yet measured) rate is 0 for now."""
         lrs = {k: (0.0 if v is None else v) for k, v in self.config.optimizer.lrs().items()}
         if lrs["probe"]:  # probe rate is relative to the probe's peak amplitude
-            lrs["probe"] = lrs["probe"] * self._probe_peak()
+            lrs["probe"] = lrs["probe"] * self._probe_ref
         return lrs
 
     def update_learning_rates(self) -> None:
@@ -90,7 +93,7 @@ class Solver:
 
     def _store_lr(self, name: str, lr_optimizer_units: float) -> None:
         """Write a measured rate into the configuration (in its units) and the optimiser."""
-        value = lr_optimizer_units / self._probe_peak() if name == "probe" else lr_optimizer_units
+        value = lr_optimizer_units / self._probe_ref if name == "probe" else lr_optimizer_units
         cfgmod.set_value(self.config, f"optimizer.lr_{name}", float(value))
         self.optimizer.set_lr(name, lr_optimizer_units)
 
