@@ -146,8 +146,10 @@ class InitConfig:
     beta: float = _f(0.0, "initial beta of every voxel (absorption index)", min=0)
     object_path: Optional[str] = _f(None, "start the object from this result/checkpoint file "
                                     "instead of constants", path="file")
-    probe: str = _f("auto", "initial probe: auto = from the data file if it has one, else "
-                    "gaussian", choices=("auto", "file", "gaussian"))
+    probe: str = _f("auto", "initial probe: auto = from the data file if it has one, else from the "
+                    "data (far field: the mean diffraction pattern's amplitude with a flat phase, "
+                    "i.e. the focused probe it implies); file; data; gaussian",
+                    choices=("auto", "file", "data", "gaussian"))
     probe_path: Optional[str] = _f(None, "read the initial probe from this .npy/.h5 file "
                                    "instead of the data file", path="file")
     probe_fwhm_m: Optional[float] = _f(None, "FWHM of the gaussian probe guess; unset = a quarter "

@@ -76,6 +76,22 @@ def _data_words(ds: Dataset) -> str:
 
 # ---- far-field ptychography ---------------------------------------------------------------------
 
+#: Frames averaged for the data-derived probe (evenly spread over the scan).
+MEAN_PATTERN_FRAMES = 256
+
+
+def probe_from_mean_pattern(ds: Dataset) -> np.ndarray:
+    """Far-field probe guess ``(py, px)`` from the data: a weak object leaves the mean diffraction
+    pattern ~ ``|FT(probe)|^2``, so its square root with a flat phase, transformed back and
+    centred in the window, is the (focused) probe that pattern implies -- its size and power are
+    the data's, whatever the optics. Frames are model-convention (unshifted) intensities."""
+    n = min(ds.n_spots, MEAN_PATTERN_FRAMES)
+    spots = np.unique(np.linspace(0, ds.n_spots - 1, n).round().astype(int))
+    mean = np.asarray(ds.frames([0], spots), np.float64)[0].mean(axis=0)
+    probe = np.fft.ifft2(np.sqrt(np.maximum(mean, 0)), norm="ortho")
+    return np.fft.fftshift(probe)
+
+
 def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -> np.ndarray:
     """The probe guess ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame."""
     frame_shape = ds.frame_shape
@@ -89,6 +105,8 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
     elif cfg.init.probe == "file":
         raise ConfigError("init.probe = 'file' but the data file holds no probe; use 'gaussian' "
                           "or set init.probe_path")
+    if probe is None and cfg.init.probe in ("auto", "data"):
+        probe, origin = probe_from_mean_pattern(ds), "the probe derived from the mean pattern"
     if probe is None:
         fwhm_px = (cfg.init.probe_fwhm_m / ds.pixel_size_m) if cfg.init.probe_fwhm_m \
             else min(frame_shape) / 4

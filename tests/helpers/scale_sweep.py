@@ -100,8 +100,9 @@ def cases(scales=("weak", "mid", "strong"), grow: int = 1) -> list[Case]:
     return out
 
 
-def write_case(case: Case, folder: Path) -> tuple[Path, dict]:
-    """Simulate ``case`` and write it in Adorym's layout; returns (path, truth)."""
+def write_case(case: Case, folder: Path, with_probe: bool = True) -> tuple[Path, dict]:
+    """Simulate ``case`` and write it in Adorym's layout; returns (path, truth). ``with_probe``:
+    keep the probe in the file (ptychography)."""
     sim = simulate_arrays(case.sim, "numpy")
     path = Path(folder) / f"{case.name}.h5"
     write_adorym(path, sim["intensities"],
@@ -110,7 +111,7 @@ def write_case(case: Case, folder: Path) -> tuple[Path, dict]:
                           angles_rad=sim["angles_rad"], positions_px=sim.get("positions_px"),
                           distances_m=sim.get("distances_m"),
                           slice_thickness_m=sim["slice_thickness_m"]),
-                 probe=sim.get("probe"), truth=sim["truth"])
+                 probe=sim.get("probe") if with_probe else None, truth=sim["truth"])
     return path, sim["truth"]
 
 
