@@ -81,3 +81,47 @@ def test_scan_orientation_is_detected_from_the_frames(twin, tmp_path):
         m, message = orient_positions(frames, ds.positions_px[idx], ds.mask > 0)
         assert (m is None) if expect is None else (m.tolist() == expect), message
         ds.close()
+
+
+def test_cone_beam_holography_from_a_dxchange_file(tmp_path):
+    """Holography through the whole measured-data path: a DXchange file (raw counts, flats,
+    darks, lab geometry: 10.1 um pixels at 0.5 m, focus 5 mm before the sample) reconstructed
+    with data.source_to_sample_m on the effective grid (M = 101: 100 nm pixels, 4.95 mm)."""
+    from scipy.ndimage import gaussian_filter
+
+    from slicewise.engine.backend import get_backend
+    from slicewise.engine.io.dxchange import write_dxchange
+    from slicewise.engine.models.common import Optics
+    from slicewise.engine.models.holo import HoloModel
+    from slicewise.engine.recon.run import Reconstruction
+
+    rng = np.random.default_rng(5)
+    n, p_eff, z1, z2, energy = 48, 100e-9, 5e-3, 0.5, 17000.0
+    m = (z1 + z2) / z1
+    z_eff = z2 / m
+    phase = gaussian_filter(rng.standard_normal((n, n)), 2.0)
+    phase *= 0.5 / np.abs(phase).max()
+    obj = np.exp(1j * phase)[None]
+    be = get_backend("numpy", "double")
+    inten = HoloModel((1, n, n), Optics(energy, p_eff, p_eff), be, param="complex").predict(
+        {"object": obj, "distances": np.array([z_eff])}, [0], [0])[0, 0]
+    dark, white = 100.0, 5000.0
+    raw = rng.poisson(dark + inten * (white - dark))[None].astype(np.uint16)
+    write_dxchange(tmp_path / "holo.h5", raw, theta_deg=[0.0], energy_kev=energy / 1e3,
+                   pixel_size_m=p_eff * m, distance_m=z2,
+                   white=np.full((2, n, n), white, np.uint16), dark=np.full((2, n, n), dark, np.uint16))
+    cfg = ReconConfig()
+    cfg.data.path = str(tmp_path / "holo.h5")
+    cfg.data.source_to_sample_m = z1
+    cfg.model.object_param = "complex"
+    cfg.run.epochs, cfg.run.output_dir, cfg.run.backend = 30, str(tmp_path / "run"), "numpy"
+    rec = Reconstruction(cfg)
+    optics = rec.problem.model.optics
+    assert optics.pixel_size_m == pytest.approx(p_eff, rel=1e-9)
+    assert float(rec.problem.params["distances"][0]) == pytest.approx(z_eff, rel=1e-6)  # float32
+    assert rec.problem.loss_spec.name == "amplitude"             # flat-fielded floats
+    rec.run()
+    got = np.angle(np.asarray(rec.problem.params["object"])[0])
+    a, b = got - got.mean(), phase - phase.mean()
+    corr = float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+    assert corr > 0.8, corr   # measured 0.91 after 30 epochs (defaults); 0.11 of margin
