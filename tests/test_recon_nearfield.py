@@ -125,3 +125,15 @@ def test_cone_beam_holography_from_a_dxchange_file(tmp_path):
     a, b = got - got.mean(), phase - phase.mean()
     corr = float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
     assert corr > 0.8, corr   # measured 0.91 after 30 epochs (defaults); 0.11 of margin
+
+
+def test_forgotten_cone_beam_is_named(twin):
+    """Without data.source_to_sample_m the 20 um scan spans a fraction of a 55 um pixel."""
+    from slicewise.engine.errors import ConfigError
+    from slicewise.engine.recon.run import Reconstruction
+
+    path, _ = twin
+    cfg = ReconConfig()
+    cfg.data.path = str(path)
+    with pytest.raises(ConfigError, match="source_to_sample_m"):
+        Reconstruction(cfg)

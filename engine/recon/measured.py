@@ -138,10 +138,30 @@ def _frames_for_guesses(ds: Dataset):
     return idx, ds.frames([0], idx)[0]
 
 
+def _check_scan_extent(cfg, ds: Dataset, pixel_m: float) -> None:
+    """Refuse a scan that cannot be near-field ptychography on this pixel grid: positions that
+    all fall within one pixel (a forgotten cone-beam conversion: sample steps of micrometres on
+    detector pixels of tens of micrometres) or that span more than 100 frames (a unit error)."""
+    span = float(np.ptp(ds.positions_px, axis=0).max())
+    frame = max(ds.frame_shape)
+    if span < 1.0:
+        hint = ("set data.source_to_sample_m (the focus-sample distance) if the beam diverges "
+                "from a focus" if cfg.data.source_to_sample_m is None
+                else "check data.source_to_sample_m and the translations' units")
+        raise ConfigError(f"the {ds.n_tiles} scan positions span only {span:.3g} pixel of "
+                          f"{pixel_m * 1e9:.4g} nm: the sample must move by pixels between "
+                          f"frames; {hint}")
+    if span > 100 * frame:
+        raise ConfigError(f"the scan spans {span:.3g} pixels of {pixel_m * 1e9:.4g} nm, more than "
+                          f"100 frames of {frame} px: check the units of the translations (CXI: "
+                          "metres) and data.source_to_sample_m")
+
+
 def build_nfptycho(ctx: SetupContext) -> ModelStart:
     """Model and initial unknowns for near-field ptychography (registered as ``nfptycho``)."""
     cfg, ds, be, optics = ctx.config, ctx.dataset, ctx.backend, ctx.optics
     distance_m = float(ctx.distances_m[0])
+    _check_scan_extent(cfg, ds, optics.pixel_size_m)
     pad = default_pad_px(ds.frame_shape, optics.pixel_size_m, distance_m, optics.wavelength_m)
     idx, frames = _frames_for_guesses(ds)
     bad = None if ds.mask is None else ds.mask == 0
