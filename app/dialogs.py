@@ -28,7 +28,3 @@ def save_file(parent: QWidget | None, title: str, file_filter: str, name: str = 
     path, _ = QFileDialog.getSaveFileName(parent, title, start, file_filter)
     return path or None
 
-
-def choose_dir(parent: QWidget | None, title: str) -> str | None:
-    path = QFileDialog.getExistingDirectory(parent, title, settings.last_dir())
-    return path or None

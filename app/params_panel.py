@@ -157,9 +157,6 @@ class ParamsPanel(QWidget):
         self._revalidate()
 
     # ---- building ----------------------------------------------------------------------------
-    def add_header_widget(self, w: QWidget) -> None:
-        self.header.addWidget(w)
-
     def _build(self) -> None:
         for info in cfgmod.iter_fields(self._cfg):
             section = self._sections.get(info.group)

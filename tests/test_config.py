@@ -181,16 +181,6 @@ def test_example_config_is_commented_and_parses_back(kind):
         C.example_config("xrf")
 
 
-def test_resolved_makes_paths_absolute(tmp_path):
-    cfg = C.preset("tomo")
-    cfg.loss.mask_path = "masks/m.npy"
-    r = cfg.resolved(tmp_path)
-    assert r.data.path == str(tmp_path / "tomo.h5")
-    assert r.loss.mask_path == str(tmp_path / "masks" / "m.npy")
-    assert r.run.output_dir == str(tmp_path / "results")
-    assert r.constraints.support == "auto" and cfg.data.path == "tomo.h5"  # original untouched
-
-
 def test_configuration_and_data_files_accept_the_same_energies_and_pixel_sizes():
     """One rule: a value a data file may not hold cannot be set as an override either."""
     from slicewise.engine.errors import DataFileError

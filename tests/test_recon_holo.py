@@ -104,3 +104,37 @@ def test_headless_demo_reconstructs_the_cone(tmp_path, capsys):
     assert abs(c - summary["correlation_delta"]) < 1e-6
     print(f"demo: 3D corr delta {c:.4f}, beta {summary['correlation_beta']:.4f}")
     assert c >= 0.95, f"demo 3D delta correlation {c:.4f}"
+
+
+def test_angular_spectrum_reconstruction(tmp_path):
+    """Soft X-rays (300 eV, wavelength 4.1 nm) on 10 nm pixels: diffraction angles up to ~0.2 rad,
+    where the paraxial (Fresnel) propagator is off. Data made by the angular-spectrum model are
+    reconstructed with model.propagator = angular_spectrum: measured delta correlation 0.9994 and a
+    final loss 33x below the Fresnel model's on the same data (whose mismatch stays in the fit).
+    Thresholds: 0.99 and 10x."""
+    from slicewise.engine import get_backend
+    from slicewise.engine.models.common import Optics
+    from slicewise.engine.models.holo import HoloModel
+    from slicewise.engine.phantoms import siemens_star
+
+    n, pixel, dz, energy = 48, 10e-9, 1e-7, 300.0
+    star = siemens_star((n, n)).reshape(1, n, n).astype(float)
+    truth = {"delta": 1e-3 * star, "beta": 1e-4 * star}
+    dist = np.array([2e-7, 5e-7])
+    model = HoloModel((1, n, n), Optics(energy, pixel, dz, "angular_spectrum"),
+                      get_backend("numpy", "double"))
+    inten = np.asarray(model.predict({**truth, "distances": dist}, [0], [0, 1]))
+    ds = Dataset.from_arrays(inten, Geometry("nearfield", energy, pixel, distances_m=dist,
+                                             slice_thickness_m=dz))
+    final = {}
+    for prop in ("angular_spectrum", "fresnel"):
+        cfg = ReconConfig()
+        cfg.model.propagator = prop
+        cfg.run.backend, cfg.run.epochs, cfg.run.save_tiff = "numpy", 30, False
+        cfg.run.output_dir, cfg.run.checkpoint_every = str(tmp_path / prop), 0
+        rec = Reconstruction(cfg, ds, distributed=None)
+        assert rec.problem.model.optics.method == prop
+        rec.run()
+        final[prop] = (rec.history[-1]["loss"], corr(rec.snapshot(None).delta, truth["delta"]))
+    assert final["angular_spectrum"][1] >= 0.99, final
+    assert final["angular_spectrum"][0] < 0.1 * final["fresnel"][0], final

@@ -326,3 +326,89 @@ def test_lbfgs_evaluates_again_when_a_projection_moved_the_point(tmp_path, small
     assert all(clipped)  # delta < 0 appeared in every step (measured) and was clipped ...
     # ... so every step evaluated its own starting point again
     assert rec.solver.n_evaluations >= 4 + 4
+
+
+def test_apply_changes_from_another_thread_while_running(tmp_path, small_ptycho):
+    """A change made while the solver runs (not paused) applies from the next step: with the
+    object's rates set to 0 the object stops changing, and the result file records the values."""
+    rec = Reconstruction(config(tmp_path / "out", run__epochs=10_000, run__checkpoint_every=0),
+                         dataset(small_ptycho))
+    batches = []
+    rec.add_callback(lambda ev: batches.append(ev.batch) if ev.kind == "batch" else None)
+    worker = threading.Thread(target=rec.run, daemon=True)
+    worker.start()
+    try:
+        _wait(lambda: len(batches) >= 3)
+        moving = rec.snapshot(None).delta
+        _wait(lambda: len(batches) >= 6)
+        assert not np.array_equal(rec.snapshot(None).delta, moving)  # the object was changing
+        assert rec.state == "running"
+        rec.apply_changes({"optimizer.lr_delta": 0.0, "optimizer.lr_beta": 0.0})
+        n = len(batches)
+        _wait(lambda: len(batches) >= n + 2)  # the step in flight when the change came, and one more
+        frozen = rec.snapshot(None).delta
+        _wait(lambda: len(batches) >= n + 6)
+        np.testing.assert_array_equal(rec.snapshot(None).delta, frozen)
+        assert rec.optimizer.lrs["delta"] == 0.0 and rec.state == "running"
+    finally:
+        rec.stop()
+        worker.join(timeout=20)
+    assert rec.state == "stopped"
+    assert "lr_delta = 0.0" in read_result(rec.result_path)["config_toml"]
+
+
+def test_lazy_frames_give_the_same_run_as_preloaded_ones(tmp_path, small_ptycho, monkeypatch):
+    """Data sets above the preload limit are read minibatch by minibatch from the data set: the
+    same minibatches, the same steps, the same estimate."""
+    from slicewise.engine.recon import problem as problem_mod
+
+    ds = dataset(small_ptycho)
+    eager = Reconstruction(config(tmp_path / "eager", run__epochs=3), ds)
+    assert eager.problem.measured is not None
+    eager.run()
+    reads = []
+    real_frames = ds.frames
+    monkeypatch.setattr(ds, "frames", lambda a=None, s=None: reads.append(1) or real_frames(a, s))
+    monkeypatch.setattr(problem_mod, "PRELOAD_LIMIT_BYTES", 0)
+    lazy = Reconstruction(config(tmp_path / "lazy", run__epochs=3), ds)
+    assert lazy.problem.measured is None
+    n_setup = len(reads)
+    lazy.run()
+    assert len(reads) - n_setup >= 3 * N_SPOTS // BATCH  # one read per minibatch at least
+    np.testing.assert_allclose(lazy.snapshot(None).delta, eager.snapshot(None).delta, rtol=1e-5,
+                               atol=1e-12)
+    assert [h["loss"] for h in lazy.history] == pytest.approx([h["loss"] for h in eager.history],
+                                                              rel=1e-5)
+
+
+def test_auto_support_inside_a_run(tmp_path, small_ptycho):
+    """constraints.support = auto: from support_start_epoch on, delta and beta are zero outside
+    the thresholded, smoothed estimate; the star's support is part of the grid, not all of it."""
+    rec = Reconstruction(config(tmp_path / "out", run__epochs=5, constraints__support="auto",
+                                constraints__support_start_epoch=2,
+                                constraints__support_threshold=0.3),
+                         dataset(small_ptycho))
+    supports = []
+    rec.add_callback(lambda ev: supports.append(None if rec.projections.support is None
+                                                else np.array(rec.projections.support))
+                     if ev.kind == "epoch" else None)
+    rec.run()
+    assert supports[0] is None and supports[1] is not None  # computed after epoch 2
+    support = supports[-2]  # the one computed after epoch 4, applied through epoch 5
+    assert 0.05 < support.mean() < 0.95
+    snap = rec.snapshot(None)
+    assert np.all(snap.delta[~support] == 0) and np.all(snap.beta[~support] == 0)
+    assert snap.delta[support].max() > 0
+
+
+def test_complex_object_is_exported_as_amplitude_and_phase_tiffs(tmp_path, small_ptycho):
+    rec = Reconstruction(config(tmp_path / "out", run__epochs=2, run__save_tiff=True,
+                                model__object_param="complex", optimizer__lr_object=1e-2),
+                         dataset(small_ptycho))
+    rec.run()
+    obj = rec.snapshot(None).object
+    amp = tifffile.imread(tmp_path / "out" / "object_amplitude.tif")
+    phase = tifffile.imread(tmp_path / "out" / "object_phase.tif")
+    np.testing.assert_allclose(amp, np.abs(obj).squeeze(), rtol=1e-6)
+    np.testing.assert_allclose(phase, np.angle(obj).squeeze(), atol=1e-6)
+    assert np.ptp(phase) > 0  # the reconstruction moved the phase away from the flat start

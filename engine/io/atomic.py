@@ -189,7 +189,3 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     """Write a text file (TOML, JSON, ...) atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding=encoding))
 
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write a binary file atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -260,9 +260,6 @@ class Dataset:
         return (max(fy, int(math.ceil(self.positions_px[:, 0].max())) + fy),
                 max(fx, int(math.ceil(self.positions_px[:, 1].max())) + fx))
 
-    def spot_index(self, distance_idx: int, tile_idx: int) -> int:
-        return int(distance_idx) * self.n_tiles + int(tile_idx)
-
     def split_spot(self, spot_idx):
         """``(distance index, tile index)`` of spot(s) ``spot_idx``."""
         s = np.asarray(spot_idx)

@@ -144,11 +144,6 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     atomic_write(path, writer, expected_bytes=size)
 
 
-def write_checkpoint(path, params: Mapping, **kwargs) -> None:
-    """:func:`write_result` with ``kind="checkpoint"`` (same layout, so a run can resume)."""
-    write_result(path, params, kind="checkpoint", **kwargs)
-
-
 def read_result(path) -> dict:
     """Read a result/checkpoint file.
 

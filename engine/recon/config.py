@@ -50,7 +50,7 @@ from ..config_schema import (
 )
 from ..errors import ConfigError
 from ..geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
-from ..io.arrays import is_array_file, resolve_path
+from ..io.arrays import is_array_file
 from ..io.atomic import atomic_write_text
 from .losses import LOSSES
 
@@ -316,16 +316,6 @@ class ReconConfig:
 
     def copy(self) -> "ReconConfig":
         return copy.deepcopy(self)
-
-    def resolved(self, base_dir: str | os.PathLike) -> "ReconConfig":
-        """A copy with every relative path field made absolute against ``base_dir`` (the folder of
-        the configuration file), so the run does not depend on the working directory."""
-        out = self.copy()
-        for info in iter_fields(out):
-            v = info.value
-            if info.path_kind and isinstance(v, str) and v and v != "none" and v != "auto":
-                set_value(out, info.path, str(resolve_path(v, base_dir)))
-        return out
 
 
 _LEAVES = {leaf.path: leaf for leaf in leaves(ReconConfig)}
