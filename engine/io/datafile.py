@@ -97,24 +97,7 @@ class Dataset:
             raise DataFileError(f"{lab['angles_rad']}: {len(self.angles_rad)} angles, but the frames "
                                 f"have n_angles = {n_a} (first axis); expected shape ({n_a},)")
 
-        if modality == "farfield":
-            if distances_m is not None:
-                raise DataFileError(f"{lab['distances_m']}: far-field data take no propagation "
-                                    "distances (give modality='nearfield' for holography)")
-            self.distances_m = None
-        else:
-            if distances_m is None:
-                raise DataFileError(f"{lab['distances_m']} is missing: near-field data need the "
-                                    "sample-detector distance(s)")
-            d = _vector(distances_m, lab["distances_m"], "distances")
-            if len(d) == 0 or np.any(d <= 0):
-                raise DataFileError(f"{lab['distances_m']}: distances must be positive, got "
-                                    f"{d.tolist()} m")
-            if n_s % len(d):
-                raise DataFileError(f"{lab['distances_m']}: {len(d)} distances do not divide "
-                                    f"n_spots = {n_s}; the spot axis must be n_distances x n_tiles "
-                                    "(distance-major)")
-            self.distances_m = d
+        self.distances_m = self._check_distances(distances_m, n_s)
         self.n_tiles = n_s // self.n_distances
 
         self._object_shape_yx = None
@@ -137,6 +120,24 @@ class Dataset:
         self._check_sample(n_sample_frames)
 
     # ---- validation helpers ----------------------------------------------------------------
+    def _check_distances(self, distances_m, n_s):
+        lab = self._labels["distances_m"]
+        if self.modality == "farfield":
+            if distances_m is not None:
+                raise DataFileError(f"{lab}: far-field data take no propagation distances (give "
+                                    "modality='nearfield' for holography)")
+            return None
+        if distances_m is None:
+            raise DataFileError(f"{lab} is missing: near-field data need the sample-detector "
+                                "distance(s)")
+        d = _vector(distances_m, lab, "distances")
+        if len(d) == 0 or np.any(d <= 0):
+            raise DataFileError(f"{lab}: distances must be positive, got {d.tolist()} m")
+        if n_s % len(d):
+            raise DataFileError(f"{lab}: {len(d)} distances do not divide n_spots = {n_s}; the spot "
+                                "axis must be n_distances x n_tiles (distance-major)")
+        return d
+
     def _check_positions(self, positions_px, n_s):
         lab = self._labels["positions_px"]
         if positions_px is None:

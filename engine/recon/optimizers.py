@@ -202,8 +202,9 @@ class LBFGS(Optimizer):
 
     Curvature pairs are formed at the *start* of each step from the parameters and gradients
     passed in, so projections applied between steps (constraints) are accounted for. After a step
-    ``last_eval = (loss, grads)`` holds the evaluation at the accepted point; the caller can pass
-    them to the next step when no projection changed the parameters.
+    ``last_eval = (loss, grads)`` holds the evaluation at the accepted point (None after a failed
+    line search); the run's :class:`~.solver.Solver` starts the next step from that evaluation
+    (its closure keeps the loss terms too) unless a projection moved the parameters.
     """
 
     kind = "lbfgs"
