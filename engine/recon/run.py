@@ -136,6 +136,7 @@ class Reconstruction:
         self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
                              self._lock, self.distributed)
         self._guard = DivergenceGuard(self.solver)
+        self._partial = None  # position within an unfinished epoch (see _run_epoch)
         if resume:
             self.progress, opt_state, run_state = read_state(Path(resume), self.problem)
             # the guard first: its rate cuts apply to the configured rates the optimiser restores
@@ -143,6 +144,7 @@ class Reconstruction:
             self.solver.load_state_dict(opt_state)
             self.projections.load_state_dict(run_state)
             self.problem.load_state_dict(run_state)
+            self._partial = run_state.get("partial") or None
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
         self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
@@ -238,14 +240,24 @@ class Reconstruction:
 
     def _run_epoch(self) -> dict | None:
         """One pass over the minibatches; its record for the history, or None when stopped. An
-        epoch that diverges is rolled back and repeated with smaller steps (see :mod:`.divergence`)."""
+        epoch that diverges is rolled back and repeated with smaller steps (see :mod:`.divergence`).
+
+        ``self._partial`` follows the position within the epoch (next minibatch, loss sums, time)
+        so that a run stopped mid-epoch checkpoints it and a resumed run continues from that
+        minibatch, as if it had not stopped."""
+        resumed = self._partial  # kept until a minibatch moves the position on
         while True:
             t0 = time.perf_counter()
             good = {k: v.copy() for k, v in self.problem.params.items()}  # the last good estimate
             batches = self.solver.batches(self.epoch)
-            sums: dict[str, float] = {}
+            start = int(resumed["batch"]) if resumed else 0
+            sums: dict[str, float] = dict(resumed["sums"]) if resumed else {}
+            t_before = float(resumed["time_s"]) if resumed else 0.0
+            resumed = None
             diverged = None
             for b, (a_idx, s_idx) in enumerate(batches):
+                if b < start:
+                    continue  # done before the run was interrupted
                 if not self._before_step():
                     return None
                 loss, terms = self._step(a_idx, s_idx)
@@ -255,12 +267,15 @@ class Reconstruction:
                 self._after_step(b, len(batches), loss, terms)
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v
+                self._partial = {"batch": b + 1, "sums": dict(sums),
+                                 "time_s": t_before + time.perf_counter() - t0}
             if self._agreed_stop and diverged is None:
                 return None
+            self._partial = None
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
-                      "terms": {k: v / nb for k, v in sums.items()}, "time_s": time.perf_counter() - t0,
-                      "n_batches": nb}
+                      "terms": {k: v / nb for k, v in sums.items()},
+                      "time_s": t_before + time.perf_counter() - t0, "n_batches": nb}
             if diverged is None:
                 check = self._check_loss(self.problem.params)
                 if not self._guard.epoch_diverged(check):
@@ -398,6 +413,8 @@ class Reconstruction:
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
                          **self.problem.state_dict()}
+            if self._partial:  # stopped within an epoch: where to continue it
+                run_state["partial"] = dict(self._partial)
         write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
                     run_state)
 
