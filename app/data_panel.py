@@ -162,10 +162,11 @@ class FrameBrowser(QWidget):
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        for label, sl, sp in (("angle", self.angle_slider, self.angle_spin),
-                              ("position", self.spot_slider, self.spot_spin)):
+        self.spot_label = QLabel("position")
+        for label, sl, sp in ((QLabel("angle"), self.angle_slider, self.angle_spin),
+                              (self.spot_label, self.spot_slider, self.spot_spin)):
             h = QHBoxLayout()
-            h.addWidget(QLabel(label))
+            h.addWidget(label)
             h.addWidget(sl, 1)
             h.addWidget(sp)
             lay.addLayout(h)
@@ -183,6 +184,8 @@ class FrameBrowser(QWidget):
 
     def set_dataset(self, ds: Dataset | None) -> None:
         self.dataset, self.bad = ds, set()
+        if ds is not None:  # holography's second index is the detector distance
+            self.spot_label.setText("distance" if ds.modality == "nearfield" else "position")
         if ds is not None:  # holograms are ~1 everywhere: linear; diffraction: decades, log
             self.log.blockSignals(True)
             self.log.setChecked(ds.modality == "farfield")

@@ -58,9 +58,10 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self._connect()
         self._restore_settings()
         self._on_form_changed()
-        # loss curves are redrawn on a timer, not per event: many events, one redraw
+        # loss curves are redrawn on a timer, not per event: many events, one redraw (each
+        # redraw of the curves is CPU time taken from the solver)
         self._refresh_timer = QTimer(self)
-        self._refresh_timer.setInterval(250)
+        self._refresh_timer.setInterval(750)
         self._refresh_timer.timeout.connect(self.loss_view.refresh)
         self._refresh_timer.start()
         self._probe_backend()
@@ -359,6 +360,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.backend_label.setText(f"backend: {info.backend}")
         self.frames_view.set_counts(info.n_angles, info.n_spots)
         self.frames_view.set_log_scale(info.modality == "farfield")
+        self.frames_view.set_modality(info.modality)
         log.info("output folder: %s", info.output_dir)
 
     def _on_events(self, events: list) -> None:
@@ -404,8 +406,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         energy = info.energy_ev if info else (self.dataset.energy_ev if self.dataset else None)
         self.live.show_snapshot(snap, energy)
         self._volumes = None  # built from last_snapshot when the 3D view needs it
-        if self.tabs.currentWidget() is self.napari_view and \
-                time.monotonic() - self._napari_shown_at > self.napari_view.min_interval_s:
+        if self.tabs.currentWidget() is self.napari_view and self.live_3d_due():
             self.show_3d()
 
     def _on_run_finished(self, path, state: str) -> None:

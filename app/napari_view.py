@@ -69,6 +69,7 @@ class _CloseWatcher(QObject):
 class NapariView(QWidget):
     napariLoaded = pyqtSignal()
     min_interval_s = 2.0      # 3D texture uploads are the costliest view update
+    budget = 0.03             # live 3D updates may take ~3 % of the time during a run
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -83,6 +84,7 @@ class NapariView(QWidget):
         self._when = None
         self._rebuild_due = False
         self.rebuilds = 0
+        self.updates = 0          # volumes shown (tests, benchmarks)
         self.napariLoaded.connect(self._on_loaded)
         _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
@@ -103,6 +105,15 @@ class NapariView(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
         lay.addWidget(self.body, 1)
+
+    # ---- pacing ------------------------------------------------------------------------------
+    def update_cost(self, seconds: float) -> None:
+        """How long the last update took, drawing included (a smoothed estimate)."""
+        prev = getattr(self, "_cost_s", None)
+        self._cost_s = seconds if prev is None else 0.5 * (prev + seconds)
+
+    def live_interval_s(self) -> float:
+        return max(self.min_interval_s, getattr(self, "_cost_s", 0.0) / self.budget)
 
     # ---- loading -----------------------------------------------------------------------------
     @staticmethod
@@ -361,6 +372,7 @@ class NapariView(QWidget):
         self._title = title or "3D view"
         self._update_grid_label()
         self.popout.setEnabled(True)
+        self.updates += 1
 
     def _fit_camera(self, angles) -> None:
         v = self.viewer

@@ -39,7 +39,9 @@ def field_label(info: cfgmod.FieldInfo) -> str:
             name = name[: -len(suf)]
             break
     name = name.replace("_", " ")
-    return f"{name} [{info.unit}]" if info.unit else name
+    if not info.unit or info.unit.rstrip("s") in name:  # "epochs", not "epochs [epoch]"
+        return name
+    return f"{name} [{info.unit}]"
 
 
 def format_value(v) -> str:

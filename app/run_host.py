@@ -25,9 +25,9 @@ from pathlib import Path
 
 log = logging.getLogger("slicewise.app.solver")
 
-MIN_SNAPSHOT_INTERVAL_S = 1 / 3     # never more than ~3 previews per second
+MIN_SNAPSHOT_INTERVAL_S = 0.5       # never more than two previews per second
 EVENT_FLUSH_S = 0.1                 # minibatch events are sent in bundles at most 10x per second
-SNAPSHOT_BUDGET = 0.04              # previews (solver side + drawing) may cost ~4 % of run time
+SNAPSHOT_BUDGET = 0.02              # previews (solver side + drawing) may cost ~2 % of run time
 
 
 @dataclass

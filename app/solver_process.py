@@ -1,8 +1,9 @@
 """The solver's own process: the window is a client of the run, not its host.
 
 A reconstruction in the window's process competes with drawing for the interpreter lock and slows
-both; here it has a process to itself (``spawn``, so nothing of Qt is inherited), and a crash in
-the solver leaves the window usable. The window starts one idle process ahead of time (it imports
+both; here it has a process to itself (a new interpreter, ``python -m slicewise.app.solver_process
+FD``, talking over a socket pair; nothing of Qt is inherited), and a crash in the solver leaves
+the window usable. The window starts one idle process ahead of time (it imports
 the engine while the user edits), then sends it ``("start", config, base_dir, resume, frame)``.
 
 Over the pipe, the child sends :mod:`.run_host` messages and ``("log", LogRecord)``; the window
@@ -59,6 +60,9 @@ def serve(conn) -> None:
         with lock:
             conn.send(msg)
 
+    from slicewise.engine.runtime import keep_freed_memory  # noqa: PLC0415
+
+    keep_freed_memory()  # as `slicewise reconstruct` does: the same solver, the same speed
     root = logging.getLogger(LOGGER_NAME)
     root.setLevel(logging.INFO)
     root.addHandler(_PipeLogHandler(send))
@@ -112,3 +116,10 @@ def _listen(conn, host) -> None:
             host.command(msg[0], *msg[1:])
         except Exception:  # noqa: BLE001 - a bad command must not kill the run
             logging.getLogger("slicewise.app.solver").exception("command %s failed", msg[0])
+
+
+if __name__ == "__main__":
+    import sys
+    from multiprocessing.connection import Connection
+
+    serve(Connection(int(sys.argv[1])))

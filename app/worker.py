@@ -1,6 +1,6 @@
 """The window's handle on the solver, which runs in a process of its own.
 
-:class:`RunController` starts a run in a spawned process (:mod:`.solver_process`), forwards
+:class:`RunController` starts a run in a new process (:mod:`.solver_process`), forwards
 commands (pause, resume with changes, stop, the frame to preview) through a pipe, and turns the
 process's messages (:mod:`.run_host`) into Qt signals on the window's thread. A reader thread
 receives and unpickles them, so a large snapshot never blocks the event loop. One idle process is
@@ -13,9 +13,12 @@ a thread of the window's process instead: tests that patch the engine use it.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
@@ -31,18 +34,22 @@ class SolverCrashed(SlicewiseError):
 
 
 class _ProcessClient:
-    """A spawned solver process and the thread that reads its messages."""
+    """A solver process (``python -m slicewise.app.solver_process FD``) on one end of a socket
+    pair, and the thread that reads its messages. A plain new interpreter, not multiprocessing's
+    spawn: that would re-run the caller's main script in the child."""
 
     def __init__(self, deliver):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=True)
-        from .solver_process import serve  # noqa: PLC0415
-
-        self.proc = ctx.Process(target=serve, args=(child,), name="slicewise-solver", daemon=True)
-        self.proc.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slicewise.app.solver_process", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        theirs.close()
+        self.conn = Connection(ours.detach())
         self._deliver = deliver
         self.reader: threading.Thread | None = None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def start(self, config, base_dir, resume, frame) -> None:
         self.conn.send(("start", config, base_dir, resume, frame))
@@ -69,8 +76,10 @@ class _ProcessClient:
             done = done or msg[0] == "done"
             self._deliver(self, msg)
         if not done:
-            self.proc.join(5)
-            code = self.proc.exitcode
+            try:
+                code = self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
             self._deliver(self, ("failed", SolverCrashed(
                 f"the solver process ended unexpectedly (exit code {code}); the window is "
                 "unaffected and the last checkpoint on disk is intact"), ""))
@@ -81,15 +90,19 @@ class _ProcessClient:
             self.reader.join(timeout_s)
             if self.reader.is_alive():
                 return False
-        self.proc.join(max(1.0, timeout_s))
-        return not self.proc.is_alive()
+        try:
+            self.proc.wait(max(1.0, timeout_s))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def discard(self) -> None:
         """An idle process that will not be used."""
         self.command("quit")
         self.conn.close()
-        self.proc.join(2)
-        if self.proc.is_alive():
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
             self.proc.terminate()
 
 
@@ -117,6 +130,9 @@ class _ThreadClient:
     def discard(self) -> None:
         pass
 
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
 
 class RunController(QObject):
     """UI-side handle of one run at a time."""
@@ -136,6 +152,7 @@ class RunController(QObject):
         self.mode = mode or os.environ.get("SLICEWISE_GUI_SOLVER", "process")
         self._client = None
         self._spare: _ProcessClient | None = None
+        self._retired: list = []
         self._stats: RunStats | None = None
         self._gui_s = 0.0
         self.last_stats: RunStats | None = None
@@ -162,7 +179,7 @@ class RunController(QObject):
         if self.is_active():
             raise RuntimeError("a run is already active")
         client, self._spare = self._spare, None
-        if client is not None and (self.mode == "thread" or not client.proc.is_alive()):
+        if client is not None and (self.mode == "thread" or not client.alive()):
             client.discard()
             client = None
         if client is None:
@@ -176,7 +193,7 @@ class RunController(QObject):
             return  # a late message of a run that wait() already retired
         kind = msg[0]
         if kind == "done":
-            self._retire()
+            self._retire(join=False)  # the process ends by itself; never wait for it here
         elif kind == "stats":
             self._stats = msg[1]
         elif kind in ("finished", "failed"):
@@ -184,9 +201,12 @@ class RunController(QObject):
         else:
             getattr(self, kind).emit(msg[1])
 
-    def _retire(self) -> None:
+    def _retire(self, join: bool = True) -> None:
         client, self._client = self._client, None
-        client.join(10)
+        if join:
+            client.join(10)
+        else:
+            self._retired.append(client)  # reaped at shutdown
         st = self._stats or RunStats()
         st.gui_s = self._gui_s  # measured here, where the drawing happens
         self.last_stats = st
@@ -223,7 +243,7 @@ class RunController(QObject):
             return True
         if not self._client.join(timeout_s):
             return False
-        self._retire()
+        self._retire(join=False)
         return True
 
     def shutdown(self) -> None:
@@ -231,3 +251,6 @@ class RunController(QObject):
         if self._spare is not None:
             self._spare.discard()
             self._spare = None
+        for client in self._retired:  # ended runs: collect their exit status (no zombies)
+            client.join(5)
+        self._retired.clear()

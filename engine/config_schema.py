@@ -136,7 +136,27 @@ def default_of(fld: dataclasses.Field):
     return fld.default_factory() if fld.default is dataclasses.MISSING else fld.default
 
 
-def _bad(path: str, t: FieldType, value, why: str = "") -> ConfigError:
+_PLAIN = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"),
+          bool: ("true or false", "true/false values"), str: ("text", "texts")}
+
+
+def plain_type(t: FieldType) -> str:
+    """The type in words for people typing into a form: "3 whole numbers, separated by
+    commas", "a number (or empty to leave it unset)"."""
+    if t.base in (list, tuple):
+        many = _PLAIN.get(t.elem, ("", "values"))[1]
+        d = (f"{t.length} {many}" if t.length else f"one or more {many}") + \
+            ", separated by commas"
+    else:
+        d = _PLAIN.get(t.base, (t.name,))[0]
+    return d + (" (or empty to leave it unset)" if t.optional else "")
+
+
+def _bad(path: str, t: FieldType, value, why: str = "", text: bool = False) -> ConfigError:
+    if text:  # typed into the GUI: plain words, no Python type names
+        shown = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        return ConfigError(f"{path}: expected {plain_type(t)}, got {str(shown)!r}"
+                           f"{'; ' + why if why else ''}")
     got = f"{value!r} ({type(value).__name__})"
     return ConfigError(f"{path}: expected {t.name}, got {got}{'; ' + why if why else ''}")
 
@@ -156,12 +176,11 @@ def _scalar(path: str, t: FieldType, kind: type, v, text: bool):
             if kind is int:
                 f = float(s)
                 if not f.is_integer():
-                    raise ValueError
+                    raise _bad(path, t, v, "", text) from None
                 return int(f)
             v = float(s)
         except ValueError:
-            raise _bad(path, t, v, "could not read it as a number" if kind is not bool else
-                       "use true or false") from None
+            raise _bad(path, t, v, "", text) from None
     if kind is bool:
         if isinstance(v, (bool, np.bool_)):
             return bool(v)
@@ -177,7 +196,7 @@ def _scalar(path: str, t: FieldType, kind: type, v, text: bool):
     elif kind is str:
         if isinstance(v, str):
             return v
-    raise _bad(path, t, v)
+    raise _bad(path, t, v, text=text)
 
 
 def check_range(path: str, meta: dict, v):
@@ -201,17 +220,17 @@ def coerce(leaf: Leaf, value, text: bool = False):
     if value is None:
         if t.optional:
             return None
-        raise _bad(path, t, value, "this field cannot be unset")
+        raise _bad(path, t, value, "this field cannot be unset", text)
     if t.base in (list, tuple):
         if text and isinstance(value, str):
             s = value.strip().strip("[]()").replace("x", ",").replace(";", ",")
             value = [p for p in (q.strip() for q in s.split(",")) if p]
         if not isinstance(value, (list, tuple)) or isinstance(value, str):
-            raise _bad(path, t, value)
+            raise _bad(path, t, value, text=text)
         if t.length is not None and len(value) != t.length:
-            raise _bad(path, t, value, f"needs exactly {t.length} values")
+            raise _bad(path, t, value, f"{len(value)} given", text)
         if t.base is list and len(value) == 0:
-            raise _bad(path, t, value, "needs at least one value (leave it unset instead)")
+            raise _bad(path, t, value, "needs at least one value (leave it unset instead)", text)
         items = [_scalar(f"{path}[{i}]", FieldType(t.elem), t.elem, v, text) for i, v in enumerate(value)]
         for i, v in enumerate(items):
             check_range(f"{path}[{i}]", meta, v)

@@ -28,8 +28,9 @@ class FramesView(QWidget):
         self.log.setChecked(True)
         self.cmap = colormap_combo("magma")
         self.info = QLabel("")
+        self.spot_label = QLabel("position")
         top = QHBoxLayout()
-        for w in (QLabel("angle"), self.angle, QLabel("position"), self.spot, self.log, self.cmap):
+        for w in (QLabel("angle"), self.angle, self.spot_label, self.spot, self.log, self.cmap):
             top.addWidget(w)
         top.addWidget(self.info, 1)
 
@@ -75,6 +76,13 @@ class FramesView(QWidget):
     def set_log_scale(self, on: bool) -> None:
         """Log scale suits far-field patterns (decades of dynamic range); holograms are ~1."""
         self.log.setChecked(on)
+
+    def set_modality(self, modality: str) -> None:
+        """Holography's second index is the detector distance, not a scan position."""
+        near = modality == "nearfield"
+        self.spot_label.setText("distance" if near else "position")
+        self.spot.setToolTip("detector distance index (x tile, when the field of view is "
+                             "tiled)" if near else "scan position index")
 
     def set_counts(self, n_angles: int, n_spots: int) -> None:
         for box, n in ((self.angle, n_angles), (self.spot, n_spots)):

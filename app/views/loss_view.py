@@ -29,7 +29,8 @@ class _LogAxis(pg.AxisItem):
         for v, text in zip(values, strings):
             mantissa = 10 ** (v - np.floor(v + 1e-9))
             out.append(text if min(abs(mantissa - k) for k in (1, 2, 5, 10)) < 1e-3 else "")
-        return out
+        # a range within one decade may hold one 1/2/5 tick or none: then label every tick
+        return out if sum(1 for t in out if t) >= 2 else strings
 
 
 class LossView(QWidget):

@@ -225,7 +225,10 @@ class SliceView(QWidget):
         set_scaled_axis(self.cbar.axis, _BAR_LABELS[q], *levels)
         self.plot.getAxis("bottom").setLabel(f"{hname} ({self._unit})")
         self.plot.getAxis("left").setLabel(f"{vname} ({self._unit})")
-        ep = f", epoch {self._epoch}" if self._epoch is not None else ""
+        # snapshots count completed epochs: one taken during the first epoch is not "epoch 0"
+        n = self._epoch
+        ep = "" if n is None else (", during epoch 1" if n == 0 else
+                                   f", after {n} epoch{'s' if n != 1 else ''}")
         # short: a long title sets the plot's minimum width and pushes the colour bar out
         self.plot.setTitle(f"{_BAR_LABELS[q].split(' [')[0]}, slice {i + 1}/"
                            f"{self._shape()[self.current_axis_index()]} along {axis}{ep}")

@@ -117,7 +117,14 @@ def test_validation_as_you_type_disables_start(qtbot, window, holo_file, tmp_pat
     assert "\u26a0" in w.params.group_title("optimizer")
     ed.selectAll()
     qtbot.keyClicks(ed, "abc")
-    assert "could not read it as a number" in w.params.first_error()
+    assert "expected a number" in w.params.first_error()
+    assert "(str)" not in w.params.first_error()          # no Python type names
+    ed2 = w.params.editor("run.epochs")
+    ed2.selectAll()
+    qtbot.keyClicks(ed2, "2.5")                            # a whole number is asked for
+    assert "run.epochs: expected a whole number, got '2.5'" in w.params.errors()["run.epochs"]
+    ed2.selectAll()
+    qtbot.keyClicks(ed2, "3")
     ed.selectAll()
     qtbot.keyClicks(ed, "1e-7")
     assert ed.styleSheet() == "" and w.act_start.isEnabled()
@@ -236,8 +243,7 @@ def test_close_during_run_asks_and_joins_worker(qtbot, window, holo_file, tmp_pa
     assert w.close()
     assert time.perf_counter() - t0 < 20
     assert not w.controller.is_active()
-    proc.join(10)
-    assert not proc.is_alive()
+    assert proc.wait(10) == 0
     assert (tmp_path / "out" / "result.h5").is_file()  # stopped cleanly, wrote its result
 
 
