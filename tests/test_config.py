@@ -79,10 +79,10 @@ def test_set_value_accepts_python_and_numpy_values():
 
 
 @pytest.mark.parametrize("path,value,fragment", [
-    ("run.epochs", "abc", "expected int"),
-    ("run.epochs", "1.5", "expected int"),
+    ("run.epochs", "abc", "expected a whole number, got 'abc'"),   # GUI text: plain words
+    ("run.epochs", "1.5", "expected a whole number, got '1.5'"),
     ("run.epochs", 0, ">= 1"),
-    ("run.epochs", True, "expected int"),
+    ("run.epochs", True, "expected a whole number"),
     ("optimizer.lr_probe", -1.0, ">= 0"),
     ("optimizer.lr_probe", float("nan"), "finite"),
     ("optimizer.momentum", 1.0, "< 1"),
@@ -91,7 +91,7 @@ def test_set_value_accepts_python_and_numpy_values():
     ("data.pixel_size_m", 1.0, "<= 0.001 m"),        # a unit mix-up, refused like in a data file
     ("data.slice_thickness_m", 0.0, ">= 1e-12 m"),
     ("data.distances_m", "0.1, -2", "data.distances_m[1]"),
-    ("model.object_shape", "4, 5", "exactly 3"),
+    ("model.object_shape", "4, 5", "expected 3 whole numbers"),
     ("model.kind", "tomo", "one of auto, ptycho, holo"),
     ("run.save_tiff", "maybe", "true or false"),
     ("run.backend", None, "cannot be unset"),
