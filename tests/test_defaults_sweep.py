@@ -8,12 +8,12 @@ file cannot tell the number of slices):
 =============  ======  ======  ======
 case           weak    mid     strong
 =============  ======  ======  ======
-ptycho2d       0.9998  0.9999  0.9998
-ptychoms       0.9986  0.9977  0.9985
+ptycho2d       0.9840  0.9930  0.9972
+ptychoms       0.9986  0.9981  0.9984
 holo1          0.9956  0.9970  0.9699
 holo4          0.9906  0.9970  0.9219
-holotomo       0.9948  0.9994  0.9864
-ptychotomo     0.9684  0.9853  0.9593
+holotomo       0.9986  0.9998  0.9873
+ptychotomo     0.9728  0.9800  0.9597
 =============  ======  ======  ======
 
 The threshold is the brief's 0.9 for every case; the smallest margin is holo4-strong (0.022:
