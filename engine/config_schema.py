@@ -9,12 +9,16 @@ other dataclass configuration (e.g. the simulation's).
 * :func:`leaves` lists the leaves of a dataclass tree as :class:`Leaf` (dotted path, field, type);
 * :func:`coerce` validates (and, for GUI text, parses) one value for a leaf, raising
   :class:`ConfigError` that names the dotted path;
-* :class:`FieldInfo` is one leaf with its value and metadata, what a form row needs.
+* :class:`FieldInfo` is one leaf with its value and metadata, what a form row needs;
+* :class:`Schema` does everything by dotted path for one root class: get, set (parsing GUI text),
+  list the fields, validate, and convert to and from dicts, TOML (with comments) and JSON.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import json
 import math
 import numbers
 import os
@@ -28,6 +32,12 @@ import numpy as np
 import tomli_w
 
 from .errors import ConfigError
+from .io.atomic import atomic_write_text
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 def field_factory(group: str):
     """A ``field()`` maker that stamps every field of one group with its metadata."""
@@ -278,3 +288,164 @@ def read_source(src, suffix: str) -> tuple[str, str]:
                               f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as "
                               "UTF-8") from None
     return str(src), ""
+
+
+class Schema:
+    """Everything done to a configuration by dotted path, for one root dataclass.
+
+    ``check_value(path, value)``: rules a type and a range cannot express (raise
+    :class:`ConfigError`); ``check_config(cfg)``: rules between fields. Both run on every set and
+    on loading. Reading is strict (no string coercion), :meth:`set` parses GUI text.
+    """
+
+    def __init__(self, root: type, check_value=None, check_config=None):
+        self.root = root
+        self.leaves = {leaf.path: leaf for leaf in leaves(root)}
+        self._check_value = check_value or (lambda path, value: None)
+        self._check_config = check_config or (lambda cfg: None)
+
+    # ---- by path ----------------------------------------------------------------------------
+    def leaf(self, path: str) -> Leaf:
+        leaf = self.leaves.get(path)
+        if leaf is None:
+            close = difflib.get_close_matches(path, list(self.leaves), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: unknown configuration key{hint}")
+        return leaf
+
+    @staticmethod
+    def _owner(cfg, path: str):
+        obj = cfg
+        for part in path.split(".")[:-1]:
+            obj = getattr(obj, part)
+        return obj
+
+    def get(self, cfg, path: str):
+        """The value at a dotted ``path`` such as ``"optimizer.lr_object"``."""
+        return getattr(self._owner(cfg, self.leaf(path).path), path.rsplit(".", 1)[-1])
+
+    def set(self, cfg, path: str, value):
+        """Validate ``value`` (text from a GUI line edit is parsed) and store it; returns the
+        stored value. Raises :class:`ConfigError` naming ``path`` when the value does not fit."""
+        leaf = self.leaf(path)
+        v = coerce(leaf, value, text=True)
+        self._check_value(leaf.path, v)
+        setattr(self._owner(cfg, path), leaf.name, v)
+        return v
+
+    def fields(self, cfg) -> list[FieldInfo]:
+        """Every leaf of ``cfg`` in declaration order, with value and metadata (for forms)."""
+        out = []
+        for path, leaf in self.leaves.items():
+            m = leaf.fld.metadata
+            out.append(FieldInfo(path=path, type=leaf.ann, type_name=leaf.t.name,
+                                 value=self.get(cfg, path), default=default_of(leaf.fld),
+                                 unit=m["unit"], help=m["help"], group=m["group"],
+                                 choices=m["choices"], min=m["min"], max=m["max"],
+                                 min_exclusive=m["min_exclusive"], max_exclusive=m["max_exclusive"],
+                                 safe_while_paused=m["safe_while_paused"],
+                                 optional=leaf.t.optional, path_kind=m["path"]))
+        return out
+
+    def validate(self, cfg):
+        """Check every field and the rules between fields; returns ``cfg``."""
+        for path, leaf in self.leaves.items():
+            self._check_value(path, coerce(leaf, self.get(cfg, path)))
+        self._check_config(cfg)
+        return cfg
+
+    # ---- dict / TOML / JSON -----------------------------------------------------------------
+    def to_dict(self, cfg, drop_none: bool = False) -> dict:
+        """Nested plain dict (tuples become lists); ``drop_none`` leaves unset fields out."""
+        out: dict = {}
+        for path in self.leaves:
+            v = self.get(cfg, path)
+            if v is None and drop_none:
+                continue
+            group, key = path.rsplit(".", 1)
+            out.setdefault(group, {})[key] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    def from_dict(self, d: dict, source: str = ""):
+        """Build and validate a configuration from a nested dict; missing keys take defaults."""
+        pre = f"{source}: " if source else ""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{pre}the configuration must be a table of groups, got "
+                              f"{type(d).__name__}")
+        cfg = self.root()
+        groups = [f.name for f in dataclasses.fields(self.root)]
+        for gname, table in d.items():
+            if gname not in groups:
+                close = difflib.get_close_matches(str(gname), groups, n=1)
+                raise ConfigError(f"{pre}{gname}: unknown group"
+                                  + (f" (did you mean {close[0]!r}?)" if close else "")
+                                  + f"; known groups: {', '.join(groups)}")
+            if not isinstance(table, dict):
+                raise ConfigError(f"{pre}{gname}: expected a table [{gname}], got "
+                                  f"{type(table).__name__}")
+            for key, value in table.items():
+                try:
+                    leaf = self.leaf(f"{gname}.{key}")
+                    v = coerce(leaf, value)
+                    self._check_value(leaf.path, v)
+                except ConfigError as exc:
+                    raise ConfigError(pre + str(exc)) from None
+                setattr(getattr(cfg, gname), key, v)
+        try:
+            return self.validate(cfg)
+        except ConfigError as exc:
+            raise ConfigError(pre + str(exc)) from None
+
+    def to_toml(self, cfg, path: str | os.PathLike | None = None, comments: bool = True,
+                header: str = "") -> str:
+        """TOML text of ``cfg`` (written atomically to ``path`` when given). With ``comments``
+        each key is preceded by its help, unit, choices and range; unset optional fields appear
+        commented out (TOML cannot hold None)."""
+        lines = [f"# {h}" for h in header.splitlines()] if header else []
+        group = None
+        for info in self.fields(cfg):
+            g = info.path.split(".")[0]
+            if g != group:
+                group = g
+                if lines:
+                    lines.append("")
+                if comments:
+                    lines.append(f"# {type(getattr(cfg, g)).__doc__.strip().splitlines()[0]}")
+                lines.append(f"[{g}]")
+            key = info.path.rsplit(".", 1)[1]
+            if comments:
+                lines.append(toml_comment(info))
+            if info.value is None:
+                if comments:
+                    lines.append(f"# {key} = <{info.type_name.removesuffix(' | None')}>   (unset)")
+            else:
+                lines.append(f"{key} = {toml_value(info.value)}")
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    def from_toml(self, src: str | os.PathLike):
+        """Read a configuration from a TOML file path or TOML text."""
+        text, name = read_source(src, ".toml")
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{name or 'configuration'}: invalid TOML: {exc}") from None
+        return self.from_dict(d, name)
+
+    def to_json(self, cfg, path: str | os.PathLike | None = None) -> str:
+        """JSON text (None written as null); written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(cfg), indent=2) + "\n"
+        if path is not None:
+            atomic_write_text(path, text)
+        return text
+
+    def from_json(self, src: str | os.PathLike):
+        """Read a configuration from a JSON file path or JSON text."""
+        text, name = read_source(src, ".json")
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{name or 'configuration'}: invalid JSON: {exc}") from None
+        return self.from_dict(d, name)

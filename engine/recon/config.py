@@ -30,34 +30,14 @@ next optimiser step. Relative paths are relative to the configuration file's fol
 from __future__ import annotations
 
 import copy
-import dataclasses
-import difflib
-import json
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..config_schema import (
-    FieldInfo,
-    Leaf,
-    coerce,
-    default_of,
-    field_factory,
-    leaves,
-    read_source,
-    toml_comment,
-    toml_value,
-)
+from ..config_schema import FieldInfo, Schema, field_factory
 from ..errors import ConfigError
 from ..geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
 from ..io.arrays import is_array_file
-from ..io.atomic import atomic_write_text
 from .losses import LOSSES
-
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
 
 __all__ = [
     "ConfigError", "FieldInfo", "ReconConfig", "DataConfig", "ModelConfig", "InitConfig",
@@ -318,40 +298,6 @@ class ReconConfig:
         return copy.deepcopy(self)
 
 
-_LEAVES = {leaf.path: leaf for leaf in leaves(ReconConfig)}
-
-
-def _leaf(path: str) -> Leaf:
-    leaf = _LEAVES.get(path)
-    if leaf is None:
-        close = difflib.get_close_matches(path, list(_LEAVES), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{path}: unknown configuration key{hint}")
-    return leaf
-
-
-def _owner(cfg: ReconConfig, path: str):
-    obj = cfg
-    for part in path.split(".")[:-1]:
-        obj = getattr(obj, part)
-    return obj
-
-
-def get_value(cfg: ReconConfig, path: str):
-    """The value at a dotted ``path`` such as ``"optimizer.lr_object"``."""
-    return getattr(_owner(cfg, _leaf(path).path), path.rsplit(".", 1)[-1])
-
-
-def set_value(cfg: ReconConfig, path: str, value):
-    """Validate ``value`` (text from a GUI line edit is parsed) and store it; returns the stored
-    value. Raises :class:`ConfigError` naming ``path`` when the value does not fit."""
-    leaf = _leaf(path)
-    v = coerce(leaf, value, text=True)
-    _check_special(leaf.path, v)
-    setattr(_owner(cfg, path), leaf.name, v)
-    return v
-
-
 def _check_special(path: str, v) -> None:
     """Rules a type and a range cannot express."""
     if path == "constraints.support" and v not in ("none", "auto") and not is_array_file(v):
@@ -360,135 +306,29 @@ def _check_special(path: str, v) -> None:
         raise ConfigError(f"{path}: the detector mask must be a .npy or .h5/.hdf5 file; got {v!r}")
 
 
-def iter_fields(cfg: ReconConfig) -> list[FieldInfo]:
-    """Every leaf of ``cfg`` in declaration order, with value and metadata (for forms)."""
-    out = []
-    for path, leaf in _LEAVES.items():
-        m = leaf.fld.metadata
-        out.append(FieldInfo(path=path, type=leaf.ann, type_name=leaf.t.name,
-                             value=get_value(cfg, path), default=default_of(leaf.fld),
-                             unit=m["unit"], help=m["help"], group=m["group"], choices=m["choices"],
-                             min=m["min"], max=m["max"], min_exclusive=m["min_exclusive"],
-                             max_exclusive=m["max_exclusive"],
-                             safe_while_paused=m["safe_while_paused"], optional=leaf.t.optional,
-                             path_kind=m["path"]))
-    return out
-
-
-def validate(cfg: ReconConfig) -> ReconConfig:
-    """Check every field and the data-independent consistency rules; returns ``cfg``."""
-    for path, leaf in _LEAVES.items():
-        v = coerce(leaf, get_value(cfg, path))
-        _check_special(path, v)
+def _check_consistency(cfg: ReconConfig) -> None:
+    """Data-independent rules between fields."""
     if cfg.model.kind == "holo" and cfg.refine.positions:
         raise ConfigError("refine.positions: scan positions exist only in ptychography, but "
                           "model.kind = holo")
     if cfg.model.kind in ("ptycho", "nfptycho") and cfg.refine.distances:
         raise ConfigError("refine.distances: propagation distances are refined in holography "
                           f"only, but model.kind = {cfg.model.kind}")
-    return cfg
 
 
-# ---- dict / TOML / JSON -------------------------------------------------------------------------
+SCHEMA = Schema(ReconConfig, _check_special, _check_consistency)
 
-def to_dict(cfg: ReconConfig, drop_none: bool = False) -> dict:
-    """Nested plain dict (tuples become lists); ``drop_none`` leaves unset fields out (TOML)."""
-    out: dict = {}
-    for path, leaf in _LEAVES.items():
-        v = get_value(cfg, path)
-        if v is None and drop_none:
-            continue
-        group, key = path.rsplit(".", 1)
-        out.setdefault(group, {})[key] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def from_dict(d: dict, source: str = "") -> ReconConfig:
-    """Build and validate a config from a nested dict; missing keys take their defaults."""
-    pre = f"{source}: " if source else ""
-    if not isinstance(d, dict):
-        raise ConfigError(f"{pre}the configuration must be a table of groups, got "
-                          f"{type(d).__name__}")
-    cfg = ReconConfig()
-    groups = [f.name for f in dataclasses.fields(ReconConfig)]
-    for gname, table in d.items():
-        if gname not in groups:
-            close = difflib.get_close_matches(str(gname), groups, n=1)
-            raise ConfigError(f"{pre}{gname}: unknown group"
-                              + (f" (did you mean {close[0]!r}?)" if close else "")
-                              + f"; known groups: {', '.join(groups)}")
-        if not isinstance(table, dict):
-            raise ConfigError(f"{pre}{gname}: expected a table [{gname}], got "
-                              f"{type(table).__name__}")
-        for key, value in table.items():
-            try:
-                leaf = _leaf(f"{gname}.{key}")
-                v = coerce(leaf, value)
-                _check_special(leaf.path, v)
-            except ConfigError as exc:
-                raise ConfigError(pre + str(exc)) from None
-            setattr(getattr(cfg, gname), key, v)
-    try:
-        return validate(cfg)
-    except ConfigError as exc:
-        raise ConfigError(pre + str(exc)) from None
-
-
-def to_toml(cfg: ReconConfig, path: str | os.PathLike | None = None, comments: bool = True,
-            header: str = "") -> str:
-    """TOML text of ``cfg`` (written atomically to ``path`` when given). With ``comments`` each key
-    is preceded by its help, unit, choices and range; unset optional fields appear commented out."""
-    lines = [f"# {h}" for h in header.splitlines()] if header else []
-    group = None
-    for info in iter_fields(cfg):
-        g = info.path.split(".")[0]
-        if g != group:
-            group = g
-            if lines:
-                lines.append("")
-            if comments:
-                lines.append(f"# {type(getattr(cfg, g)).__doc__.strip().splitlines()[0]}")
-            lines.append(f"[{g}]")
-        key = info.path.rsplit(".", 1)[1]
-        if comments:
-            lines.append(toml_comment(info))
-        if info.value is None:
-            if comments:
-                lines.append(f"# {key} = <{info.type_name.removesuffix(' | None')}>   (unset)")
-        else:
-            lines.append(f"{key} = {toml_value(info.value)}")
-    text = "\n".join(lines) + "\n"
-    if path is not None:
-        atomic_write_text(path, text)
-    return text
-
-
-def from_toml(src: str | os.PathLike) -> ReconConfig:
-    """Read a configuration from a TOML file path or TOML text."""
-    text, name = read_source(src, ".toml")
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{name or 'configuration'}: invalid TOML: {exc}") from None
-    return from_dict(d, name)
-
-
-def to_json(cfg: ReconConfig, path: str | os.PathLike | None = None) -> str:
-    """JSON text (None written as null); written atomically to ``path`` when given."""
-    text = json.dumps(to_dict(cfg), indent=2) + "\n"
-    if path is not None:
-        atomic_write_text(path, text)
-    return text
-
-
-def from_json(src: str | os.PathLike) -> ReconConfig:
-    """Read a configuration from a JSON file path or JSON text."""
-    text, name = read_source(src, ".json")
-    try:
-        d = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{name or 'configuration'}: invalid JSON: {exc}") from None
-    return from_dict(d, name)
+# the configuration's operations by dotted path (engine/config_schema.py does the work)
+get_value = SCHEMA.get            # get_value(cfg, "optimizer.lr_object")
+set_value = SCHEMA.set            # set_value(cfg, path, value): validated; GUI text parsed
+iter_fields = SCHEMA.fields       # iter_fields(cfg) -> [FieldInfo, ...] in declaration order
+validate = SCHEMA.validate        # every field and the rules between fields; returns cfg
+to_dict = SCHEMA.to_dict          # to_dict(cfg, drop_none=False) -> nested plain dict
+from_dict = SCHEMA.from_dict      # from_dict(d, source="") -> ReconConfig, validated
+to_toml = SCHEMA.to_toml          # to_toml(cfg, path=None, comments=True, header="") -> text
+from_toml = SCHEMA.from_toml      # from_toml(path or text) -> ReconConfig
+to_json = SCHEMA.to_json          # to_json(cfg, path=None) -> text
+from_json = SCHEMA.from_json      # from_json(path or text) -> ReconConfig
 
 
 # ---- presets and examples ----------------------------------------------------------------------
