@@ -125,7 +125,8 @@ def make_problem(cfg: ReconConfig, ds: Dataset, be):
 
 
 class Solver:
-    """The solver's inner step, as ``Reconstruction._step`` does it: ``Problem.loss`` through
+    """The run's inner step stripped down (``engine/recon/solver.py``'s ``Solver.step`` without
+    MPI, refinement schedule, measured rates or L-BFGS reuse): ``Problem.loss`` through
     ``value_and_grad``, then the optimiser (Adam by default) on the object unknowns only."""
 
     def __init__(self, problem, kind: str = "adam", lrs: dict | None = None):
