@@ -429,7 +429,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
                      "%.1f %% of %.1f s run time", stats.n_snapshots, stats.callback_s,
                      stats.gui_s, 100 * stats.overhead_fraction(), stats.run_s)
         self.session.set_run_state("idle")
-        if self.session.dataset is not None:
+        if self.session.dataset is not None and not self.quit_when_done:
             self.controller.prewarm()  # the next Start finds its process ready
         self.params.revert_invalid()  # values typed while paused that were never applied
         self._on_form_changed()

@@ -280,7 +280,9 @@ class NapariView(QWidget):
             except Exception:  # noqa: BLE001 - the user may have closed it already
                 pass
         self._popouts.clear()
-        self._drop_viewer()
+        if self.qt_viewer is not None:  # the window closes: napari's own orderly close
+            self.qt_viewer.close()
+        self.qt_viewer = self.viewer = None
         if self in _VIEWS:
             _VIEWS.remove(self)
 

@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     win.grab().save(str(main_png))
     print(f"wrote {main_png}")
 
-    win.show_3d()
-    _settle(app, 2.0)
+    win.show_3d()  # napari loads in the background: wait for the layers, then for the drawing
+    _wait(app, lambda: len(win.napari_view.layer_names()) > 0, 120, "the 3D view")
+    _settle(app, 3.0)
     napari_png = out / "napari_3d.png"
     win.grab().save(str(napari_png))
     print(f"wrote {napari_png}")

@@ -126,7 +126,10 @@ class FramesView(QWidget):
         tf = log_image if self.log.isChecked() else (lambda a: np.asarray(a, np.float32))
         meas = tf(self._measured)
         levels = robust_levels(meas, 1.0, 99.9)
-        new_extent = self.meas_img.image is None or self.meas_img.image.shape != meas.shape
+        # fit the view to a new frame size, and again when the model first appears (the frame
+        # shown before a run may have been fitted while the view was still being laid out)
+        new_extent = self.meas_img.image is None or self.meas_img.image.shape != meas.shape or \
+            (self._modelled is not None and self.model_img.image is None)
         self.meas_img.setImage(meas, autoLevels=False, levels=levels)
         if self._modelled is not None:
             model = tf(self._modelled)

@@ -235,3 +235,43 @@ def test_solver_crash_leaves_the_window_usable(qtbot, window, holo_file, tmp_pat
     w.start_run()
     wait_idle(qtbot, w)
     assert len(dialogs.errors) == 1 and (tmp_path / "out2" / "result.h5").is_file()
+
+
+def test_polish_labels_and_titles(qtbot, window, holo_file, tmp_path, dialogs):
+    from slicewise.app.params_panel import field_label
+    from slicewise.engine.recon import config as cfgmod
+
+    w = window
+    infos = {i.path: i for i in cfgmod.iter_fields(cfgmod.ReconConfig())}
+    assert field_label(infos["run.epochs"]) == "epochs"            # not "epochs [epoch]"
+    assert field_label(infos["data.energy_ev"]) == "energy [eV]"
+    open_data(qtbot, w, holo_file)
+    # holography's second frame index is the detector distance
+    assert w.frames_view.spot_label.text() == "distance"
+    assert w.frames_browser.spot_label.text() == "distance"
+    # geometry read from the file is shown, not "unset"
+    assert "10000" in w.params.editor("data.energy_ev").placeholderText()
+    # "Measured vs model" shows the measured frame before any run
+    assert w.frames_view.meas_img.image is not None
+    _run(qtbot, w, holo_file, tmp_path / "out", epochs=1)
+    assert "after 1 epoch" in w.slice_view.plot.titleLabel.text
+    for act, key in ((w.act_reset, "Ctrl+R"), (w.act_show_3d, "Ctrl+3"),
+                     (w.act_pause, "F6"), (w.act_out_dir, "Ctrl+Shift+O")):
+        assert act.shortcut().toString() == key
+
+
+def test_last_data_set_and_parameters_are_remembered(qtbot, holo_file, dialogs):
+    from slicewise.app.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    open_data(qtbot, w, holo_file)
+    w.params.set_value("run.epochs", 17)
+    w.close()
+    w2 = MainWindow()                  # the next start, without a file on the command line
+    qtbot.addWidget(w2)
+    w2.restore_last_session()
+    qtbot.waitUntil(lambda: w2.dataset is not None, timeout=10000)
+    assert w2.params.value("run.epochs") == 17
+    assert w2.dataset.source_path == str(holo_file)
+    w2.close()
