@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ..autodiff import value_and_grad
+from ..autodiff import no_grad, value_and_grad
 from ..backend import Backend, to_host
 from ..errors import ConfigError
 from . import autotune, stepsize
@@ -114,8 +114,12 @@ class Solver:
                                          has_aux=True)(trial)
             return float(to_host(val)), g
 
+        def loss_only(trial):
+            with no_grad():
+                return float(to_host(prob.loss({**prob.params, **trial}, a_idx, s_idx, measured)[0]))
+
         with self.lock:
-            scales, _, _ = stepsize.estimate_scales(evaluate, prob.params, missing)
+            scales, _, _ = stepsize.estimate_scales(evaluate, prob.params, missing, loss_only)
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)

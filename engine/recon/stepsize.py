@@ -109,12 +109,14 @@ def curvature_step(phi: Callable[[float], float], f0: float, gg: float, max_iter
 
 
 def estimate_scales(evaluate: Callable[[dict], tuple[float, dict]], params: dict,
-                    names: list[str]) -> tuple[dict[str, LineScale], float, dict]:
+                    names: list[str], loss: Callable[[dict], float] | None = None
+                    ) -> tuple[dict[str, LineScale], float, dict]:
     """:class:`LineScale` of each parameter in ``names``, each along its own gradient block; also
     the loss and the gradients at ``params`` (``(scales, f0, grads)``).
 
     ``evaluate(trial) -> (loss, grads)`` evaluates the loss (and gradients) with ``trial``
-    overriding ``params``; it is called once with gradients and a few times per parameter.
+    overriding ``params``; it is called once, with gradients. ``loss(trial) -> float`` (the loss
+    alone, no gradient: the trials along each line) defaults to ``evaluate(trial)[0]``.
     """
     unknowns = {n: params[n] for n in names}
     f0, grads = evaluate(unknowns)
@@ -128,7 +130,8 @@ def estimate_scales(evaluate: Callable[[dict], tuple[float, dict]], params: dict
         gg = _norm2(g)
 
         def phi(t, n=n, p=p, g=g):
-            return evaluate({**unknowns, n: p - t * g})[0]
+            trial = {**unknowns, n: p - t * g}
+            return loss(trial) if loss is not None else evaluate(trial)[0]
 
         t, ft, evals = curvature_step(phi, f0, gg)
         dec = (f0 - ft) / f0 if f0 else 0.0
