@@ -9,7 +9,6 @@ import numpy as np
 
 from ..backend import Backend
 from ..errors import SlicewiseError
-from ..io.datafile import estimate_memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +28,99 @@ def available_memory_bytes(backend: Backend) -> int:
     return 0
 
 
+#: Object-sized arrays per unknown besides the value: its gradient, the copy of the estimate
+#: at the start of each epoch (for a rollback) and the host copy a checkpoint write takes.
+_OBJECT_COPIES = 3
+#: Complex window-sized arrays per frame and probe mode besides the slices, and per frame for
+#: the loss (measured on a 64x64-probe ptychography run: 16 and 8 complex64 windows).
+_WINDOWS_PER_MODE = 12
+#: ... and per further slice (propagation to it: spectrum, kernel product, transmission; 28
+#: measured on a 4-slice run).
+_WINDOWS_PER_EXTRA_SLICE = 28
+_WINDOWS_PER_FRAME = 8
+#: Object-sized optimiser slots per unknown.
+_OPTIMIZER_SLOTS = {"adam": 2, "momentum": 1}
+
+
+def _itemsizes(backend: Backend) -> tuple[int, int]:
+    r = np.dtype(backend.real_dtype).itemsize
+    return r, 2 * r
+
+
+def object_state_bytes(config, dataset, object_shape, backend: Backend) -> int:
+    """Bytes the object-sized state of a run holds whatever the minibatch: the unknowns, their
+    gradients and copies, the optimiser's slots (L-BFGS: 2 x history pairs), the volumes a
+    tomographic view rotates, and the measured frames when they are preloaded."""
+    from .problem import PRELOAD_LIMIT_BYTES  # noqa: PLC0415 - problem imports this module
+
+    r, c = _itemsizes(backend)
+    n = int(np.prod(object_shape))
+    per_voxel = 2 * r if config.model.object_param == "delta_beta" else c
+    kind = config.optimizer.kind
+    slots = (2 * config.optimizer.lbfgs_history + 1 if kind in ("lbfgs", "auto")
+             else _OPTIMIZER_SLOTS.get(kind, 2))
+    total = n * per_voxel * (1 + _OBJECT_COPIES + slots)
+    if dataset.n_angles > 1:  # a view rotates delta/beta and forms its complex transmission
+        total += n * (2 * r + c) * 2  # forward values and their gradients
+    frames = dataset.n_angles * dataset.n_spots * int(np.prod(dataset.frame_shape)) * 4
+    if frames <= PRELOAD_LIMIT_BYTES:
+        total += frames
+    return int(total)
+
+
+def batch_bytes(config, dataset, object_shape, splits_spots: bool, backend: Backend) -> int:
+    """Bytes the tape of one minibatch holds (complex windows of the frame size).
+
+    Ptychography, per frame and probe mode: :data:`_WINDOWS_PER_MODE` (probe shift, patch,
+    transmission, far field, intensity), four for the first slice and
+    :data:`_WINDOWS_PER_EXTRA_SLICE` per further slice (``model.checkpoint_slices`` was not seen to
+    lower the measured peak there, so it is not discounted). Holography, per view: ten per slice
+    kept (``checkpoint_slices`` keeps block boundaries and one block) and twelve per distance.
+    Both: :data:`_WINDOWS_PER_FRAME` per frame for the loss. Calibrated against traced peaks
+    (tests/test_memory_estimate.py)."""
+    r, c = _itemsizes(backend)
+    run, model = config.run, config.model
+    n_a = min(run.batch_angles or dataset.n_angles, dataset.n_angles)
+    win = int(np.prod(dataset.frame_shape))
+    nz = int(object_shape[0])
+    if splits_spots:
+        n_s = min(run.batch_spots or dataset.n_spots, dataset.n_spots)
+        per_mode = _WINDOWS_PER_MODE + 4 + _WINDOWS_PER_EXTRA_SLICE * (nz - 1)
+        windows = n_a * n_s * (max(int(model.probe_modes), 1) * per_mode + _WINDOWS_PER_FRAME)
+    else:
+        cs = int(model.checkpoint_slices or 0)
+        kept = min(nz, -(-nz // cs) + cs) if cs > 0 else nz
+        windows = n_a * (10 * kept + (12 + _WINDOWS_PER_FRAME) * dataset.n_spots)
+    return int(windows * win * c)
+
+
+def _refuse(needed: int, avail: int, advice: str) -> None:
+    raise SlicewiseError(f"this run needs about {needed / 2**30:.1f} GiB but only "
+                         f"{avail / 2**30:.1f} GiB are available; {advice}")
+
+
+def check_object_memory(config, dataset, object_shape, backend: Backend) -> int:
+    """Refuse, before anything object-sized is allocated, a grid whose state alone cannot fit."""
+    need = object_state_bytes(config, dataset, object_shape, backend)
+    avail = available_memory_bytes(backend)
+    if avail and need > avail:
+        _refuse(need, avail, f"the object grid model.object_shape = {tuple(object_shape)} alone "
+                "takes that: choose a smaller model.object_shape (or fewer slices, model.n_slices)")
+    return need
+
+
 def check_memory(config, dataset, problem, backend: Backend) -> int:
-    """Estimate the run's peak memory (bytes) before it starts; refuse a run that cannot fit."""
-    ds, run = dataset, config.run
-    frames = (run.batch_angles or ds.n_angles) * ((run.batch_spots or ds.n_spots)
-                                                   if problem.model.splits_spots else ds.n_spots)
-    est = estimate_memory_bytes(ds, problem.object_shape, problem.object_shape[0], frames,
-                                dtype=np.dtype(backend.complex_dtype).name)
+    """Estimate the run's peak memory (bytes) once its minibatches are known; refuse a run that
+    cannot fit, naming what to lower."""
+    shape = problem.object_shape
+    est = (object_state_bytes(config, dataset, shape, backend)
+           + batch_bytes(config, dataset, shape, problem.model.splits_spots, backend))
     avail = available_memory_bytes(backend)
     log.info("estimated peak memory %.0f MiB (available %.0f MiB)", est / 2**20, avail / 2**20)
     if avail and est > avail:
-        raise SlicewiseError(
-            f"this run needs about {est / 2**30:.1f} GiB but only {avail / 2**30:.1f} GiB are available; "
-            "lower run.batch_spots / run.batch_angles, set model.checkpoint_slices, or use fewer "
-            "slices (model.n_slices)")
+        cs = "" if problem.model.splits_spots else "set model.checkpoint_slices, "
+        _refuse(est, avail, f"lower run.batch_spots / run.batch_angles, {cs}or choose a smaller "
+                f"model.object_shape (now {tuple(shape)})")
     return est
 
 

@@ -27,6 +27,7 @@ from . import regularizers
 from .config import ReconConfig
 from .losses import LossSpec, get_loss
 from .measured import choose_loss, effective_dataset
+from .memory import check_object_memory
 from .model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
@@ -235,6 +236,7 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
     setup = choose_model(cfg, ds)
     geo = resolve_geometry(cfg, ds)
     shape = decide_object_shape(cfg, ds, setup, is_tomography(ds.angles_rad))
+    check_object_memory(cfg, ds, shape, backend)  # before anything object-sized is allocated
     optics = Optics(geo["energy_ev"], geo["pixel_size_m"], geo["slice_thickness_m"], cfg.model.propagator)
     be = backend
     sample = ds.frames(np.arange(min(ds.n_angles, 4)), np.arange(min(ds.n_spots, 16)))
