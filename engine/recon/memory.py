@@ -28,6 +28,10 @@ def available_memory_bytes(backend: Backend) -> int:
     return 0
 
 
+#: Preload every frame onto the device when the whole data set is smaller than this (the
+#: problem's rule; counted here).
+PRELOAD_LIMIT_BYTES = 2 * 1024 ** 3
+
 #: Object-sized arrays per unknown besides the value: its gradient, the copy of the estimate
 #: at the start of each epoch (for a rollback) and the host copy a checkpoint write takes.
 _OBJECT_COPIES = 3
@@ -51,8 +55,6 @@ def object_state_bytes(config, dataset, object_shape, backend: Backend) -> int:
     """Bytes the object-sized state of a run holds whatever the minibatch: the unknowns, their
     gradients and copies, the optimiser's slots (L-BFGS: 2 x history pairs), the volumes a
     tomographic view rotates, and the measured frames when they are preloaded."""
-    from .problem import PRELOAD_LIMIT_BYTES  # noqa: PLC0415 - problem imports this module
-
     r, c = _itemsizes(backend)
     n = int(np.prod(object_shape))
     per_voxel = 2 * r if config.model.object_param == "delta_beta" else c

@@ -27,14 +27,11 @@ from . import regularizers
 from .config import ReconConfig
 from .losses import LossSpec, get_loss
 from .measured import choose_loss, effective_dataset
-from .memory import check_object_memory
+from .memory import PRELOAD_LIMIT_BYTES, check_object_memory  # noqa: F401 - re-exported
 from .model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
 
-
-#: Preload every frame onto the device when the whole data set is smaller than this.
-PRELOAD_LIMIT_BYTES = 2 * 1024 ** 3
 
 
 @dataclass
