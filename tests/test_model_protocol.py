@@ -105,3 +105,29 @@ def test_reader_registry_takes_a_new_format(tmp_path):
     finally:
         readers.READERS[:] = before
     assert [r.name for r in readers.READERS] == ["slicewise", "cxi", "dxchange", "adorym"]
+
+
+def test_refined_positions_are_held_on_the_padded_grid():
+    """A position refined past the vacuum margin would put its window off the padded object
+    (PatchExtractor refuses it, the run would crash): the projection holds it at the edge, and the
+    model evaluates there."""
+    from types import SimpleNamespace
+
+    from slicewise.engine.recon.projections import Projections
+
+    model, params = _ptycho()
+    lo, hi = model.position_bounds()
+    model.fields(params, [0], [0, 1, 2])
+    cfg = ReconConfig()
+    cfg.refine.position_max_step_px = 1e6  # no step bound: only the grid limits
+    problem = SimpleNamespace(model=model, backend=BE, probe_power=None, object_shape=(2, 16, 16))
+    old = params["positions"].copy()
+    p = {"positions": old + np.array([[-500.0, 0.0], [0.0, 300.0], [0.0, 0.0]])}
+    Projections(cfg, problem, ".").apply(p, old)
+    assert np.all(p["positions"] >= lo) and np.all(p["positions"] <= hi)
+    assert p["positions"][0, 0] == lo[0] and p["positions"][1, 1] == hi[1]
+    f = model.fields({**params, "positions": p["positions"]}, [0], [0, 1, 2])
+    assert np.all(np.isfinite(f))
+    with pytest.raises(ValueError, match="leave the object grid"):
+        model.fields({**params, "positions": p["positions"] + np.array([[-1.0, 0], [0, 0], [0, 0]])},
+                     [0], [0])

@@ -78,6 +78,10 @@ class NearFieldPtychoModel(PtychoModel):
         p, (fy, fx) = self.pad_px, self.frame_shape
         return ops.getitem(out, (Ellipsis, slice(p, p + fy), slice(p, p + fx)))
 
+    def position_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = super().position_bounds()  # of the padded windows, which start pad_px earlier
+        return lo + self.pad_px, hi + self.pad_px
+
     def describe(self) -> str:
         return (f"near-field ptychography at {self.distance_m * 1e3:.4g} mm, "
                 f"{object_words(self.view)}")

@@ -73,6 +73,13 @@ class PtychoModel:
         self.checkpoint_slices = int(checkpoint_slices)
         self._extractors: dict[bytes, PatchExtractor] = {}
 
+    def position_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)``, each ``(2,)`` (y, x) px: the positions whose probe windows stay on the
+        padded object grid (farther, a window cannot be cut). Refinement is held inside."""
+        lo = -self.offset.astype(float)
+        hi = np.array(self.padded_shape, float) - np.array(self.probe_shape, float) - self.offset
+        return lo, hi
+
     def describe(self) -> str:
         return f"far-field ptychography, {object_words(self.view)}"
 

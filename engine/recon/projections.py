@@ -55,6 +55,12 @@ class Projections:
             # a common translation of all spots is a null direction of (object, positions): let it
             # drift and the object only moves off the nominal scan frame (and off any ground truth)
             p["positions"] = constraints.remove_global_shift(p["positions"], old_positions)
+            bounds = getattr(self.problem.model, "position_bounds", None)
+            if bounds is not None:  # a window off the padded grid could not be evaluated
+                lo, hi = bounds()
+                xp = self.problem.backend.xp
+                p["positions"] = xp.clip(p["positions"], xp.asarray(lo, dtype=p["positions"].dtype),
+                                         xp.asarray(hi, dtype=p["positions"].dtype))
 
     def after_epoch(self, epoch: int, params: dict) -> None:
         """Update the support after ``epoch`` epochs: ``auto`` recomputes it from delta; a mask
