@@ -168,3 +168,15 @@ def test_stale_temporary_files_are_removed_at_start(data, tmp_path):
     Reconstruction(config(data, out, epochs=1)).run()
     assert not stale.exists()
     assert live.exists() and foreign.exists()  # a running writer's file and files not ours stay
+
+
+def test_failed_final_write_marks_the_run_failed(data, tmp_path, monkeypatch):
+    """The GUI reads the state: a result that cannot be written is a failed run, with the message."""
+    rec = Reconstruction(config(data, tmp_path / "o", epochs=1))
+
+    class Usage:
+        free = 0
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda d: Usage)
+    with pytest.raises(OutputError, match="run.output_dir"):
+        rec.run()
+    assert rec.state == "failed"

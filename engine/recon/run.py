@@ -235,7 +235,11 @@ class Reconstruction:
         except Exception:
             self._set_state("failed")
             raise
-        self._finish()
+        try:
+            self._finish()
+        except SlicewiseError:  # e.g. a full disk: the run failed, the previous files are intact
+            self._set_state("failed")
+            raise
         return self.result_path
 
     def _run_epoch(self) -> dict | None:
