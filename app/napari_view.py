@@ -158,8 +158,19 @@ class NapariView(QWidget):
         self._load_tried = True
         self.napariLoaded.emit()
 
+    def prepare(self) -> None:
+        """The tab is shown: make the (empty) viewer now, while it costs the least, not with
+        the first volume of a run."""
+        if self.viewer is None and self._warm and not self._loading:
+            try:
+                self.ensure_viewer()
+            except Exception:  # noqa: BLE001 - said when a volume is shown
+                log.warning("3D view: the viewer could not be made", exc_info=True)
+
     def _on_loaded(self) -> None:
         self._loading = False
+        if self.isVisible() and self._pending is None:
+            self.prepare()
         if self._pending is not None:
             args, self._pending = self._pending, None
             self.show_volume(*args)

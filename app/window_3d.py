@@ -22,6 +22,7 @@ log = logging.getLogger("slicewise.app")
 class View3DMixin:
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.napari_view:
+            self.napari_view.prepare()
             self.show_3d()
 
     def _snapshot_volumes(self, snap, info) -> VolumeSet:

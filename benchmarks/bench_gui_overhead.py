@@ -73,6 +73,9 @@ def poll():
         print("RESULT " + json.dumps({"gaps_ms": gaps, "wall_s": t_end - state["started"],
                                       "cpu_s": time.process_time() - state["cpu"],
                                       "gaps_after_ms": after,
+                                      "big": [(round(a - state["started"], 2), round(g))
+                                              for a, g in zip(ticks[1:], gaps) if g > 250],
+                                      "shown_s": shown - state["started"],
                                       "n_3d": w.napari_view.updates,
                                       "layers": w.napari_view.layer_names(),
                                       "result": str(w.result_path)}))
@@ -190,6 +193,8 @@ def responsiveness(cfg: Path, env: dict) -> None:
     print(f"  once the 3D viewer exists (its one-time set-up excluded): longest block "
           f"{after.max():.1f} ms, 99th percentile {np.percentile(after, 99):.1f} ms; "
           f"{res['n_3d']} live 3D updates")
+    print(f"  first volume drawn {res['shown_s']:.1f} s after Start; blocks over 250 ms "
+          f"(s after Start, ms): {res['big']}")
 
 
 def main() -> None:
