@@ -180,9 +180,11 @@ _f = field_factory("optimizer")
 class OptimizerConfig:
     """Optimiser and per-parameter learning rates; unset rates are measured from the data."""
 
-    kind: str = _f("auto", "optimiser; auto = full-batch L-BFGS with a line search when the data "
-                   "fit in memory and there is one view, else Adam on minibatches; lbfgs needs the "
-                   "same data every step (full batches)", choices=("auto", "adam", "momentum", "lbfgs"))
+    kind: str = _f("auto", "optimiser; auto = full-batch L-BFGS with a line search for one view "
+                   "that fits in memory (holography, multislice or small 2D ptychography), else "
+                   "Adam on minibatches (tomography, 2D ptychography with many positions); lbfgs "
+                   "needs the same data every step (full batches)",
+                   choices=("auto", "adam", "momentum", "lbfgs"))
     lr_delta: Optional[float] = _f(None, "learning rate of delta; unset = measured at the start of "
                                    "the run from the loss's curvature along its gradient (the value "
                                    "chosen is written to the run's config.toml)", "1/step", min=0,
