@@ -196,22 +196,7 @@ def write_adorym(path, intensities, geometry: Geometry, *, probe=None, truth=Non
     from ..backend import to_host  # noqa: PLC0415
     from .atomic import atomic_write  # noqa: PLC0415
 
-    g = geometry
-    modality, energy_ev, pixel_size_m = g.modality, g.energy_ev, g.pixel_size_m
-    angles_rad, positions_px, distances_m = g.angles_rad, g.positions_px, g.distances_m
-    slice_thickness_m = g.slice_thickness_m
-    if angles_rad is None:
-        angles_rad = [0.0]
-    if modality not in ("farfield", "nearfield"):
-        raise DataFileError(f"modality must be 'farfield' or 'nearfield', got {modality!r}")
-    if quantity not in ("magnitude", "intensity"):
-        raise DataFileError(f"quantity must be 'magnitude' or 'intensity', got {quantity!r}")
-    far = modality == "farfield"
-    if not far and distances_m is None:
-        raise DataFileError("distances_m is required for near-field data")
-    if far and distances_m is not None:
-        raise DataFileError("distances_m must be None for far-field data (Adorym marks the far "
-                            "field with free_prop_cm = 'inf')")
+    far = _check_write_args(geometry, quantity)
     data = np.asarray(to_host(intensities), dtype=np.float64)
     if data.ndim != 4:
         raise DataFileError(f"intensities: expected (n_theta, n_spots, fy, fx), got {data.shape}")
@@ -227,26 +212,48 @@ def write_adorym(path, intensities, geometry: Geometry, *, probe=None, truth=Non
             for a in range(data.shape[0]):
                 d[a] = conv.from_model(data[a])
             d.attrs["quantity"] = quantity
-            m = f.create_group("metadata")
-            m["energy_ev"] = float(energy_ev)
-            m["psize_cm"] = float(pixel_size_m) / CM
-            if slice_thickness_m is not None and slice_thickness_m != pixel_size_m:
-                m["slice_thickness_cm"] = float(slice_thickness_m) / CM
-            m["theta"] = np.asarray(angles_rad, dtype=np.float64).reshape(-1)
-            if positions_px is not None:
-                pos = np.asarray(positions_px, dtype=np.float64)
-                m["probe_pos_px"] = pos.astype(np.int64) if np.all(pos == np.round(pos)) else pos
-            if far:
-                m["free_prop_cm"] = "inf"
-            else:
-                dist = np.asarray(distances_m, dtype=np.float64).reshape(-1) / CM
-                m["free_prop_cm"] = dist[0] if dist.size == 1 else dist
-            if probe is not None:
-                p = np.asarray(to_host(probe), dtype=np.complex128)
-                p = p[0] if p.ndim == 3 and p.shape[0] == 1 else p
-                m["probe_real"], m["probe_imag"] = p.real, p.imag
+            _write_metadata(f.create_group("metadata"), geometry, probe)
             for k, v in (truth or {}).items():
                 v = np.asarray(to_host(v))
                 f[f"truth/{k}"] = np.transpose(v, (1, 2, 0)) if v.ndim == 3 else v
 
     atomic_write(path, writer)
+
+
+def _check_write_args(g: Geometry, quantity: str) -> bool:
+    """Refuse a geometry Adorym's layout cannot hold; returns whether it is far field."""
+    if g.modality not in ("farfield", "nearfield"):
+        raise DataFileError(f"modality must be 'farfield' or 'nearfield', got {g.modality!r}")
+    if quantity not in ("magnitude", "intensity"):
+        raise DataFileError(f"quantity must be 'magnitude' or 'intensity', got {quantity!r}")
+    far = g.modality == "farfield"
+    if not far and g.distances_m is None:
+        raise DataFileError("distances_m is required for near-field data")
+    if far and g.distances_m is not None:
+        raise DataFileError("distances_m must be None for far-field data (Adorym marks the far "
+                            "field with free_prop_cm = 'inf')")
+    return far
+
+
+def _write_metadata(m, g: Geometry, probe) -> None:
+    """Adorym's ``metadata`` group (cm, radians) from a geometry; ``m`` is the open group."""
+    from ..backend import to_host  # noqa: PLC0415
+
+    m["energy_ev"] = float(g.energy_ev)
+    m["psize_cm"] = float(g.pixel_size_m) / CM
+    if g.slice_thickness_m is not None and g.slice_thickness_m != g.pixel_size_m:
+        m["slice_thickness_cm"] = float(g.slice_thickness_m) / CM
+    angles = [0.0] if g.angles_rad is None else g.angles_rad
+    m["theta"] = np.asarray(angles, dtype=np.float64).reshape(-1)
+    if g.positions_px is not None:
+        pos = np.asarray(g.positions_px, dtype=np.float64)
+        m["probe_pos_px"] = pos.astype(np.int64) if np.all(pos == np.round(pos)) else pos
+    if g.modality == "farfield":
+        m["free_prop_cm"] = "inf"
+    else:
+        dist = np.asarray(g.distances_m, dtype=np.float64).reshape(-1) / CM
+        m["free_prop_cm"] = dist[0] if dist.size == 1 else dist
+    if probe is not None:
+        p = np.asarray(to_host(probe), dtype=np.complex128)
+        p = p[0] if p.ndim == 3 and p.shape[0] == 1 else p
+        m["probe_real"], m["probe_imag"] = p.real, p.imag
