@@ -410,7 +410,9 @@ class Schema:
                 if lines:
                     lines.append("")
                 if comments:
-                    lines.append(f"# {type(getattr(cfg, g)).__doc__.strip().splitlines()[0]}")
+                    # the group's first paragraph: a summary may run over several source lines
+                    summary = " ".join(type(getattr(cfg, g)).__doc__.strip().split("\n\n")[0].split())
+                    lines.append(f"# {summary}")
                 lines.append(f"[{g}]")
             key = info.path.rsplit(".", 1)[1]
             if comments:
