@@ -18,6 +18,7 @@ from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                              QLineEdit, QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
+from slicewise.engine.config_schema import Schema
 from slicewise.engine.errors import ConfigError
 from slicewise.engine.recon import config as cfgmod
 
@@ -26,14 +27,14 @@ from . import settings
 GROUP_TITLES = {"data": "Data and geometry", "model": "Forward model", "init": "Initial guess",
                 "refine": "Refinement", "loss": "Loss", "optimizer": "Optimiser",
                 "regularization": "Regularisation", "constraints": "Constraints", "run": "Run"}
-_UNIT_SUFFIXES = ("_ev", "_m", "_px", "_s")
+_UNIT_SUFFIXES = ("_ev", "_m", "_px", "_s", "_deg")
 _INVALID = "QLineEdit { background: #ffe0e0; border: 1px solid #c0392b; }"
 WARN = "\u26a0 "
 
 
 def field_label(info: cfgmod.FieldInfo) -> str:
     """``energy_ev`` + unit eV -> "energy [eV]": the unit once, in brackets, not in the name."""
-    name = info.path.rsplit(".", 1)[1]
+    name = info.path.rsplit(".", 1)[-1]
     for suf in _UNIT_SUFFIXES:
         if info.unit and name.endswith(suf):
             name = name[: -len(suf)]
@@ -124,9 +125,14 @@ class ParamsPanel(QWidget):
     validityChanged = pyqtSignal(bool, str)   # ok, reason (first problem) when not ok
     configChanged = pyqtSignal()               # any accepted edit
 
-    def __init__(self, config: cfgmod.ReconConfig | None = None, parent: QWidget | None = None):
+    def __init__(self, config: cfgmod.ReconConfig | None = None, parent: QWidget | None = None,
+                 schema: Schema = cfgmod.SCHEMA, titles: dict[str, str] | None = None):
+        """A form over any schema-described configuration (``schema``; the reconstruction's by
+        default), one section per metadata group titled by ``titles``."""
         super().__init__(parent)
-        self._cfg = (config or cfgmod.ReconConfig()).copy()
+        self._schema = schema
+        self._titles = GROUP_TITLES if titles is None else titles
+        self._cfg = (config or schema.root()).copy()
         self._baseline = self._cfg.copy()
         self._rows: dict[str, _Row] = {}
         self._errors: dict[str, str] = {}
@@ -160,11 +166,12 @@ class ParamsPanel(QWidget):
 
     # ---- building ----------------------------------------------------------------------------
     def _build(self) -> None:
-        for info in cfgmod.iter_fields(self._cfg):
+        for info in self._schema.fields(self._cfg):
             section = self._sections.get(info.group)
             if section is None:
-                doc = type(getattr(self._cfg, info.path.split(".")[0])).__doc__ or ""
-                section = _Section(GROUP_TITLES.get(info.group, info.group),
+                owner = getattr(self._cfg, info.path.split(".")[0])
+                doc = (type(owner).__doc__ or "") if "." in info.path else ""
+                section = _Section(self._titles.get(info.group, info.group),
                                    doc.strip().splitlines()[0] if doc else "")
                 self._sections[info.group] = section
                 self._column.insertWidget(self._column.count() - 1, section)
@@ -230,7 +237,7 @@ class ParamsPanel(QWidget):
     # ---- editing -----------------------------------------------------------------------------
     def _edited(self, path: str, value) -> None:
         try:
-            cfgmod.set_value(self._cfg, path, value)
+            self._schema.set(self._cfg, path, value)
         except ConfigError as exc:
             self._errors[path] = str(exc)
         else:
@@ -269,7 +276,7 @@ class ParamsPanel(QWidget):
         self._cfg = cfg.copy()
         self._baseline = self._cfg.copy()
         self._errors.clear()
-        for info in cfgmod.iter_fields(self._cfg):
+        for info in self._schema.fields(self._cfg):
             row = self._rows[info.path]
             self._show(row, info.value)
             self._style_label(row)
@@ -281,7 +288,7 @@ class ParamsPanel(QWidget):
         return self._cfg.copy()
 
     def value(self, path: str):
-        return cfgmod.get_value(self._cfg, path)
+        return self._schema.get(self._cfg, path)
 
     def editor(self, path: str) -> QWidget:
         """The input widget of ``path`` (the line edit for text fields)."""
@@ -308,7 +315,7 @@ class ParamsPanel(QWidget):
         self._cross_error = None
         if not self._errors:
             try:
-                cfgmod.validate(self._cfg)
+                self._schema.validate(self._cfg)
             except ConfigError as exc:  # a rule between fields: blame the field it names
                 msg = str(exc)
                 path = msg.split(":", 1)[0].strip()
@@ -324,7 +331,8 @@ class ParamsPanel(QWidget):
             else:
                 row.editor.setStyleSheet("")
         for group, section in self._sections.items():
-            section.set_marked(any(p.split(".")[0] == group for p in bad))
+            section.set_marked(any(r.info.group == group for p, r in self._rows.items()
+                                   if p in bad))
         reason = self.first_error()
         self.message.setText(reason)
         self.message.setVisible(bool(reason))
@@ -334,7 +342,7 @@ class ParamsPanel(QWidget):
         # bold = differs from the default, so a scientist sees at a glance what was changed
         f = QFont(row.label.font())
         try:
-            changed = cfgmod.get_value(self._cfg, row.info.path) != row.info.default
+            changed = self._schema.get(self._cfg, row.info.path) != row.info.default
         except ConfigError:
             changed = False
         f.setBold(bool(changed))
@@ -352,13 +360,20 @@ class ParamsPanel(QWidget):
             row.editor.setEnabled(editable)
             row.label.setEnabled(editable)
 
+    def set_group_enabled(self, group: str, on: bool) -> None:
+        """Grey out a group that does not apply (e.g. the probe when simulating holography)."""
+        for row in self._rows.values():
+            if row.info.group == group:
+                row.editor.setEnabled(on)
+                row.label.setEnabled(on)
+
     def pending_changes(self) -> dict:
         """Safe fields changed since the run was paused: ``{dotted path: value}``."""
         out = {}
         for path, row in self._rows.items():
             if row.info.safe_while_paused and path not in self._errors:
-                v = cfgmod.get_value(self._cfg, path)
-                if v != cfgmod.get_value(self._baseline, path):
+                v = self._schema.get(self._cfg, path)
+                if v != self._schema.get(self._baseline, path):
                     out[path] = v
         return out
 
@@ -380,7 +395,7 @@ class ParamsPanel(QWidget):
         """Fields holding text that was never accepted show their last valid value again (e.g.
         after a run ended with a refused value typed while paused)."""
         for path in list(self._errors):
-            self._show(self._rows[path], cfgmod.get_value(self._cfg, path))
+            self._show(self._rows[path], self._schema.get(self._cfg, path))
             self._errors.pop(path)
             self._style_label(self._rows[path])
         self._revalidate()

@@ -67,6 +67,8 @@ class FieldType:
     def name(self) -> str:
         if self.base is list:
             s = f"list[{self.elem.__name__}]"
+        elif self.base is tuple and self.length is None:
+            s = f"tuple[{self.elem.__name__}, ...]"
         elif self.base is tuple:
             s = f"tuple[{', '.join([self.elem.__name__] * self.length)}]"
         else:
@@ -84,6 +86,8 @@ def parse_type(tp) -> FieldType:
         return FieldType(list, optional, typing.get_args(tp)[0])
     if origin is tuple:
         args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[float, ...]: any length >= 1
+            return FieldType(tuple, optional, args[0])
         return FieldType(tuple, optional, args[0], len(args))
     return FieldType(tp, optional)
 
@@ -239,7 +243,7 @@ def coerce(leaf: Leaf, value, text: bool = False):
             raise _bad(path, t, value, text=text)
         if t.length is not None and len(value) != t.length:
             raise _bad(path, t, value, f"{len(value)} given", text)
-        if t.base is list and len(value) == 0:
+        if t.length is None and len(value) == 0:
             raise _bad(path, t, value, "needs at least one value (leave it unset instead)", text)
         items = [_scalar(f"{path}[{i}]", FieldType(t.elem), t.elem, v, text) for i, v in enumerate(value)]
         for i, v in enumerate(items):
@@ -362,8 +366,11 @@ class Schema:
             v = self.get(cfg, path)
             if v is None and drop_none:
                 continue
-            group, key = path.rsplit(".", 1)
-            out.setdefault(group, {})[key] = list(v) if isinstance(v, tuple) else v
+            *groups, key = path.split(".")
+            table = out
+            for g in groups:
+                table = table.setdefault(g, {})
+            table[key] = list(v) if isinstance(v, tuple) else v
         return out
 
     def from_dict(self, d: dict, source: str = ""):
@@ -373,8 +380,21 @@ class Schema:
             raise ConfigError(f"{pre}the configuration must be a table of groups, got "
                               f"{type(d).__name__}")
         cfg = self.root()
-        groups = [f.name for f in dataclasses.fields(self.root)]
+        groups = [f.name for f in dataclasses.fields(self.root) if f.name not in self.leaves]
         for gname, table in d.items():
+            if gname in self.leaves:  # a key at the top level of a flat configuration
+                try:
+                    v = coerce(self.leaves[gname], table)
+                    self._check_value(gname, v)
+                except ConfigError as exc:
+                    raise ConfigError(pre + str(exc)) from None
+                setattr(cfg, gname, v)
+                continue
+            if gname not in groups and any("." not in p for p in self.leaves):
+                try:  # a flat configuration: suggest the closest key
+                    self.leaf(str(gname))
+                except ConfigError as exc:
+                    raise ConfigError(pre + str(exc)) from None
             if gname not in groups:
                 close = difflib.get_close_matches(str(gname), groups, n=1)
                 raise ConfigError(f"{pre}{gname}: unknown group"

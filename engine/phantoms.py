@@ -17,9 +17,11 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from .config_schema import field_factory
 from .errors import ConfigError
 
 PHANTOM_KINDS = ("cone", "siemens", "spheres")
+_f = field_factory("phantom")
 
 
 def _ramp(signed_distance):
@@ -192,17 +194,23 @@ class PhantomSpec:
     * ``"spheres"``: ``n_spheres``, ``radius_min_px``, ``radius_max_px``, ``seed``.
     """
 
-    kind: str = "cone"
-    height_px: float | None = None
-    outer_radius_px: float | None = None
-    wall_px: float | None = None
-    n_spokes: int = 16
-    radius_px: float | None = None
-    thickness_px: int | None = None
-    n_spheres: int = 10
-    radius_min_px: float = 2.0
-    radius_max_px: float = 6.0
-    seed: int = 0
+    kind: str = _f("cone", "the test object: a hollow cone, a Siemens star or random spheres",
+                   choices=PHANTOM_KINDS)
+    height_px: float | None = _f(None, "cone: apex-to-base length; unset: 0.8 ny", "px",
+                                 min=0, min_exclusive=True)
+    outer_radius_px: float | None = _f(None, "cone: outer radius at the base; unset: "
+                                       "0.35 min(nz, nx)", "px", min=0, min_exclusive=True)
+    wall_px: float | None = _f(None, "cone: horizontal wall thickness; unset: a quarter of the "
+                               "outer radius", "px", min=0, min_exclusive=True)
+    n_spokes: int = _f(16, "Siemens star: number of spokes", min=2)
+    radius_px: float | None = _f(None, "Siemens star: outer radius; unset: fills the field",
+                                 "px", min=0, min_exclusive=True)
+    thickness_px: int | None = _f(None, "Siemens star: slices filled around the centre along z; "
+                                  "unset: all nz", "px", min=1)
+    n_spheres: int = _f(10, "spheres: how many", min=1)
+    radius_min_px: float = _f(2.0, "spheres: smallest radius", "px", min=0, min_exclusive=True)
+    radius_max_px: float = _f(6.0, "spheres: largest radius", "px", min=0, min_exclusive=True)
+    seed: int = _f(0, "spheres: random seed of their placement", min=0)
 
     @classmethod
     def from_dict(cls, d: dict) -> PhantomSpec:

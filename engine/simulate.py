@@ -9,6 +9,7 @@ that reconstructions never read as input.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .backend import get_backend, to_host
+from .config_schema import Schema, field_factory
 from .errors import ConfigError
 from .materials import Material, named_material
 from .models.common import Optics
@@ -33,66 +35,62 @@ log = logging.getLogger(__name__)
 MODALITIES = ("ptycho", "holo")
 
 
+_sample = field_factory("sample")
+_beam = field_factory("experiment")
+_scan = field_factory("ptychography")
+_out = field_factory("noise and output")
+
+
 @dataclass
 class SimulationConfig:
     """Everything that defines a simulated data set. Lengths in metres unless named ``_px``."""
 
-    modality: str = "holo"                  # "ptycho" (far field, scanned probe) | "holo" (near field)
+    modality: str = _beam("holo", "ptycho: far field, scanned probe; holo: near field, full "
+                          "field", choices=MODALITIES)
     phantom: PhantomSpec = field(default_factory=PhantomSpec)
-    material: str = "SiO2 glass"            # a named material, or "FORMULA:DENSITY" e.g. "SiO2:2.2"
-    object_shape: tuple = (32, 32, 32)      # (nz, ny, nx) voxels
-    energy_ev: float = 10000.0
-    pixel_size_m: float = 50e-9
-    slice_thickness_m: float | None = None  # None: cubic voxels (= pixel size)
-    n_angles: int = 1                       # 1: no tomography
-    angle_range_deg: float = 180.0          # angles spread over [0, range)
-    distances_m: tuple = (5e-5, 1e-4)       # holography: sample-to-detector distance(s)
-    probe_kind: str = "airy"                # ptychography: "airy" | "gaussian"
-    probe_shape: tuple = (32, 32)
-    probe_size_px: float = 6.0              # Airy first-ring radius, or Gaussian FWHM
-    probe_defocus_m: float = 0.0            # Airy probe: distance from the focus (a defocused probe)
-    scan: str = "raster"                    # "raster" | "fermat"
-    scan_step_px: float = 4.0
-    position_error_px: float = 0.0          # random error added to the positions written to the file
-    photons: float | None = None            # photons per frame (ptycho) or per pixel (holo); None: no noise
-    seed: int = 0
-    layout: str = "slicewise"               # "slicewise" | "adorym"
+    material: str = _sample("SiO2 glass", "a named material, or FORMULA:DENSITY with the density "
+                            "in g/cm3, e.g. SiO2:2.2")
+    object_shape: tuple[int, int, int] = _sample((32, 32, 32), "object grid (nz, ny, nx); the "
+                                                 "beam runs along z", "voxels", min=1, max=4096)
+    energy_ev: float = _beam(10000.0, "photon energy", "eV", min=100, max=200_000)
+    pixel_size_m: float = _sample(50e-9, "pixel (voxel) size", "m", min=1e-12, max=1e-3)
+    slice_thickness_m: float | None = _sample(None, "slice thickness along the beam; unset: "
+                                              "cubic voxels (= pixel size)", "m", min=0,
+                                              min_exclusive=True)
+    n_angles: int = _beam(1, "number of tomographic angles (1: no tomography)", min=1)
+    angle_range_deg: float = _beam(180.0, "angles spread over [0, range)", "deg", min=0, max=360)
+    distances_m: tuple[float, ...] = _beam((5e-5, 1e-4), "holography: sample-to-detector "
+                                           "distance(s)", "m", min=0, min_exclusive=True)
+    probe_kind: str = _scan("airy", "the probe: a (defocused) Airy disc or a Gaussian",
+                            choices=("airy", "gaussian"))
+    probe_shape: tuple[int, int] = _scan((32, 32), "probe window (py, px)", "px", min=2)
+    probe_size_px: float = _scan(6.0, "Airy first-ring radius, or Gaussian FWHM", "px", min=0,
+                                 min_exclusive=True)
+    probe_defocus_m: float = _scan(0.0, "Airy probe: distance from the focus", "m")
+    scan: str = _scan("raster", "scan pattern", choices=("raster", "fermat"))
+    scan_step_px: float = _scan(4.0, "scan step", "px", min=0, min_exclusive=True)
+    position_error_px: float = _scan(0.0, "random error added to the positions written to the "
+                                     "file (the true ones go to /truth)", "px", min=0)
+    photons: float | None = _out(None, "Poisson noise: photons per frame (ptycho) or per pixel "
+                                 "(holo); unset: noise-free", min=0, min_exclusive=True)
+    seed: int = _out(0, "random seed of the noise and position errors", min=0)
+    layout: str = _out("slicewise", "file layout", choices=("slicewise", "adorym"))
 
-    def validate(self) -> None:
-        if self.modality not in MODALITIES:
-            raise ConfigError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if len(self.object_shape) != 3 or min(self.object_shape) < 1:
-            raise ConfigError(f"object_shape must be (nz, ny, nx) positive, got {self.object_shape}")
-        if not 100 <= self.energy_ev <= 200_000:
-            raise ConfigError(f"energy_ev must be within 100 eV .. 200 keV, got {self.energy_ev}")
-        if not 1e-12 <= self.pixel_size_m <= 1e-3:
-            raise ConfigError(f"pixel_size_m must be within 1 pm .. 1 mm, got {self.pixel_size_m}")
-        if self.n_angles < 1:
-            raise ConfigError(f"n_angles must be >= 1, got {self.n_angles}")
-        if self.modality == "holo" and (not self.distances_m or min(self.distances_m) <= 0):
-            raise ConfigError(f"distances_m must list positive distances (m), got {self.distances_m}")
-        if self.photons is not None and self.photons <= 0:
-            raise ConfigError(f"photons must be positive or omitted for noise-free data, got {self.photons}")
-        if self.layout not in ("slicewise", "adorym"):
-            raise ConfigError(f"layout must be 'slicewise' or 'adorym', got {self.layout!r}")
+    def validate(self) -> "SimulationConfig":
+        """Check every field (errors name it) and the rules between fields; returns self."""
+        return SCHEMA.validate(self)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        return {k: v for k, v in d.items() if v is not None}
+        return SCHEMA.to_dict(self, drop_none=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SimulationConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown simulation key(s) {unknown}; known keys: {sorted(known)}")
-        d = dict(d)
-        if isinstance(d.get("phantom"), dict):
-            d["phantom"] = PhantomSpec.from_dict(d["phantom"])
-        for key in ("object_shape", "distances_m", "probe_shape"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
+    def from_dict(cls, d: dict, source: str = "") -> "SimulationConfig":
+        """Build and validate from a (TOML) table; unknown keys are refused by name."""
+        d = {k: (dataclasses.asdict(v) if isinstance(v, PhantomSpec) else v) for k, v in d.items()}
+        return SCHEMA.from_dict(d, source)
+
+    def copy(self) -> "SimulationConfig":
+        return copy.deepcopy(self)
 
     @property
     def angles_rad(self) -> np.ndarray:
@@ -109,6 +107,31 @@ def _material(spec: str) -> Material:
         except ValueError:
             raise ConfigError(f"material {spec!r}: expected FORMULA:DENSITY_g_cm3, e.g. 'SiO2:2.2'") from None
     return named_material(spec)
+
+
+def _check_value(path: str, v) -> None:
+    if path == "material":
+        try:
+            _material(v)
+        except ConfigError as exc:
+            raise ConfigError(f"material: {exc}") from None
+
+
+def _check_config(cfg: SimulationConfig) -> None:
+    """Rules between fields (each message starts with the field to fix)."""
+    if cfg.probe_kind == "gaussian" and cfg.probe_defocus_m:
+        raise ConfigError("probe_defocus_m: applies to the Airy probe only (probe_kind = airy); "
+                          "set it to 0")
+    if cfg.phantom.radius_min_px > cfg.phantom.radius_max_px:
+        raise ConfigError(f"phantom.radius_min_px: must not exceed radius_max_px "
+                          f"({cfg.phantom.radius_max_px:g}), got {cfg.phantom.radius_min_px:g}")
+    try:
+        _material(cfg.material).optics(cfg.energy_ev)
+    except ConfigError as exc:
+        raise ConfigError(f"material: {exc}") from None
+
+
+SCHEMA = Schema(SimulationConfig, _check_value, _check_config)
 
 
 def ground_truth(cfg: SimulationConfig) -> dict:

@@ -79,23 +79,34 @@ def test_simulation_dialog_from_the_file_menu(qtbot, window, tmp_path, dialogs):
 
         dlg = QApplication.activeModalWidget()
         assert isinstance(dlg, SimulationDialog)
-        # a bad material first: a dialog, and the simulation dialog stays open
-        dlg.material.setCurrentText("unobtainium")
-        dlg.run_btn.click()
-        state["error"] = list(dialogs.errors)
-        dlg.material.setCurrentText("SiO2 glass")
-        dlg.phantom.setCurrentIndex(2)          # spheres
-        dlg.modality.setCurrentIndex(0)         # holography
-        dlg.nz.setValue(16)
-        dlg.ny.setValue(16)
-        dlg.nx.setValue(16)
-        dlg.distances.setText("40, 80")
+        # the form is generated from the simulation schema: an invalid value is refused
+        # with the field named, and Simulate is disabled until it is fixed
+        dlg.set_value("energy_ev", "5")
+        assert "energy_ev" in dlg.form.errors() and not dlg.run_btn.isEnabled()
+        assert dlg.form.first_error().startswith("energy_ev: must be >= 100 eV")
+        dlg.set_value("energy_ev", "8000")
+        dlg.set_value("material", "unobtainium")
+        state["error"] = dlg.form.first_error()
+        assert not dlg.run_btn.isEnabled()
+        dlg.set_value("material", "SiO2 glass")
+        # a preset fills the form; then edits on top of it
+        dlg.preset.setCurrentIndex(dlg.preset.findData("star-ptycho"))
+        state["preset"] = (dlg.form.value("modality"), dlg.form.value("phantom.kind"),
+                           dlg.form.editor("probe_size_px").isEnabled())
+        dlg.set_value("modality", "holo")
+        state["probe_enabled"] = dlg.form.editor("probe_size_px").isEnabled()
+        dlg.set_value("phantom.kind", "spheres")
+        dlg.set_value("object_shape", "16, 16, 16")
+        dlg.set_value("distances_m", "4e-5, 8e-5")
+        dlg.set_value("photons", "")
         dlg.output.setText(str(out))
+        assert dlg.run_btn.isEnabled(), dlg.form.first_error()
         dlg.run_btn.click()
 
     QTimer.singleShot(100, drive)
     w.new_simulation()
-    assert state["error"] and "unobtainium" in state["error"][0][1]
+    assert state["error"].startswith("material:") and "unobtainium" in state["error"]
+    assert state["preset"] == ("ptycho", "siemens", True) and not state["probe_enabled"]
     assert out.is_file()
     qtbot.waitUntil(lambda: w.dataset is not None, timeout=10000)
     assert w.dataset.frame_shape == (16, 16)
