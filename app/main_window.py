@@ -378,6 +378,8 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
                         "apply on Resume" if ev.state == "paused" else "running", 8000)
             elif ev.kind == "checkpoint":
                 log.info("checkpoint written: %s", ev.message)
+            elif ev.kind == "config":
+                self.params.show_run_choices(ev.changes)
 
     def _show_progress(self, ev) -> None:
         n_epochs = max(ev.n_epochs, 1)

@@ -136,6 +136,7 @@ class ParamsPanel(QWidget):
         self._baseline = self._cfg.copy()
         self._rows: dict[str, _Row] = {}
         self._errors: dict[str, str] = {}
+        self._chosen: set[str] = set()   # fields whose label shows what the last run chose
         self._external: dict[str, str] = {}   # problems found outside the form (missing file)
         self._cross_error: tuple[str, str] | None = None
         self._state = "idle"
@@ -276,6 +277,12 @@ class ParamsPanel(QWidget):
         self._cfg = cfg.copy()
         self._baseline = self._cfg.copy()
         self._errors.clear()
+        for path in self._chosen:  # another configuration: the last run's choices no longer apply
+            row = self._rows[path]
+            row.label.setText(field_label(row.info))
+            if row.line is not None:
+                row.line.setPlaceholderText("unset")
+        self._chosen = set()
         for info in self._schema.fields(self._cfg):
             row = self._rows[info.path]
             self._show(row, info.value)
@@ -399,6 +406,21 @@ class ParamsPanel(QWidget):
             self._errors.pop(path)
             self._style_label(self._rows[path])
         self._revalidate()
+
+    def show_run_choices(self, changes: dict) -> None:
+        """Show what a run chose for fields left to it (measured learning rates, the optimiser and
+        minibatches of ``auto``). An unset field stays unset -- the next run measures again -- and
+        shows the value as its placeholder; a choice field names it in its tooltip and label."""
+        for path, value in changes.items():
+            row = self._rows.get(path)
+            if row is None:
+                continue
+            self._chosen.add(path)
+            text = f"run chose: {format_value(value)}"
+            if row.line is not None and self._schema.get(self._cfg, path) is None:
+                row.line.setPlaceholderText(text)
+            row.editor.setToolTip(f"{text}\n{row.info.help}")
+            row.label.setText(f"{field_label(row.info)} \u2192 {format_value(value)}")
 
     def set_file_values(self, ds) -> None:
         """Unset geometry fields show the values read from the data file (as placeholders: the

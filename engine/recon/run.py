@@ -54,7 +54,7 @@ STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
 class ProgressEvent:
     """What a callback receives after each minibatch/epoch and on state changes."""
 
-    kind: str                      # "batch" | "epoch" | "state" | "checkpoint"
+    kind: str                      # "batch" | "epoch" | "state" | "checkpoint" | "config"
     epoch: int
     n_epochs: int
     batch: int = 0
@@ -65,6 +65,7 @@ class ProgressEvent:
     eta_s: float = float("nan")
     state: str = "running"
     message: str = ""
+    changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
 
 
 @dataclass
@@ -99,6 +100,7 @@ class Reconstruction:
                  backend: Backend | None = None, resume: str | Path | None = None,
                  base_dir: str | Path | None = None, distributed="auto"):
         self.config = cfgmod.validate(config)
+        self._requested = self.config.copy()  # what the user asked for, before automatic choices
         # MPI data parallelism when launched by mpiexec with several ranks (see distributed.py)
         self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
@@ -210,7 +212,7 @@ class Reconstruction:
         """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
         if self._writes_files:
             prepare_output_dir(self.output_dir)
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
+        self._save_config()
         self._set_state("running")
         self._t_start = time.perf_counter()
         if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
@@ -311,8 +313,7 @@ class Reconstruction:
         except DivergenceError:
             self._write(self.checkpoint_path, "checkpoint")
             raise
-        if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
+        self._save_config()
 
     def _before_step(self) -> bool:
         """Wait while paused; False when the run is to stop (all MPI ranks agree: one stopping
@@ -334,11 +335,24 @@ class Reconstruction:
         self._agreed_stop = stop
         return stop
 
+    def automatic_choices(self) -> dict:
+        """Fields the run has set itself (measured learning rates, the optimiser and minibatches
+        chosen by ``auto``, rates cut after a divergence): dotted path -> value in use."""
+        req = {f.path: f.value for f in cfgmod.iter_fields(self._requested)}
+        return {f.path: f.value for f in cfgmod.iter_fields(self.config) if req.get(f.path) != f.value}
+
+    def _save_config(self) -> None:
+        """Write the configuration in use (so rerunning ``config.toml`` repeats this run) and tell
+        observers what the run chose (the GUI's form shows it)."""
+        if self._writes_files:
+            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
+        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.automatic_choices()))
+
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         names = self.solver.refined(self.epoch)
         # a parameter whose refinement starts now may need its learning rate measured
-        if self.solver.resolve_learning_rates(names) and self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
+        if self.solver.resolve_learning_rates(names):
+            self._save_config()
         return self.solver.step(a_idx, s_idx, names)
 
     def _after_step(self, b: int, n_batches: int, loss: float, terms: dict) -> None:

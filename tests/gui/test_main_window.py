@@ -11,6 +11,7 @@ from PyQt6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PyQt6.QtGui import QDropEvent
 
 from slicewise.app import settings
+from slicewise.app.params_panel import format_value
 from slicewise.engine.recon import config as cfgmod
 
 from .conftest import fast_run, open_data, wait_idle
@@ -385,3 +386,22 @@ def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file
     assert "GiB" in msg and ("batch" in msg or "model.object_shape" in msg)
     assert result.read_bytes() == before
     assert w.act_start.isEnabled()
+
+
+def test_form_shows_what_the_run_chose(qtbot, window, holo_file, tmp_path, dialogs):
+    """Unset learning rates and ``auto`` fields show the run's measured/chosen values, and stay
+    unset, so the next run measures again (issue 10: shown in the GUI's parameter form)."""
+    w = window
+    open_data(qtbot, w, holo_file)
+    assert w.params.value("optimizer.lr_delta") is None
+    fast_run(w, tmp_path / "out", epochs=2)
+    w.act_start.trigger()
+    wait_idle(qtbot, w)
+    assert not dialogs.errors, dialogs.errors
+    saved = cfgmod.from_toml(tmp_path / "out" / "config.toml")
+    line = w.params.editor("optimizer.lr_delta")
+    assert line.text() == "" and w.params.value("optimizer.lr_delta") is None
+    assert line.placeholderText() == f"run chose: {format_value(saved.optimizer.lr_delta)}"
+    assert saved.optimizer.kind in w.params.editor("optimizer.kind").toolTip()
+    w.params.set_config(cfgmod.ReconConfig())  # another configuration: the choices are gone
+    assert line.placeholderText() == "unset"
