@@ -376,6 +376,8 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
                     self.statusBar().showMessage(
                         "paused: the parameters that are not greyed out can be changed; they "
                         "apply on Resume" if ev.state == "paused" else "running", 8000)
+                    if ev.state == "paused":
+                        self.full_3d_when_paused()
             elif ev.kind == "checkpoint":
                 log.info("checkpoint written: %s", ev.message)
             elif ev.kind == "config":
@@ -409,7 +411,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.live.show_snapshot(snap, energy)
         self._volumes = None  # built from last_snapshot when the 3D view needs it
         if self.tabs.currentWidget() is self.napari_view and self.live_3d_due():
-            self.show_3d()
+            self.show_3d(preview=self.run_state == "running")
 
     def _on_run_finished(self, path, state: str) -> None:
         self.session.set_result(path)

@@ -42,6 +42,36 @@ ATTENUATION = 0.5
 ISO_FRACTION = 0.5
 
 
+# live updates during a run draw a binned preview: software OpenGL (llvmpipe under Xvfb or a
+# remote desktop) spends the update in ray marching, whose cost follows the texture's size along
+# the rays, so 2x binning and a coarser ray step cut the window's block per update ~2-3x
+PREVIEW_MIN_SIDE = 32         # volumes smaller than this along every axis are shown as they are
+PREVIEW_STEP = 1.5            # vispy's relative ray step for previews (its default: 0.8)
+FULL_STEP = 0.8
+
+
+def preview_factor(shape) -> int:
+    """The binning of a live preview of a ``shape`` volume: 1, 2 or 4 (largest side <= 64)."""
+    f = 1
+    while max(shape) // f > 64 or (f == 1 and max(shape) >= PREVIEW_MIN_SIDE):
+        f *= 2
+        if f == 4:
+            break
+    return f
+
+
+def bin_volume(a: np.ndarray, f: int) -> np.ndarray:
+    """Mean over ``f``-cubed blocks (each axis cut to a multiple of ``f``; an axis shorter than
+    ``f`` is kept), float32."""
+    a = np.asarray(a, np.float32)
+    if f == 1:
+        return a
+    fs = [f if n >= f else 1 for n in a.shape]
+    a = a[tuple(slice(0, n - n % k) for n, k in zip(a.shape, fs))]
+    shape = [x for n, k in zip(a.shape, fs) for x in (n // k, k)]
+    return a.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float32)
+
+
 _VIEWS: list = []   # live NapariViews, told about OpenGL errors by errors.install_excepthook
 
 
@@ -85,6 +115,7 @@ class NapariView(QWidget):
         self._rebuild_due = False
         self.rebuilds = 0
         self.updates = 0          # volumes shown (tests, benchmarks)
+        self._bin_cache: dict = {}
         self.napariLoaded.connect(self._on_loaded)
         _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
@@ -306,45 +337,61 @@ class NapariView(QWidget):
     def show_volume(self, volumes: dict[str, np.ndarray], pixel_size_m: float,
                     slice_thickness_m: float, truth: dict | None = None,
                     truth_voxel_m: tuple[float, float] | None = None, title: str = "",
-                    reset_camera: bool | None = None) -> None:
+                    reset_camera: bool | None = None, preview: bool = False) -> None:
         """Show ``volumes`` (e.g. delta, beta (nz, ny, nx)) and ``truth`` arrays as layers.
 
         ``truth_voxel_m``: (slice thickness, pixel size) of the ground-truth grid, which may differ
         from the reconstruction's (e.g. cubic voxels in a tomographic reconstruction of a thinner
         phantom); it is centred on the reconstruction, as both are centred on the rotation axis.
         Layers that exist already get new data (camera and the user's contrast stay). While
-        napari is still loading, the volume waits and is shown when it is ready.
+        napari is still loading, the volume waits and is shown when it is ready. ``preview``
+        (live updates of a running reconstruction): volumes binned 2x or 4x and drawn with a
+        coarser ray step, so the window's thread is blocked for less of each update.
         """
         if self._loading or not (self.napari_imported() or self._load_tried):
             self._pending = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
-                             title, reset_camera)
+                             title, reset_camera, preview)
             self.set_message("loading the 3D viewer (napari)…")
             self.preload(0)
             return
         try:
             self._show_volume(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
-                              title, reset_camera)
+                              title, reset_camera, preview)
         except Exception as exc:  # noqa: BLE001 - e.g. no OpenGL: the rest keeps working
             log.warning("3D view: %s", exc, exc_info=True)
             self.set_message(f"The 3D view failed ({type(exc).__name__}: {exc}); it is rebuilt "
                              "at the next update.")
             self._rebuild_due = self.viewer is not None
 
+    def _binned(self, a, f: int) -> np.ndarray:
+        """``bin_volume`` with the result kept per array (the ground truth is binned once)."""
+        key = (id(a), f)
+        hit = self._bin_cache.get(key)
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        out = bin_volume(a, f)
+        if len(self._bin_cache) > 8:
+            self._bin_cache.clear()
+        self._bin_cache[key] = (a, out)
+        return out
+
     def _show_volume(self, volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
-                     title, reset_camera) -> None:
+                     title, reset_camera, preview=False) -> None:
         if self._rebuild_due:
             self.rebuild()
         v = self.ensure_viewer()
-        scale = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
-        layers = {k: (np.asarray(a, dtype=np.float32), scale, (0.0, 0.0, 0.0))
-                  for k, a in volumes.items() if a is not None and np.ndim(a) == 3}
+        vols = {k: a for k, a in volumes.items() if a is not None and np.ndim(a) == 3}
+        f = preview_factor(next(iter(vols.values())).shape) if preview and vols else 1
+        base = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
+        t_base = self.voxel_scale_um(truth_voxel_m[1], truth_voxel_m[0]) if truth_voxel_m \
+            else base
+        scale, t_scale = (tuple(x * f for x in b) for b in (base, t_base))
+        layers = {k: (bin_volume(a, f), scale, (0.0, 0.0, 0.0)) for k, a in vols.items()}
         shape = next(iter(layers.values()))[0].shape if layers else None
-        t_scale = self.voxel_scale_um(truth_voxel_m[1], truth_voxel_m[0]) if truth_voxel_m \
-            else scale
         for k, a in (truth or {}).items():
             if np.ndim(a) != 3:
                 continue
-            a = np.asarray(a, dtype=np.float32)
+            a = self._binned(a, f)
             shift = tuple(((n * s - m * t) / 2 if shape else 0.0)
                           for n, s, m, t in zip(shape or a.shape, scale, a.shape, t_scale))
             layers[f"truth {k}"] = (a, t_scale, shift)
@@ -360,10 +407,14 @@ class NapariView(QWidget):
             lo, hi = levels[name]
             if name in v.layers:
                 layer = v.layers[name]
-                if tuple(layer.scale) == sc and layer.data.shape == data.shape:
+                if layer.data is not data:  # the truth is not drawn again
+                    if tuple(layer.scale) != sc or layer.data.shape != data.shape:
+                        # preview <-> full resolution: the same layer (and its visual, whose
+                        # shader compile costs seconds with software OpenGL) gets the new grid
+                        layer.scale, layer.translate = sc, shift
                     self._update_layer(layer, data, (lo, hi))
-                    continue
-                v.layers.remove(name)
+                self._set_ray_step(layer, PREVIEW_STEP if f > 1 else FULL_STEP)
+                continue
             layer = v.add_image(data, name=name, scale=sc, translate=shift, colormap=cmap,
                                 visible=visible, contrast_limits=(lo, hi), rendering=rendering,
                                 iso_threshold=lo + ISO_FRACTION * (hi - lo),
@@ -371,6 +422,7 @@ class NapariView(QWidget):
                                 units=("um", "um", "um"), axis_labels=("z", "y", "x"))
             layer.metadata["auto"] = (layer.contrast_limits, layer.iso_threshold)
             layer.events.visible.connect(self._update_grid_label)
+            self._set_ray_step(layer, PREVIEW_STEP if f > 1 else FULL_STEP)
         kept = getattr(self, "_kept_camera", None)
         if first and kept is not None and not reset_camera:
             v.camera.center, v.camera.zoom, v.camera.angles = kept
@@ -386,6 +438,16 @@ class NapariView(QWidget):
         self._update_grid_label()
         self.popout.setEnabled(True)
         self.updates += 1
+
+    def _set_ray_step(self, layer, step: float) -> None:
+        """vispy's ray-marching step of a volume layer (napari has no public setting for it;
+        without the private mapping the default step stays, which is only slower)."""
+        try:
+            node = self.qt_viewer.canvas.layer_to_visual[layer].node
+            if node.relative_step_size != step:
+                node.relative_step_size = step
+        except (AttributeError, KeyError):
+            pass
 
     def _fit_camera(self, angles) -> None:
         v = self.viewer

@@ -23,7 +23,7 @@ class View3DMixin:
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.napari_view:
             self.napari_view.prepare()
-            self.show_3d()
+            self.show_3d(preview=self.run_state == "running")
 
     def _snapshot_volumes(self, snap, info) -> VolumeSet:
         truth = info.truth if info is not None else {}
@@ -32,13 +32,14 @@ class View3DMixin:
                          snap.slice_thickness_m, truth, voxel, f"current estimate, epoch "
                          f"{snap.epoch}")
 
-    def show_3d(self) -> None:
-        """Show the current estimate (or the last opened result) in the napari tab."""
+    def show_3d(self, preview: bool = False) -> None:
+        """Show the current estimate (or the last opened result) in the napari tab;
+        ``preview``: a live update of a running reconstruction (binned, see NapariView)."""
         if self.tabs.currentWidget() is not self.napari_view:
             self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
             return
         if self._volumes is not None:
-            self._show_volumes(self._volumes)
+            self._show_volumes(self._volumes, preview)
             return
         snap = self.session.last_snapshot
         if snap is None:
@@ -47,22 +48,32 @@ class View3DMixin:
             return
         info = self.session.run_info
         if snap.delta is not None:
-            self._show_volumes(self._snapshot_volumes(snap, info))
+            self._show_volumes(self._snapshot_volumes(snap, info), preview)
             return
         # a complex object: phase and amplitude are computed off the window's thread
         self.tasks.submit("preparing the 3D view", lambda: self._snapshot_volumes(snap, info),
-                          self._show_volumes,
+                          lambda vs: self._show_volumes(vs, preview),
                           lambda exc, tb: log.warning("3D view: %s", exc))
 
-    def _show_volumes(self, vs: VolumeSet) -> None:
+    def _show_volumes(self, vs: VolumeSet, preview: bool = False) -> None:
         self._volumes = vs
         self._napari_shown_at = time.monotonic()
+        self._3d_preview = preview
         t0 = time.perf_counter()
         self.napari_view.show_volume(vs.volumes, vs.pixel_size_m, vs.slice_thickness_m,
-                                     vs.truth, vs.truth_voxel_m, vs.title)
+                                     vs.truth, vs.truth_voxel_m,
+                                     vs.title + (" (live preview, binned)" if preview else ""),
+                                     preview=preview)
         # the canvas repaints in this turn of the event loop; a zero timer fires after it, so
         # this measures the update including the (software or GPU) OpenGL drawing
         QTimer.singleShot(0, lambda: self.napari_view.update_cost(time.perf_counter() - t0))
+
+    def full_3d_when_paused(self) -> None:
+        """A paused or ended run: the 3D tab, if it shows a binned preview, gets full
+        resolution (the user now looks closely, and nothing competes for the CPU)."""
+        if getattr(self, "_3d_preview", False) and \
+                self.tabs.currentWidget() is self.napari_view:
+            self.show_3d()
 
     def live_3d_due(self) -> bool:
         """Whether a run's new snapshot should go to the visible 3D tab now: 3D updates take at

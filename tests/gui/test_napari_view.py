@@ -65,3 +65,43 @@ def test_truth_on_another_grid_is_centred(qtbot):
     assert tuple(layer.scale) == pytest.approx((0.1, 0.1, 0.1))
     assert tuple(layer.translate) == pytest.approx((0.4, 0.0, 0.0))
     nv.close_viewer()
+
+
+def test_bin_volume_is_a_block_mean():
+    from slicewise.app.napari_view import bin_volume, preview_factor
+
+    a = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)
+    b = bin_volume(a, 2)
+    assert b.shape == (2, 3, 2)  # the odd x side is cut to 4
+    assert b[1, 2, 1] == pytest.approx(a[2:4, 4:6, 2:4].mean())
+    assert bin_volume(np.ones((1, 8, 8)), 2).shape == (1, 4, 4)  # a single slice stays one
+    assert preview_factor((16, 24, 24)) == 1 and preview_factor((48, 48, 48)) == 2
+    assert preview_factor((1, 200, 200)) == 4
+
+
+def test_live_preview_is_binned_and_full_resolution_returns_in_place(qtbot):
+    from slicewise.app.napari_view import NapariView
+
+    nv = NapariView()
+    qtbot.addWidget(nv)
+    nv.show()
+    rng = np.random.default_rng(0)
+    vol = rng.random((32, 32, 32)).astype(np.float32)
+    truth = {"delta": rng.random((32, 32, 32)).astype(np.float32)}
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, preview=True)
+    layer, t_layer = nv.viewer.layers["delta"], nv.viewer.layers["truth delta"]
+    # a 2x binned preview on a 2x coarser grid: the same physical size
+    assert layer.data.shape == (16, 16, 16) and t_layer.data.shape == (16, 16, 16)
+    assert tuple(layer.scale) == pytest.approx((0.1, 0.1, 0.1))
+    assert float(layer.data[0, 0, 0]) == pytest.approx(float(vol[:2, :2, :2].mean()))
+    binned_truth = t_layer.data
+    nv.show_volume({"delta": vol * 2}, 50e-9, 50e-9, truth, preview=True)
+    assert t_layer.data is binned_truth  # the unchanged truth is not sent again
+    assert nv.viewer.layers["delta"] is layer
+    assert float(layer.data[0, 0, 0]) == pytest.approx(2 * float(vol[:2, :2, :2].mean()))
+    layer.visible = False  # the user's choice survives the switch to full resolution
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth)
+    assert nv.viewer.layers["delta"] is layer  # updated in place, not re-created
+    assert layer.data.shape == (32, 32, 32) and np.array_equal(layer.data, vol)
+    assert tuple(layer.scale) == pytest.approx((0.05, 0.05, 0.05)) and not layer.visible
+    nv.close_viewer()
