@@ -357,12 +357,53 @@ def _read_layout(path: str) -> dict:
     return out
 
 
+def flagged_pixels(raw: np.ndarray, dtype) -> np.ndarray:
+    """Pixels ``(fy, fx)`` (True = bad) that a detector flagged in the frames themselves.
+
+    raw: ``(k, fy, fx)`` frames as stored (not clipped). Detectors without a written mask mark dead
+    or saturated pixels in the data: the integer type's maximum (2^32-1, 65535, 2^31-1 ...) or a
+    negative value (-1, -2) in any frame, or 0 in every frame where the neighbourhood holds > 50
+    counts (a dead pixel; Poisson P(0 | 50) ~ 1e-22).
+    """
+    raw = np.asarray(raw)
+    bad = np.zeros(raw.shape[1:], bool)
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        bad |= np.any(raw == np.iinfo(np.dtype(dtype)).max, axis=0)
+        bad |= np.any(raw < 0, axis=0)
+    clean = np.where(bad, 0, raw).astype(np.float64).mean(axis=0)
+    pad = np.pad(clean, 1, mode="edge")
+    neigh = np.median(np.stack([pad[1 + dy:1 + dy + clean.shape[0], 1 + dx:1 + dx + clean.shape[1]]
+                                for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]), axis=0)
+    bad |= np.all(raw == 0, axis=0) & (neigh > 50)
+    return bad
+
+
+def _flags_in_frames(path: str, g: dict) -> np.ndarray:
+    n = g["shape"][0]
+    idx = np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)).tolist()
+    with open_h5(path) as f:
+        raw = np.asarray(f[g["frames"]][idx])
+    return flagged_pixels(raw, g["dtype"])
+
+
 def read_cxi(path, modality: str | None = None) -> Dataset:
     """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions)."""
     path = str(path)
     g = _read_layout(path)
     n, fy, fx = g["shape"]
     weights = g["weights"]
+    flagged = _flags_in_frames(path, g)
+    if weights is not None:
+        flagged &= weights != 0
+    if flagged.any():
+        log.warning("%s: %d pixel(s) flagged in the frames themselves (the type's maximum, "
+                    "negative, or 0 in every frame among bright neighbours) and not in %s: "
+                    "treated as bad pixels", g["frames"], int(flagged.sum()),
+                    g["mask_from"] or "a mask (the file has none)")
+        weights = (np.ones((fy, fx), np.float32) if weights is None else weights.copy())
+        weights[flagged] = 0
+        g["mask_from"] = (g["mask_from"] + " + " if g["mask_from"] else "") + \
+            f"{int(flagged.sum())} pixel(s) flagged in the frames"
     bad = None if weights is None else weights == 0
     source = CxiSource(path, g["frames"], g["shape"], bad)
     sample = source.read(np.zeros(1, int), np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)))

@@ -58,33 +58,80 @@ def _pairs(pos: np.ndarray, frame_shape, max_pairs: int) -> list[tuple[int, int]
     return out
 
 
+def _correlation_maps(norm: np.ndarray, pairs) -> np.ndarray:
+    """``(n_pairs, 2fy, 2fx)`` normalised cross-correlations ``c[d] = sum b(x) a(x - d)`` of the
+    pairs' normalised frames (zero-padded: no wrap-around), mildly whitened (|F|^-1/2) so that
+    fine features count as much as the coarse ones."""
+    shape = (2 * norm.shape[1], 2 * norm.shape[2])
+    out = np.empty((len(pairs),) + shape)
+    for k, (i, j) in enumerate(pairs):
+        fa, fb = np.fft.fft2(norm[i], shape), np.fft.fft2(norm[j], shape)
+        cross = fb * np.conj(fa)
+        c = np.fft.ifft2(cross / np.maximum(np.sqrt(np.abs(cross)), 1e-30)).real
+        out[k] = c / max(float(np.abs(c).max()), 1e-30)
+    return out
+
+
+def _sample(maps: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Bilinear value of each map at its shift ``d[k]`` (pixels, (y, x), wrapped)."""
+    n = np.array(maps.shape[1:])
+    y0, x0 = np.floor(d[:, 0]), np.floor(d[:, 1])
+    wy, wx = d[:, 0] - y0, d[:, 1] - x0
+    k = np.arange(len(maps))
+    val = 0.0
+    for dy, fy in ((0, 1 - wy), (1, wy)):
+        for dx, fx in ((0, 1 - wx), (1, wx)):
+            val = val + fy * fx * maps[k, (y0 + dy).astype(int) % n[0], (x0 + dx).astype(int) % n[1]]
+    return val
+
+
+def orientation_scores(frames: np.ndarray, positions_px: np.ndarray, good=None,
+                       max_pairs: int = 240) -> np.ndarray | None:
+    """Per orientation (``ORIENTATIONS``), the mean over pairs of overlapping frames of their
+    normalised cross-correlation at the shift that orientation predicts, ``(8, n_pairs)``.
+
+    Unlike the position of a correlation peak, this needs no unique peak: a Siemens star's
+    nearly parallel spokes correlate along a whole line of shifts (the aperture problem), which
+    makes peak positions random, but only the true orientation predicts shifts that land on
+    those lines pair after pair. None when fewer than 3 pairs overlap."""
+    pos = np.asarray(positions_px, float)
+    good = np.ones(frames.shape[1:], bool) if good is None else np.asarray(good, bool)
+    pairs = _pairs(pos, frames.shape[1:], max_pairs)
+    if len(pairs) < 3:
+        return None
+    maps = _correlation_maps(_normalised(np.asarray(frames, float), good), pairs)
+    steps = np.array([pos[j] - pos[i] for i, j in pairs])
+    return np.array([_sample(maps, -steps @ m.T) for m in ORIENTATIONS])
+
+
 def orient_positions(frames: np.ndarray, positions_px: np.ndarray, good=None,
-                     max_pairs: int = 60) -> tuple[np.ndarray | None, str]:
+                     max_pairs: int = 240) -> tuple[np.ndarray | None, str]:
     """The (2, 2) matrix to apply to the positions (``pos @ m.T``; None: keep them as read), and a
     sentence saying what was found.
 
     frames: ``(n, fy, fx)`` near-field intensities; positions_px: ``(n, 2)`` (y, x) window
     corners; good: boolean ``(fy, fx)`` usable pixels. An orientation other than the one read
-    replaces it only if the one read misses the measured shifts by more than 3 px and the other
-    misses by less than 0.3 times that (medians over pairs of overlapping frames).
+    replaces it only if its mean correlation (:func:`orientation_scores`) beats the one read by
+    0.05 and by 3 standard errors of the per-pair differences.
     """
-    pos = np.asarray(positions_px, float)
-    good = np.ones(frames.shape[1:], bool) if good is None else np.asarray(good, bool)
-    pairs = _pairs(pos, frames.shape[1:], max_pairs)
-    if len(pairs) < 3:
+    scores = orientation_scores(frames, positions_px, good, max_pairs)
+    if scores is None:
         return None, "scan orientation not checked (too few overlapping pairs of frames)"
-    norm = _normalised(np.asarray(frames, float), good)
-    meas = np.array([measured_shift(norm[i], norm[j]) for i, j in pairs])
-    steps = np.array([pos[j] - pos[i] for i, j in pairs])
-    errors = [float(np.median(np.linalg.norm(meas + steps @ m.T, axis=1))) for m in ORIENTATIONS]
-    best = int(np.argmin(errors))
-    if best == 0 or not (errors[best] < 0.3 * errors[0] and errors[0] > 3.0):
-        return None, (f"scan orientation as read confirmed by the frames (median mismatch "
-                     f"{errors[0]:.2g} px over {len(pairs)} pairs)" if errors[0] < 1.5 else
-                     f"scan orientation kept as read; the frames do not decide it (median mismatch "
-                     f"{errors[0]:.2g} px, best alternative {errors[best]:.2g} px)")
+    mean = scores.mean(axis=1)
+    best = int(np.argmax(mean))
+    # the best must beat the orientation as read clearly: by 3 standard errors of the paired
+    # per-pair differences and by 0.05 of correlation
+    diff = scores[best] - scores[0]
+    sigma = float(diff.std()) / np.sqrt(len(diff))
+    npairs = scores.shape[1]
+    if best == 0 or not (diff.mean() > max(3 * sigma, 0.05)):
+        return None, (f"scan orientation as read confirmed by the frames (correlation "
+                      f"{mean[0]:.2f} over {npairs} pairs; best alternative {np.sort(mean)[-2]:.2f})"
+                      if best == 0 else
+                      f"scan orientation kept as read; the frames do not decide it (correlation "
+                      f"{mean[0]:.2f} as read, {mean[best]:.2f} for the best alternative)")
     m = ORIENTATIONS[best]
     return m, (f"scan orientation corrected: the frames move as positions (y, x) -> "
-                 f"{m.astype(int).tolist()} (y, x) predicts (median mismatch {errors[best]:.2g} px "
-                 f"vs {errors[0]:.2g} px as read, {len(pairs)} pairs); set "
-                 "data.scan_orientation = 'as_read' to keep the file's")
+               f"{m.astype(int).tolist()} (y, x) predicts (correlation {mean[best]:.2f} vs "
+               f"{mean[0]:.2f} as read, {npairs} pairs); set data.scan_orientation = 'as_read' "
+               "to keep the file's")
