@@ -58,7 +58,7 @@ def format_value(v) -> str:
     return str(v)
 
 
-def _tooltip(info: cfgmod.FieldInfo) -> str:
+def _tooltip(info: cfgmod.FieldInfo, run_note: bool = True) -> str:
     lines = [info.help, "", f"key: {info.path}   type: {info.type_name}"]
     if info.unit:
         lines.append(f"unit: {info.unit}")
@@ -67,8 +67,9 @@ def _tooltip(info: cfgmod.FieldInfo) -> str:
     lines.append(f"default: {format_value(info.default) or 'unset'}")
     if info.optional:
         lines.append("leave empty to leave it unset")
-    lines.append("can be changed while a run is paused" if info.safe_while_paused
-                 else "fixed during a run")
+    if run_note:  # only the reconstruction's form is locked during a run
+        lines.append("can be changed while a run is paused" if info.safe_while_paused
+                     else "fixed during a run")
     return "\n".join(lines)
 
 
@@ -189,7 +190,7 @@ class ParamsPanel(QWidget):
         self._sections[group].set_expanded(on)
 
     def _make_row(self, info: cfgmod.FieldInfo) -> _Row:
-        tip = _tooltip(info)
+        tip = _tooltip(info, self._schema is cfgmod.SCHEMA)
         label = QLabel(field_label(info))
         label.setToolTip(tip)
         line = None
@@ -332,7 +333,7 @@ class ParamsPanel(QWidget):
             if row.line is not None:
                 row.line.setStyleSheet(_INVALID if path in bad else "")
                 row.line.setToolTip((self.errors()[path] + "\n\n" if path in bad else "")
-                                    + _tooltip(row.info))
+                                    + _tooltip(row.info, self._schema is cfgmod.SCHEMA))
             elif path in bad:
                 row.editor.setStyleSheet("background: #ffe0e0;")
             else:

@@ -423,9 +423,12 @@ class Schema:
         commented out (TOML cannot hold None)."""
         lines = [f"# {h}" for h in header.splitlines()] if header else []
         group = None
-        for info in self.fields(cfg):
-            g = info.path.split(".")[0]
-            if g != group:
+        infos = self.fields(cfg)
+        # keys at the top level of a flat configuration must come before any [table]
+        infos = [i for i in infos if "." not in i.path] + [i for i in infos if "." in i.path]
+        for info in infos:
+            g = info.path.split(".")[0] if "." in info.path else None
+            if g is not None and g != group:
                 group = g
                 if lines:
                     lines.append("")
@@ -434,7 +437,7 @@ class Schema:
                     summary = " ".join(type(getattr(cfg, g)).__doc__.strip().split("\n\n")[0].split())
                     lines.append(f"# {summary}")
                 lines.append(f"[{g}]")
-            key = info.path.rsplit(".", 1)[1]
+            key = info.path.rsplit(".", 1)[-1]
             if comments:
                 lines.append(toml_comment(info))
             if info.value is None:

@@ -53,3 +53,14 @@ def test_cli_simulate_reports_the_field(tmp_path, capsys):
     conf.write_text("n_angles = 0\n")
     assert main(["simulate", str(tmp_path / "x.h5"), "--config", str(conf)]) == 2
     assert "n_angles" in capsys.readouterr().err
+
+
+def test_commented_toml_round_trips_and_drives_the_cli(tmp_path):
+    cfg = SimulationConfig.from_dict(PRESETS["spheres-holo"])
+    SCHEMA.set(cfg, "object_shape", "16, 16, 16")
+    text = SCHEMA.to_toml(cfg)
+    assert "# photon energy [eV] (>= 100, <= 200000)" in text and "\n[phantom]\n" in text
+    assert SCHEMA.from_toml(text) == cfg
+    conf = tmp_path / "sim.toml"
+    conf.write_text(text)
+    assert main(["simulate", str(tmp_path / "x.h5"), "--config", str(conf)]) == 0

@@ -84,6 +84,8 @@ def test_simulation_dialog_from_the_file_menu(qtbot, window, tmp_path, dialogs):
         dlg.set_value("energy_ev", "5")
         assert "energy_ev" in dlg.form.errors() and not dlg.run_btn.isEnabled()
         assert dlg.form.first_error().startswith("energy_ev: must be >= 100 eV")
+        tip = dlg.form.editor("energy_ev").toolTip()
+        assert "photon energy" in tip and "unit: eV" in tip and "during a run" not in tip
         dlg.set_value("energy_ev", "8000")
         dlg.set_value("material", "unobtainium")
         state["error"] = dlg.form.first_error()
