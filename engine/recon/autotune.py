@@ -38,7 +38,10 @@ TARGET_UPDATES_2D = 16
 #: 2D far-field ptychography with more scan positions than this runs Adam on minibatches of
 #: positions (measured on the benchmark's Siemens stars, 100-400 positions: Adam reaches 0.9 in 1-3
 #: epochs, L-BFGS in 2-8 epochs of 3-4 evaluations each). Multislice ptychography stays with
-#: L-BFGS (measured: 2-3x faster to 0.9 than Adam on beads 8 slices deep).
+#: L-BFGS (measured: 2-3x faster to 0.9 than Adam on beads 8 slices deep). A probe that must be
+#: found too (none in the file) keeps L-BFGS: probe and object are coupled and Adam's per-element
+#: steps drift along that coupling (independent Adorym-layout files, 121 positions, defocused
+#: probe: Adam 0.82 / 0.75 at 10 / 30 epochs, L-BFGS 0.96 / 0.93; tests/test_adorym_stranger.py).
 LBFGS_MAX_SPOTS_2D = 64
 
 #: Full-batch L-BFGS keeps ~ (history + 3) object-sized arrays and the whole batch's tape; allow
@@ -59,11 +62,12 @@ class Schedule:
 
 def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None, ds: Dataset,
                     splits_spots: bool, object_shape: tuple, available_bytes: int,
-                    dtype: str = "complex64") -> Schedule:
+                    dtype: str = "complex64", blind_probe: bool = False) -> Schedule:
     """Resolve ``optimizer.kind`` and unset ``run.batch_angles``/``run.batch_spots``.
 
     ``available_bytes``: free memory of the device (0 = unknown, then 4 GiB is assumed).
     ``splits_spots``: the model's spots may be split into minibatches (``ForwardModel.splits_spots``).
+    ``blind_probe``: the probe is refined from a guess (the file holds none).
     Explicit settings are kept; an explicit minibatch with ``kind = "auto"`` selects Adam.
     """
     avail = available_bytes or 4 * 2 ** 30
@@ -75,7 +79,8 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
     if kind == "auto":
         if explicit_minibatch:
             kind, why = "adam", "minibatches were set explicitly"
-        elif splits_spots and object_shape[0] == 1 and ds.n_spots > LBFGS_MAX_SPOTS_2D:
+        elif splits_spots and object_shape[0] == 1 and ds.n_spots > LBFGS_MAX_SPOTS_2D \
+                and not (blind_probe and ds.n_angles == 1 and fits):
             kind, why = "adam", (f"{ds.n_spots} scan positions of a 2D object: stochastic updates "
                                  "over positions reach the object sooner")
         elif ds.n_angles == 1 and fits:

@@ -34,12 +34,19 @@ def choose_schedule(config, dataset, problem: Problem, available_bytes: int,
     o, r = config.optimizer, config.run
     sched = autotune.choose_schedule(o.kind, r.batch_angles, r.batch_spots, dataset,
                                      problem.model.splits_spots, problem.object_shape,
-                                     available_bytes, dtype=np.dtype(backend.complex_dtype).name)
+                                     available_bytes, dtype=np.dtype(backend.complex_dtype).name,
+                                     blind_probe=_blind_probe(config, dataset, problem))
     if (o.kind, r.batch_angles, r.batch_spots) != (sched.kind, sched.batch_angles, sched.batch_spots):
         log.info("optimizer.kind = %s, run.batch_angles = %d, run.batch_spots = %d (%s)",
                  sched.kind, sched.batch_angles, sched.batch_spots, sched.reason)
     o.kind, r.batch_angles, r.batch_spots = sched.kind, sched.batch_angles, sched.batch_spots
     return sched
+
+
+def _blind_probe(config, dataset, problem: Problem) -> bool:
+    """Whether the probe is refined from a guess: neither the file nor init.probe_path gives it."""
+    return ("probe" in problem.params and config.refine.probe and dataset.probe is None
+            and not config.init.probe_path)
 
 
 class Solver:
