@@ -251,15 +251,21 @@ class Dataset:
 
     @property
     def object_shape_yx(self) -> tuple[int, int]:
-        """Object grid ``(ny, nx)``: from the file when stated, else the smallest grid holding
-        every window (windows may overhang; the object is padded with vacuum there)."""
+        """Object grid ``(ny, nx)``: from the file when stated, else inferred from the windows.
+
+        The grid starts at corner (0, 0) and reaches the far edge of the last window; but when
+        windows overhang the near edge (negative corners, as in Adorym's demos), or, for
+        tomography, start inside the object, the scan is taken as centred on the object: the grid
+        ends as far inside the last window as the first window starts before 0. (Adorym's cone
+        demo: corners -36..228, 72-px windows, 256 px: inferred 264, where the last window's edge
+        gives 300 and a rotation axis 22 px off.) The object is padded with vacuum outside."""
         if self._object_shape_yx is not None:
             return self._object_shape_yx
-        fy, fx = self.frame_shape
         if self.positions_px is None:
-            return (fy, fx)
-        return (max(fy, int(math.ceil(self.positions_px[:, 0].max())) + fy),
-                max(fx, int(math.ceil(self.positions_px[:, 1].max())) + fx))
+            return tuple(self.frame_shape)
+        pos = np.asarray(self.positions_px, float)
+        return tuple(_scanned_extent(pos[:, i].min(), pos[:, i].max(), f, self.n_angles > 1)
+                     for i, f in enumerate(self.frame_shape))
 
     def split_spot(self, spot_idx):
         """``(distance index, tile index)`` of spot(s) ``spot_idx``."""
@@ -344,6 +350,15 @@ def _indices(idx, n, name) -> np.ndarray:
         raise IndexError(f"{name} out of range: valid indices are 0..{n - 1}")
     return a % n if a.size else a
 
+
+
+def _scanned_extent(lo: float, hi: float, frame: int, tomo: bool) -> int:
+    """Object width along one axis from the first and last window corners (see
+    :attr:`Dataset.object_shape_yx`)."""
+    far = max(frame, int(math.ceil(hi)) + frame)
+    if -frame < lo < 0 or (tomo and lo > 0):
+        return max(int(math.ceil(hi)) + 1, int(round(far + lo)))
+    return far
 
 
 def estimate_memory_bytes(dataset: Dataset, object_shape, n_slices: int, batch: int,

@@ -1,9 +1,11 @@
 """Adorym's missing object grid: when the grid a file leaves unstated matters, say so.
 
 Adorym keeps the object grid (its ``obj_size``) in the reconstruction script, not in the data
-file, and scan positions are window corners on that grid. Slicewise then takes the smallest grid
-that holds every probe window starting at (0, 0). That is right for a scan that starts at the
-grid's corner and covers it; it is a guess when
+file, and scan positions are window corners on that grid. Slicewise then takes the grid from
+(0, 0) to the last window's far edge, or, where windows overhang the near edge (and for
+tomography, where they start inside), a grid on which the scan is centred
+(:attr:`Dataset.object_shape_yx`). That is right for a scan that starts at the grid's corner and
+covers it, and for Adorym's symmetric overhanging rasters; it is a guess when
 
 * the windows do not start at the grid origin (the first corner is not at 0, or corners are
   negative): the scan covered part of a larger object, or windows overhang its edge;
@@ -37,6 +39,7 @@ def object_grid_note(ds) -> str | None:
         return None
     ny, nx = ds.object_shape_yx
     return (f"the file does not state the object grid (Adorym keeps obj_size outside the file); "
-            f"using {ny} x {nx} px, the smallest grid holding every probe window, but "
+            f"using {ny} x {nx} px, the scanned area (centred on the object where windows "
+            "overhang), but "
             + "; and ".join(reasons) + ". If the original grid differed, set model.object_shape = "
             "[nz, ny, nx] in the configuration")

@@ -180,23 +180,33 @@ def holotomo(path, vol, delta0, beta0, energy_ev, pix_m, n_theta, fresnel_number
     return path, delta, beta
 
 
+def raster(n, p, step, overhang=0):
+    """Top-left corners of a square raster on an n-px object; ``overhang`` > 0 starts the windows
+    that far outside the object and runs them as far past the far edge, as Adorym's demos do
+    (e.g. ``np.arange(23) * 12 - 36`` for 72-px windows on 256 px)."""
+    ys = list(range(-overhang, n - p + overhang + 1, step))
+    if ys[-1] != n - p + overhang:
+        ys.append(n - p + overhang)
+    return np.array([(y, x) for y in ys for x in ys])
+
+
 def ptychotomo(path, vol, delta0, beta0, energy_ev, pix_m, n_theta, p=16, step=3, with_probe=True,
-               photons=None, seed=0, curvature=0.03, phase_max=0.0):
-    """Multislice far-field ptychotomography; the raster reaches the far edge of the object."""
+               photons=None, seed=0, curvature=0.03, phase_max=0.0, overhang=0):
+    """Multislice far-field ptychotomography; the raster reaches the far edge of the object (plus
+    ``overhang`` px on both sides, padded with vacuum)."""
     lam = wavelength(energy_ev)
     n = vol.shape[1]
     delta, beta = vol * delta0, vol * beta0
     probe = gaussian_probe(p, p / 5, curvature, 1e8, phase_max)
-    ys = list(range(0, n - p + 1, step))
-    if ys[-1] != n - p:
-        ys.append(n - p)
-    pos = np.array([(y, x) for y in ys for x in ys])
+    pos = raster(n, p, step, overhang)
     theta = np.linspace(0, np.pi, n_theta, endpoint=False)
+    pad = ((overhang, overhang), (overhang, overhang), (0, 0))
     frames = []
     for t in theta:
-        d, b = rotate(delta, t), rotate(beta, t)
+        d, b = np.pad(rotate(delta, t), pad), np.pad(rotate(beta, t), pad)
         frames.append([np.abs(np.fft.fftshift(np.fft.fft2(
-            multislice(probe, d[y:y + p, x:x + p], b[y:y + p, x:x + p], pix_m, lam)))) for y, x in pos])
+            multislice(probe, d[y:y + p, x:x + p], b[y:y + p, x:x + p], pix_m, lam))))
+            for y, x in pos + overhang])
     mags = np.asarray(frames)
     if photons:
         mags = poisson_mags(mags, photons, np.random.default_rng(seed + 1))
