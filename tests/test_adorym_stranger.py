@@ -65,7 +65,9 @@ def test_four_distance_holography_of_a_1rad_object(tmp_path):
     path, delta, _ = sim.holo_2d(tmp_path / "h.h5", photons=1e4)
     _, d = run_example("holo", path, 10, tmp_path)
     c = corr(d, delta)
-    assert c >= 0.92, c  # measured 0.967: margin 0.047
+    # measured 0.998 (0.967 when the beta/delta ratio of the starting guess stayed at 0.01 of
+    # the coarse grid; true 1/30): margin 0.028
+    assert c >= 0.97, c
 
 
 def test_single_distance_holotomography_of_a_weak_phantom_at_800ev(tmp_path):
