@@ -42,6 +42,22 @@ class SliceView(QWidget):
         self._epoch = None
         self.updates = 0  # how many images were drawn (tests, diagnostics)
 
+        top, nav = self._make_controls()
+        self._make_plot()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addLayout(nav)
+        lay.addWidget(self.glw, 1)
+        lay.addWidget(self.cursor)
+
+        self._connect()
+        self._image = None
+        self._unit = "\u00b5m"
+        self._set_range(1)
+
+    def _make_controls(self) -> tuple[QHBoxLayout, QHBoxLayout]:
+        """The quantity/axis/colour-map row and the slice navigation row."""
         self.quantity = QComboBox()
         for key, label in QUANTITIES.items():
             self.quantity.addItem(label.split(" (")[0].split(" |")[0], key)
@@ -70,7 +86,9 @@ class SliceView(QWidget):
         nav.addWidget(self.slider, 1)
         nav.addWidget(self.spin)
         nav.addWidget(self.pos_label)
+        return top, nav
 
+    def _make_plot(self) -> None:
         self.glw = pg.GraphicsLayoutWidget()
         self.plot = image_plot("object", "x", "y")
         self.glw.addItem(self.plot, 0, 0)
@@ -83,13 +101,7 @@ class SliceView(QWidget):
         self.cursor = QLabel(" ")
         self.cursor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.addLayout(top)
-        lay.addLayout(nav)
-        lay.addWidget(self.glw, 1)
-        lay.addWidget(self.cursor)
-
+    def _connect(self) -> None:
         self.quantity.currentIndexChanged.connect(self._on_quantity)
         self.axis.currentIndexChanged.connect(self._on_axis)
         # the spin box counts slices from 1, like the title; the slider is the 0-based index
@@ -100,9 +112,6 @@ class SliceView(QWidget):
         self.auto.toggled.connect(lambda on: on and self._redraw())
         self.cbar.sigLevelsChangeFinished.connect(self._user_levels)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse)
-        self._image = None
-        self._unit = "\u00b5m"
-        self._set_range(1)
 
     # ---- data --------------------------------------------------------------------------------
     def set_volume(self, delta=None, beta=None, obj=None, *, pixel_size_m: float,
