@@ -92,7 +92,8 @@ def simulate_nearfield(*, n_frames=200, frame=100, energy_ev=12.66e3, det_pixel_
     margin = pad + 4
     n_obj = int(np.ceil(offsets.max())) + frame + 2 * margin
     thick = siemens_star(n_obj, seed=seed, radius_px=0.6 * n_obj)
-    obj = np.exp((1j - beta_over_delta) * max_phase_rad * thick)
+    # a material retards the phase: exp(-i k delta t) for waves exp(i (k z - w t))
+    obj = np.exp(-(1j + beta_over_delta) * max_phase_rad * thick)
     probe = kb_probe(frame + 2 * pad, px, lam, seed + 1)
     rng = np.random.default_rng(seed + 3)
     intens = np.empty((n_frames, frame, frame))
@@ -176,3 +177,32 @@ def write_stranger_cxi(path, counts, *, energy_ev, distance_m, pixel_m, translat
         if data_link:
             d1["data"] = h5py.SoftLink("/entry_1/instrument_1/detector_1/data")
         f["entry_1/data_1"].attrs["NX_class"] = "NXdata"
+
+
+def simulate_farfield(*, n_frames=64, frame=64, energy_ev=8000.0, det_pixel_m=75e-6,
+                      distance_m=5.0, step_px=5.0, peak_counts=2e5, max_phase_rad=0.8, seed=0):
+    """Far-field ptychography: a focused-aperture probe over a Siemens star; frames are the
+    Fourier intensities stored centred (direct beam in the middle), Poisson counts.
+    Object pixel ``lambda z / (N p)``; offsets as in :func:`simulate_nearfield`."""
+    lam = HC_EV_M / energy_ev
+    px = lam * distance_m / (frame * det_pixel_m)
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n_frames)))
+    g = np.stack(np.meshgrid(np.arange(side), np.arange(side), indexing="ij"), -1).reshape(-1, 2)
+    offsets = np.round(g[:n_frames] * step_px + rng.uniform(-1, 1, (n_frames, 2))).astype(float)
+    offsets -= offsets.min(axis=0)
+    margin = 4
+    n_obj = int(offsets.max()) + frame + 2 * margin
+    obj = np.exp(-(1j + 0.1) * max_phase_rad * siemens_star(n_obj, spokes=16, seed=seed))
+    yy, xx = np.mgrid[:frame, :frame] - (frame - 1) / 2
+    pupil = (np.hypot(yy, xx) < frame / 5).astype(complex)   # a defocused pinhole-like probe
+    probe = angular_spectrum(pupil * np.exp(1j * smooth_random((frame, frame), 3, rng)),
+                             20e-6, px, lam)
+    intens = np.empty((n_frames, frame, frame))
+    for k, (r, c) in enumerate(offsets.astype(int) + margin):
+        ex = probe * obj[r:r + frame, c:c + frame]
+        intens[k] = np.abs(np.fft.fftshift(np.fft.fft2(ex))) ** 2
+    counts = rng.poisson(intens * (peak_counts / intens.max()))
+    return {"counts": counts, "offsets_px": offsets, "object": obj, "margin": margin,
+            "probe": probe, "pixel_eff_m": px, "energy_ev": energy_ev, "det_pixel_m": det_pixel_m,
+            "z2_m": distance_m, "frame": frame}
