@@ -39,7 +39,6 @@ pixels around the direct beam (the mean frame's peak over its median is > 500, o
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
@@ -47,7 +46,7 @@ from ..errors import DataFileError
 from ..geometry import Geometry
 from ..physics.constants import HC_EV_M
 from .datafile import Dataset
-from .frames import FrameConversion, check_raw, refuse_complex
+from .frames import FrameConversion, LazyH5File, check_raw, refuse_complex
 from .hdf5 import compression_kwargs, h5py_module, open_h5
 
 log = logging.getLogger(__name__)
@@ -242,7 +241,7 @@ def _probe(f, entry: str, frame_shape):
 
 
 # ---- the lazy frame source ---------------------------------------------------------------------
-class CxiSource:
+class CxiSource(LazyH5File):
     """Frames ``(n_frames, fy, fx)`` of a CXI file as one angle of ``n_frames`` spots.
 
     Any integer or float type is read as float32. Bad (masked) pixels are set to 0 before any check
@@ -254,13 +253,9 @@ class CxiSource:
         self.path, self.name, self.label, self.conversion = path, name, name, conversion
         self.shape = (1, int(shape[0]), int(shape[1]), int(shape[2]))
         self.bad = None if bad is None or not np.any(bad) else np.asarray(bad, bool)
-        self._file, self._pid = None, None
 
     def _dataset(self):
-        if self._file is None or self._pid != os.getpid():
-            self._file = h5py_module().File(self.path, "r")
-            self._pid = os.getpid()
-        return self._file[self.name]
+        return self._h5()[self.name]
 
     def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
         if np.any(np.asarray(a_idx) != 0):
@@ -279,16 +274,6 @@ class CxiSource:
             check_raw(raw, self.name, "", lambda i: f"{int(s_u[i])}")
         out = raw[s_inv.ravel()][None].repeat(len(a_idx), axis=0)
         return self.conversion.to_model(out)
-
-    def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
-        return state
 
 
 def _decide_modality(mean_frame: np.ndarray) -> str:

@@ -26,7 +26,6 @@ converted to the effective plane-wave geometry by ``data.source_to_sample_m`` (d
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
@@ -34,7 +33,7 @@ from ..errors import DataFileError
 from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
 from ..geometry import Geometry
 from .datafile import Dataset
-from .frames import FrameConversion, check_raw, refuse_complex
+from .frames import FrameConversion, LazyH5File, check_raw, refuse_complex
 from .hdf5 import h5py_module, open_h5
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ def _mean_field(f, name, shape):
     return a
 
 
-class DxSource:
+class DxSource(LazyH5File):
     """Projections ``(n_angles, y, x)`` as ``(A, 1, y, x)``, flat/dark corrected on reading."""
 
     def __init__(self, path, n_angles, shape, dark, gain, bad):
@@ -117,14 +116,11 @@ class DxSource:
         self.shape = (int(n_angles), 1, int(shape[0]), int(shape[1]))
         self.conversion = FrameConversion()
         self.dark, self.gain, self.bad = dark, gain, bad
-        self._file, self._pid = None, None
 
     def read(self, a_idx, s_idx, check: bool = True) -> np.ndarray:
         if np.any(np.asarray(s_idx) != 0):
             raise IndexError("a DXchange file holds one frame per angle: spot index must be 0")
-        if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = h5py_module().File(self.path, "r"), os.getpid()
-        dset = self._file["exchange/data"]
+        dset = self._h5()["exchange/data"]
         refuse_complex(dset.dtype, "exchange/data")
         a_u, a_inv = np.unique(a_idx, return_inverse=True)
         raw = np.asarray(dset[a_u.tolist()], dtype=np.float32)
@@ -137,15 +133,6 @@ class DxSource:
         out = out[a_inv.ravel()][:, None]
         return np.repeat(out, len(s_idx), axis=1).astype(np.float32)
 
-    def close(self):
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
-        return state
 
 
 def read_dxchange(path) -> Dataset:

@@ -129,7 +129,37 @@ class ArraySource:
         pass
 
 
-class H5Source:
+class LazyH5File:
+    """Mixin of the file-backed frame sources: ``self.path`` opened on first use and kept open,
+    reopened in a forked or unpickled copy (an h5py handle survives neither). Needs ``path`` and
+    ``name`` (the dataset named in messages)."""
+
+    _file = None
+    _pid = None
+
+    def _h5(self):
+        if self._file is None or self._pid != os.getpid():
+            try:
+                self._file = h5py_module().File(self.path, "r")
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise DataFileError(f"{self.name}: cannot open {self.path} "
+                                    f"({' '.join(str(exc).split())[:160]}); the file is damaged, or "
+                                    "was changed or moved during the run") from None
+            self._pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None
+        return state
+
+
+class H5Source(LazyH5File):
     """Frames read lazily from an HDF5 dataset ``(A, S, fy, fx)`` (or ``(A, fy, fx)``, S = 1).
 
     The file is opened on first use and kept open (reopened after a fork or pickling). h5py
@@ -142,18 +172,16 @@ class H5Source:
         self.has_spot_axis = len(shape) == 4
         self.shape = tuple(shape) if self.has_spot_axis else (shape[0], 1, shape[1], shape[2])
         self.label = name
-        self._file, self._pid, self._size = None, None, 0
+        self._size = 0
 
     def _dataset(self):
         if self._file is None or self._pid != os.getpid():
             try:
-                self._file = h5py_module().File(self.path, "r")
-                dset = self._file[self.name]
+                dset = self._h5()[self.name]
             except (OSError, KeyError, RuntimeError, ValueError) as exc:
                 raise DataFileError(f"{self.name}: cannot open the frames in {self.path} "
                                     f"({' '.join(str(exc).split())[:160]}); the file is damaged, or "
                                     "was changed or moved during the run") from None
-            self._pid = os.getpid()
             refuse_complex(dset.dtype, self.name)
             self._size = os.path.getsize(self.path)
             check_storage(dset, self.path, self._size)
@@ -195,15 +223,6 @@ class H5Source:
             check_raw(raw, self.name, "", grid_names(a_u, s_u))
         return self.conversion.to_model(raw[np.ix_(a_inv.ravel(), s_inv.ravel())])
 
-    def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
-        return state
 
 
 def check_storage(dset, path, file_size: int) -> None:
