@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _problems import correlation  # noqa: E402
-from _timing import bench_parser, start  # noqa: E402
+from _timing import ThresholdClock, bench_parser, start  # noqa: E402
 
 from slicewise.engine import to_host  # noqa: E402
 from slicewise.engine.recon.config import set_value  # noqa: E402
@@ -81,24 +81,15 @@ def main() -> None:
 
     rec = Reconstruction(cfg, backend=be)
     truth = np.asarray(rec.dataset.truth["delta"])
-    thresholds = sorted(args.thresholds)
-    reached: dict[float, tuple] = {}
+    clock = ThresholdClock(rec, args.thresholds)
     rows = []
-    t_start = [0.0]
 
     def on_event(ev):
-        if ev.kind == "state" and ev.state == "running" and not t_start[0]:
-            t_start[0] = time.perf_counter()
-        if ev.kind != "epoch":
+        if not clock.is_epoch(ev):
             return
-        wall = time.perf_counter() - t_start[0]
         corr = correlation(to_host(rec.problem.params["delta"]), truth)
-        solver = sum(h["time_s"] for h in rec.history)
-        rows.append((ev.epoch, rec.history[-1]["time_s"], solver, wall, ev.loss, corr))
-        for th in thresholds:
-            if th not in reached and corr >= th:
-                reached[th] = (ev.epoch, solver, wall)
-        if len(reached) == len(thresholds):
+        rows.append((ev.epoch, *clock.record(ev.epoch, corr), ev.loss, corr))
+        if clock.all_reached:
             rec.stop()
 
     rec.add_callback(on_event)
@@ -108,13 +99,7 @@ def main() -> None:
     print(f"{'epoch':>5} {'epoch (s)':>9} {'solver (s)':>10} {'wall (s)':>8} {'loss':>11} {'corr':>7}")
     for e, te, ts, tw, loss, c in rows:
         print(f"{e:>5} {te:>9.3f} {ts:>10.3f} {tw:>8.2f} {loss:>11.4e} {c:>7.4f}")
-    print(f"{'corr >=':>8} {'epoch':>5} {'solver (s)':>10} {'wall (s)':>8}")
-    for th in thresholds:
-        if th in reached:
-            e, ts, tw = reached[th]
-            print(f"{th:>8.3f} {e:>5} {ts:>10.2f} {tw:>8.2f}")
-        else:
-            print(f"{th:>8.3f} {'not reached in ' + str(len(rows)) + ' epochs':>25}")
+    clock.print_reached(len(rows))
     if rows:
         print(f"# final correlation {rows[-1][-1]:.4f}; mean epoch {np.mean([r[1] for r in rows]):.3f} s")
 

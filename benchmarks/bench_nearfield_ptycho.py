@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import bench_parser, start  # noqa: E402
+from _timing import ThresholdClock, bench_parser, start  # noqa: E402
 
 from slicewise.engine import to_host  # noqa: E402
 from slicewise.engine.recon.config import preset, set_value  # noqa: E402
@@ -64,27 +64,18 @@ def main() -> None:
         set_value(cfg, key, value)
     rec = Reconstruction(cfg, backend=be)
     prob = rec.problem
-    thresholds = sorted(args.thresholds)
-    reached: dict[float, tuple] = {}
+    clock = ThresholdClock(rec, args.thresholds)
     rows = []
-    t_start = [0.0]
 
     def on_event(ev):
-        if ev.kind == "state" and ev.state == "running" and not t_start[0]:
-            t_start[0] = time.perf_counter()
-        if ev.kind != "epoch":
+        if not clock.is_epoch(ev):
             return
-        wall = time.perf_counter() - t_start[0]
         obj = to_host(prob.params["object"])[0]
         corr = phase_correlation(obj, truth["transmission"], prob.initial_positions,
                                  truth["positions"], args.frame)
         perr = position_error_px(to_host(prob.params["positions"]), prob.initial_positions,
                                  truth["positions"])
-        solver = sum(h["time_s"] for h in rec.history)
-        rows.append((ev.epoch, rec.history[-1]["time_s"], solver, wall, ev.loss, corr, perr))
-        for th in thresholds:
-            if th not in reached and corr >= th:
-                reached[th] = (ev.epoch, solver, wall)
+        rows.append((ev.epoch, *clock.record(ev.epoch, corr), ev.loss, corr, perr))
 
     rec.add_callback(on_event)
     rec.run()
@@ -95,13 +86,7 @@ def main() -> None:
           f"{'corr':>7} {'pos err':>7}")
     for e, te, ts, tw, loss, c, pe in rows:
         print(f"{e:>5} {te:>9.3f} {ts:>10.2f} {tw:>8.2f} {loss:>12.6e} {c:>7.4f} {pe:>7.3f}")
-    print(f"{'corr >=':>8} {'epoch':>5} {'solver (s)':>10} {'wall (s)':>8}")
-    for th in thresholds:
-        if th in reached:
-            e, ts, tw = reached[th]
-            print(f"{th:>8.3f} {e:>5} {ts:>10.2f} {tw:>8.2f}")
-        else:
-            print(f"{th:>8.3f} {'not reached in ' + str(len(rows)) + ' epochs':>25}")
+    clock.print_reached(len(rows))
     if rows:
         print(f"# final correlation {rows[-1][5]:.4f}, position error {rows[-1][6]:.3f} px; "
               f"median epoch {np.median([r[1] for r in rows]):.3f} s")
