@@ -1,7 +1,7 @@
 """The scale sweep: every modality at several energies/materials spanning >= 4 decades of phase per
 voxel, written in Adorym's layout and reconstructed with the example configuration (only the data
 path and the number of epochs changed). Shared by tests/test_defaults_sweep.py and
-benchmarks/defaults_vs_tuned.py.
+benchmarks/bench_defaults.py.
 
 Objects, sizes and scales differ from the demo (a 48^3 hollow SiO2 cone at 10 keV, 50 nm): random
 spheres, a Siemens star and a small cone at 16-40 px, from a PMMA foam at 20 keV with 1 nm voxels
