@@ -50,6 +50,8 @@ def test_defaults_validate():
     ("run.epochs", "1e2", 100),
     ("run.save_tiff", "False", False),
     ("refine.probe", "yes", True),
+    ("refine.probe", "false", False),
+    ("refine.probe", "", None),        # unset = refined when the probe is a guess
     ("data.energy_ev", "", None),
     ("data.energy_ev", "None", None),
     ("data.energy_ev", "8000", 8000.0),
@@ -126,6 +128,15 @@ def test_toml_round_trip_with_none_and_tuples(tmp_path):
     C.to_toml(cfg, p)
     assert C.from_toml(p) == cfg and C.from_toml(str(p)) == cfg
     assert [f for f in os.listdir(tmp_path)] == ["cfg.toml"]  # no temp file left behind
+
+
+def test_unset_probe_refinement_round_trips_and_explicit_values_stay():
+    cfg = ReconConfig()
+    assert cfg.refine.probe is None
+    assert C.from_toml(C.to_toml(cfg)).refine.probe is None
+    for value in (True, False):
+        assert C.from_toml(f"[refine]\nprobe = {str(value).lower()}\n").refine.probe is value
+    assert C.preset("ptycho").refine.probe is True and C.preset("tomo").refine.probe is None
 
 
 def test_json_round_trip(tmp_path):

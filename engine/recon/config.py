@@ -144,7 +144,9 @@ _f = field_factory("refine")
 class RefineConfig:
     """Which experimental parameters are refined with the object, and from which epoch (0-based)."""
 
-    probe: bool = _f(False, "refine the probe", safe_while_paused=True)
+    probe: Optional[bool] = _f(None, "refine the probe; unset = when nothing gives it (neither the "
+                               "data file nor init.probe_path holds a probe, so it starts from a "
+                               "guess), for scanned-probe ptychography", safe_while_paused=True)
     probe_start_epoch: int = _f(0, "first epoch that updates the probe", "epoch", min=0,
                                 safe_while_paused=True)
     positions: bool = _f(False, "refine the ptychographic scan positions", safe_while_paused=True)

@@ -88,7 +88,11 @@ def probe_from_mean_pattern(ds: Dataset) -> np.ndarray:
     n = min(ds.n_spots, MEAN_PATTERN_FRAMES)
     spots = np.unique(np.linspace(0, ds.n_spots - 1, n).round().astype(int))
     mean = np.asarray(ds.frames([0], spots), np.float64)[0].mean(axis=0)
-    probe = np.fft.ifft2(np.sqrt(np.maximum(mean, 0)), norm="ortho")
+    amp = np.sqrt(np.maximum(mean, 0))
+    fy, fx = (np.fft.fftfreq(n) for n in amp.shape)
+    # a half-pixel shift puts an even window's centre at (p - 1) / 2, where the models have it
+    ramp = np.exp(1j * np.pi * (fy[:, None] * ((amp.shape[0] + 1) % 2) + fx[None, :] * ((amp.shape[1] + 1) % 2)))
+    probe = np.fft.ifft2(amp * ramp, norm="ortho")
     return np.fft.fftshift(probe)
 
 

@@ -42,7 +42,7 @@ from .distributed import Distributed
 from .memory import available_memory_bytes, check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
 from .projections import Projections
-from .solver import Solver, choose_schedule
+from .solver import Solver, choose_schedule, resolve_probe_refinement
 from .output import check_output_dir, prepare_output_dir
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class Reconstruction:
         self.dataset = dataset
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
                                               self.distributed)
+        resolve_probe_refinement(self.config, dataset, self.problem)
         schedule = choose_schedule(self.config, dataset, self.problem,
                                    available_memory_bytes(self.backend), self.backend)
         if not resume:  # a physics-based start instead of vacuum where the data prefer it
