@@ -8,9 +8,11 @@ by side. "Pop out" copies the layers into a full napari window (plugins, export,
 
 napari is imported on a background thread soon after the window opens (it takes seconds and
 needs OpenGL, which the rest of the application does not); the viewer itself is made when the tab
-is first shown. The view is sturdy: drawing errors of the OpenGL canvas are logged, never shown as
-dialogs, and the canvas is rebuilt (layers, camera and contrast kept), e.g. after a pop-out window
-that shared its OpenGL context was closed.
+is first shown. A new volume's layers are made one per turn of the event loop (each costs tens of
+milliseconds). The OpenGL canvas sits in a native child window of its own, so that the rest of
+the main window keeps plain raster drawing. The view is sturdy: drawing errors of the OpenGL
+canvas are logged, never shown as dialogs, and the canvas is rebuilt (layers, camera and contrast
+kept), e.g. after a pop-out window that shared its OpenGL context was closed.
 """
 
 from __future__ import annotations
@@ -23,53 +25,15 @@ from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
                              QWidget)
 
-from .views.common import UM, robust_levels
+from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
+                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, plan_layers,
+                            preview_factor, setup_order, view_state, voxel_scale_um)
+
+__all__ = ["NapariView", "bin_volume", "preview_factor", "is_gl_error", "gl_error_seen"]
 
 log = logging.getLogger("slicewise.app.napari")
 
-# reconstruction layers and how they are drawn: (colormap, visible at first)
-# napari Euler angles (degrees) of the first 3D view: the cone's axis (y) upright, tilted towards
-# the viewer so that its 3D shape reads at a glance
-CAMERA_ANGLES = (10.0, 40.0, 70.0)
-# how each layer is drawn: (colour map, visible at first, rendering). Attenuated maximum
-# intensity projection shows the volume's inside (the cone is hollow) and stays fast with software
-# OpenGL (remote desktops, VNC), where napari's iso-surface takes seconds per frame. Everything can
-# be changed in napari's layer controls.
-_LAYER_STYLE = {"delta": ("bone", True, "attenuated_mip"), "beta": ("magma", False, "mip"),
-                "truth delta": ("bone", False, "attenuated_mip"), "truth beta": ("magma", False, "mip"),
-                "phase": ("gray", True, "mip"), "amplitude": ("gray", False, "mip")}
-ATTENUATION = 0.5
-ISO_FRACTION = 0.5
-
-
-# live updates during a run draw a binned preview: software OpenGL (llvmpipe under Xvfb or a
-# remote desktop) spends the update in ray marching, whose cost follows the texture's size along
-# the rays, so 2x binning and a coarser ray step cut the window's block per update ~2-3x
-PREVIEW_MIN_SIDE = 32         # volumes smaller than this along every axis are shown as they are
-PREVIEW_STEP = 1.5            # vispy's relative ray step for previews (its default: 0.8)
-FULL_STEP = 0.8
-
-
-def preview_factor(shape) -> int:
-    """The binning of a live preview of a ``shape`` volume: 1, 2 or 4 (largest side <= 64)."""
-    f = 1
-    while max(shape) // f > 64 or (f == 1 and max(shape) >= PREVIEW_MIN_SIDE):
-        f *= 2
-        if f == 4:
-            break
-    return f
-
-
-def bin_volume(a: np.ndarray, f: int) -> np.ndarray:
-    """Mean over ``f``-cubed blocks (each axis cut to a multiple of ``f``; an axis shorter than
-    ``f`` is kept), float32."""
-    a = np.asarray(a, np.float32)
-    if f == 1:
-        return a
-    fs = [f if n >= f else 1 for n in a.shape]
-    a = a[tuple(slice(0, n - n % k) for n, k in zip(a.shape, fs))]
-    shape = [x for n, k in zip(a.shape, fs) for x in (n // k, k)]
-    return a.reshape(shape).mean(axis=(1, 3, 5), dtype=np.float32)
+STAGE_GAP_MS = 30   # between the steps of a new volume's set-up: the canvas draws in between
 
 
 _VIEWS: list = []   # live NapariViews, told about OpenGL errors by errors.install_excepthook
@@ -116,6 +80,8 @@ class NapariView(QWidget):
         self.rebuilds = 0
         self.updates = 0          # volumes shown (tests, benchmarks)
         self._bin_cache: dict = {}
+        self._stages: list = []   # the remaining steps of a new volume's set-up
+        self._after_stages = None  # show_volume arguments that came during the set-up
         self.napariLoaded.connect(self._on_loaded)
         _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
@@ -213,7 +179,8 @@ class NapariView(QWidget):
     def clear(self, keep_camera: bool = False) -> None:
         """No volume (Reset): layers removed, the pop-out button off; ``keep_camera``: the next
         volume is seen from the same camera (a new run of the same sample)."""
-        self._pending = None
+        self._pending = self._after_stages = None
+        self._stages.clear()
         if self.viewer is not None:
             cam = self.viewer.camera
             self._kept_camera = (tuple(cam.center), cam.zoom, tuple(cam.angles)) \
@@ -247,31 +214,9 @@ class NapariView(QWidget):
         log.info("3D view rebuilt (%d layer(s))", len(state["layers"]))
 
     def view_state(self) -> dict:
-        """Everything needed to draw the same view again: layers and their look, camera, grid."""
-        v = self.viewer
-        layers = [dict(data=ly.data, name=ly.name, scale=tuple(ly.scale),
-                       translate=tuple(ly.translate), colormap=ly.colormap.name,
-                       contrast_limits=tuple(ly.contrast_limits), gamma=ly.gamma,
-                       visible=ly.visible, rendering=str(ly.rendering),
-                       blending=str(ly.blending), attenuation=ly.attenuation,
-                       iso_threshold=ly.iso_threshold, units=ly.units,
-                       axis_labels=ly.axis_labels, metadata=dict(ly.metadata))
-                  for ly in v.layers]
-        cam = v.camera
-        return {"layers": layers, "grid": v.grid.enabled, "ndisplay": v.dims.ndisplay,
-                "camera": (tuple(cam.center), cam.zoom, tuple(cam.angles))}
+        return view_state(self.viewer)
 
-    @staticmethod
-    def apply_view_state(viewer, state: dict) -> None:
-        viewer.dims.ndisplay = state["ndisplay"]
-        for kw in state["layers"]:
-            kw = dict(kw)
-            meta = kw.pop("metadata")
-            layer = viewer.add_image(kw.pop("data"), **kw)
-            layer.metadata.update(meta)
-        viewer.grid.enabled = state["grid"]
-        center, zoom, angles = state["camera"]
-        viewer.camera.center, viewer.camera.zoom, viewer.camera.angles = center, zoom, angles
+    apply_view_state = staticmethod(apply_view_state)
 
     def _drop_viewer(self) -> None:
         if self.qt_viewer is not None:
@@ -297,6 +242,14 @@ class NapariView(QWidget):
 
         self.viewer = ViewerModel(title="Slicewise 3D")
         self.qt_viewer = QtViewer(self.viewer, show_welcome_screen=False)
+        # the canvas in a native child window: Qt then composites through OpenGL only this
+        # window. Otherwise the first OpenGL canvas switches the whole main window to OpenGL
+        # composition, and every repaint anywhere in it (a progress-bar step, a layer control)
+        # redraws and swaps the whole window: 40-90 ms each with software OpenGL (llvmpipe,
+        # remote desktops)
+        gl = self.qt_viewer.canvas.native
+        gl.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
+        gl.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         side = QSplitter(Qt.Orientation.Vertical)
         # napari's own layer list and controls, taken out of their dock widgets
         side.addWidget(self.qt_viewer.controls)
@@ -316,6 +269,7 @@ class NapariView(QWidget):
         return v
 
     def close_viewer(self) -> None:
+        self._stages.clear()
         for w in self._popouts:
             try:
                 w.close()
@@ -329,10 +283,7 @@ class NapariView(QWidget):
             _VIEWS.remove(self)
 
     # ---- data --------------------------------------------------------------------------------
-    @staticmethod
-    def voxel_scale_um(pixel_size_m: float, slice_thickness_m: float) -> tuple[float, float, float]:
-        """(z, y, x) voxel size in micrometres."""
-        return (slice_thickness_m * UM, pixel_size_m * UM, pixel_size_m * UM)
+    voxel_scale_um = staticmethod(voxel_scale_um)
 
     def show_volume(self, volumes: dict[str, np.ndarray], pixel_size_m: float,
                     slice_thickness_m: float, truth: dict | None = None,
@@ -377,64 +328,101 @@ class NapariView(QWidget):
 
     def _show_volume(self, volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                      title, reset_camera, preview=False) -> None:
+        if self._stages:  # new layers are still being set up: the newest volume waits
+            self._after_stages = (volumes, pixel_size_m, slice_thickness_m, truth,
+                                  truth_voxel_m, title, reset_camera, preview)
+            return
         if self._rebuild_due:
             self.rebuild()
         v = self.ensure_viewer()
-        vols = {k: a for k, a in volumes.items() if a is not None and np.ndim(a) == 3}
-        f = preview_factor(next(iter(vols.values())).shape) if preview and vols else 1
-        base = self.voxel_scale_um(pixel_size_m, slice_thickness_m)
-        t_base = self.voxel_scale_um(truth_voxel_m[1], truth_voxel_m[0]) if truth_voxel_m \
-            else base
-        scale, t_scale = (tuple(x * f for x in b) for b in (base, t_base))
-        layers = {k: (bin_volume(a, f), scale, (0.0, 0.0, 0.0)) for k, a in vols.items()}
-        shape = next(iter(layers.values()))[0].shape if layers else None
-        for k, a in (truth or {}).items():
-            if np.ndim(a) != 3:
-                continue
-            a = self._binned(a, f)
-            shift = tuple(((n * s - m * t) / 2 if shape else 0.0)
-                          for n, s, m, t in zip(shape or a.shape, scale, a.shape, t_scale))
-            layers[f"truth {k}"] = (a, t_scale, shift)
-        first = len(v.layers) == 0
-        levels = {name: robust_levels(data, 0.1, 99.9) for name, (data, _, _) in layers.items()}
-        for name in list(levels):
-            # a reconstruction and its ground truth share contrast and iso level (the truth's),
-            # so that the comparison is fair and convergence shows as the surface filling in
-            if f"truth {name}" in levels:
-                levels[name] = levels[f"truth {name}"]
-        for name, (data, sc, shift) in layers.items():
-            cmap, visible, rendering = _LAYER_STYLE.get(name, ("gray", False, "mip"))
-            lo, hi = levels[name]
-            if name in v.layers:
-                layer = v.layers[name]
-                if layer.data is not data:  # the truth is not drawn again
-                    if tuple(layer.scale) != sc or layer.data.shape != data.shape:
-                        # preview <-> full resolution: the same layer (and its visual, whose
-                        # shader compile costs seconds with software OpenGL) gets the new grid
-                        layer.scale, layer.translate = sc, shift
-                    self._update_layer(layer, data, (lo, hi))
-                self._set_ray_step(layer, PREVIEW_STEP if f > 1 else FULL_STEP)
-                continue
-            layer = v.add_image(data, name=name, scale=sc, translate=shift, colormap=cmap,
-                                visible=visible, contrast_limits=(lo, hi), rendering=rendering,
-                                iso_threshold=lo + ISO_FRACTION * (hi - lo),
-                                attenuation=ATTENUATION, blending="additive",
-                                units=("um", "um", "um"), axis_labels=("z", "y", "x"))
-            layer.metadata["auto"] = (layer.contrast_limits, layer.iso_threshold)
-            layer.events.visible.connect(self._update_grid_label)
-            self._set_ray_step(layer, PREVIEW_STEP if f > 1 else FULL_STEP)
-        kept = getattr(self, "_kept_camera", None)
-        if first and kept is not None and not reset_camera:
-            v.camera.center, v.camera.zoom, v.camera.angles = kept
-            self._kept_camera = None
-        elif reset_camera or (reset_camera is None and first):
-            self._fit_camera(CAMERA_ANGLES)
-        if first and "truth delta" in v.layers:
-            v.layers["truth delta"].visible = True
-            self.grid.setChecked(True)  # reconstruction and truth side by side
-        if first and v.layers:  # napari's controls then act on the reconstruction
-            v.layers.selection.active = v.layers[0]
+        f, plans = plan_layers(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
+                               preview, self._binned)
+        step = PREVIEW_STEP if f > 1 else FULL_STEP
         self._title = title or "3D view"
+        for name, plan in plans.items():
+            if name in v.layers:
+                self._refresh_layer(v.layers[name], plan, step)
+        new = setup_order(n for n in plans if n not in v.layers)
+        first = len(v.layers) == 0
+        if not first and reset_camera:
+            self._fit_camera(CAMERA_ANGLES)
+        if not new:
+            self._shown()
+            return
+        # each new layer costs tens of milliseconds (napari's controls, vispy's visual) and its
+        # first drawing as much again (shaders): one layer per turn of the event loop
+        self._stages = [lambda p=plans[n]: self._add_layer(p, step) for n in new]
+        if first:
+            self._stages[0] = lambda p=plans[new[0]]: (self._add_layer(p, step),
+                                                       self._first_camera(reset_camera))
+            if "truth delta" in new:
+                k = new.index("truth delta")
+                self._stages[k] = lambda p=plans["truth delta"]: (
+                    self._add_layer(p, step, visible=True), self.grid.setChecked(True))
+        self._stages.append(lambda: self._shown(select=first))
+        self._run_stage()
+
+    def _run_stage(self) -> None:
+        if not self._stages:
+            return
+        try:
+            self._stages.pop(0)()
+        except Exception as exc:  # noqa: BLE001 - as in show_volume: logged, rebuilt later
+            self._stages.clear()
+            log.warning("3D view: %s", exc, exc_info=True)
+            self.set_message(f"The 3D view failed ({type(exc).__name__}: {exc}); it is rebuilt "
+                             "at the next update.")
+            self._rebuild_due = self.viewer is not None
+            return
+        if self._stages:
+            QTimer.singleShot(STAGE_GAP_MS, self._run_stage)
+        elif self._after_stages is not None:
+            args, self._after_stages = self._after_stages, None
+            QTimer.singleShot(STAGE_GAP_MS, lambda: self.show_volume(*args))
+
+    @property
+    def busy(self) -> bool:
+        """Whether a volume is still being set up (napari loading, layers being made)."""
+        return bool(self._stages) or self._pending is not None or self._loading
+
+    def _refresh_layer(self, layer, plan: LayerPlan, step: float) -> None:
+        if layer.data is not plan.data:  # the truth is not drawn again
+            if tuple(layer.scale) != plan.scale or layer.data.shape != plan.data.shape:
+                # preview <-> full resolution: the same layer (and its visual, whose shader
+                # compile costs seconds with software OpenGL) gets the new grid
+                layer.scale, layer.translate = plan.scale, plan.translate
+            self._update_layer(layer, plan.data, plan.levels)
+        self._set_ray_step(layer, step)
+
+    def _add_layer(self, plan: LayerPlan, step: float, visible: bool | None = None) -> None:
+        cmap, shown, rendering = LAYER_STYLE.get(plan.name, ("gray", False, "mip"))
+        lo, hi = plan.levels
+        layer = self.viewer.add_image(
+            plan.data, name=plan.name, scale=plan.scale, translate=plan.translate,
+            colormap=cmap, visible=shown if visible is None else visible,
+            contrast_limits=(lo, hi), rendering=rendering,
+            iso_threshold=lo + ISO_FRACTION * (hi - lo), attenuation=ATTENUATION,
+            blending="additive", units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+        layer.metadata["auto"] = (layer.contrast_limits, layer.iso_threshold)
+        layer.events.visible.connect(self._update_grid_label)
+        self._set_ray_step(layer, step)
+        self._update_grid_label()
+
+    def _first_camera(self, reset_camera: bool | None) -> None:
+        """The first volume is seen from the camera kept from the last run (Reset between
+        runs of one sample), else from the default angles."""
+        kept = getattr(self, "_kept_camera", None)
+        self._kept_camera = None
+        v = self.viewer
+        if kept is not None and not reset_camera:
+            v.camera.center, v.camera.zoom, v.camera.angles = kept
+        elif reset_camera is not False:
+            self._fit_camera(CAMERA_ANGLES)
+
+    def _shown(self, select: bool = False) -> None:
+        v = self.viewer
+        if select and v.layers:  # napari's controls then act on the reconstruction
+            v.layers.selection.active = v.layers[0]
         self._update_grid_label()
         self.popout.setEnabled(True)
         self.updates += 1

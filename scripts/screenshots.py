@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {main_png}")
 
     win.show_3d()  # napari loads in the background: wait for the layers, then for the drawing
-    _wait(app, lambda: len(win.napari_view.layer_names()) > 0, 120, "the 3D view")
+    _wait(app, lambda: len(win.napari_view.layer_names()) > 0 and not win.napari_view.busy, 120,
+          "the 3D view")
     _settle(app, 3.0)
     napari_png = out / "napari_3d.png"
     win.grab().save(str(napari_png))

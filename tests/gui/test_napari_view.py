@@ -20,7 +20,7 @@ def test_3d_view_of_run_and_result(qtbot, window, holo_file, tmp_path, dialogs):
     w.show_3d()
     assert w.tabs.currentWidget() is w.napari_view
     nv = w.napari_view
-    qtbot.waitUntil(lambda: len(nv.layer_names()) == 4, timeout=30000)  # napari loads first
+    qtbot.waitUntil(lambda: len(nv.layer_names()) == 4 and not nv.busy, timeout=30000)
     assert nv.layer_names() == ["delta", "beta", "truth beta", "truth delta"] or \
         set(nv.layer_names()) == {"delta", "beta", "truth delta", "truth beta"}
     layers = nv.viewer.layers
@@ -60,6 +60,7 @@ def test_truth_on_another_grid_is_centred(qtbot):
     vol = np.zeros((32, 16, 16), np.float32)
     truth = {"delta": np.ones((8, 16, 16), np.float32)}
     nv.show_volume({"delta": vol}, 100e-9, 50e-9, truth, truth_voxel_m=(100e-9, 100e-9))
+    qtbot.waitUntil(lambda: not nv.busy, timeout=30000)  # layers are made one per event-loop turn
     layer = nv.viewer.layers["truth delta"]
     # reconstruction: 32 x 0.05 um = 1.6 um deep; truth 8 x 0.1 um = 0.8 um, centred: 0.4 um in
     assert tuple(layer.scale) == pytest.approx((0.1, 0.1, 0.1))
@@ -89,6 +90,7 @@ def test_live_preview_is_binned_and_full_resolution_returns_in_place(qtbot):
     vol = rng.random((32, 32, 32)).astype(np.float32)
     truth = {"delta": rng.random((32, 32, 32)).astype(np.float32)}
     nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, preview=True)
+    qtbot.waitUntil(lambda: not nv.busy, timeout=30000)
     layer, t_layer = nv.viewer.layers["delta"], nv.viewer.layers["truth delta"]
     # a 2x binned preview on a 2x coarser grid: the same physical size
     assert layer.data.shape == (16, 16, 16) and t_layer.data.shape == (16, 16, 16)
@@ -105,3 +107,54 @@ def test_live_preview_is_binned_and_full_resolution_returns_in_place(qtbot):
     assert layer.data.shape == (32, 32, 32) and np.array_equal(layer.data, vol)
     assert tuple(layer.scale) == pytest.approx((0.05, 0.05, 0.05)) and not layer.visible
     nv.close_viewer()
+
+
+def test_first_volume_is_set_up_over_several_event_loop_turns(qtbot):
+    """Each new layer costs the window tens of milliseconds (more with software OpenGL): the
+    first volume's layers are made one per turn, visible ones first, and a volume that arrives
+    meanwhile is shown once they all exist."""
+    from slicewise.app.napari_view import NapariView
+
+    nv = NapariView()
+    qtbot.addWidget(nv)
+    nv.show()
+    nv.preload(0)
+    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
+    rng = np.random.default_rng(1)
+    vols = {"delta": rng.random((16, 16, 16), np.float32),
+            "beta": rng.random((16, 16, 16), np.float32)}
+    truth = {"delta": rng.random((16, 16, 16), np.float32),
+             "beta": rng.random((16, 16, 16), np.float32)}
+    nv.show_volume(vols, 50e-9, 50e-9, truth)
+    assert nv.layer_names() == ["delta"] and nv.busy   # the rest comes in later turns
+    newer = {k: v + 1 for k, v in vols.items()}
+    nv.show_volume(newer, 50e-9, 50e-9, truth, title="newer")  # arrives during the set-up
+    assert len(nv.layer_names()) < 4
+    qtbot.waitUntil(lambda: not nv.busy, timeout=30000)
+    # drawn ones first; reconstruction and truth side by side
+    assert nv.layer_names() == ["delta", "truth delta", "beta", "truth beta"]
+    assert nv.viewer.grid.enabled and nv.viewer.layers["truth delta"].visible
+    assert not nv.viewer.layers["beta"].visible
+    qtbot.waitUntil(lambda: "newer" in nv.title.text(), timeout=5000)
+    assert np.array_equal(nv.viewer.layers["delta"].data, newer["delta"])
+    assert nv.popout.isEnabled()
+    nv.close_viewer()
+
+
+def test_canvas_composites_alone_not_the_whole_window(qtbot, window):
+    """The OpenGL canvas sits in a native child window, so the main window keeps plain (raster)
+    drawing: with it switched to OpenGL composition, every progress-bar step would redraw and
+    swap the whole window (tens of milliseconds each with software OpenGL)."""
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtGui import QSurface
+
+    w = window
+    nv = w.napari_view
+    w.tabs.setCurrentWidget(nv)
+    nv.preload(0)
+    qtbot.waitUntil(lambda: nv.viewer is not None, timeout=60000)
+    gl = nv.qt_viewer.canvas.native
+    qtbot.waitUntil(gl.isVisible, timeout=5000)
+    assert gl.testAttribute(Qt.WidgetAttribute.WA_NativeWindow)
+    assert gl.windowHandle() is not None and gl.windowHandle() is not w.windowHandle()
+    assert w.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface

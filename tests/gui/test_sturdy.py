@@ -28,7 +28,7 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
     _run(qtbot, w, holo_file, tmp_path / "out")
     nv = w.napari_view
     w.show_3d()
-    qtbot.waitUntil(lambda: "delta" in nv.layer_names(), timeout=30000)
+    qtbot.waitUntil(lambda: "delta" in nv.layer_names() and not nv.busy, timeout=30000)
     nv.viewer.camera.angles = (5.0, 30.0, 60.0)
 
     nv.pop_out()
@@ -48,7 +48,7 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
     w.continue_result()
     wait_idle(qtbot, w)
     w.show_3d()
-    qtbot.waitUntil(lambda: nv.rebuilds >= 1, timeout=10000)  # a fresh canvas, same view
+    qtbot.waitUntil(lambda: nv.rebuilds >= 1 and not nv.busy, timeout=10000)  # a fresh canvas
     qtbot.wait(300)
     assert not dialogs.errors, dialogs.errors
     assert set(nv.layer_names()) >= {"delta", "beta"}
