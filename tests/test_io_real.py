@@ -79,6 +79,8 @@ def test_cxi_mask_conventions(caplog):
     with caplog.at_level(logging.WARNING):
         w = good_pixel_weights(good_convention)
     assert w[1, 2] == 0 and w.sum() == 15 and "1 = good" in caplog.text
+    # one line naming the reading used, not the rejected reading's "94 % bad"
+    assert len(caplog.records) == 1 and "1 bad pixel" in caplog.text and "94" not in caplog.text
 
 
 def test_cxi_energy_without_units_in_ev_and_wavelength(tmp_path, caplog):

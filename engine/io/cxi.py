@@ -165,9 +165,10 @@ def good_pixel_weights(mask, label: str = "mask") -> np.ndarray:
         bad = (m != 0) & (m != CXI_SIGNAL_BIT)
     binary = bool(np.all((np.asarray(mask) == 0) | (np.asarray(mask) == 1)))
     if bad.mean() > 0.5 and binary:
-        log.warning("%s: %.0f %% of the pixels would be bad under the CXI convention (nonzero = "
-                    "bad); this 0/1 mask is read as 1 = good pixel instead", label, 100 * bad.mean())
         bad = ~bad
+        # one line, the reading used (not the rejected one's "most pixels bad")
+        log.warning("%s: read as a 0/1 mask with 1 = good pixel (%d bad pixel(s), %.2g %% of the "
+                    "detector), not as CXI's nonzero = bad", label, int(bad.sum()), 100 * bad.mean())
     return (~bad).astype(np.float32)
 
 
