@@ -51,7 +51,9 @@ def test_blind_ptychography_of_a_1rad_object_with_a_defocused_probe(tmp_path, ph
     # with Adam: 0.82 noise-free / 0.83 Poisson)
     assert rec.config.optimizer.kind == "lbfgs"
     c = corr(d, delta)
-    assert c >= 0.9, c   # measured 0.956 noise-free, 0.965 Poisson: margin >= 0.05
+    # measured 0.999 noise-free and Poisson (from the unwidened focus guess centred at p/2: 0.956,
+    # 0.965): margin >= 0.09
+    assert c >= 0.9, c
 
 
 def test_ptychography_with_the_files_probe(tmp_path):

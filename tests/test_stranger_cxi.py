@@ -116,3 +116,30 @@ def test_farfield_file_reads_as_the_physics_it_holds(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     for text in ("16 spots x 32x32", "centred", "1 bad pixel", "75 um at 5 m", "(J)"):
         assert text in out, (text, out)
+
+
+def test_blind_farfield_cxi_with_the_example_configuration(tmp_path):
+    """A far-field CXI scan without a probe (a structured 25 px probe in a 64 px window),
+    reconstructed with `--example ptycho`, only the data path and the epochs changed: the probe
+    guessed from the data is widened to the window's probe size and refined."""
+    from slicewise.engine.physics.constants import wavelength_m
+    from slicewise.engine.recon.config import example_config, from_toml, set_value
+    from slicewise.engine.recon.run import Reconstruction
+
+    sim = sx.simulate_farfield(n_frames=64, frame=64, seed=0)
+    t = sx.translations_for(sim["offsets_px"], sim["pixel_eff_m"])
+    path = tmp_path / "ff.cxi"
+    sx.write_stranger_cxi(path, sim["counts"], energy_ev=sim["energy_ev"], distance_m=sim["z2_m"],
+                          pixel_m=sim["det_pixel_m"], translations_m=t)
+    cfg = from_toml(example_config("ptycho"))
+    set_value(cfg, "data.path", str(path))
+    set_value(cfg, "run.epochs", 60)
+    rec = Reconstruction(cfg, base_dir=tmp_path)
+    rec.run()
+    assert rec.config.refine.probe is True
+    snap = rec.snapshot(None)
+    phase = -2 * np.pi / wavelength_m(sim["energy_ev"]) * snap.slice_thickness_m * snap.delta.sum(0)
+    c = sx.illuminated_phase_corr(phase, sim)
+    # measured 0.938 (seeds 1, 2: 0.952, 0.926; from the unwidened focus guess: 0.25, 0.11 and
+    # 0.98 only after 200 epochs; with the file's probe: 1.00 in 20): margin 0.088
+    assert c >= 0.85, c

@@ -127,8 +127,8 @@ class InitConfig:
     object_path: Optional[str] = _f(None, "start the object from this result/checkpoint file "
                                     "instead of constants", path="file")
     probe: str = _f("auto", "initial probe: auto = from the data file if it has one, else from the "
-                    "data (far field: the mean diffraction pattern's amplitude with a flat phase, "
-                    "i.e. the focused probe it implies); file; data; gaussian",
+                    "data (far field: the focus the mean diffraction pattern implies, propagated "
+                    "until it is about 40 % of the frame window wide); file; data; gaussian",
                     choices=("auto", "file", "data", "gaussian"))
     probe_path: Optional[str] = _f(None, "read the initial probe from this .npy/.h5 file "
                                    "instead of the data file", path="file")

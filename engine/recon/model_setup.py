@@ -11,6 +11,7 @@ keeps them in step). Nothing in :mod:`.problem` changes.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -19,15 +20,19 @@ import numpy as np
 from ..errors import ConfigError
 from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
+from ..physics.constants import wavelength_m
 from ..models.holo import HoloModel
 from ..models.ptycho import PtychoModel
 from ..probes import gaussian_probe, probe_modes
 from .config import ReconConfig
 from .measured import NFPTYCHO
+from .probe_guess import PROBE_DIAMETER_FRACTION, probe_from_mean_pattern, rms_radius, spread_to_window
 from .setup_types import ModelSetup, ModelStart, SetupContext
 
 __all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
-           "register_model", "initial_probe"]
+           "register_model", "initial_probe", "probe_from_mean_pattern"]
+
+log = logging.getLogger(__name__)
 
 #: Vacuum margin around the scanned area when positions are refined, in maximal position steps.
 #: A probe window that leaves the padded object grid cannot be evaluated; positions move at most
@@ -76,26 +81,6 @@ def _data_words(ds: Dataset) -> str:
 
 # ---- far-field ptychography ---------------------------------------------------------------------
 
-#: Frames averaged for the data-derived probe (evenly spread over the scan).
-MEAN_PATTERN_FRAMES = 256
-
-
-def probe_from_mean_pattern(ds: Dataset) -> np.ndarray:
-    """Far-field probe guess ``(py, px)`` from the data: a weak object leaves the mean diffraction
-    pattern ~ ``|FT(probe)|^2``, so its square root with a flat phase, transformed back and
-    centred in the window, is the (focused) probe that pattern implies -- its size and power are
-    the data's, whatever the optics. Frames are model-convention (unshifted) intensities."""
-    n = min(ds.n_spots, MEAN_PATTERN_FRAMES)
-    spots = np.unique(np.linspace(0, ds.n_spots - 1, n).round().astype(int))
-    mean = np.asarray(ds.frames([0], spots), np.float64)[0].mean(axis=0)
-    amp = np.sqrt(np.maximum(mean, 0))
-    fy, fx = (np.fft.fftfreq(n) for n in amp.shape)
-    # a half-pixel shift puts an even window's centre at (p - 1) / 2, where the models have it
-    ramp = np.exp(1j * np.pi * (fy[:, None] * ((amp.shape[0] + 1) % 2) + fx[None, :] * ((amp.shape[1] + 1) % 2)))
-    probe = np.fft.ifft2(amp * ramp, norm="ortho")
-    return np.fft.fftshift(probe)
-
-
 def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -> np.ndarray:
     """The probe guess ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame."""
     frame_shape = ds.frame_shape
@@ -110,7 +95,7 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
         raise ConfigError("init.probe = 'file' but the data file holds no probe; use 'gaussian' "
                           "or set init.probe_path")
     if probe is None and cfg.init.probe in ("auto", "data"):
-        probe, origin = probe_from_mean_pattern(ds), "the probe derived from the mean pattern"
+        probe, origin = _probe_from_data(cfg, ds), "the probe derived from the mean pattern"
     if probe is None:
         fwhm_px = (cfg.init.probe_fwhm_m / ds.pixel_size_m) if cfg.init.probe_fwhm_m \
             else min(frame_shape) / 4
@@ -131,6 +116,21 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
                           "intensity, or set init.probe = 'gaussian'")
     # scale to the measured photons per frame so the loss starts near its optimum scale
     probe *= math.sqrt(power / probe_power)
+    return probe
+
+
+def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
+    """The mean pattern's focus, widened to the window's probe size (:mod:`.probe_guess`)."""
+    focus = probe_from_mean_pattern(ds)
+    probe, alpha = spread_to_window(focus)
+    if alpha > 0:
+        energy = cfg.data.energy_ev or ds.energy_ev
+        pixel = cfg.data.pixel_size_m or ds.pixel_size_m
+        z = alpha * pixel ** 2 / (math.pi * wavelength_m(energy))
+        log.info("init.probe: no probe in the file; the mean diffraction pattern's focus (rms radius "
+                 "%.1f px) propagated by %.3g m to an rms radius of %.1f px, a probe %.0f %% of the "
+                 "%dx%d window wide (far-field oversampling ~2.5), then refined", rms_radius(focus),
+                 z, rms_radius(probe), 100 * PROBE_DIAMETER_FRACTION, *ds.frame_shape)
     return probe
 
 
