@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 log = logging.getLogger("slicewise.app")
@@ -15,8 +16,15 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
 
     ``start``: start the reconstruction as soon as the file is open and the form is valid.
     ``quit_when_done``: close the window when the run ends; exit code 0 when it finished, 1 when
-    it failed or was stopped, 2 when it could not start (errors are logged, not shown).
+    it failed or was stopped, 2 when it could not start (errors are logged, not shown); the
+    process then ends here with that code. With ``start`` and a configuration file, the solver
+    process is started first and builds the run while Qt and the window start.
     """
+    solver = None
+    if start and path and not demo:
+        from .worker import early_solver  # noqa: PLC0415
+
+        solver = early_solver(path)  # builds the run while Qt and the window start
     from PyQt6.QtCore import QTimer  # noqa: PLC0415 - Qt only when the GUI is asked for
     from PyQt6.QtWidgets import QApplication  # noqa: PLC0415
 
@@ -34,7 +42,7 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
 
     from .main_window import MainWindow  # noqa: PLC0415 - after the QApplication exists
 
-    win = MainWindow(log_file=log_file)
+    win = MainWindow(log_file=log_file, solver=solver)
     win.quit_when_done = quit_when_done
     win.show()
     log.info("Slicewise started; log file %s", log_file)
@@ -47,4 +55,20 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
     else:
         QTimer.singleShot(0, win.restore_last_session)
     code = int(app.exec())
-    return win.exit_code if win.exit_code is not None else code
+    code = win.exit_code if win.exit_code is not None else code
+    if quit_when_done:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """End the process without tearing down Qt and the interpreter object by object (a tenth
+    of a second or more, in a scripted run that waits for the exit): the window has saved its
+    settings, the solver process has ended, the log is flushed here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -37,7 +37,10 @@ log = logging.getLogger("slicewise.app")
 
 
 class MainWindow(FilesMixin, View3DMixin, QMainWindow):
-    def __init__(self, log_file: Path | None = None, parent: QWidget | None = None):
+    def __init__(self, log_file: Path | None = None, parent: QWidget | None = None,
+                 solver=None):
+        """``solver``: an idle solver process started before the window
+        (:func:`.worker.early_solver`), used by the first Start."""
         super().__init__(parent)
         self.setObjectName("SlicewiseMainWindow")
         self.setAcceptDrops(True)
@@ -51,6 +54,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.exit_code: int | None = None
 
         self.controller = RunController(self)
+        self.controller.adopt(solver)
         self.tasks = TaskRunner(self)
         self._build_widgets(log_file)
         build_actions(self)

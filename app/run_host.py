@@ -77,8 +77,10 @@ def portable_exception(exc: BaseException) -> BaseException:
 class RunHost:
     """One run, driven by commands (thread-safe) and reporting through ``send``."""
 
-    def __init__(self, send, config, base_dir=None, resume=None, frame=(0, 0)):
+    def __init__(self, send, config, base_dir=None, resume=None, frame=(0, 0), prepared=None):
+        """``prepared``: the ``Reconstruction`` of this very configuration, built ahead."""
         self._send = send
+        self._prepared = prepared
         self.config, self.base_dir, self.resume = config, base_dir, resume
         self.run_obj = None
         self.stats = RunStats()
@@ -137,8 +139,9 @@ class RunHost:
         t0 = time.perf_counter()
         try:
             # one process: never join an MPI job, even if launched from an MPI environment
-            run = Reconstruction(self.config, None, resume=self.resume, base_dir=self.base_dir,
-                                 distributed=None)
+            run = self._prepared or Reconstruction(self.config, None, resume=self.resume,
+                                                   base_dir=self.base_dir, distributed=None)
+            self._prepared = None
             self.run_obj = run
             if self._stop_requested:  # stopped while the run was being built: write nothing
                 run.stop()

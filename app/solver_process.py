@@ -71,6 +71,10 @@ def serve(conn) -> None:
 
     try:
         msg = conn.recv()
+        prepared = None
+        if msg[0] == "prepare":  # the run that is about to be started, built while we wait
+            prepared = _prepare(*msg[1:])
+            msg = conn.recv()
     except EOFError:
         return
     if msg[0] != "start":
@@ -78,6 +82,10 @@ def serve(conn) -> None:
     from .run_host import RunHost  # noqa: PLC0415
 
     _, config, base_dir, resume, frame = msg
+    prepared = _matching(prepared, config, base_dir, resume)
+    if prepared is not None:
+        logging.getLogger("slicewise.app.solver").info("the run was built while the window "
+                                                       "started")
     handlers: list = []
 
     def send_and_log(m) -> None:
@@ -88,7 +96,7 @@ def serve(conn) -> None:
                 handlers.append(h)
         send(m)
 
-    host = RunHost(send_and_log, config, base_dir, resume, frame)
+    host = RunHost(send_and_log, config, base_dir, resume, frame, prepared=prepared)
     listener = threading.Thread(target=_listen, args=(conn, host), daemon=True,
                                 name="slicewise-commands")
     listener.start()
@@ -99,6 +107,35 @@ def serve(conn) -> None:
             root.removeHandler(h)
             h.close()
         conn.close()
+
+
+def _prepare(config, base_dir):
+    """``(config, base_dir, Reconstruction)`` built ahead of the start (``slicewise gui CONFIG
+    --start``: while the window starts). Building one writes nothing; a failure is left to the
+    real start, which reports it."""
+    from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
+
+    try:
+        return config, base_dir, Reconstruction(config.copy(), None, base_dir=base_dir,
+                                                distributed=None)
+    except Exception:  # noqa: BLE001 - said by the real start
+        return None
+
+
+def _matching(prepared, config, base_dir, resume):
+    """The prepared run when the start asks for exactly it, else None (and it is let go)."""
+    if prepared is None:
+        return None
+    cfg, folder, run = prepared
+    try:
+        same = resume is None and cfg == config and \
+            Path(folder or ".").resolve() == Path(base_dir or ".").resolve()
+    except Exception:  # noqa: BLE001 - e.g. values that do not compare: build afresh
+        same = False
+    if not same:
+        run.dataset.close()
+        return None
+    return run
 
 
 def _listen(conn, host) -> None:
@@ -119,7 +156,12 @@ def _listen(conn, host) -> None:
 
 
 if __name__ == "__main__":
+    import os
     import sys
     from multiprocessing.connection import Connection
 
     serve(Connection(int(sys.argv[1])))
+    # the result is written and closed, the window told: skip tearing the interpreter down
+    # module by module (the window waits for this process to end, e.g. to quit after a run)
+    logging.shutdown()
+    os._exit(0)

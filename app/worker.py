@@ -38,7 +38,7 @@ class _ProcessClient:
     pair, and the thread that reads its messages. A plain new interpreter, not multiprocessing's
     spawn: that would re-run the caller's main script in the child."""
 
-    def __init__(self, deliver):
+    def __init__(self, deliver=None):
         ours, theirs = socket.socketpair()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "slicewise.app.solver_process", str(theirs.fileno())],
@@ -50,6 +50,14 @@ class _ProcessClient:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def bind(self, deliver) -> None:
+        """Who receives the messages (a process started before its window existed)."""
+        self._deliver = deliver
+
+    def prepare(self, config, base_dir) -> None:
+        """Build the run of ``config`` now; a later start of the same configuration uses it."""
+        self.conn.send(("prepare", config, base_dir))
 
     def start(self, config, base_dir, resume, frame) -> None:
         self.conn.send(("start", config, base_dir, resume, frame))
@@ -134,6 +142,28 @@ class _ThreadClient:
         return self.thread is not None and self.thread.is_alive()
 
 
+def early_solver(config_path: str | None = None) -> _ProcessClient | None:
+    """A solver process started now, before Qt and the window (``slicewise gui CONFIG --start``):
+    its interpreter and engine imports, and the building of the run of ``config_path`` (data
+    read, initial guess), overlap the window's start-up instead of following it. Give it to
+    :meth:`RunController.adopt`; when Start then asks for that very configuration, the run is
+    already built."""
+    if os.environ.get("SLICEWISE_GUI_SOLVER", "process") != "process":
+        return None
+    client = _ProcessClient()
+    if config_path and config_path.lower().endswith(".toml"):
+        from pathlib import Path  # noqa: PLC0415
+
+        from slicewise.engine.recon import config as cfgmod  # noqa: PLC0415
+
+        try:
+            cfg = cfgmod.from_toml(Path(config_path))
+        except Exception:  # noqa: BLE001 - the window says what is wrong with the file
+            return client
+        client.prepare(cfg, str(Path(config_path).resolve().parent))
+    return client
+
+
 class RunController(QObject):
     """UI-side handle of one run at a time."""
 
@@ -169,6 +199,16 @@ class RunController(QObject):
     def _new_client(self):
         deliver = self._message.emit  # queued to the window's thread
         return _ThreadClient(deliver) if self.mode == "thread" else _ProcessClient(deliver)
+
+    def adopt(self, client: "_ProcessClient | None") -> None:
+        """Keep ``client`` (from :func:`early_solver`) as the idle process the next Start uses."""
+        if client is None:
+            return
+        if self.mode != "process" or self._spare is not None:
+            client.discard()
+            return
+        client.bind(self._message.emit)
+        self._spare = client
 
     def prewarm(self) -> None:
         """Start an idle solver process now, so that Start does not wait for it."""
