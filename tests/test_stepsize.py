@@ -53,6 +53,22 @@ def _ds(n_angles, n_spots, frame=(16, 16), modality="farfield"):
                                                                       endpoint=False), **kw))
 
 
+def test_curvature_step_stops_when_it_comes_back_to_a_tried_step():
+    """A line that falls faster than linear at first (concave: the parabola through 0 and a trial
+    has no minimum) and then rises steeply, as the loss along a weak absorption's gradient does:
+    the trials go 0.1 -> 1 -> 10 -> back to 0.1. The search stops there with its best trial
+    instead of cycling to the iteration limit (it took all 10 evaluations before)."""
+    for b, c in ((1.0, 1.0), (5.0, 2.0)):
+        def phi(t, b=b, c=c):
+            return 1.0 - t - b * t * t + c * t ** 4
+        t, predicted, evals = stepsize.curvature_step(phi, 1.0, 1.0)
+        assert evals <= 4, evals
+        ts = np.linspace(0, 3, 3001)
+        t_min = ts[np.argmin([phi(u) for u in ts])]
+        assert 0.5 * t_min <= t <= 2 * t_min, (t, t_min)
+        assert phi(t) < 1.0  # a step that lowers the loss
+
+
 def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
     one = autotune.choose_schedule("auto", None, None, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (one.kind, one.batch_angles, one.batch_spots) == ("lbfgs", 0, 0)

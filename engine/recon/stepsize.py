@@ -87,9 +87,11 @@ def curvature_step(phi: Callable[[float], float], f0: float, gg: float, max_iter
     t = 0.1 * max(abs(f0), 1e-300) / gg
     best = (0.0, f0)
     evals = 0
+    tried: list[float] = []
     for _ in range(max_iter):
         ft = float(phi(t))
         evals += 1
+        tried.append(t)
         if not math.isfinite(ft):
             t *= 0.1
             continue
@@ -105,6 +107,10 @@ def curvature_step(phi: Callable[[float], float], f0: float, gg: float, max_iter
             # the parabola is a fair local model here: its minimum value is the prediction
             return t_star, f0 - 0.5 * gg * t_star, evals
         t = min(max(t_star, t / 100.0), t * 100.0)
+        if best[0] > 0 and any(abs(t - u) <= 0.01 * u for u in tried):
+            # back at a step already tried: along a line that is concave near 0 and rises past the
+            # best trial, the parabolas through (0, a far trial) keep pointing back here
+            break
     return best[0], best[1], evals
 
 
