@@ -110,3 +110,29 @@ def material_optics(formula: str, density_g_cm3: float, energy_ev: float) -> tup
         raise ConfigError(f"xraylib returned a negative absorption index beta={beta} for "
                           f"{formula!r}; Slicewise expects n = 1 - delta + i beta with beta >= 0")
     return delta, beta
+
+
+def parse_material(spec: str) -> Material:
+    """A material from its text form: a name of :data:`NAMED_MATERIALS` or ``FORMULA:DENSITY``
+    (density in g/cm^3, e.g. ``"SiO2:2.2"``)."""
+    if ":" in spec:
+        formula, density = spec.split(":", 1)
+        try:
+            return Material(formula.strip(), float(density))
+        except ValueError:
+            raise ConfigError(f"material {spec!r}: expected FORMULA:DENSITY_g_cm3, e.g. "
+                              "'SiO2:2.2'") from None
+    return named_material(spec)
+
+
+def absorption_ratio(spec: str, energy_ev: float) -> float:
+    """``beta / delta`` of a material at ``energy_ev`` (eV). ``spec``: as :func:`parse_material`,
+    or a bare chemical formula (``"C5H8O2"``): the ratio does not depend on the density."""
+    spec = str(spec).strip()
+    is_named = any(k.lower() == spec.lower() for k in NAMED_MATERIALS)
+    mat = parse_material(spec) if (":" in spec or is_named) else Material(spec, 1.0)
+    delta, beta = mat.optics(energy_ev)
+    if not delta > 0:
+        raise ConfigError(f"material {spec!r} has delta = {delta:.3g} at {energy_ev:g} eV (near an "
+                          "absorption edge?); its beta/delta ratio is no use, set the ratio itself")
+    return beta / delta

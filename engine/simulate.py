@@ -22,7 +22,7 @@ import numpy as np
 from .backend import get_backend, to_host
 from .config_schema import Schema, field_factory
 from .errors import ConfigError
-from .materials import Material, named_material
+from .materials import parse_material
 from .models.common import Optics
 from .models.holo import HoloModel
 from .models.ptycho import PtychoModel
@@ -99,20 +99,10 @@ class SimulationConfig:
         return np.deg2rad(np.arange(self.n_angles) * self.angle_range_deg / self.n_angles)
 
 
-def _material(spec: str) -> Material:
-    if ":" in spec:
-        formula, density = spec.split(":", 1)
-        try:
-            return Material(formula.strip(), float(density))
-        except ValueError:
-            raise ConfigError(f"material {spec!r}: expected FORMULA:DENSITY_g_cm3, e.g. 'SiO2:2.2'") from None
-    return named_material(spec)
-
-
 def _check_value(path: str, v) -> None:
     if path == "material":
         try:
-            _material(v)
+            parse_material(v)
         except ConfigError as exc:
             raise ConfigError(f"material: {exc}") from None
 
@@ -126,7 +116,7 @@ def _check_config(cfg: SimulationConfig) -> None:
         raise ConfigError(f"phantom.radius_min_px: must not exceed radius_max_px "
                           f"({cfg.phantom.radius_max_px:g}), got {cfg.phantom.radius_min_px:g}")
     try:
-        _material(cfg.material).optics(cfg.energy_ev)
+        parse_material(cfg.material).optics(cfg.energy_ev)
     except ConfigError as exc:
         raise ConfigError(f"material: {exc}") from None
 
@@ -137,7 +127,7 @@ SCHEMA = Schema(SimulationConfig, _check_value, _check_config)
 def ground_truth(cfg: SimulationConfig) -> dict:
     """The phantom's ``delta`` and ``beta`` volumes ``(nz, ny, nx)`` float64."""
     occ = make_phantom(cfg.phantom, cfg.object_shape)
-    delta, beta = _material(cfg.material).optics(cfg.energy_ev)
+    delta, beta = parse_material(cfg.material).optics(cfg.energy_ev)
     d, b = occupancy_to_delta_beta(occ, delta, beta)
     return {"delta": np.asarray(d, np.float64), "beta": np.asarray(b, np.float64)}
 

@@ -122,6 +122,12 @@ class InitConfig:
                                            "homogeneous ctf guesses; unset = chosen by the data "
                                            "loss among 0.01, 0.1, 1 (ctf also tries beta and "
                                            "delta independently)", min=0)
+    material: Optional[str] = _f(None, "sample material whose beta/delta at the data's energy "
+                                 "(xraylib) sets the ratio of the paganin and ctf guesses when "
+                                 "absorption_ratio is unset: a named material ('SiO2 glass', "
+                                 "'gold', 'water', ...) or a chemical formula ('C5H8O2'). With one "
+                                 "distance, phase and absorption are not separable at low spatial "
+                                 "frequencies and the level of delta follows this ratio")
     delta: float = _f(0.0, "initial delta of every voxel (real decrement of the refractive index)")
     beta: float = _f(0.0, "initial beta of every voxel (absorption index)", min=0)
     object_path: Optional[str] = _f(None, "start the object from this result/checkpoint file "

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import to_host
+from ..errors import ConfigError
+from ..materials import absorption_ratio
 from ..retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ..retrieval.fbp import filtered_back_projection
 from . import config as cfgmod
@@ -143,6 +145,21 @@ def _refine_ratio(problem, best: tuple, a_idx, s_idx, measured) -> tuple:
     return (m, r, loss, obj)
 
 
+def _known_ratio(problem) -> float | None:
+    """beta/delta from ``init.absorption_ratio``, else from ``init.material`` at the data's
+    energy (logged), else None (the data choose)."""
+    init = problem.config.init
+    if init.absorption_ratio is not None or not init.material:
+        return init.absorption_ratio
+    energy = problem.model.optics.energy_ev
+    try:
+        ratio = absorption_ratio(init.material, energy)
+    except ConfigError as exc:
+        raise ConfigError(f"init.material = {init.material!r}: {exc}") from None
+    log.info("init.material = %s: beta/delta = %.4g at %.0f eV", init.material, ratio, energy)
+    return ratio
+
+
 def apply_initial_guess(problem, a_idx, s_idx) -> str:
     """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for; returns what
     was chosen (``"vacuum"``, ``"ctf"``, ``"paganin"``) and writes it into the configuration."""
@@ -158,10 +175,11 @@ def apply_initial_guess(problem, a_idx, s_idx) -> str:
         if method == "auto" and problem.kind == "holo":
             cfgmod.set_value(cfg, "init.guess", "vacuum")
         return "vacuum"
+    ratio = _known_ratio(problem)
     measured = problem.measured_batch(a_idx, s_idx)
     best = ("vacuum", None, _data_loss(problem, {}, a_idx, s_idx, measured), None)
     tried = [f"vacuum {best[2]:.4g}"]
-    for m, r in candidates(method, problem.dataset.n_spots, cfg.init.absorption_ratio):
+    for m, r in candidates(method, problem.dataset.n_spots, ratio):
         try:
             obj = guess_object(problem, m, r)
         except (FloatingPointError, ValueError) as exc:
@@ -171,8 +189,14 @@ def apply_initial_guess(problem, a_idx, s_idx) -> str:
         tried.append(f"{m}{'' if r is None else f'(beta/delta={r:g})'} {loss:.4g}")
         if np.isfinite(loss) and (loss < best[2] or method != "auto" and best[0] == "vacuum"):
             best = (m, r, loss, obj)
-    if best[1] is not None and cfg.init.absorption_ratio is None and problem.dataset.n_distances >= 2:
+    if best[1] is not None and ratio is None and problem.dataset.n_distances >= 2:
         best = _refine_ratio(problem, best, a_idx, s_idx, measured)
+    elif best[1] is not None and ratio is None:
+        log.warning("one propagation distance: phase and absorption are not separable at low "
+                    "spatial frequencies, so the level of delta follows the beta/delta ratio of "
+                    "the starting guess (%g, the best of %s by the data loss). For quantitative "
+                    "delta set init.material (e.g. 'SiO2 glass' or a formula) or "
+                    "init.absorption_ratio", best[1], ", ".join(f"{r:g}" for r in RATIOS))
     log.info("initial guess: %s (data loss of the candidates: %s)", best[0] if best[1] is None else
              f"{best[0]} with beta/delta = {best[1]:g}", ", ".join(tried))
     if best[3] is not None:

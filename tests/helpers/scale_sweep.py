@@ -18,11 +18,11 @@ import numpy as np
 
 from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
-from slicewise.engine.materials import Material, named_material
+from slicewise.engine.materials import Material, named_material, parse_material
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.physics.optics import wavelength_m
 from slicewise.engine.recon.config import example_config, from_toml, set_value
-from slicewise.engine.simulate import SimulationConfig, simulate_arrays, _material
+from slicewise.engine.simulate import SimulationConfig, simulate_arrays
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Case:
 
     @property
     def phase_per_voxel(self) -> float:
-        d, _ = _material(self.sim.material).optics(self.sim.energy_ev)
+        d, _ = parse_material(self.sim.material).optics(self.sim.energy_ev)
         dz = self.sim.slice_thickness_m or self.sim.pixel_size_m
         return 2 * math.pi / wavelength_m(self.sim.energy_ev) * d * dz
 
