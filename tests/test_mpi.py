@@ -26,12 +26,18 @@ def _run(cmd, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_two_ranks_match_one_process(tmp_path):
+@pytest.mark.parametrize("overrides", [{}, {"regularization.tv_weight": 0.01}],
+                         ids=["plain", "relative tv weight"])
+def test_two_ranks_match_one_process(overrides, tmp_path):
+    """With a penalty too: its weight is relative to the data loss, which each rank sees only a
+    part of; the scale must be the whole minibatch's, as in one process."""
     data = simulate(SimulationConfig(modality="holo", n_angles=12, object_shape=(16, 16, 16)),
                     tmp_path / "holo.h5", "numpy")
-    _run([sys.executable, str(WORKER), str(data), str(tmp_path / "one"), str(tmp_path / "one.json")], tmp_path)
+    extra = [json.dumps(overrides)] if overrides else []
+    _run([sys.executable, str(WORKER), str(data), str(tmp_path / "one"), str(tmp_path / "one.json"),
+          *extra], tmp_path)
     _run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), str(data), str(tmp_path / "two"),
-          str(tmp_path / "two.json")], tmp_path)
+          str(tmp_path / "two.json"), *extra], tmp_path)
     one = json.loads((tmp_path / "one.json").read_text())
     two = json.loads((tmp_path / "two.json").read_text())
     assert one["ranks"] == 1 and two["ranks"] == 2
@@ -39,6 +45,9 @@ def test_two_ranks_match_one_process(tmp_path):
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-9)
     np.testing.assert_allclose(two["delta"], one["delta"], rtol=1e-8, atol=1e-15)
     assert max(one["delta"]) > 0  # the reconstruction moved away from the empty start
+    if overrides:  # the penalty took part, at the same scale on both
+        assert one["terms"]["tv"] > 0
+        assert two["terms"]["tv"] == pytest.approx(one["terms"]["tv"], rel=1e-9)
     # only rank 0 wrote results
     assert (tmp_path / "two" / "result.h5").exists()
 
