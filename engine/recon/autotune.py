@@ -121,8 +121,12 @@ def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int
     return 0 if bs >= n else bs
 
 
+#: Spots (evenly spread) on which minibatch runs measure their learning rates.
+ESTIMATION_SPOTS = 32
+
+
 def estimation_batch(ds: Dataset, splits_spots: bool, schedule: Schedule,
-                     max_angles: int = 2, max_spots: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                     max_angles: int = 2, max_spots: int = ESTIMATION_SPOTS) -> tuple[np.ndarray, np.ndarray]:
     """Angles and spots on which the learning rates are measured: the full batch for L-BFGS (its
     steps see exactly these data), else up to ``max_angles`` angles spread over 180 degrees (two
     orthogonal projections already see the object's extent; measuring costs a few evaluations of

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backend import Backend
 from ..errors import SlicewiseError
+from .autotune import ESTIMATION_SPOTS
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,9 @@ _OBJECT_COPIES = 3
 #: Complex window-sized arrays per frame and probe mode besides the slices, and per frame for
 #: the loss (measured on a 64x64-probe ptychography run: 16 and 8 complex64 windows).
 _WINDOWS_PER_MODE = 12
-#: ... and per further slice (propagation to it: spectrum, kernel product, transmission; 28
-#: measured on a 4-slice run).
-_WINDOWS_PER_EXTRA_SLICE = 28
+#: ... and per further slice (propagation to it: spectrum, kernel product, transmission; 4
+#: fits the traced peak of a 4-slice run).
+_WINDOWS_PER_EXTRA_SLICE = 4
 _WINDOWS_PER_FRAME = 8
 #: Object-sized optimiser slots per unknown.
 _OPTIMIZER_SLOTS = {"adam": 2, "momentum": 1}
@@ -87,6 +88,8 @@ def batch_bytes(config, dataset, object_shape, splits_spots: bool, backend: Back
     nz = int(object_shape[0])
     if splits_spots:
         n_s = min(run.batch_spots or dataset.n_spots, dataset.n_spots)
+        if config.optimizer.kind != "lbfgs":  # the learning rates are measured on more spots
+            n_s = max(n_s, min(ESTIMATION_SPOTS, dataset.n_spots))
         per_mode = _WINDOWS_PER_MODE + 4 + _WINDOWS_PER_EXTRA_SLICE * (nz - 1)
         windows = n_a * n_s * (max(int(model.probe_modes), 1) * per_mode + _WINDOWS_PER_FRAME)
     else:
