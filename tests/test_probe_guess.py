@@ -53,7 +53,7 @@ def test_spread_reaches_the_windows_probe_size_and_never_shrinks():
     yy, xx = np.mgrid[:64, :64] - 31.5
     focus = np.exp(-(yy ** 2 + xx ** 2) / 8.0).astype(complex)      # rms radius 2 px
     probe, alpha = spread_to_window(focus)
-    target = PROBE_DIAMETER_FRACTION * 64 / (2 * math.sqrt(2))    # a disc 40 % of the window
+    target = PROBE_DIAMETER_FRACTION * 64 / (2 * math.sqrt(2))    # a disc 45 % of the window
     assert alpha > 0 and rms_radius(probe) == pytest.approx(target, rel=1e-3)
     wide = np.exp(-(yy ** 2 + xx ** 2) / 400.0).astype(complex)     # already wider: kept
     same, alpha = spread_to_window(wide)

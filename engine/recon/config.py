@@ -134,7 +134,7 @@ class InitConfig:
                                     "instead of constants", path="file")
     probe: str = _f("auto", "initial probe: auto = from the data file if it has one, else from the "
                     "data (far field: the focus the mean diffraction pattern implies, propagated "
-                    "until it is about 40 % of the frame window wide); file; data; gaussian",
+                    "until it is about 45 % of the frame window wide); file; data; gaussian",
                     choices=("auto", "file", "data", "gaussian"))
     probe_path: Optional[str] = _f(None, "read the initial probe from this .npy/.h5 file "
                                    "instead of the data file", path="file")

@@ -129,7 +129,7 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
         z = alpha * pixel ** 2 / (math.pi * wavelength_m(energy))
         log.info("init.probe: no probe in the file; the mean diffraction pattern's focus (rms radius "
                  "%.1f px) propagated by %.3g m to an rms radius of %.1f px, a probe %.0f %% of the "
-                 "%dx%d window wide (far-field oversampling ~2.5), then refined", rms_radius(focus),
+                 "%dx%d window wide (far-field oversampling ~2.2), then refined", rms_radius(focus),
                  z, rms_radius(probe), 100 * PROBE_DIAMETER_FRACTION, *ds.frame_shape)
     return probe
 
