@@ -10,7 +10,8 @@ import pytest
 
 from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
-from slicewise.engine.recon.probe_guess import (PROBE_DIAMETER_FRACTION, defocus,
+from slicewise.engine.recon.probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, defocus,
+                                                frame_contrast,
                                                 probe_from_mean_pattern, rms_radius,
                                                 spread_to_window)
 
@@ -58,3 +59,17 @@ def test_spread_reaches_the_windows_probe_size_and_never_shrinks():
     wide = np.exp(-(yy ** 2 + xx ** 2) / 400.0).astype(complex)     # already wider: kept
     same, alpha = spread_to_window(wide)
     assert alpha == 0.0 and same is wide
+
+
+def test_frame_contrast_measures_how_much_the_object_changes_the_frames():
+    yy, xx = np.mgrid[:16, :16] - 7.5
+    probe = np.exp(-(yy ** 2 + xx ** 2) / 8.0).astype(complex)
+    assert frame_contrast(_vacuum_frames(probe)) == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    frames = [np.abs(np.fft.fft2(probe * np.exp(1j * phase * rng.random((16, 16))), norm="ortho")) ** 2
+              for phase in (0.01,) * 3 + (1.0,) * 3]
+    geo = Geometry(modality="farfield", energy_ev=8000.0, pixel_size_m=1e-8,
+                   angles_rad=np.zeros(1), positions_px=np.zeros((3, 2)))
+    weak = Dataset.from_arrays(np.asarray(frames[:3], np.float32)[None], geo)
+    strong = Dataset.from_arrays(np.asarray(frames[3:], np.float32)[None], geo)
+    assert frame_contrast(weak) < WEAK_CONTRAST < frame_contrast(strong)

@@ -26,7 +26,8 @@ from ..models.ptycho import PtychoModel
 from ..probes import gaussian_probe, probe_modes
 from .config import ReconConfig
 from .measured import NFPTYCHO
-from .probe_guess import PROBE_DIAMETER_FRACTION, probe_from_mean_pattern, rms_radius, spread_to_window
+from .probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, frame_contrast,
+                          probe_from_mean_pattern, rms_radius, spread_to_window)
 from .setup_types import ModelSetup, ModelStart, SetupContext
 
 __all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
@@ -131,6 +132,12 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
                  "%.1f px) propagated by %.3g m to an rms radius of %.1f px, a probe %.0f %% of the "
                  "%dx%d window wide (far-field oversampling ~2.2), then refined", rms_radius(focus),
                  z, rms_radius(probe), 100 * PROBE_DIAMETER_FRACTION, *ds.frame_shape)
+    contrast = frame_contrast(ds)
+    if contrast < WEAK_CONTRAST:
+        log.warning("init.probe: the frames differ from their mean by only %.2g %% (a weak object), "
+                    "so a probe guessed from the data limits the result (1 nm SiO2 cones: "
+                    "correlation 0.80-0.86 after 15 epochs, 0.95-1.0 with the true probe); if the "
+                    "probe is known, give it with init.probe_path", 100 * contrast)
     return probe
 
 
