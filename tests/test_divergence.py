@@ -67,3 +67,14 @@ def test_guard_thresholds_work_for_losses_of_either_sign():
     assert g.epoch_diverged(25.0)               # far above |best| (Poisson likelihoods go negative)
     assert g.epoch_diverged(float("nan"))
     assert not g.batch_diverged(1.0) and g.batch_diverged(1e4) and g.batch_diverged(float("inf"))
+
+
+def test_round_off_of_a_converged_fit_is_not_a_divergence():
+    """Noise-free data fit to 1e-9 of the starting loss: single-precision round-off moves the loss
+    by several times its value there (a two-distance cone ran into five rollbacks and stopped)."""
+    g = DivergenceGuard(solver=None)
+    assert not g.epoch_diverged(1.0)            # the starting estimate
+    assert not g.epoch_diverged(1e-9)
+    assert not g.epoch_diverged(-3e-10)         # the deviance's own round-off goes below 0
+    assert not g.epoch_diverged(7e-9)           # 20x the best, still 1e-8 of the start
+    assert g.epoch_diverged(1e-3)               # a real rise from there

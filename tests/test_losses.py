@@ -41,7 +41,9 @@ def ref_amplitude(i_pred, i_meas, mask, eps):
 
 
 def ref_poisson(i_pred, i_meas, mask, eps):
-    t = ops.sub(i_pred, ops.mul(ops.log(ops.add(i_pred, eps)), i_meas))
+    # the deviance: 0 at a perfect fit
+    ratio = ops.div(ops.add(i_pred, eps), i_meas + eps)
+    t = ops.sub(ops.sub(i_pred, i_meas), ops.mul(ops.log(ratio), i_meas))
     w = 1.0 if mask is None else mask.astype(float)
     return ops.div(ops.sum(ops.mul(t, w)), _n(mask))
 

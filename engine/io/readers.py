@@ -25,6 +25,7 @@ import numpy as np
 from .object_grid import object_grid_note
 from ..errors import DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
+from .counts import frames_are_counts
 from .datafile import Dataset
 from .hdf5 import h5py_module, refuse_external
 
@@ -154,10 +155,13 @@ def _describe_real(ds: Dataset) -> list[str]:
     if ds.mask is not None:
         out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
                    f" (from {m.get('mask_from') or ds._labels.get('mask')}; 1 = use, 0 = bad)")
-    if "frames_dtype" in m:
-        kind = "integer counts" if m.get("integer_counts") else "floats"
-        out.append(f"  stored as {m['frames_dtype']} ({kind}); default loss "
-                   f"{'poisson' if m.get('integer_counts') else 'amplitude'}")
+    if m.get("integer_counts"):
+        out.append(f"  stored as {m.get('frames_dtype', 'integers')} (integer counts); default "
+                   "loss poisson")
+    else:
+        counts, why = frames_are_counts(ds)
+        stored = f"stored as {m['frames_dtype']}" if "frames_dtype" in m else "floating point"
+        out.append(f"  {stored}: {why}; default loss {'poisson' if counts else 'amplitude'}")
     if "detector_pixel_m" in m:
         out.append(f"  detector pixel {m['detector_pixel_m'] * 1e6:.4g} um at "
                    f"{m['detector_distance_m']:.4g} m; for a cone beam set data.source_to_sample_m "

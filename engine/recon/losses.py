@@ -138,7 +138,11 @@ def _poisson(ip, measured_intensity, mask, eps):
     y = xp.asarray(data(measured_intensity))
     w, n = _weights(mask, ip.shape, ip.dtype, xp)
     ipe = ip + eps
-    term = ip - y * xp.log(ipe)
+    # the deviance: the log-likelihood minus that of a perfect fit, so 0 at I = I_meas. The
+    # plain I - y log I carries a large constant (~ photons per pixel) whose single-precision sum
+    # swallows the changes an object makes (a weak star: 7e-7 of it, below round-off), and a
+    # negative loss breaks every relative rule (curvature steps, divergence, penalty scale)
+    term = ip - y - y * xp.log(ipe / (y + eps))
     out = xp.asarray((term if w is None else w * term).sum() / n, dtype=ip.dtype)
     d = 1 - y / ipe
     return out, (d if w is None else w * d), n
@@ -146,10 +150,11 @@ def _poisson(ip, measured_intensity, mask, eps):
 
 @primitive
 def poisson_nll(pred_intensity, measured_intensity, mask=None, eps: float = 1e-9):
-    """``sum(w (I - I_meas log(I + eps))) / sum(w)``: Poisson negative log-likelihood per pixel.
+    """``sum(w (I - y - y log((I + eps) / (y + eps)))) / sum(w)`` with ``y = I_meas``: the Poisson
+    negative log-likelihood per pixel relative to a perfect fit (the deviance / 2).
 
-    Minimal at ``I = I_meas`` (its value there is not 0). ``eps`` is in intensity units and keeps
-    the logarithm finite where the model predicts no photons.
+    Minimal, 0, at ``I = I_meas``; never negative. ``eps`` is in intensity units and keeps the
+    logarithm finite where the model predicts no photons.
     """
     ip = data(pred_intensity)
     out, wd, n = _poisson(ip, measured_intensity, mask, eps)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..backend import to_host
 from ..errors import ConfigError
+from ..io.counts import frames_are_counts
 from ..io.datafile import Dataset
 from ..models.common import Optics
 from ..models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
@@ -90,6 +91,7 @@ def choose_loss(cfg, ds: Dataset) -> str:
     """The loss to use, and one log line saying why."""
     kind = cfg.loss.kind
     counts = bool(ds.meta.get("integer_counts"))
+    float_counts, why = (False, "") if counts or kind != "auto" else frames_are_counts(ds)
     if kind != "auto":
         if kind == "amplitude" and counts:
             log.info("loss: amplitude (as configured; the frames are integer counts, for which "
@@ -100,6 +102,10 @@ def choose_loss(cfg, ds: Dataset) -> str:
     if counts:
         log.info("loss: poisson (auto: the frames are stored as %s, photon counts, whose noise is "
                  "Poisson)", ds.meta.get("frames_dtype", "integers"))
+        return "poisson"
+    if float_counts:
+        log.info("loss: poisson (auto: the frames are floating point but hold photon counts: %s; "
+                 "their noise is Poisson)", why)
         return "poisson"
     log.info("loss: amplitude (auto: the frames are %s, not raw counts; the amplitude loss is "
              "robust to their unknown noise)", ds.meta.get("frames_dtype", "floating point"))
