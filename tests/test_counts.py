@@ -1,6 +1,5 @@
-"""Photon counts stored as floats (Adorym's magnitudes): recognised, and fitted with the Poisson
-likelihood, whose value is the deviance (0 at a perfect fit); a converged fit's round-off is not a
-divergence."""
+"""Photon counts stored as floats (Adorym's magnitudes) are recognised and the Poisson loss
+suggested; its value is the deviance (0 at a perfect fit)."""
 
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ def _pattern(rng, n_spots=12, size=32, photons=1e5):
     return (lam * photons / lam.sum((1, 2), keepdims=True))[None]
 
 
-def test_counts_in_an_adorym_magnitude_file_choose_the_poisson_loss(tmp_path, caplog):
+def test_counts_in_an_adorym_magnitude_file_are_recognised(tmp_path, caplog):
     rng = np.random.default_rng(0)
     lam = _pattern(rng)
     counts = _farfield(tmp_path, rng.poisson(lam).astype(np.float64), "counts.h5")
@@ -45,9 +44,10 @@ def test_counts_in_an_adorym_magnitude_file_choose_the_poisson_loss(tmp_path, ca
     ok, why = frames_are_counts(ds)
     assert ok, why
     with caplog.at_level(logging.INFO, logger="slicewise"):
-        assert choose_loss(ReconConfig(), ds) == "poisson"
-    assert "photon counts" in caplog.text
-    assert "default loss poisson" in describe_file(counts)
+        # the amplitude loss stays the default (robust from a wrong probe); the log says why
+        assert choose_loss(ReconConfig(), ds) == "amplitude"
+    assert "hold photon counts" in caplog.text and "loss.kind = poisson" in caplog.text
+    assert "loss.kind = poisson fits their noise" in describe_file(counts)
     ds_clean = open_dataset(clean)
     assert frames_are_counts(ds_clean)[0] is False
     assert choose_loss(ReconConfig(), ds_clean) == "amplitude"

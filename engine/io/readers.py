@@ -161,7 +161,8 @@ def _describe_real(ds: Dataset) -> list[str]:
     else:
         counts, why = frames_are_counts(ds)
         stored = f"stored as {m['frames_dtype']}" if "frames_dtype" in m else "floating point"
-        out.append(f"  {stored}: {why}; default loss {'poisson' if counts else 'amplitude'}")
+        hint = " (loss.kind = poisson fits their noise)" if counts else ""
+        out.append(f"  {stored}: {why}; default loss amplitude{hint}")
     if "detector_pixel_m" in m:
         out.append(f"  detector pixel {m['detector_pixel_m'] * 1e6:.4g} um at "
                    f"{m['detector_distance_m']:.4g} m; for a cone beam set data.source_to_sample_m "
