@@ -6,28 +6,29 @@ micrometres (slice thickness along z, pixel size along y and x), so the scale ba
 physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
 by side. "Pop out" copies the layers into a full napari window (plugins, export, ...).
 
-napari is imported on a background thread soon after the window opens (it takes seconds and
-needs OpenGL, which the rest of the application does not); the viewer itself is made when the tab
-is first shown. A new volume's layers are made one per turn of the event loop (each costs tens of
-milliseconds). The OpenGL canvas sits in a native child window of its own, so that the rest of
-the main window keeps plain raster drawing. The view is sturdy: drawing errors of the OpenGL
-canvas are logged, never shown as dialogs, and the canvas is rebuilt (layers, camera and contrast
-kept), e.g. after a pop-out window that shared its OpenGL context was closed.
+napari is loaded in the background (:mod:`.napari_loading`). A new volume's layers are made one
+per turn of the event loop (each costs tens of milliseconds). The canvas sits in a native child
+window, drawn smaller while a run is live (:mod:`.napari_canvas`). The view is sturdy: drawing
+errors of the OpenGL canvas are logged, never shown as dialogs, and the canvas is rebuilt
+(layers, camera and contrast kept), e.g. after a pop-out window that shared its OpenGL context
+was closed.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
                              QWidget)
 
+from . import shader_cache
+from .napari_canvas import CanvasBox
 from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
                             PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, plan_layers,
                             preview_factor, setup_order, view_state, voxel_scale_um)
+from .napari_loading import NapariLoading
 
 __all__ = ["NapariView", "bin_volume", "preview_factor", "is_gl_error", "gl_error_seen"]
 
@@ -60,7 +61,7 @@ class _CloseWatcher(QObject):
         return False
 
 
-class NapariView(QWidget):
+class NapariView(NapariLoading, QWidget):
     napariLoaded = pyqtSignal()
     min_interval_s = 2.0      # 3D texture uploads are the costliest view update
     budget = 0.03             # live 3D updates may take ~3 % of the time during a run
@@ -98,6 +99,7 @@ class NapariView(QWidget):
         top.addWidget(self.grid)
         top.addWidget(self.popout)
         self.body = QSplitter(Qt.Orientation.Horizontal)
+        self.canvas_box = CanvasBox()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
@@ -111,66 +113,6 @@ class NapariView(QWidget):
 
     def live_interval_s(self) -> float:
         return max(self.min_interval_s, getattr(self, "_cost_s", 0.0) / self.budget)
-
-    # ---- loading -----------------------------------------------------------------------------
-    @staticmethod
-    def napari_imported() -> bool:
-        import sys  # noqa: PLC0415
-
-        return "napari.qt" in sys.modules and "napari.components" in sys.modules
-
-    def preload(self, delay_ms: int = 1500, when=None) -> None:
-        """Load napari on a background thread (seconds of imports and set-up the event loop
-        never sees). ``when()``: whether now is a good time (e.g. no run competing for the
-        CPU); asked again every few seconds until it is."""
-        if self.napari_imported() and self._warm or self._loading:
-            return
-        self._loading = True
-        self._when = when
-        QTimer.singleShot(delay_ms, self._start_preload)
-
-    def _start_preload(self) -> None:
-        if self._when is not None and not self._when():
-            QTimer.singleShot(3000, self._start_preload)
-            return
-        threading.Thread(target=self._warm_up, daemon=True, name="napari-import").start()
-
-    def _warm_up(self) -> None:
-        """Imports, the unit registry and a throw-away 3D viewer model: what would otherwise
-        take seconds of the window's thread when the tab is first shown."""
-        try:
-            import napari._qt.qt_viewer  # noqa: F401, PLC0415
-            import napari._vispy  # noqa: F401, PLC0415
-            import napari.qt  # noqa: F401, PLC0415
-            import vispy.visuals.volume  # noqa: F401, PLC0415
-            from napari.components import ViewerModel  # noqa: PLC0415
-
-            vm = ViewerModel()
-            vm.dims.ndisplay = 3
-            vm.add_image(np.zeros((2, 2, 2), np.float32), rendering="attenuated_mip",
-                         units=("um", "um", "um"), axis_labels=("z", "y", "x"))
-            self._warm = True
-        except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
-            log.warning("napari could not be loaded", exc_info=True)
-        self._load_tried = True
-        self.napariLoaded.emit()
-
-    def prepare(self) -> None:
-        """The tab is shown: make the (empty) viewer now, while it costs the least, not with
-        the first volume of a run."""
-        if self.viewer is None and self._warm and not self._loading:
-            try:
-                self.ensure_viewer()
-            except Exception:  # noqa: BLE001 - said when a volume is shown
-                log.warning("3D view: the viewer could not be made", exc_info=True)
-
-    def _on_loaded(self) -> None:
-        self._loading = False
-        if self.isVisible() and self._pending is None:
-            self.prepare()
-        if self._pending is not None:
-            args, self._pending = self._pending, None
-            self.show_volume(*args)
 
     def set_message(self, text: str) -> None:
         self._title = text
@@ -240,25 +182,20 @@ class NapariView(QWidget):
         from napari.components import ViewerModel  # noqa: PLC0415 - slow import, on demand
         from napari.qt import QtViewer  # noqa: PLC0415
 
+        shader_cache.install()
         self.viewer = ViewerModel(title="Slicewise 3D")
         self.qt_viewer = QtViewer(self.viewer, show_welcome_screen=False)
-        # the canvas in a native child window: Qt then composites through OpenGL only this
-        # window. Otherwise the first OpenGL canvas switches the whole main window to OpenGL
-        # composition, and every repaint anywhere in it (a progress-bar step, a layer control)
-        # redraws and swaps the whole window: 40-90 ms each with software OpenGL (llvmpipe,
-        # remote desktops)
-        gl = self.qt_viewer.canvas.native
-        gl.setAttribute(Qt.WidgetAttribute.WA_DontCreateNativeAncestors)
-        gl.setAttribute(Qt.WidgetAttribute.WA_NativeWindow)
         side = QSplitter(Qt.Orientation.Vertical)
         # napari's own layer list and controls, taken out of their dock widgets
         side.addWidget(self.qt_viewer.controls)
         side.addWidget(self.qt_viewer.layers)
         side.setMinimumWidth(220)
-        self.body.addWidget(side)
-        self.body.addWidget(self.qt_viewer)
+        self.body.insertWidget(0, side)
+        if self.body.indexOf(self.canvas_box) < 0:
+            self.body.addWidget(self.canvas_box)
         self.body.setStretchFactor(1, 1)
         self.body.setSizes([240, 900])
+        self.canvas_box.set_viewer(self.qt_viewer)  # native canvas, smaller while live
         v = self.viewer
         v.dims.ndisplay = 3
         v.scale_bar.visible = True  # its unit comes from the layers' units (micrometres)
@@ -334,7 +271,11 @@ class NapariView(QWidget):
             return
         if self._rebuild_due:
             self.rebuild()
+        self._end_warm()
         v = self.ensure_viewer()
+        zoom = self.canvas_box.set_live(preview)  # a smaller canvas while a run is live
+        if zoom != 1.0 and len(v.layers):
+            v.camera.zoom *= zoom
         f, plans = plan_layers(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                                preview, self._binned)
         step = PREVIEW_STEP if f > 1 else FULL_STEP
@@ -355,10 +296,9 @@ class NapariView(QWidget):
         if first:
             self._stages[0] = lambda p=plans[new[0]]: (self._add_layer(p, step),
                                                        self._first_camera(reset_camera))
-            if "truth delta" in new:
+            if "truth delta" in new:  # made, then drawn beside the reconstruction
                 k = new.index("truth delta")
-                self._stages[k] = lambda p=plans["truth delta"]: (
-                    self._add_layer(p, step, visible=True), self.grid.setChecked(True))
+                self._stages.insert(k + 1, lambda: (self._show_truth(), self.grid.setChecked(True)))
         self._stages.append(lambda: self._shown(select=first))
         self._run_stage()
 
@@ -407,6 +347,10 @@ class NapariView(QWidget):
         layer.events.visible.connect(self._update_grid_label)
         self._set_ray_step(layer, step)
         self._update_grid_label()
+
+    def _show_truth(self) -> None:
+        if "truth delta" in self.viewer.layers:
+            self.viewer.layers["truth delta"].visible = True
 
     def _first_camera(self, reset_camera: bool | None) -> None:
         """The first volume is seen from the camera kept from the last run (Reset between

@@ -158,3 +158,29 @@ def test_canvas_composites_alone_not_the_whole_window(qtbot, window):
     assert gl.testAttribute(Qt.WidgetAttribute.WA_NativeWindow)
     assert gl.windowHandle() is not None and gl.windowHandle() is not w.windowHandle()
     assert w.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface
+
+
+def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
+    """Software OpenGL pays per canvas pixel: live previews draw on a capped canvas (centred,
+    same framing), a paused or finished run on the whole area again."""
+    from slicewise.app.napari_canvas import LIVE_CANVAS_PIXELS
+    from slicewise.app.napari_view import NapariView
+
+    nv = NapariView()
+    qtbot.addWidget(nv)
+    nv.resize(1200, 800)
+    nv.show()
+    vol = np.random.default_rng(2).random((32, 32, 32)).astype(np.float32)
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9, preview=True)
+    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
+    box, canvas = nv.canvas_box, nv.qt_viewer.canvas.native
+    dpr = canvas.devicePixelRatioF()
+    qtbot.waitUntil(lambda: canvas.width() < box.width(), timeout=5000)
+    assert canvas.width() * canvas.height() * dpr * dpr <= LIVE_CANVAS_PIXELS * 1.05
+    centre = nv.qt_viewer.geometry().center()              # the viewer holds the canvas
+    assert abs(centre.x() - box.width() / 2) < 4 and abs(centre.y() - box.height() / 2) < 4
+    zoom = nv.viewer.camera.zoom
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9)          # paused / finished: full size
+    qtbot.waitUntil(lambda: canvas.width() >= box.width() - 2, timeout=5000)
+    assert nv.viewer.camera.zoom > zoom * 1.2             # the same framing on a larger canvas
+    nv.close_viewer()

@@ -1,0 +1,102 @@
+"""Loading napari for the 3D view without freezing the window (a mixin of
+:class:`.napari_view.NapariView`).
+
+napari and vispy are imported on a background thread soon after the window opens (seconds of
+imports and set-up the event loop never sees); the (empty) viewer is made when the tab is first
+shown, and its canvas then draws a tiny volume once, so that the canvas's one-time costs are not
+paid with the first volume of a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import numpy as np
+from PyQt6.QtCore import QTimer
+
+from . import shader_cache
+from .napari_layers import LAYER_STYLE
+
+log = logging.getLogger("slicewise.app.napari")
+
+
+class NapariLoading:
+    @staticmethod
+    def napari_imported() -> bool:
+        return "napari.qt" in sys.modules and "napari.components" in sys.modules
+
+    def preload(self, delay_ms: int = 1500, when=None) -> None:
+        """Load napari on a background thread (seconds of imports and set-up the event loop
+        never sees). ``when()``: whether now is a good time (e.g. no run competing for the
+        CPU); asked again every few seconds until it is."""
+        if self.napari_imported() and self._warm or self._loading:
+            return
+        self._loading = True
+        self._when = when
+        QTimer.singleShot(delay_ms, self._start_preload)
+
+    def _start_preload(self) -> None:
+        if self._when is not None and not self._when():
+            QTimer.singleShot(3000, self._start_preload)
+            return
+        threading.Thread(target=self._warm_up, daemon=True, name="napari-import").start()
+
+    def _warm_up(self) -> None:
+        """Imports, the unit registry and a throw-away 3D viewer model: what would otherwise
+        take seconds of the window's thread when the tab is first shown."""
+        try:
+            import napari._qt.qt_viewer  # noqa: F401, PLC0415
+            import napari._vispy  # noqa: F401, PLC0415
+            import napari.qt  # noqa: F401, PLC0415
+            import vispy.visuals.volume  # noqa: F401, PLC0415
+
+            shader_cache.install()
+            from napari.components import ViewerModel  # noqa: PLC0415
+
+            vm = ViewerModel()
+            vm.dims.ndisplay = 3
+            vm.add_image(np.zeros((2, 2, 2), np.float32), rendering="attenuated_mip",
+                         units=("um", "um", "um"), axis_labels=("z", "y", "x"))
+            self._warm = True
+        except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
+            log.warning("napari could not be loaded", exc_info=True)
+        self._load_tried = True
+        self.napariLoaded.emit()
+
+    def prepare(self) -> None:
+        """The tab is shown: make the (empty) viewer now, while it costs the least, not with
+        the first volume of a run."""
+        if self.viewer is None and self._warm and not self._loading:
+            try:
+                self.ensure_viewer()
+                QTimer.singleShot(0, self._warm_canvas)
+            except Exception:  # noqa: BLE001 - said when a volume is shown
+                log.warning("3D view: the viewer could not be made", exc_info=True)
+
+    def _warm_canvas(self) -> None:
+        """Draw a tiny black volume once, while nothing is shown: the canvas's one-time costs
+        (overlay shaders, axis-label glyphs) are then paid now, not with the first volume of a
+        run."""
+        v = self.viewer
+        if v is None or len(v.layers) or self._stages:
+            return
+        style = LAYER_STYLE["delta"]
+        self._warm_layer = v.add_image(np.zeros((4, 4, 4), np.float32), name="\u2026",
+                                       colormap=style[0], rendering=style[2],
+                                       contrast_limits=(0.0, 1.0), blending="additive")
+        QTimer.singleShot(300, self._end_warm)
+
+    def _end_warm(self) -> None:
+        layer, self._warm_layer = getattr(self, "_warm_layer", None), None
+        if layer is not None and self.viewer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+
+    def _on_loaded(self) -> None:
+        self._loading = False
+        if self.isVisible() and self._pending is None:
+            self.prepare()
+        if self._pending is not None:
+            args, self._pending = self._pending, None
+            self.show_volume(*args)
