@@ -9,6 +9,7 @@ and the record lets the command notice the signal anyway before it starts comput
 from __future__ import annotations
 
 import signal
+import sys
 
 NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 _received: list[int] = []
@@ -30,10 +31,20 @@ def _handler(signum, frame):
     raise Interrupted(signum)
 
 
+def _quiet_unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` while the start-up handlers are in place: a stop signal that lands
+    inside a finaliser or an import-lock callback is recorded (see :func:`_handler`), so Python's
+    "Exception ignored ... Traceback" print would only add noise to the one-line exit."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> dict:
     """Install the start-up handlers; returns the previous ones for :func:`restore`."""
     _received.clear()
-    old = {}
+    old = {"unraisablehook": sys.unraisablehook}
+    sys.unraisablehook = _quiet_unraisable
     for name in NAMES:
         sig = getattr(signal, name, None)
         if sig is None:
@@ -47,7 +58,10 @@ def install() -> dict:
 
 def restore(old: dict) -> None:
     for sig, handler in old.items():
-        signal.signal(sig, handler)
+        if sig == "unraisablehook":
+            sys.unraisablehook = handler
+        else:
+            signal.signal(sig, handler)
 
 
 def raise_if_received() -> None:

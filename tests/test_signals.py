@@ -81,3 +81,30 @@ def test_stop_signal_during_start_up_is_one_line(name, delay_s, config_file, tmp
     assert proc.returncode == 128 + sig, text
     assert text.strip().splitlines()[-1].startswith("interrupted (")
     assert not (out / "result.h5").exists()
+
+
+def test_a_signal_swallowed_by_a_finaliser_is_recorded_without_a_traceback():
+    """A stop signal that lands in a finaliser or an import-lock callback (seen under load during
+    start-up) is swallowed by Python, which prints "Exception ignored ... Traceback"; the start-up
+    handlers record it and keep that print out of the one-line exit."""
+    code = (
+        "import gc, os, signal, sys\n"
+        "from slicewise.engine import interrupts\n"
+        "old = interrupts.install()\n"
+        "class Finalised:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"   # its handler runs in here
+        "        sum(range(100000))\n"
+        "Finalised(); gc.collect()\n"
+        "try:\n"
+        "    interrupts.raise_if_received()\n"
+        "except interrupts.Interrupted as exc:\n"
+        "    print('recorded', exc.describe())\n"
+        "interrupts.restore(old)\n"
+        "class Other:\n"
+        "    def __del__(self):\n"
+        "        raise ValueError('other errors are still reported')\n"
+        "Other(); gc.collect()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "recorded SIGTERM", proc.stdout + proc.stderr
+    assert proc.stderr.count("Traceback") == 1 and "other errors are still reported" in proc.stderr
