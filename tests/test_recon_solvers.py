@@ -62,6 +62,25 @@ def test_probe_refinement_recovers_a_wrongly_focused_probe(tmp_path, star):
     assert results[True][0] >= 0.95 and results[True][1] >= 0.95
 
 
+def test_automatic_rates_recover_a_wrongly_focused_probe(tmp_path, star):
+    """As above with every learning rate measured (none set): the probe's Adam step is a larger
+    fraction of its measured step than the object's (with the object's fraction: 0.47)."""
+    ds, truth, mask = star
+    guess = airy_probe((32, 32), 6.0, defocus_m=0.0, wavelength_m=ds.wavelength_m,
+                       pixel_m=ds.pixel_size_m, n_photons=1e5)
+    np.save(tmp_path / "guess.npy", guess)
+    cfg = recon_config(tmp_path / "auto", init__probe_path=str(tmp_path / "guess.npy"),
+                       refine__probe=True, refine__probe_start_epoch=3, optimizer__lr_delta=None,
+                       optimizer__lr_beta=None, optimizer__lr_probe=None, run__epochs=60)
+    rec = Reconstruction(cfg, ds)
+    rec.run()
+    assert rec.config.optimizer.kind == "adam"
+    p, t = rec.problem.params["probe"][0], ds.probe[0]
+    overlap = abs(np.vdot(p, t)) / np.linalg.norm(p) / np.linalg.norm(t)
+    c = corr(rec.problem.params["delta"][0], truth, mask)
+    assert c >= 0.88 and overlap >= 0.88, (c, overlap)   # measured 0.935 and 0.935
+
+
 def test_distance_refinement_in_holography(tmp_path):
     """Distances 10 % and 7 % off: refinement brings both within 3 % (measured 0.3 %, 1.4 %)."""
     sim = SimulationConfig(modality="holo", phantom=PhantomSpec(kind="spheres", n_spheres=6, radius_min_px=3,

@@ -34,6 +34,12 @@ __all__ = ["LineScale", "curvature_step", "estimate_scales", "learning_rates", "
 #: object's level in a few tens of steps (measured on the scale sweep, tests/test_defaults_sweep.py).
 ADAM_FRACTION = 0.05
 
+#: Adam's fraction for the probe: every frame of every minibatch sees the whole probe, so its
+#: gradient is far steadier than an object voxel's and it takes larger steps (a file probe 100 um
+#: out of focus, noisy gold star, 60 epochs: 0.05 of the step left it at overlap 0.46 and
+#: correlation 0.47; 0.5 reaches overlap 0.935 and correlation 0.935, the hand-tuned 0.03 0.94).
+ADAM_PROBE_FRACTION = 0.5
+
 #: Automatic rates of the probe and the distances are at least this fraction of the parameter's own
 #: size (peak probe amplitude, mean distance): they start near their optimum (see
 #: ``Solver._rate_floors``).
@@ -166,7 +172,8 @@ def learning_rates(scales: dict[str, LineScale], kind: str,
         if kind == "lbfgs":
             out[n] = s.max_change
         elif kind == "adam":
-            out[n] = max(ADAM_FRACTION * s.max_change,
+            frac = ADAM_PROBE_FRACTION if n == "probe" else ADAM_FRACTION
+            out[n] = max(frac * s.max_change,
                          ADAM_MAGNITUDE_FRACTION * (magnitudes or {}).get(n, 0.0))
         elif kind == "momentum":
             out[n] = MOMENTUM_FRACTION * s.t
