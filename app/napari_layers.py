@@ -136,10 +136,21 @@ def apply_view_state(viewer, state: dict) -> None:
     """Draw ``state`` (from :func:`view_state`) in ``viewer``."""
     viewer.dims.ndisplay = state["ndisplay"]
     for kw in state["layers"]:
-        kw = dict(kw)
-        meta = kw.pop("metadata")
-        layer = viewer.add_image(kw.pop("data"), **kw)
-        layer.metadata.update(meta)
+        add_state_layer(viewer, kw)
+    apply_view_settings(viewer, state)
+
+
+def add_state_layer(viewer, kw: dict):
+    """One layer of a :func:`view_state` added to ``viewer``."""
+    kw = dict(kw)
+    meta = kw.pop("metadata")
+    layer = viewer.add_image(kw.pop("data"), **kw)
+    layer.metadata.update(meta)
+    return layer
+
+
+def apply_view_settings(viewer, state: dict) -> None:
+    """Grid and camera of a :func:`view_state`."""
     viewer.grid.enabled = state["grid"]
     center, zoom, angles = state["camera"]
     viewer.camera.center, viewer.camera.zoom, viewer.camera.angles = center, zoom, angles

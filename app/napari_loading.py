@@ -51,6 +51,8 @@ class NapariLoading:
             import napari._vispy  # noqa: F401, PLC0415
             import napari.qt  # noqa: F401, PLC0415
             import vispy.visuals.volume  # noqa: F401, PLC0415
+            import napari._qt.qt_main_window  # noqa: F401, PLC0415 - for a pop-out window
+            import napari.viewer  # noqa: F401, PLC0415
 
             shader_cache.install()
             from napari.components import ViewerModel  # noqa: PLC0415

@@ -26,7 +26,8 @@ from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplit
 from . import shader_cache
 from .napari_canvas import CanvasBox
 from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
-                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, plan_layers,
+                            PREVIEW_STEP, LayerPlan, add_state_layer, apply_view_settings,
+                            apply_view_state, bin_volume, plan_layers,
                             preview_factor, setup_order, view_state, voxel_scale_um)
 from .napari_loading import NapariLoading
 
@@ -298,7 +299,8 @@ class NapariView(NapariLoading, QWidget):
                                                        self._first_camera(reset_camera))
             if "truth delta" in new:  # made, then drawn beside the reconstruction
                 k = new.index("truth delta")
-                self._stages.insert(k + 1, lambda: (self._show_truth(), self.grid.setChecked(True)))
+                self._stages.insert(k + 1,
+                                    lambda: (self._show_truth(), self.grid.setChecked(True)))
         self._stages.append(lambda: self._shown(select=first))
         self._run_stage()
 
@@ -313,6 +315,7 @@ class NapariView(NapariLoading, QWidget):
             self.set_message(f"The 3D view failed ({type(exc).__name__}: {exc}); it is rebuilt "
                              "at the next update.")
             self._rebuild_due = self.viewer is not None
+            self.popout.setEnabled(self._rebuild_due and len(self.viewer.layers) > 0)
             return
         if self._stages:
             QTimer.singleShot(STAGE_GAP_MS, self._run_stage)
@@ -426,20 +429,36 @@ class NapariView(NapariLoading, QWidget):
 
     def pop_out(self) -> None:
         """Open a full napari window showing the same view: layers with their look, grid and
-        camera. Closing it rebuilds the embedded canvas, which shared its OpenGL context."""
-        if self.viewer is None:
+        camera; made over several turns of the event loop (the window, then one layer per
+        turn), shown when complete. Closing it rebuilds the embedded canvas, which shared its
+        OpenGL context."""
+        if self.viewer is None or self._stages:
             return
-        import napari  # noqa: PLC0415
+        state, made = self.view_state(), {}
 
-        w = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=3)
-        self.apply_view_state(w, self.view_state())
+        def window() -> None:
+            import napari  # noqa: PLC0415
+
+            made["w"] = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=state["ndisplay"],
+                                      show=False)
+
+        self.popout.setEnabled(False)
+        self._stages = [window, *(lambda kw=kw: add_state_layer(made["w"], kw)
+                                  for kw in state["layers"]),
+                        lambda: self._show_popout(made["w"], state)]
+        self._run_stage()
+
+    def _show_popout(self, w, state: dict) -> None:
+        apply_view_settings(w, state)
         w.scale_bar.visible = True
+        w.show()
         watcher = _CloseWatcher(self)
         watcher.closed.connect(lambda: (self._forget_popout(w), self.schedule_rebuild()))
         w.window._qt_window.installEventFilter(watcher)
         self._watchers.append(watcher)
         self._popouts.append(w)
-        log.info("opened %d layer(s) in a napari window", len(self.viewer.layers))
+        self.popout.setEnabled(True)
+        log.info("opened %d layer(s) in a napari window", len(state["layers"]))
 
     def _forget_popout(self, w) -> None:
         if w in self._popouts:

@@ -31,7 +31,8 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
     qtbot.waitUntil(lambda: "delta" in nv.layer_names() and not nv.busy, timeout=30000)
     nv.viewer.camera.angles = (5.0, 30.0, 60.0)
 
-    nv.pop_out()
+    nv.pop_out()                    # made over several event-loop turns, then shown
+    qtbot.waitUntil(lambda: not nv.busy and bool(nv._popouts), timeout=30000)
     pop = nv._popouts[-1]
     # the pop-out shows the same view: grid side by side, camera, contrast and rendering
     assert pop.grid.enabled == nv.viewer.grid.enabled
