@@ -72,7 +72,9 @@ def test_adam_matches_textbook_and_descends_rosenbrock():
         g = VG_ROS({"x": x})[1]["x"]
         m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
         x -= 0.02 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    p, _ = run(Adam({"x": 0.02}), VG_ROS, {"x": x0.copy()}, 200)
+    # the textbook's eps is negligible; the default relative eps (1e-2 of the largest sqrt(v))
+    # damps only elements with far smaller gradients than the largest
+    p, _ = run(Adam({"x": 0.02}, eps=1e-8), VG_ROS, {"x": x0.copy()}, 200)
     np.testing.assert_allclose(p["x"], x, rtol=1e-6, atol=1e-8)
     p, loss = run(Adam({"x": 0.02}), VG_ROS, {"x": x0.copy()}, 1500)
     assert loss < 1.0 < VG_ROS({"x": x0})[0] / 100, loss  # from 808 to below 1
@@ -176,3 +178,21 @@ def test_lbfgs_survives_projection_and_failed_line_search():
     opt.step(p, {"r": grads["r"] + 1.0}, closure=nan_closure, loss=loss)
     np.testing.assert_array_equal(p["r"], before)  # no acceptable step: nothing moves
     assert opt.last_eval is None
+
+
+def test_adam_damps_elements_whose_gradients_are_far_below_the_largest():
+    """A voxel the probe barely lights sees gradients 1e-4 of the others' (noise): with the
+    relative eps it moves ~1e-2 of the learning rate per step, not Adam's full sign-like step."""
+    rng = np.random.default_rng(0)
+    p = {"x": np.zeros(2)}
+    opt = Adam({"x": 0.1})
+    for _ in range(50):
+        opt.step(p, {"x": np.array([1.0, 1e-4 * rng.standard_normal()])})
+    assert abs(p["x"][0]) > 4.0                # 50 full steps of 0.1 against the gradient
+    assert abs(p["x"][1]) < 0.05 * abs(p["x"][0])
+    q = {"x": np.zeros(2)}
+    textbook = Adam({"x": 0.1}, eps=1e-8)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        textbook.step(q, {"x": np.array([1.0, 1e-4 * rng.standard_normal()])})
+    assert abs(q["x"][1]) > 10 * abs(p["x"][1])   # without it the noise walks the voxel off
