@@ -35,6 +35,8 @@ from .worker import RunController, RunInfo
 
 log = logging.getLogger("slicewise.app")
 
+PROGRESS_EVERY_S = 0.25   # minibatch progress shown at most this often (each costs a repaint)
+
 
 class MainWindow(FilesMixin, View3DMixin, QMainWindow):
     def __init__(self, log_file: Path | None = None, parent: QWidget | None = None,
@@ -47,6 +49,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.session = Session()
         self._volumes = None           # what the 3D view shows (current run or a result)
         self._napari_shown_at = 0.0
+        self._progress_at = 0.0          # when the progress bar last changed (monotonic s)
         self._opening_data: Path | None = None  # a data file being opened for data.path
         self._probed_backend: tuple | None = None
         self._autostart = False        # --start: start as soon as the form allows
@@ -368,10 +371,11 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         log.info("output folder: %s", info.output_dir)
 
     def _on_events(self, events: list) -> None:
+        shown = None
         for ev in events:
             if ev.kind in ("batch", "epoch"):
                 self.loss_view.add_event(ev)
-                self._show_progress(ev)
+                shown = ev
                 if ev.kind == "epoch":
                     log.info("epoch %d/%d: loss %.6g", ev.epoch, ev.n_epochs, ev.loss)
             elif ev.kind == "state" and ev.state in ("running", "paused"):
@@ -386,6 +390,13 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
                 log.info("checkpoint written: %s", ev.message)
             elif ev.kind == "config":
                 self.params.show_run_choices(ev.changes)
+        # the progress bar repaints at once (Qt's rule for it): once per bundle of events, and
+        # minibatch progress at most every PROGRESS_EVERY_S; epochs always
+        now = time.monotonic()
+        if shown is not None and (shown.kind == "epoch" or
+                                  now - self._progress_at >= PROGRESS_EVERY_S):
+            self._progress_at = now
+            self._show_progress(shown)
 
     def _show_progress(self, ev) -> None:
         n_epochs = max(ev.n_epochs, 1)
