@@ -28,9 +28,11 @@ class View3DMixin:
     def _snapshot_volumes(self, snap, info) -> VolumeSet:
         truth = info.truth if info is not None else {}
         voxel = info.truth_voxel_m if info is not None else None
+        # snapshots count completed epochs (as the slice view says it)
+        n = snap.epoch
+        when = "during epoch 1" if n == 0 else f"after {n} epoch{'s' if n != 1 else ''}"
         return VolumeSet(object_volumes(snap.delta, snap.beta, snap.object), snap.pixel_size_m,
-                         snap.slice_thickness_m, truth, voxel, f"current estimate, epoch "
-                         f"{snap.epoch}")
+                         snap.slice_thickness_m, truth, voxel, f"current estimate, {when}")
 
     def show_3d(self, preview: bool = False) -> None:
         """Show the current estimate (or the last opened result) in the napari tab;

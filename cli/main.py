@@ -33,12 +33,23 @@ def _has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def _findable(name: str) -> bool:
+    import importlib.util  # noqa: PLC0415
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # sys.modules[name] is None: made unimportable on purpose
+        return False
+
+
 def _run_gui():
     """The GUI's entry function, imported only now (Qt, pyqtgraph, napari: the ``gui`` extra)."""
     try:
         import PyQt6  # noqa: F401, PLC0415 - Qt only when asked for
-        import pyqtgraph  # noqa: F401, PLC0415
 
+        # found, not imported: run_gui starts the solver process before the heavy imports
+        if not _findable("pyqtgraph"):
+            raise ModuleNotFoundError("No module named 'pyqtgraph'", name="pyqtgraph")
         from slicewise.app.main import run_gui  # noqa: PLC0415
     except ImportError as exc:
         if (exc.name or "").split(".")[0] not in GUI_PACKAGES:
