@@ -299,8 +299,9 @@ class NapariView(NapariLoading, QWidget):
                                                        self._first_camera(reset_camera))
             if "truth delta" in new:  # made, then drawn beside the reconstruction
                 k = new.index("truth delta")
-                self._stages.insert(k + 1,
-                                    lambda: (self._show_truth(), self.grid.setChecked(True)))
+                # grid first (one panel), then the truth's panel: two shorter turns
+                self._stages[k + 1:k + 1] = [lambda: self.grid.setChecked(True),
+                                             self._show_truth]
         self._stages.append(lambda: self._shown(select=first))
         self._run_stage()
 
