@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
+from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
@@ -42,22 +42,21 @@ class CanvasBox(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self.live = False
 
-    def set_viewer(self, qt_viewer, on_resize) -> None:
-        """Show napari's ``qt_viewer`` here (its canvas made native); ``on_resize(ratio)`` is
-        called when the canvas really changes size (see :class:`_KeepFraming`)."""
-        native = qt_viewer.canvas.native
-        make_native(native)
-        self._framing = _KeepFraming(native, on_resize)
-        native.installEventFilter(self._framing)
+    def set_viewer(self, qt_viewer) -> None:
+        """Show napari's ``qt_viewer`` here (its canvas made native)."""
+        make_native(qt_viewer.canvas.native)
         self._layout.addWidget(qt_viewer)
         self._apply()
 
-    def set_live(self, on: bool) -> None:
-        """Cap (``on``) or free the canvas size."""
+    def set_live(self, on: bool) -> float:
+        """Cap (``on``) or free the canvas size now; returns new / old canvas width, by which
+        the camera's zoom is scaled to keep the same framing."""
         if on == self.live:
-            return
+            return 1.0
+        full, live = max(1, self.width()), self.live_size()[0]
         self.live = on
         self._apply()
+        return live / full if on else full / live
 
     def live_size(self) -> tuple[int, int]:
         """The largest canvas (logical pixels) a live run may use in this box."""
@@ -78,26 +77,3 @@ class CanvasBox(QWidget):
         super().resizeEvent(event)
         if self.live:
             self._apply()
-
-
-class _KeepFraming(QObject):
-    """Reports each real change of the canvas size to ``on_resize(ratio)`` (``ratio``: the
-    smaller of the new/old width and height ratios): napari keeps the zoom (screen pixels per
-    unit) instead, and a volume fitted to the capped live canvas, or to a canvas not yet laid out
-    because the tab was hidden, came out cut off at full size (zoom 1.25x a fresh fit's)."""
-
-    def __init__(self, canvas: QWidget, on_resize):
-        super().__init__(canvas)
-        self.on_resize = on_resize
-        self.size = (canvas.width(), canvas.height())
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt name
-        if event.type() == QEvent.Type.Resize:
-            w, h = event.size().width(), event.size().height()
-            ow, oh = self.size
-            self.size = (w, h)
-            if min(w, h, ow, oh) > 1 and (w, h) != (ow, oh):
-                # after the canvas itself has taken the new size (this filter runs first)
-                ratio = min(w / ow, h / oh)
-                QTimer.singleShot(0, lambda: self.on_resize(ratio))
-        return False

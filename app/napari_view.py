@@ -196,7 +196,7 @@ class NapariView(NapariLoading, QWidget):
             self.body.addWidget(self.canvas_box)
         self.body.setStretchFactor(1, 1)
         self.body.setSizes([240, 900])
-        self.canvas_box.set_viewer(self.qt_viewer, self._canvas_resized)  # native; smaller while live
+        self.canvas_box.set_viewer(self.qt_viewer)  # native canvas, smaller while live
         v = self.viewer
         v.dims.ndisplay = 3
         v.scale_bar.visible = True  # its unit comes from the layers' units (micrometres)
@@ -274,7 +274,9 @@ class NapariView(NapariLoading, QWidget):
             self.rebuild()
         self._end_warm()
         v = self.ensure_viewer()
-        self.canvas_box.set_live(preview)  # a smaller canvas while a run is live
+        zoom = self.canvas_box.set_live(preview)  # a smaller canvas while a run is live
+        if zoom != 1.0 and len(v.layers):
+            v.camera.zoom *= zoom
         f, plans = plan_layers(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                                preview, self._binned)
         step = PREVIEW_STEP if f > 1 else FULL_STEP
@@ -300,8 +302,6 @@ class NapariView(NapariLoading, QWidget):
                 # grid first (one panel), then the truth's panel: two shorter turns
                 self._stages[k + 1:k + 1] = [lambda: self.grid.setChecked(True),
                                              self._show_truth]
-        if first:  # a camera fitted to the first layer alone cuts the grid's panels off
-            self._stages.append(self._refit_camera)
         self._stages.append(lambda: self._shown(select=first))
         self._run_stage()
 
@@ -362,18 +362,10 @@ class NapariView(NapariLoading, QWidget):
         kept = getattr(self, "_kept_camera", None)
         self._kept_camera = None
         v = self.viewer
-        self._fitted = False
         if kept is not None and not reset_camera:
             v.camera.center, v.camera.zoom, v.camera.angles = kept
         elif reset_camera is not False:
             self._fit_camera(CAMERA_ANGLES)
-            self._fitted = True
-
-    def _refit_camera(self) -> None:
-        """Fit again, at the same angles, once every layer and the grid are in place (only a
-        camera this view fitted itself: a kept one stays)."""
-        if getattr(self, "_fitted", False):
-            self._fit_camera(tuple(self.viewer.camera.angles))
 
     def _shown(self, select: bool = False) -> None:
         v = self.viewer
@@ -397,22 +389,6 @@ class NapariView(NapariLoading, QWidget):
         v = self.viewer
         v.reset_view()
         v.camera.angles = angles
-        self._fit_state = self._camera_state()
-
-    def _camera_state(self) -> tuple:
-        cam = self.viewer.camera
-        return (tuple(cam.center), cam.zoom, tuple(cam.angles))
-
-    def _canvas_resized(self, ratio: float) -> None:
-        """The canvas changed size (capped while live, laid out when the tab is first shown, the
-        window resized): a camera this view fitted and nobody moved is fitted again; one the user
-        moved keeps its framing (zoom scaled with the canvas)."""
-        if self.viewer is None or not len(self.viewer.layers):
-            return
-        if getattr(self, "_fit_state", None) == self._camera_state():
-            self._fit_camera(tuple(self.viewer.camera.angles))
-        else:
-            self.viewer.camera.zoom = self.viewer.camera.zoom * ratio
 
     @staticmethod
     def _update_layer(layer, data: np.ndarray, levels: tuple[float, float]) -> None:

@@ -183,40 +183,5 @@ def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
     zoom = nv.viewer.camera.zoom
     nv.show_volume({"delta": vol}, 50e-9, 50e-9)          # paused / finished: full size
     qtbot.waitUntil(lambda: canvas.width() >= box.width() - 2, timeout=5000)
-    # the same framing on a larger canvas (the camera follows once the canvas has resized)
-    qtbot.waitUntil(lambda: nv.viewer.camera.zoom > zoom * 1.2, timeout=5000)
-    nv.close_viewer()
-
-
-@pytest.mark.parametrize("hidden_while_live", [False, True])
-def test_framing_after_a_live_run_matches_a_fitted_camera(qtbot, hidden_while_live):
-    """Whatever size the canvas had while the run was live (capped; or never laid out because
-    the 3D tab was hidden), the finished volume and its truth are framed as a fresh fit frames
-    them, not cut off."""
-    from PyQt6.QtWidgets import QTabWidget, QWidget
-
-    from slicewise.app.napari_view import NapariView
-
-    tabs = QTabWidget()
-    qtbot.addWidget(tabs)
-    other, nv = QWidget(), NapariView()
-    tabs.addTab(other, "slices")
-    tabs.addTab(nv, "3D")
-    tabs.resize(1200, 800)
-    tabs.show()
-    tabs.setCurrentWidget(other if hidden_while_live else nv)
-    vol = np.random.default_rng(3).random((32, 32, 32)).astype(np.float32)
-    truth = {"delta": vol}  # beside the reconstruction: the grid's two panels
-    for _ in range(2):
-        nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, (50e-9, 50e-9), preview=True)
-        qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
-    tabs.setCurrentWidget(nv)
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, (50e-9, 50e-9))  # finished: full size
-    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
-    canvas = nv.qt_viewer.canvas.native
-    qtbot.waitUntil(lambda: canvas.width() >= nv.canvas_box.width() - 2, timeout=5000)
-    qtbot.wait(100)
-    zoom = nv.viewer.camera.zoom
-    nv.viewer.reset_view()
-    assert zoom == pytest.approx(nv.viewer.camera.zoom, rel=0.1)
+    assert nv.viewer.camera.zoom > zoom * 1.2             # the same framing on a larger canvas
     nv.close_viewer()
