@@ -4,9 +4,7 @@ loss, the ratio from ``init.material``, what is written back into the configurat
 from __future__ import annotations
 
 import logging
-import math
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

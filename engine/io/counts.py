@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .datafile import spread_indices
+
 __all__ = ["frames_are_counts"]
 
 #: Frames sampled (angles x spots spread over the data set).
@@ -30,8 +32,8 @@ MIN_LEVELS = 8
 def frames_are_counts(ds) -> tuple[bool, str]:
     """``(counts, why)``: whether the data set's model-unit intensities are whole photon counts,
     from a sample of frames; ``why`` is a few words for the log."""
-    a = np.unique(np.linspace(0, ds.n_angles - 1, min(ds.n_angles, SAMPLE_ANGLES)).round().astype(int))
-    s = np.unique(np.linspace(0, ds.n_spots - 1, min(ds.n_spots, SAMPLE_SPOTS)).round().astype(int))
+    a = spread_indices(ds.n_angles, SAMPLE_ANGLES)
+    s = spread_indices(ds.n_spots, SAMPLE_SPOTS)
     v = np.asarray(ds.frames(a, s), np.float64).ravel()
     v = v[(v >= LOW) & (v < HIGH)]
     if v.size < MIN_VALUES:

@@ -316,6 +316,12 @@ class Dataset:
                    meta={"layout": "memory", **(meta or {})}, n_sample_frames=0)
 
 
+def spread_indices(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` indices of ``range(n)`` spread evenly from the first to the last, sorted and
+    unique: the frames a quick look at a data set reads (a sample, a check batch)."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def _ranged(value, bounds, label, what, unit) -> float:
     try:
         v = float(np.asarray(value).reshape(-1)[0]) if np.size(value) == 1 else float("nan")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io.datafile import Dataset, estimate_memory_bytes
+from ..io.datafile import Dataset, estimate_memory_bytes, spread_indices
 
 log = logging.getLogger(__name__)
 
@@ -145,5 +145,5 @@ def estimation_batch(ds: Dataset, splits_spots: bool, schedule: Schedule,
     if not splits_spots:
         s = np.arange(ds.n_spots)
     else:
-        s = np.unique(np.linspace(0, ds.n_spots - 1, min(ds.n_spots, max_spots)).round().astype(int))
+        s = spread_indices(ds.n_spots, max_spots)
     return a, s

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..backend import to_host
 from ..errors import DivergenceError
+from ..io.datafile import spread_indices
 from . import config as cfgmod
 
 log = logging.getLogger(__name__)
@@ -164,4 +165,4 @@ def check_batch(n_angles: int, n_spots: int, splits_spots: bool) -> tuple[np.nda
     a = np.array([n_angles // 2])
     if not splits_spots:
         return a, np.arange(n_spots)
-    return a, np.unique(np.linspace(0, n_spots - 1, min(n_spots, CHECK_SPOTS)).round().astype(int))
+    return a, spread_indices(n_spots, CHECK_SPOTS)

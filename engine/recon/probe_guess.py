@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from ..io.datafile import spread_indices
+
 __all__ = ["MEAN_PATTERN_FRAMES", "PROBE_DIAMETER_FRACTION", "WEAK_CONTRAST",
            "probe_from_mean_pattern", "rms_radius", "defocus", "spread_to_window", "frame_contrast"]
 
@@ -60,8 +62,7 @@ def probe_from_mean_pattern(ds) -> np.ndarray:
     """The focus ``(py, px)`` that the mean diffraction pattern implies: its square root with a
     flat phase, transformed back and centred in the window -- the data's size and power,
     whatever the optics."""
-    n = min(ds.n_spots, MEAN_PATTERN_FRAMES)
-    spots = np.unique(np.linspace(0, ds.n_spots - 1, n).round().astype(int))
+    spots = spread_indices(ds.n_spots, MEAN_PATTERN_FRAMES)
     mean = np.asarray(ds.frames([0], spots), np.float64)[0].mean(axis=0)
     amp = np.sqrt(np.maximum(mean, 0))
     fy, fx = np.fft.fftfreq(amp.shape[0]), np.fft.fftfreq(amp.shape[1])
