@@ -452,12 +452,7 @@ class Schema:
 
     def from_toml(self, src: str | os.PathLike):
         """Read a configuration from a TOML file path or TOML text."""
-        text, name = read_source(src, ".toml")
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{name or 'configuration'}: invalid TOML: {exc}") from None
-        return self.from_dict(d, name)
+        return self._parse(src, ".toml", "TOML", tomllib.loads, tomllib.TOMLDecodeError)
 
     def to_json(self, cfg, path: str | os.PathLike | None = None) -> str:
         """JSON text (None written as null); written atomically to ``path`` when given."""
@@ -468,9 +463,12 @@ class Schema:
 
     def from_json(self, src: str | os.PathLike):
         """Read a configuration from a JSON file path or JSON text."""
-        text, name = read_source(src, ".json")
+        return self._parse(src, ".json", "JSON", json.loads, json.JSONDecodeError)
+
+    def _parse(self, src, suffix: str, label: str, loads, error: type[Exception]):
+        text, name = read_source(src, suffix)
         try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{name or 'configuration'}: invalid JSON: {exc}") from None
+            d = loads(text)
+        except error as exc:
+            raise ConfigError(f"{name or 'configuration'}: invalid {label}: {exc}") from None
         return self.from_dict(d, name)

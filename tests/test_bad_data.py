@@ -43,7 +43,7 @@ def far_geometry():
     return Geometry(modality="farfield", energy_ev=8000, pixel_size_m=1e-8, positions_px=positions())
 
 
-def refused(path, *words, **kw):
+def assert_refused(path, *words, **kw):
     with pytest.raises(DataFileError) as info:
         ds = open_dataset(path, **kw)
         ds.frames(None, None)
@@ -55,7 +55,7 @@ def refused(path, *words, **kw):
 
 
 def test_all_zero_frames_are_refused_at_open(tmp_path):
-    refused(adorym(tmp_path / "zero.h5", np.zeros((1, N_SPOTS, 8, 8), np.float32)),
+    assert_refused(adorym(tmp_path / "zero.h5", np.zeros((1, N_SPOTS, 8, 8), np.float32)),
             "exchange/data", "(angle 0, spot 0)", "zero everywhere")
 
 
@@ -89,7 +89,7 @@ def test_file_claiming_more_frames_than_it_stores(tmp_path):
         del f["metadata/theta"]
         f["metadata/theta"] = np.zeros(10**7)
     assert os.path.getsize(path) < 200 * 2**20
-    msg = refused(path, "exchange/data", "zero everywhere")
+    msg = assert_refused(path, "exchange/data", "zero everywhere")
     assert "(angle 0," not in msg and "(angle " in msg  # a frame the file never stored
 
 
@@ -110,7 +110,7 @@ def test_complex_frames_are_refused(tmp_path):
         data = f["exchange/data"][()]
         del f["exchange/data"]
         f["exchange/data"] = data * (1 + 1j)
-    refused(path, "exchange/data", "complex")
+    assert_refused(path, "exchange/data", "complex")
     with pytest.raises(DataFileError, match="complex"):
         Dataset.from_arrays(frames() * 1j, far_geometry())
 
@@ -120,11 +120,11 @@ def test_frames_that_are_a_group(tmp_path):
     with h5py.File(path, "r+") as f:
         del f["exchange/data"]
         f.create_group("exchange/data").create_dataset("frames", data=frames())
-    refused(path, "exchange/data", "group")
+    assert_refused(path, "exchange/data", "group")
 
 
 def test_all_zero_probe(tmp_path):
-    refused(adorym(tmp_path / "p.h5", probe=np.zeros((8, 8), complex)), "probe", "zero everywhere")
+    assert_refused(adorym(tmp_path / "p.h5", probe=np.zeros((8, 8), complex)), "probe", "zero everywhere")
 
 
 def test_malformed_provenance_json(tmp_path):
@@ -133,11 +133,11 @@ def test_malformed_provenance_json(tmp_path):
     write_dataset(path, ds)
     with h5py.File(path, "r+") as f:
         f["provenance"].attrs["meta"] = '{"source": "beamline", '
-    refused(path, "/provenance attribute meta", "JSON")
+    assert_refused(path, "/provenance attribute meta", "JSON")
 
 
 def test_a_folder_given_as_the_data_file(tmp_path):
-    msg = refused(tmp_path, "is a folder")
+    msg = assert_refused(tmp_path, "is a folder")
     assert "no such" not in msg
 
 
@@ -145,7 +145,7 @@ def test_holography_without_distances_names_free_prop(tmp_path):
     path = adorym(tmp_path / "h.h5", frames(n_spots=2), positions_px=None, distances_m=[1e-3, 2e-3])
     with h5py.File(path, "r+") as f:
         del f["metadata/free_prop_cm"]
-    msg = refused(path, "metadata/free_prop_cm")
+    msg = assert_refused(path, "metadata/free_prop_cm")
     assert msg.index("free_prop_cm") < msg.index("probe_pos_px")
 
 
@@ -194,7 +194,7 @@ def _linked(tmp_path, how):
 @pytest.mark.parametrize("how", ["external link", "external storage", "virtual dataset"])
 def test_links_to_other_files_are_refused_unless_allowed(how, tmp_path):
     path = _linked(tmp_path, how)
-    refused(path, "/exchange/data", "data.allow_external_links")
+    assert_refused(path, "/exchange/data", "data.allow_external_links")
     with open_dataset(path, allow_external=True) as ds:
         assert ds.frames(None, None).shape == (1, N_SPOTS, 8, 8)
 

@@ -7,16 +7,12 @@ import importlib.util
 import pytest
 
 from slicewise.cli.main import main
-from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return simulate(SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
-                                     object_shape=(1, 16, 16), material="gold", pixel_size_m=10e-9,
-                                     probe_shape=(8, 8), probe_size_px=2.0, scan_step_px=4.0,
-                                     photons=1e5), tmp_path_factory.mktemp("d") / "p.h5", "numpy")
+    return gold_star(tmp_path_factory.mktemp("d") / "p.h5")
 
 
 def write_config(folder, data, extra=""):
@@ -26,7 +22,7 @@ def write_config(folder, data, extra=""):
     return path
 
 
-def one_line_exit_2(argv, capsys, *words):
+def assert_one_line_exit_2(argv, capsys, *words):
     code = main(argv)
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -41,12 +37,12 @@ def one_line_exit_2(argv, capsys, *words):
 def test_configuration_not_utf8(tmp_path, capsys):
     cfg = tmp_path / "latin1.toml"
     cfg.write_bytes('[data]\npath = "Messung_März.h5"\n'.encode("latin-1"))
-    one_line_exit_2(["reconstruct", str(cfg)], capsys, "UTF-8", str(cfg))
+    assert_one_line_exit_2(["reconstruct", str(cfg)], capsys, "UTF-8", str(cfg))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
 def test_cupy_backend_without_cupy(data, tmp_path, capsys):
-    one_line_exit_2(["reconstruct", str(write_config(tmp_path, data)), "--backend", "cupy",
+    assert_one_line_exit_2(["reconstruct", str(write_config(tmp_path, data)), "--backend", "cupy",
                      "--out", str(tmp_path / "o")], capsys, "--backend", "numpy")
     assert not (tmp_path / "o").exists()
 
@@ -56,5 +52,5 @@ def test_resume_with_another_optimizer(data, tmp_path, capsys):
     assert main(["reconstruct", str(cfg), "--out", str(tmp_path / "a")]) == 0
     capsys.readouterr()
     other = write_config(tmp_path, data, extra='[optimizer]\nkind = "momentum"\n')
-    one_line_exit_2(["reconstruct", str(other), "--out", str(tmp_path / "b"), "--resume",
+    assert_one_line_exit_2(["reconstruct", str(other), "--out", str(tmp_path / "b"), "--resume",
                      str(tmp_path / "a" / "checkpoint.h5")], capsys, "optimizer.kind", "'adam'")

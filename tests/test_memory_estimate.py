@@ -15,10 +15,10 @@ import pytest
 
 from slicewise.cli.main import main
 from slicewise.engine.errors import SlicewiseError
-from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.recon.config import ReconConfig, set_value
+from slicewise.engine.recon.config import ReconConfig
 from slicewise.engine.recon.run import Reconstruction
 from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star, quick_config
 
 FACTOR = 2.0
 
@@ -44,23 +44,14 @@ print(json.dumps([rec.memory_estimate_bytes, tracemalloc.get_traced_memory()[1] 
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("mem")
     return {
-        "ptycho": simulate(SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
-                                            object_shape=(1, 128, 128), material="gold",
-                                            pixel_size_m=10e-9, probe_shape=(64, 64),
-                                            probe_size_px=10.0, scan_step_px=8.0, photons=1e5),
-                           d / "p.h5", "numpy"),
+        "ptycho": gold_star(d / "p.h5", n=128, probe_px=64, probe_size_px=10.0, step_px=8.0),
         "holo": simulate(SimulationConfig(modality="holo", n_angles=6, object_shape=(32, 32, 32)),
                          d / "h.h5", "numpy"),
     }
 
 
 def config(path, out, **overrides) -> ReconConfig:
-    cfg = ReconConfig()
-    cfg.data.path, cfg.run.output_dir = str(path), str(out)
-    cfg.run.backend, cfg.run.epochs, cfg.run.save_tiff = "numpy", 1, False
-    for k, v in overrides.items():
-        set_value(cfg, k.replace("__", "."), v)
-    return cfg
+    return quick_config(path, out, 1, {k.replace("__", "."): v for k, v in overrides.items()})
 
 
 @pytest.mark.parametrize("kind, overrides", [

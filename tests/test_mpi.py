@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star
 
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (install the 'mpi' extra)")
@@ -56,10 +56,7 @@ def _data(tmp_path, modality):
     if modality == "holo":
         return simulate(SimulationConfig(modality="holo", n_angles=3, object_shape=(8, 8, 8)),
                         tmp_path / "holo.h5", "numpy")
-    return simulate(SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
-                                     object_shape=(1, 16, 16), material="gold",
-                                     pixel_size_m=10e-9, probe_shape=(8, 8), probe_size_px=2.0,
-                                     scan_step_px=4.0, photons=1e5), tmp_path / "ptycho.h5", "numpy")
+    return gold_star(tmp_path / "ptycho.h5")
 
 
 # minibatches smaller than the number of ranks leave some ranks without frames in some steps

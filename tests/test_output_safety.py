@@ -16,28 +16,16 @@ from slicewise.cli.main import main
 from slicewise.engine.errors import ConfigError, OutputError
 from slicewise.engine.io import atomic
 from slicewise.engine.io.results import read_result, write_result
-from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.recon.config import ReconConfig
 from slicewise.engine.recon.run import Reconstruction
-from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star, quick_config
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return simulate(SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
-                                     object_shape=(1, 16, 16), material="gold", pixel_size_m=10e-9,
-                                     probe_shape=(8, 8), probe_size_px=2.0, scan_step_px=4.0,
-                                     photons=1e5), tmp_path_factory.mktemp("d") / "p.h5", "numpy")
+    return gold_star(tmp_path_factory.mktemp("d") / "p.h5")
 
 
-def config(data, out, epochs=2) -> ReconConfig:
-    cfg = ReconConfig()
-    cfg.data.path = str(data)
-    cfg.run.output_dir = str(out)
-    cfg.run.backend = "numpy"
-    cfg.run.epochs = epochs
-    cfg.run.save_tiff = False
-    return cfg
+config = quick_config
 
 
 def cli_config(tmp_path, data):

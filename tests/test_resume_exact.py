@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from slicewise.engine.io.results import read_result
-from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.recon.config import ReconConfig, set_value
 from slicewise.engine.recon.run import Reconstruction
 from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star, quick_config
 
 EVERYTHING = {
     "ptycho": {"constraints.support": "auto", "constraints.support_start_epoch": 1,
@@ -30,25 +29,14 @@ EVERYTHING = {
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("resume")
     return {
-        "ptycho": simulate(SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
-                                            object_shape=(1, 20, 20), material="gold",
-                                            pixel_size_m=10e-9, probe_shape=(8, 8), probe_size_px=2.0,
-                                            scan_step_px=3.0, photons=1e5), d / "p.h5", "numpy"),
+        "ptycho": gold_star(d / "p.h5", n=20, step_px=3.0),
         "holo": simulate(SimulationConfig(modality="holo", n_angles=3, object_shape=(8, 8, 8)),
                          d / "h.h5", "numpy"),
     }
 
 
 def run(data_path, out, epochs, overrides, resume=None):
-    cfg = ReconConfig()
-    cfg.data.path = str(data_path)
-    cfg.run.output_dir = str(out)
-    cfg.run.backend = "numpy"
-    cfg.run.save_tiff = False
-    cfg.run.epochs = epochs
-    for path, value in overrides.items():
-        set_value(cfg, path, value)
-    Reconstruction(cfg, resume=resume).run()
+    Reconstruction(quick_config(data_path, out, epochs, overrides), resume=resume).run()
     return read_result(out / "result.h5")
 
 
@@ -75,15 +63,7 @@ def test_stop_mid_epoch_checkpoints_the_minibatch_position(data, tmp_path):
     overrides = EVERYTHING["ptycho"]
     straight = run(data["ptycho"], tmp_path / "straight", 3, overrides)
 
-    cfg = ReconConfig()
-    cfg.data.path = str(data["ptycho"])
-    cfg.run.output_dir = str(tmp_path / "stopped")
-    cfg.run.backend = "numpy"
-    cfg.run.save_tiff = False
-    cfg.run.epochs = 3
-    for path, value in overrides.items():
-        set_value(cfg, path, value)
-    rec = Reconstruction(cfg)
+    rec = Reconstruction(quick_config(data["ptycho"], tmp_path / "stopped", 3, overrides))
 
     def stop_in_epoch_2(ev):
         if ev.kind == "batch" and ev.epoch == 2 and ev.batch == 3:
