@@ -81,3 +81,28 @@ def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
     # too little memory for the full batch: Adam, about 16 minibatches per epoch
     big = autotune.choose_schedule("auto", None, None, _ds(1, 400), True, (1, 40, 40), 2**20)
     assert big.kind == "adam" and 0 < big.batch_spots <= 25
+
+
+def test_safe_adam_floor_keeps_a_floor_whose_first_step_lowers_the_loss_and_cuts_one_that_raises_it():
+    """Loss sum(w (x - x0)^2) at x = x0 + d: Adam's first step moves every element by the rate
+    against its gradient's sign. From d = 1e-3 a floor of 1e-3 overshoots nothing (kept); from
+    d = 1e-6 it raises the loss (1e-3 >> 2e-6), and so do 1e-4 and 1e-5 -- the result is 1e-6,
+    the first tenth whose step does not raise it; never below the measured rate."""
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=50)
+    w = rng.uniform(0.5, 2.0, size=50)
+
+    def loss(x):
+        return float((w * (x - x0) ** 2).sum())
+
+    for d, expect in ((1e-3, 1e-3), (1e-6, 1e-6)):
+        x = x0 + d * np.sign(rng.normal(size=50))
+        g = 2 * w * (x - x0)
+        rate = stepsize.safe_adam_floor(loss, x, g, loss(x), 1e-3, 1e-9, 1e-2)
+        assert rate == pytest.approx(expect), (d, rate)
+        assert loss(x - rate * g / (np.abs(g) + 1e-2 * np.abs(g).max())) <= loss(x)
+    x = x0 + 1e-9 * np.sign(rng.normal(size=50))
+    g = 2 * w * (x - x0)
+    # every trial (1e-3 .. 1e-6) raises the loss: the measured rate is kept, not a smaller one
+    assert stepsize.safe_adam_floor(loss, x, g, loss(x), 1e-3, 3e-8, 1e-2) == 3e-8
+    assert stepsize.safe_adam_floor(loss, x, g, loss(x), 1e-3, 5e-4, 1e-2) == 5e-4

@@ -146,17 +146,16 @@ class Solver:
                 return float(to_host(prob.loss({**prob.params, **trial}, a_idx, s_idx, measured)[0]))
 
         with self.lock:
-            scales, _, _ = stepsize.estimate_scales(evaluate, prob.params, missing, loss_only)
+            scales, f0, grads = stepsize.estimate_scales(evaluate, prob.params, missing, loss_only)
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
-        rates = stepsize.learning_rates(scales, self.config.optimizer.kind, sizes)
-        floors = {} if self.config.optimizer.kind == "lbfgs" else self._rate_floors(missing)
+        kind = self.config.optimizer.kind
+        rates = stepsize.learning_rates(scales, kind, sizes)
+        floors = {} if kind == "lbfgs" else self._rate_floors(missing)
         for n, floor in floors.items():
             if rates[n] < floor:
-                log.info("optimizer.lr_%s: the measured rate %.3g is below %.3g, a thousandth of "
-                         "the parameter itself (it starts near its optimum); using that", n, rates[n], floor)
-                rates[n] = floor
+                rates[n] = self._floored_rate(n, floor, rates[n], grads[n], f0, loss_only)
         for n in missing:
             self._store_lr(n, rates[n])
             log.info("optimizer.lr_%s = %.3g (measured: optimal steepest-descent step changes an "
@@ -164,6 +163,24 @@ class Solver:
                      cfgmod.get_value(self.config, f"optimizer.lr_{n}"), scales[n].max_change,
                      100 * scales[n].decrease)
         return True
+
+    def _floored_rate(self, n: str, floor: float, measured: float, g, f0: float, loss_only) -> float:
+        """``floor`` instead of a smaller measured rate -- for Adam only as far as its first step
+        does not raise the loss (:func:`stepsize.safe_adam_floor`)."""
+        rate = floor
+        if self.config.optimizer.kind == "adam":
+            with self.lock:
+                rate = stepsize.safe_adam_floor(lambda v: loss_only({n: v}), self.problem.params[n],
+                                                g, f0, floor, measured, self.optimizer.eps)
+        if rate > measured:
+            log.info("optimizer.lr_%s: the measured rate %.3g is below %.3g (the parameter starts "
+                     "near its optimum, where the measured step would freeze it); using that",
+                     n, measured, rate)
+        else:
+            log.info("optimizer.lr_%s: keeping the measured rate %.3g (Adam's first step at a "
+                     "thousandth of the parameter itself, %.3g, and at smaller fractions down to "
+                     "the measured one raise the loss: the data's signal is far smaller)", n, measured, floor)
+        return max(rate, measured)
 
     def _rate_floors(self, names: list[str]) -> dict:
         """Smallest automatic rates of the experimental parameters, relative to their own size

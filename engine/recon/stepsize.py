@@ -27,7 +27,8 @@ from ..backend import array_module
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LineScale", "curvature_step", "estimate_scales", "learning_rates", "ADAM_FRACTION"]
+__all__ = ["LineScale", "curvature_step", "estimate_scales", "learning_rates", "ADAM_FRACTION",
+           "safe_adam_floor"]
 
 #: Adam moves an element by about its learning rate per step; a twentieth of the largest change of
 #: the optimal steepest-descent step keeps late iterations from oscillating while reaching the
@@ -182,3 +183,41 @@ def learning_rates(scales: dict[str, LineScale], kind: str,
         if not (math.isfinite(out[n]) and out[n] >= 0):
             out[n] = 0.0
     return out
+
+
+#: :func:`safe_adam_floor` divides a floor by this factor per trial, at most :data:`FLOOR_TRIALS` times.
+FLOOR_CUT = 10.0
+FLOOR_TRIALS = 4
+
+
+def safe_adam_floor(loss: Callable, p, g, f0: float, floor: float, measured: float,
+                    eps: float) -> float:
+    """The largest of ``floor``, ``floor / 10``, ... (:data:`FLOOR_TRIALS` of them; else, or when
+    they reach it, ``measured``) at which Adam's first
+    step -- every element moved by about the rate against its gradient's sign,
+    ``p - lr g / (|g| + eps max|g|)`` -- does not raise ``loss`` above ``f0``.
+
+    A floor relative to the parameter's own size (a probe from the file, near its optimum) is
+    right while the frames carry a signal of that size; on a weak object (phase 1e-5 per pixel)
+    the whole fit lives far below it and a thousandth of the probe's amplitude per step ruins it
+    (measured: noise-free 2D and multislice ptychography of a PMMA foam rolled back 4 times when
+    the probe's refinement started, and every rollback halved the object's rate too).
+    ``loss(value) -> float``: the loss with this parameter replaced by ``value``.
+    """
+    xp = array_module(g)
+    if np.iscomplexobj(g) and not np.iscomplexobj(p):
+        g = g.real
+    mag = xp.abs(g)
+    peak = float(mag.max())
+    if not (peak > 0 and math.isfinite(f0)):
+        return floor
+    direction = g / (mag + eps * peak)
+    rate = floor
+    for _ in range(FLOOR_TRIALS):
+        if rate <= measured:
+            return measured
+        trial = float(loss(p - rate * direction))
+        if math.isfinite(trial) and trial <= f0:
+            return rate
+        rate /= FLOOR_CUT
+    return measured
