@@ -7,10 +7,14 @@ know the answer's scale (learning rates as fractions of the true delta's maximum
 the batch sizes the issue measured best), all started from vacuum. Time = wall time from building
 the ``Reconstruction`` (so the defaults pay for their starting guess and rate measurements) to the
 first epoch whose delta correlates >= 0.9 with the truth, minus the time spent computing that
-correlation. The defaults must be within 1.5x of the best hand-tuned time.
+correlation. The defaults and the best hand configuration run twice and keep their faster time (a
+shared machine's load moves single times by +-30 %). The defaults must be within 1.5x of the best
+hand-tuned time.
 
     python benchmarks/bench_defaults.py [--scales mid] [--only holo4 ...] [--threshold 0.9]
         [--grow 2]   (grids, probes, features and angles twice the test sweep's)
+        [--field 2]  (single-view objects twice as wide again: 484 / 289 scan positions for 2D /
+                      multislice ptychography instead of 81 / 36, 128^2 holograms)
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, help="case name prefixes, e.g. holo4 ptycho2d")
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--grow", type=int, default=2, help="grid size factor over the test sweep's")
+    ap.add_argument("--field", type=int, default=2,
+                    help="lateral size factor of the single-view objects (more scan positions)")
     args = ap.parse_args()
     be, _ = start(args)
     logging.getLogger("slicewise").setLevel(logging.ERROR)
@@ -101,7 +107,7 @@ def main() -> None:
     print(f"{'case':<18} {'defaults (s)':>12} {'ep':>4} {'best hand (s)':>13} {'ep':>4} "
           f"{'ratio':>6}  best hand configuration")
     ratios = []
-    for case in cases(tuple(args.scales), grow=args.grow):
+    for case in cases(tuple(args.scales), grow=args.grow, field=args.field):
         if args.only and not any(case.name.startswith(p) for p in args.only):
             continue
         data, truth = write_case(case, work)
@@ -117,6 +123,15 @@ def main() -> None:
                   f"{'-' if best[0] is None else f'{best[0]:.2f}':>13} {best[1]:>4} {'':>6}  "
                   f"{best[3] or 'no hand configuration reached it'} (defaults final corr {d[2]:.3f})")
             continue
+        # the machine is shared: the defaults and the best hand configuration run once more, and
+        # each keeps its faster time (the other hand configurations only had to be ranked)
+        again = time_to(case, data, truth, {}, args.threshold, work / "run", be)
+        if again[0] is not None and again[0] < d[0]:
+            d = again
+        changes = hand_tuned(case, float(np.abs(truth).max()))[best[3]]
+        again = time_to(case, data, truth, changes, args.threshold, work / "run", be)
+        if again[0] is not None and again[0] < best[0]:
+            best = (again[0], again[1], again[2], best[3])
         ratio = d[0] / best[0]
         ratios.append(ratio)
         print(f"{case.name:<18} {d[0]:>12.2f} {d[1]:>4} {best[0]:>13.2f} {best[1]:>4} {ratio:>6.2f}  "

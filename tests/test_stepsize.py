@@ -78,6 +78,15 @@ def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
     # an explicit minibatch selects a stochastic optimiser; explicit settings are kept
     mb = autotune.choose_schedule("auto", None, 10, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (mb.kind, mb.batch_spots) == ("adam", 10)
+    # many overlapping positions, 2D or multislice: Adam on minibatches (unless the probe is blind)
+    for depth in (1, 16):
+        many = autotune.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128), 8 * 2**30)
+        assert many.kind == "adam" and 0 < many.batch_spots < 289, (depth, many)
+        few = autotune.choose_schedule("auto", None, None, _ds(1, 36), True, (depth, 32, 32), 8 * 2**30)
+        assert few.kind == "lbfgs", (depth, few)
+        blind = autotune.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128),
+                                         8 * 2**30, blind_probe=True)
+        assert blind.kind == "lbfgs", (depth, blind)
     # too little memory for the full batch: Adam, about 16 minibatches per epoch
     big = autotune.choose_schedule("auto", None, None, _ds(1, 400), True, (1, 40, 40), 2**20)
     assert big.kind == "adam" and 0 < big.batch_spots <= 25

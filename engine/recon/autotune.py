@@ -26,7 +26,8 @@ from ..io.datafile import Dataset, estimate_memory_bytes, spread_indices
 log = logging.getLogger(__name__)
 
 __all__ = ["Schedule", "choose_schedule", "estimation_batch", "TARGET_UPDATES_TOMO",
-           "TARGET_UPDATES_2D"]
+           "TARGET_UPDATES_2D",
+           "LBFGS_MAX_SPOTS"]
 
 #: Stochastic tomography: about this many updates per epoch (one angle per update up to this many
 #: angles; beyond, a few angles per update, which vectorise better at the same progress per epoch).
@@ -35,16 +36,19 @@ TARGET_UPDATES_TOMO = 32
 #: 2D ptychography too large for full batches: about this many minibatches per epoch.
 TARGET_UPDATES_2D = 16
 
-#: 2D far-field ptychography with more scan positions than this runs Adam on minibatches of
-#: positions (measured on the benchmark's Siemens stars, 100-400 positions: Adam reaches 0.9 in 1-3
-#: epochs, L-BFGS in 2-8 epochs of 3-4 evaluations each). Multislice ptychography stays with
-#: L-BFGS (measured: 2-3x faster to 0.9 than Adam on beads 8 slices deep). A probe that must be
-#: found too (none in the file) keeps L-BFGS: probe and object are coupled and Adam's per-element
+#: Far-field ptychography of one view (2D or multislice) with more scan positions than this runs
+#: Adam on minibatches of positions: overlapping positions make each minibatch a fair gradient and
+#: an epoch gives many updates. Measured on the scale sweep's Siemens stars and 16-slice beads,
+#: weak/mid/strong (benchmarks/bench_defaults.py, probe refined from epoch 2): at 289-484 positions
+#: Adam reaches 0.9 in 1-3 epochs and 0.99 in 3-10, L-BFGS needs 1-3 / 10-20 epochs of several
+#: evaluations each (to 0.99: 1.3-18x the time). At 36 positions L-BFGS keeps the lead on the strong beads
+#: (0.9 in ~10 epochs against ~20) and stays. A probe that must be found too (none in the file)
+#: keeps L-BFGS: probe and object are coupled and Adam's per-element
 #: steps drift along that coupling (independent Adorym-layout files, 121 positions, defocused
 #: probe: Adam 0.82 / 0.75 at 10 / 30 epochs, L-BFGS 0.96 / 0.93; tests/test_adorym_stranger.py).
 #: Tomography with a blind probe keeps Adam over angles (a 24^3 SiO2 cone at 1 nm, 24 angles, no
 #: probe in the file: Adam 0.86 in 15 epochs / 1.6 s, full-batch L-BFGS 0.80 in 60 / 16 s).
-LBFGS_MAX_SPOTS_2D = 64
+LBFGS_MAX_SPOTS = 64
 
 #: Full-batch L-BFGS keeps ~ (history + 3) object-sized arrays and the whole batch's tape; allow
 #: it when the estimate is below this fraction of the available memory (and this absolute cap).
@@ -81,9 +85,9 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
     if kind == "auto":
         if explicit_minibatch:
             kind, why = "adam", "minibatches were set explicitly"
-        elif splits_spots and object_shape[0] == 1 and ds.n_spots > LBFGS_MAX_SPOTS_2D \
+        elif splits_spots and ds.n_spots > LBFGS_MAX_SPOTS \
                 and not (blind_probe and ds.n_angles == 1 and fits):
-            kind, why = "adam", (f"{ds.n_spots} scan positions of a 2D object: stochastic updates "
+            kind, why = "adam", (f"{ds.n_spots} overlapping scan positions: stochastic updates "
                                  "over positions reach the object sooner")
         elif ds.n_angles == 1 and fits:
             kind, why = "lbfgs", (f"one view and the full batch ({full_bytes / 2**20:.0f} MiB) fits "
