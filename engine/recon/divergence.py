@@ -7,7 +7,10 @@ estimate at the end of an epoch, on a fixed check batch, rises well above the be
 
 1. restores the estimate of the start of the epoch (the last state that passed the check; the
    epoch is repeated, so a checkpoint, written only after the check, never holds a diverged state),
-2. forgets the optimiser's memory (moments or curvature pairs that saw the diverging steps),
+2. restores the optimiser's memory of that estimate (Adam's moments at the start of the epoch:
+   forgetting them made Adam's next step sign-like, every element moved by the full rate, which
+   near convergence diverged again -- 3-4 rollbacks in a row on the sweep's noise-free stars, now
+   one) or, for L-BFGS, forgets the curvature pairs (a rate cut discards them anyway),
 3. halves every refined learning rate and halves again the one whose update, applied alone to the
    good estimate, raises the loss most (the likely culprit); the new rates are written
    into the configuration, so the saved ``config.toml`` says what was actually used,
@@ -114,13 +117,14 @@ class DivergenceGuard:
         return False
 
     def roll_back(self, params: dict, good: dict, names: list[str], where: str,
-                  checkpoint_hint: str, partial_loss=None) -> None:
-        """Restore ``good`` into ``params``, cut the rates of ``names``; raise after too many.
+                  checkpoint_hint: str, partial_loss=None, memory=None) -> None:
+        """Restore ``good`` into ``params`` and the optimiser's ``memory`` of that estimate
+        (``Solver.memory``; None: forget it), cut the rates of ``names``; raise after too many.
         ``partial_loss(trial) -> float``: the loss with ``trial`` overriding the good estimate
         (used to find the parameter whose update alone hurts most)."""
         culprit = self._culprit(params, good, names, partial_loss)
         params.update({k: v.copy() for k, v in good.items()})
-        self.solver.reset()
+        self.solver.restore(memory)
         self.rollbacks += 1
         cfg = self.solver.config
         for n in names:

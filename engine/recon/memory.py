@@ -43,8 +43,9 @@ _WINDOWS_PER_MODE = 12
 #: fits the traced peak of a 4-slice run).
 _WINDOWS_PER_EXTRA_SLICE = 4
 _WINDOWS_PER_FRAME = 8
-#: Object-sized optimiser slots per unknown.
-_OPTIMIZER_SLOTS = {"adam": 2, "momentum": 1}
+#: Object-sized optimiser slots per unknown: Adam's two moments (momentum's one) and their copy
+#: from the start of the epoch, which a rollback returns to.
+_OPTIMIZER_SLOTS = {"adam": 4, "momentum": 2}
 
 
 def _itemsizes(backend: Backend) -> tuple[int, int]:

@@ -256,6 +256,7 @@ class Reconstruction:
         while True:
             t0 = time.perf_counter()
             good = {k: v.copy() for k, v in self.problem.params.items()}  # the last good estimate
+            moments = self.solver.memory()  # and the optimiser's memory of it
             batches = self.solver.batches(self.epoch)
             start = int(resumed["batch"]) if resumed else 0
             sums: dict[str, float] = dict(resumed["sums"]) if resumed else {}
@@ -289,7 +290,7 @@ class Reconstruction:
                     return record
                 diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
                             f"{self._guard.best:.4g} on the same frames")
-            self._roll_back(good, diverged)
+            self._roll_back(good, diverged, moments)
 
     def _check_loss(self, params: dict) -> float:
         """Loss of ``params`` on the check batch (no gradient)."""
@@ -298,7 +299,7 @@ class Reconstruction:
             total, _ = self.problem.loss(params, a_idx, s_idx, self.problem.measured_batch(a_idx, s_idx))
         return float(to_host(total))
 
-    def _roll_back(self, good: dict, where: str) -> None:
+    def _roll_back(self, good: dict, where: str, memory=None) -> None:
         """Back to ``good`` with smaller steps; on too many rollbacks the checkpoint gets the last
         good estimate and the run stops with a :class:`DivergenceError`."""
         names = self.solver.refined(self.epoch)
@@ -310,7 +311,7 @@ class Reconstruction:
         try:
             with self._lock:
                 self._guard.roll_back(prob.params, good, names, where, str(self.checkpoint_path),
-                                      partial_loss)
+                                      partial_loss, memory)
         except DivergenceError:
             self._write(self.checkpoint_path, "checkpoint")
             raise

@@ -312,3 +312,24 @@ class Solver:
         """Forget the optimiser's memory (moments, curvature pairs) and any reusable evaluation."""
         self.optimizer.reset()
         self._last_eval = None
+
+    def memory(self):
+        """A copy of the optimiser's memory to go back to (Adam's moments, momentum; None for
+        L-BFGS, whose curvature pairs a rate cut discards anyway), on the device."""
+        if self.config.optimizer.kind == "lbfgs":
+            return None
+        return _copy_tree(self.optimizer.state)
+
+    def restore(self, memory) -> None:
+        """Back to :meth:`memory` (None: forget everything, :meth:`reset`)."""
+        if memory is None:
+            self.reset()
+            return
+        self.optimizer.state = _copy_tree(memory)
+        self._last_eval = None
+
+
+def _copy_tree(obj):
+    if isinstance(obj, dict):
+        return {k: _copy_tree(v) for k, v in obj.items()}
+    return obj.copy() if hasattr(obj, "copy") and hasattr(obj, "shape") else obj
