@@ -80,6 +80,45 @@ def test_round_off_of_a_converged_fit_is_not_a_divergence():
     assert g.epoch_diverged(1e-3)               # a real rise from there
 
 
+class _StubSolver:
+    """What DivergenceGuard.roll_back uses of a solver: the configuration, the optimiser's memory
+    and the rates hand-over; the backend for the culprit's finiteness check."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from slicewise.engine.recon.config import ReconConfig
+        self.config = ReconConfig()
+        self.config.optimizer.lr_delta = 1.0
+        self.problem = SimpleNamespace(backend=SimpleNamespace(xp=np))
+
+    def restore(self, memory):
+        pass
+
+    def update_learning_rates(self):
+        pass
+
+
+def test_rollbacks_separated_by_progress_do_not_stop_a_run():
+    """Near convergence a fixed-rate Adam's check loss fluctuates and each rise rolls back, halving
+    the rates (the sweep's SiO2 star: 3 rollbacks in 150 epochs, each after a new best): eight of
+    them, each followed by a better estimate, go on; six in a row stop the run, naming the rate."""
+    g = DivergenceGuard(_StubSolver())
+    params, good = {"delta": np.ones(3)}, {"delta": np.ones(3)}
+    assert not g.epoch_diverged(1.0)
+    loss = 1.0
+    for _ in range(8):
+        assert g.epoch_diverged(10 * loss)
+        g.roll_back(params, good, ["delta"], "test", "-")
+        loss /= 2
+        assert not g.epoch_diverged(loss)       # a new best: the streak starts again
+    assert g.rollbacks == 8 and g.streak == 0
+    with pytest.raises(DivergenceError, match=r"optimizer\.lr_delta was cut most"):
+        for _ in range(6):
+            g.roll_back(params, good, ["delta"], "test", "-")
+    assert g.streak == 6
+
+
 def test_refining_the_file_probe_of_a_weak_object_needs_no_rollback(tmp_path, caplog):
     """Noise-free 2D ptychography of a PMMA foam (2e-5 rad per pixel) with the probe from the file,
     refined from epoch 2 as the example configuration does. A probe rate floored at a thousandth of
