@@ -371,15 +371,16 @@ def estimate_memory_bytes(dataset: Dataset, object_shape, n_slices: int, batch: 
                           dtype="complex64") -> int:
     """Rough peak memory (bytes) of a reconstruction run; within a factor ~2.
 
-    Counts: object parameters (delta and beta, each ``object_shape`` real) times 4 (value,
-    gradient, two Adam moments) plus a rotated copy for tomography; the forward tape of one batch
+    Counts: object parameters (delta and beta, each ``object_shape`` real) times 6 (value,
+    gradient, two Adam moments and their copy from the start of the epoch, which a rollback
+    returns to) plus a rotated copy for tomography; the forward tape of one batch
     (``batch`` windows x probe modes x ``n_slices`` x about 4 complex arrays per slice: incident,
     transmitted, propagated wave and transmission); the batch of measured frames; the probe.
     """
     c = np.dtype(dtype).itemsize if np.dtype(dtype).kind == "c" else 2 * np.dtype(dtype).itemsize
     r = c // 2
     n_obj = int(np.prod(object_shape))
-    obj = 2 * n_obj * r * 4 + (2 * n_obj * r * 2 if is_tomography(dataset.angles_rad) else 0)
+    obj = 2 * n_obj * r * 6 + (2 * n_obj * r * 2 if is_tomography(dataset.angles_rad) else 0)
     n_modes = 1 if dataset.probe is None else dataset.probe.shape[0]
     win = int(np.prod(dataset.frame_shape))
     tape = int(batch) * n_modes * max(int(n_slices), 1) * win * c * 4
