@@ -38,14 +38,30 @@ class NapariLoading:
         QTimer.singleShot(delay_ms, self._start_preload)
 
     def _start_preload(self) -> None:
+        if self._closed:
+            return
         if self._when is not None and not self._when():
             QTimer.singleShot(3000, self._start_preload)
             return
-        threading.Thread(target=self._warm_up, daemon=True, name="napari-import").start()
+        self._import_done = threading.Event()
+        threading.Thread(target=self._warm_up, args=(self._import_done,), daemon=True,
+                         name="napari-import").start()
+        QTimer.singleShot(50, self._poll_loaded)
 
-    def _warm_up(self) -> None:
+    def _poll_loaded(self) -> None:
+        """The window's thread learns here that the imports are done. The import thread never
+        touches a Qt object: the view may be closed and deleted while it runs (a signal emitted
+        from there could meet a half-destroyed receiver); a timer bound to the view dies with
+        it."""
+        if not self._import_done.is_set():
+            QTimer.singleShot(50, self._poll_loaded)
+            return
+        self._on_loaded()
+
+    def _warm_up(self, done: threading.Event) -> None:
         """Imports, the unit registry and a throw-away 3D viewer model: what would otherwise
-        take seconds of the window's thread when the tab is first shown."""
+        take seconds of the window's thread when the tab is first shown. Runs on its own
+        thread; sets ``done`` at the end (see :meth:`_poll_loaded`)."""
         try:
             import napari._qt.qt_viewer  # noqa: F401, PLC0415
             import napari._vispy  # noqa: F401, PLC0415
@@ -65,12 +81,12 @@ class NapariLoading:
         except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
             log.warning("napari could not be loaded", exc_info=True)
         self._load_tried = True
-        self.napariLoaded.emit()
+        done.set()
 
     def prepare(self) -> None:
         """The tab is shown: make the (empty) viewer now, while it costs the least, not with
         the first volume of a run."""
-        if self.viewer is None and self._warm and not self._loading:
+        if self.viewer is None and self._warm and not self._loading and not self._closed:
             try:
                 self.ensure_viewer()
                 QTimer.singleShot(0, self._warm_canvas)
@@ -97,6 +113,8 @@ class NapariLoading:
 
     def _on_loaded(self) -> None:
         self._loading = False
+        if self._closed:
+            return
         if self.isVisible() and self._pending is None:
             self.prepare()
         if self._pending is not None:

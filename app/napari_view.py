@@ -63,7 +63,6 @@ class _CloseWatcher(QObject):
 
 
 class NapariView(NapariLoading, QWidget):
-    napariLoaded = pyqtSignal()
     min_interval_s = 2.0      # 3D texture uploads are the costliest view update
     budget = 0.03             # live 3D updates may take ~3 % of the time during a run
 
@@ -84,7 +83,7 @@ class NapariView(NapariLoading, QWidget):
         self._bin_cache: dict = {}
         self._stages: list = []   # the remaining steps of a new volume's set-up
         self._after_stages = None  # show_volume arguments that came during the set-up
-        self.napariLoaded.connect(self._on_loaded)
+        self._closed = False      # close_viewer was called: the window is closing
         _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
         self.grid = QCheckBox("grid (side by side)")
@@ -173,6 +172,9 @@ class NapariView(NapariLoading, QWidget):
                 self.qt_viewer.close()
             except Exception:  # noqa: BLE001 - a broken canvas may fail to close cleanly
                 log.debug("closing the old 3D canvas failed", exc_info=True)
+            # deleted by the event loop, between events: left to Python's garbage collector
+            # (napari's objects hold reference cycles) the OpenGL widget would go at any moment
+            self.qt_viewer.deleteLater()
         self.qt_viewer = self.viewer = None
 
     # ---- viewer ------------------------------------------------------------------------------
@@ -207,7 +209,12 @@ class NapariView(NapariLoading, QWidget):
         return v
 
     def close_viewer(self) -> None:
+        """The window closes: pop-outs closed, napari's own orderly close; nothing pending
+        (stages, a waiting volume, a rebuild, the end of napari's loading) acts afterwards."""
+        self._closed = True
         self._stages.clear()
+        self._pending = self._after_stages = None
+        self._rebuild_due = False
         for w in self._popouts:
             try:
                 w.close()
@@ -237,6 +244,8 @@ class NapariView(NapariLoading, QWidget):
         (live updates of a running reconstruction): volumes binned 2x or 4x and drawn with a
         coarser ray step, so the window's thread is blocked for less of each update.
         """
+        if self._closed:
+            return
         if self._loading or not (self.napari_imported() or self._load_tried):
             self._pending = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                              title, reset_camera, preview)
@@ -270,6 +279,7 @@ class NapariView(NapariLoading, QWidget):
             self._after_stages = (volumes, pixel_size_m, slice_thickness_m, truth,
                                   truth_voxel_m, title, reset_camera, preview)
             return
+        self._after_stages = None  # this newer volume replaces one still waiting
         if self._rebuild_due:
             self.rebuild()
         self._end_warm()
@@ -302,6 +312,9 @@ class NapariView(NapariLoading, QWidget):
                 # grid first (one panel), then the truth's panel: two shorter turns
                 self._stages[k + 1:k + 1] = [lambda: self.grid.setChecked(True),
                                              self._show_truth]
+            # a camera fitted to the first layer alone cuts the grid's panels off (1.25x a
+            # fresh fit's zoom): fitted again once every layer is in place
+            self._stages.append(self._refit_camera)
         self._stages.append(lambda: self._shown(select=first))
         self._run_stage()
 
@@ -321,8 +334,14 @@ class NapariView(NapariLoading, QWidget):
         if self._stages:
             QTimer.singleShot(STAGE_GAP_MS, self._run_stage)
         elif self._after_stages is not None:
+            # a bound method, not a lambda: the timer dies with the view
+            QTimer.singleShot(STAGE_GAP_MS, self._show_waiting)
+
+    def _show_waiting(self) -> None:
+        """The volume that came while the last one was being set up."""
+        if self._after_stages is not None and not self._stages:
             args, self._after_stages = self._after_stages, None
-            QTimer.singleShot(STAGE_GAP_MS, lambda: self.show_volume(*args))
+            self.show_volume(*args)
 
     @property
     def busy(self) -> bool:
@@ -362,10 +381,18 @@ class NapariView(NapariLoading, QWidget):
         kept = getattr(self, "_kept_camera", None)
         self._kept_camera = None
         v = self.viewer
+        self._fitted = False
         if kept is not None and not reset_camera:
             v.camera.center, v.camera.zoom, v.camera.angles = kept
         elif reset_camera is not False:
             self._fit_camera(CAMERA_ANGLES)
+            self._fitted = True
+
+    def _refit_camera(self) -> None:
+        """Fit again, at the same angles, once every layer and the grid are in place (only a
+        camera this view fitted itself: a kept one stays)."""
+        if getattr(self, "_fitted", False):
+            self._fit_camera(tuple(self.viewer.camera.angles))
 
     def _shown(self, select: bool = False) -> None:
         v = self.viewer

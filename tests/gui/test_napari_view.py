@@ -185,3 +185,30 @@ def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
     qtbot.waitUntil(lambda: canvas.width() >= box.width() - 2, timeout=5000)
     assert nv.viewer.camera.zoom > zoom * 1.2             # the same framing on a larger canvas
     nv.close_viewer()
+
+
+@pytest.mark.parametrize("live_first", [False, True])
+def test_finished_volume_and_truth_are_framed_as_a_fresh_fit(qtbot, live_first):
+    """The reconstruction beside its truth (the grid's two panels) is framed as a fresh fit
+    frames them, not cut off at the zoom that fitted the first layer alone (1.25x), whether the
+    volume comes at once (an opened result) or after live previews on the capped canvas."""
+    from slicewise.app.napari_view import NapariView
+
+    nv = NapariView()
+    qtbot.addWidget(nv)
+    nv.resize(1200, 800)
+    nv.show()
+    vol = np.random.default_rng(3).random((32, 32, 32)).astype(np.float32)
+    truth = {"delta": vol}
+    for _ in range(2 if live_first else 0):
+        nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, (50e-9, 50e-9), preview=True)
+        qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth, (50e-9, 50e-9))  # finished: full size
+    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
+    canvas = nv.qt_viewer.canvas.native
+    qtbot.waitUntil(lambda: canvas.width() >= nv.canvas_box.width() - 2, timeout=5000)
+    assert nv.viewer.grid.enabled
+    zoom = nv.viewer.camera.zoom
+    nv.viewer.reset_view()
+    assert zoom == pytest.approx(nv.viewer.camera.zoom, rel=0.1)
+    nv.close_viewer()
