@@ -14,7 +14,7 @@ import sys
 import threading
 
 import numpy as np
-from PyQt6.QtCore import QTimer
+from PyQt6.QtCore import Qt, QTimer
 
 from . import shader_cache
 from .napari_layers import LAYER_STYLE
@@ -23,6 +23,21 @@ log = logging.getLogger("slicewise.app.napari")
 
 
 class NapariLoading:
+    def _later(self, ms: int, fn) -> None:
+        """Call ``fn`` after ``ms`` milliseconds, by a timer this view owns: stopped by
+        :meth:`_stop_timers` when the window closes and deleted with the view, on the window's
+        thread; nothing of a closed view fires later."""
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(fn)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(ms)
+
+    def _stop_timers(self) -> None:
+        for timer in self.findChildren(QTimer, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            timer.stop()
+            timer.deleteLater()
+
     @staticmethod
     def napari_imported() -> bool:
         return "napari.qt" in sys.modules and "napari.components" in sys.modules
@@ -35,18 +50,18 @@ class NapariLoading:
             return
         self._loading = True
         self._when = when
-        QTimer.singleShot(delay_ms, self._start_preload)
+        self._later(delay_ms, self._start_preload)
 
     def _start_preload(self) -> None:
         if self._closed:
             return
         if self._when is not None and not self._when():
-            QTimer.singleShot(3000, self._start_preload)
+            self._later(3000, self._start_preload)
             return
         self._import_done = threading.Event()
         threading.Thread(target=self._warm_up, args=(self._import_done,), daemon=True,
                          name="napari-import").start()
-        QTimer.singleShot(50, self._poll_loaded)
+        self._later(50, self._poll_loaded)
 
     def _poll_loaded(self) -> None:
         """The window's thread learns here that the imports are done. The import thread never
@@ -54,7 +69,7 @@ class NapariLoading:
         from there could meet a half-destroyed receiver); a timer bound to the view dies with
         it."""
         if not self._import_done.is_set():
-            QTimer.singleShot(50, self._poll_loaded)
+            self._later(50, self._poll_loaded)
             return
         self._on_loaded()
 
@@ -104,7 +119,7 @@ class NapariLoading:
         self._warm_layer = v.add_image(np.zeros((4, 4, 4), np.float32), name="\u2026",
                                        colormap=style[0], rendering=style[2],
                                        contrast_limits=(0.0, 1.0), blending="additive")
-        QTimer.singleShot(300, self._end_warm)
+        self._later(300, self._end_warm)
 
     def _end_warm(self) -> None:
         layer, self._warm_layer = getattr(self, "_warm_layer", None), None

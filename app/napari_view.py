@@ -212,6 +212,7 @@ class NapariView(NapariLoading, QWidget):
         """The window closes: pop-outs closed, napari's own orderly close; nothing pending
         (stages, a waiting volume, a rebuild, the end of napari's loading) acts afterwards."""
         self._closed = True
+        self._stop_timers()
         self._stages.clear()
         self._pending = self._after_stages = None
         self._rebuild_due = False
@@ -332,10 +333,10 @@ class NapariView(NapariLoading, QWidget):
             self.popout.setEnabled(self._rebuild_due and len(self.viewer.layers) > 0)
             return
         if self._stages:
-            QTimer.singleShot(STAGE_GAP_MS, self._run_stage)
+            self._later(STAGE_GAP_MS, self._run_stage)
         elif self._after_stages is not None:
-            # a bound method, not a lambda: the timer dies with the view
-            QTimer.singleShot(STAGE_GAP_MS, self._show_waiting)
+            # a timer the view owns (_later), not a lambda: it dies with the view
+            self._later(STAGE_GAP_MS, self._show_waiting)
 
     def _show_waiting(self) -> None:
         """The volume that came while the last one was being set up."""

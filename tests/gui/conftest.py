@@ -91,18 +91,40 @@ def dialogs(monkeypatch) -> DialogLog:
 
 
 @pytest.fixture
-def window(qtbot, dialogs):
+def make_window(qtbot):
+    """``make_window()`` -> a new MainWindow (not shown). At the end of the test every window
+    is closed and deleted by Qt's event loop, in the window's thread. Left to the wrappers'
+    reference counts, a closed window was deleted at the test's return, and a timer of a freed
+    object then fired in pytest-qt's teardown (a rare segmentation fault after
+    test_window_remembers_layout)."""
+    from PyQt6 import sip
+
     from slicewise.app.main_window import MainWindow
 
-    w = MainWindow()
-    qtbot.addWidget(w)
+    made = []
+
+    def make():
+        made.append(MainWindow())
+        return made[-1]
+
+    yield make
+    for w in made:
+        if sip.isdeleted(w):
+            continue
+        if w.controller.is_active():  # never leave a solver behind
+            w.controller.stop()
+            w.controller.wait(30)
+        w.close()
+        w.deleteLater()
+    qtbot.waitUntil(lambda: all(sip.isdeleted(w) for w in made), timeout=10000)
+
+
+@pytest.fixture
+def window(qtbot, dialogs, make_window):
+    w = make_window()
     w.show()
     qtbot.waitExposed(w)
-    yield w
-    if w.controller.is_active():  # never leave a solver thread behind
-        w.controller.stop()
-        w.controller.wait(30)
-    w.close()
+    return w
 
 
 # ---- helpers -------------------------------------------------------------------------------------

@@ -262,19 +262,15 @@ def test_drop_and_recent_files(qtbot, window, holo_file):
     assert settings.last_dir() == str(Path(holo_file).parent.resolve())
 
 
-def test_window_remembers_layout(qtbot, dialogs):
-    from slicewise.app.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
+def test_window_remembers_layout(qtbot, dialogs, make_window):
+    w = make_window()
     w.show()
     avail = w.screen().availableGeometry()  # offscreen test screens are small
     w.resize(min(1234, avail.width() - 40), min(777, avail.height() - 40))
     w.log_dock.hide()
     size = (w.width(), w.height())
     w.close()
-    w2 = MainWindow()
-    qtbot.addWidget(w2)
+    w2 = make_window()
     w2.show()
     assert (w2.width(), w2.height()) == size
     assert w2.log_dock.isHidden()

@@ -261,16 +261,12 @@ def test_polish_labels_and_titles(qtbot, window, holo_file, tmp_path, dialogs):
         assert act.shortcut().toString() == key
 
 
-def test_last_data_set_and_parameters_are_remembered(qtbot, holo_file, dialogs):
-    from slicewise.app.main_window import MainWindow
-
-    w = MainWindow()
-    qtbot.addWidget(w)
+def test_last_data_set_and_parameters_are_remembered(qtbot, holo_file, dialogs, make_window):
+    w = make_window()
     open_data(qtbot, w, holo_file)
     w.params.set_value("run.epochs", 17)
     w.close()
-    w2 = MainWindow()                  # the next start, without a file on the command line
-    qtbot.addWidget(w2)
+    w2 = make_window()                 # the next start, without a file on the command line
     w2.restore_last_session()
     qtbot.waitUntil(lambda: w2.dataset is not None, timeout=10000)
     assert w2.params.value("run.epochs") == 17
