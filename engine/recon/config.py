@@ -136,6 +136,12 @@ class InitConfig:
                     "data (far field: the focus the mean diffraction pattern implies, propagated "
                     "until it is about 45 % of the frame window wide); file; data; gaussian",
                     choices=("auto", "file", "data", "gaussian"))
+    probe_search: str = _f("auto", "far field, probe derived from the data: try defoci of the "
+                           "guess (up to one depth of focus either way) and both half-pixel "
+                           "centrings, each with a short object-only fit, and start from the one "
+                           "with the lowest data loss; auto = for weak objects (frames within 1 % "
+                           "of their mean), where probe refinement cannot find them; on = always; "
+                           "off = never", choices=("auto", "on", "off"))
     probe_path: Optional[str] = _f(None, "read the initial probe from this .npy/.h5 file "
                                    "instead of the data file", path="file")
     probe_fwhm_m: Optional[float] = _f(None, "FWHM of the gaussian probe guess; unset = a quarter "

@@ -35,7 +35,7 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from . import autotune, initial_guess
+from . import autotune, initial_guess, probe_search
 from .divergence import DivergenceGuard, check_batch
 from .checkpoint import Progress, host_params, read_state, write_state
 from .distributed import Distributed
@@ -124,6 +124,8 @@ class Reconstruction:
         if not resume:  # a physics-based start instead of vacuum where the data prefer it
             initial_guess.apply_initial_guess(self.problem, *autotune.estimation_batch(
                 dataset, self.problem.model.splits_spots, schedule))
+            probe_search.run_probe_search(self.config, dataset, self.problem, schedule,
+                                          self.base_dir, self.distributed)
         self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"

@@ -1,0 +1,168 @@
+"""The guessed far-field probe's missing Fourier phase, chosen by the data (``init.probe_search``).
+
+The mean diffraction pattern fixes the probe's Fourier amplitude but not its Fourier phase
+(:mod:`.probe_guess`). Two parts of that phase matter and are cheap to search:
+
+- a defocus: the sample sits some distance from the focus, which puts a phase ``alpha k^2`` on the
+  probe's Fourier transform. The scale-free unit is the depth of focus of the probe's numerical
+  aperture: with the Fourier support reaching ``k_max`` cycles/px, a defocus of one depth of focus
+  (``lambda / NA^2``, ``NA = lambda k_max / pixel``) is ``alpha = pi / k_max^2`` in the units of
+  :func:`.probe_guess.defocus` -- a phase of pi at the support's edge, whatever the pixel size and
+  wavelength;
+- the centring of an even window: at ``(p - 1) / 2`` (Adorym's probes) or at ``p / 2`` (a probe
+  built on ``p // 2``). In tomography a lateral shift of the probe shifts every view, i.e. moves the
+  rotation axis, which no 3D object fits.
+
+A weak object hardly reveals either to probe refinement (its signal is smaller than the error of
+the guess), but the data loss after a short object-only fit does: each candidate probe is held fixed
+while the object is fitted for :data:`FIT_EPOCHS` epochs from its start, and the candidate with the
+lowest data loss over the last of them is kept. The centring is chosen first (at the guess's
+defocus), then the defocus on the ladder :data:`DEFOCUS_LADDER` (in depths of focus, either sign).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ..backend import to_host
+from . import config as cfgmod
+from .probe_guess import WEAK_CONTRAST, defocus, frame_contrast
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFOCUS_LADDER", "FIT_EPOCHS", "focus_depth_alpha", "object_only_solvers",
+           "run_probe_search", "search_probe", "shift", "wants_search"]
+
+#: Defoci tried on either side of the guess, in depths of focus (:func:`focus_depth_alpha`).
+DEFOCUS_LADDER = (0.125, 0.25, 0.5, 1.0)
+#: Object-only epochs fitted per candidate before its data loss is compared.
+FIT_EPOCHS = 3
+#: Fraction of the probe's Fourier power inside the support radius ``k_max``.
+SUPPORT_POWER = 0.95
+
+
+def focus_depth_alpha(probe: np.ndarray) -> float:
+    """One depth of focus of ``probe`` ``(py, px)`` in the units of :func:`.probe_guess.defocus`:
+    ``pi / k_max^2``, ``k_max`` (cycles/px) the radius holding :data:`SUPPORT_POWER` of its
+    Fourier power."""
+    power = np.abs(np.fft.fft2(probe)) ** 2
+    ky, kx = np.fft.fftfreq(probe.shape[0]), np.fft.fftfreq(probe.shape[1])
+    k = np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2).ravel()
+    order = np.argsort(k)
+    cum = np.cumsum(power.ravel()[order])
+    k_max = float(k[order][np.searchsorted(cum, SUPPORT_POWER * cum[-1])])
+    k_max = max(k_max, 1.0 / max(probe.shape))   # a single-pixel pattern: the grid's finest step
+    return math.pi / k_max ** 2
+
+
+def shift(probe: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``probe`` ``(..., py, px)`` moved by ``(dy, dx)`` px (Fourier shift, periodic)."""
+    ky, kx = np.fft.fftfreq(probe.shape[-2]), np.fft.fftfreq(probe.shape[-1])
+    ramp = np.exp(-2j * np.pi * (ky[:, None] * dy + kx[None, :] * dx))
+    return np.fft.ifft2(np.fft.fft2(probe) * ramp)
+
+
+def wants_search(config, dataset, probe_is_guess: bool) -> bool:
+    """Whether ``init.probe_search`` applies: a probe derived from the data, and for ``auto`` a
+    weak object (:func:`.probe_guess.frame_contrast` below :data:`.probe_guess.WEAK_CONTRAST`),
+    where refinement cannot recover the probe's Fourier phase."""
+    mode = config.init.probe_search
+    if mode == "off" or not probe_is_guess or config.init.probe not in ("auto", "data"):
+        return False
+    return mode == "on" or frame_contrast(dataset) < WEAK_CONTRAST
+
+
+def _candidate(base: np.ndarray, alpha: float, centred_at_half: bool) -> np.ndarray:
+    p = np.stack([defocus(m, alpha) for m in base]) if alpha else base
+    return shift(p, 0.5, 0.5) if centred_at_half else p
+
+
+def _fit_loss(problem, solver_factory, start: dict, probe) -> float:
+    """Data loss over the last of :data:`FIT_EPOCHS` object-only epochs with ``probe`` fixed,
+    the object fitted from ``start``."""
+    be = problem.backend
+    problem.params.update({k: v.copy() for k, v in start.items()})
+    problem.params["probe"] = be.to_complex(probe)
+    solver = solver_factory()
+    names = solver.refined(0)
+    losses = []
+    for epoch in range(FIT_EPOCHS):
+        losses = []
+        for a_idx, s_idx in solver.batches(epoch):
+            loss, terms = solver.step(a_idx, s_idx, names)
+            if not math.isfinite(loss):
+                return math.inf
+            losses.append(terms.get("data", loss))
+    return float(np.mean(losses))
+
+
+def search_probe(problem, solver_factory) -> str:
+    """Replace the guessed probe in ``problem.params`` by the candidate with the lowest data loss
+    after a short object-only fit (module docstring); the object returns to its start. Returns a
+    description of the choice (also logged). ``solver_factory()`` builds a solver that refines the
+    object only (learning rates fixed across candidates)."""
+    be = problem.backend
+    base = np.asarray(to_host(problem.params["probe"]), np.complex128)
+    start = {k: v.copy() for k, v in problem.params.items() if k in ("delta", "beta", "object")}
+    unit = focus_depth_alpha(base[0])
+    tried: dict[tuple, float] = {}
+
+    def loss_of(alpha_units: float, half: bool) -> float:
+        key = (alpha_units, half)
+        if key not in tried:
+            tried[key] = _fit_loss(problem, solver_factory, start,
+                                   _candidate(base, alpha_units * unit, half))
+        return tried[key]
+
+    even = all(n % 2 == 0 for n in base.shape[-2:])
+    half = even and loss_of(0.0, True) < loss_of(0.0, False)
+    best = 0.0
+    for step in DEFOCUS_LADDER:
+        for a in (step, -step):
+            if loss_of(a, half) < loss_of(best, half):
+                best = a
+    problem.params.update(start)
+    problem.params["probe"] = be.to_complex(_candidate(base, best * unit, half))
+    choice = (f"defocus {best:+g} depth of focus (alpha {best * unit:.3g}), centred at "
+              f"{'p / 2' if half else '(p - 1) / 2'}")
+    log.info("init.probe_search: %s; data loss after %d object-only epochs per candidate "
+             "(defocus in depths of focus, centring): %s", choice, FIT_EPOCHS,
+             ", ".join(f"{a:+g}{' p/2' if h else ''} {v:.4g}" for (a, h), v in sorted(tried.items())))
+    return choice
+
+
+def object_only_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
+    """``factory() -> Solver`` for :func:`search_probe`: solvers that refine the object only, at
+    learning rates measured once (by the first) and shared by all."""
+    import threading
+
+    from .projections import Projections
+    from .solver import Solver
+
+    fit_cfg = config.copy()
+    for name in ("probe", "positions", "distances"):
+        cfgmod.set_value(fit_cfg, f"refine.{name}", False)
+    lock = threading.RLock()
+
+    def factory():
+        solver = Solver(fit_cfg, dataset, problem, Projections(fit_cfg, problem, base_dir),
+                        schedule, lock, distributed)
+        solver.resolve_learning_rates(solver.refined(0))
+        return solver
+
+    return factory
+
+
+def run_probe_search(config, dataset, problem, schedule, base_dir, distributed=None) -> str | None:
+    """:func:`search_probe` where ``init.probe_search`` asks for it (:func:`wants_search`);
+    returns its choice, or None where it does not run."""
+    from .solver import _probe_is_guess
+
+    if "probe" not in problem.params or not wants_search(
+            config, dataset, _probe_is_guess(config, dataset, problem)):
+        return None
+    return search_probe(problem, object_only_solvers(config, dataset, problem, schedule, base_dir,
+                                                     distributed))
