@@ -158,10 +158,11 @@ def object_only_solvers(config, dataset, problem, schedule, base_dir, distribute
 
 def run_probe_search(config, dataset, problem, schedule, base_dir, distributed=None) -> str | None:
     """:func:`search_probe` where ``init.probe_search`` asks for it (:func:`wants_search`);
-    returns its choice, or None where it does not run."""
+    returns its choice, or None where it does not run (a far-field scanned probe only: a
+    near-field illumination is not guessed from a mean pattern)."""
     from .solver import _probe_is_guess
 
-    if "probe" not in problem.params or not wants_search(
+    if problem.kind != "ptycho" or "probe" not in problem.params or not wants_search(
             config, dataset, _probe_is_guess(config, dataset, problem)):
         return None
     return search_probe(problem, object_only_solvers(config, dataset, problem, schedule, base_dir,
