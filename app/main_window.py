@@ -433,8 +433,8 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self._final_state = state
         if path:
             self.statusBar().showMessage(f"{state}: result written to {path}", 15000)
-        if self.last_snapshot is not None and self.tabs.currentWidget() is self.napari_view:
-            self.show_3d()
+        # the full-resolution 3D view in a turn of its own, after the run's last messages
+        QTimer.singleShot(0, self._final_3d)
 
     def _on_run_failed(self, exc: BaseException, tb: str) -> None:
         self._final_state = "failed"

@@ -48,15 +48,20 @@ class CanvasBox(QWidget):
         self._layout.addWidget(qt_viewer)
         self._apply()
 
-    def set_live(self, on: bool) -> float:
-        """Cap (``on``) or free the canvas size now; returns new / old canvas width, by which
-        the camera's zoom is scaled to keep the same framing."""
+    def zoom_ratio(self, on: bool) -> float:
+        """New / old canvas width if :meth:`set_live` (``on``) were called now: the camera's
+        zoom scaled by it keeps the same framing. (Scaled before the resize, whose drawing is
+        synchronous, so that it is drawn once.)"""
         if on == self.live:
             return 1.0
         full, live = max(1, self.width()), self.live_size()[0]
-        self.live = on
-        self._apply()
         return live / full if on else full / live
+
+    def set_live(self, on: bool) -> None:
+        """Cap (``on``) or free the canvas size now."""
+        if on != self.live:
+            self.live = on
+            self._apply()
 
     def live_size(self) -> tuple[int, int]:
         """The largest canvas (logical pixels) a live run may use in this box."""

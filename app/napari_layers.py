@@ -154,3 +154,18 @@ def apply_view_settings(viewer, state: dict) -> None:
     viewer.grid.enabled = state["grid"]
     center, zoom, angles = state["camera"]
     viewer.camera.center, viewer.camera.zoom, viewer.camera.angles = center, zoom, angles
+
+
+def rotated_fit(size, view_direction, up_direction) -> float:
+    """By how much a zoom that fits a box of ``size`` (z, y, x) seen face-on (napari's
+    ``reset_view``) shrinks so that the box, seen along ``view_direction`` with
+    ``up_direction`` up (world z, y, x), still fits: its corners project wider than its face."""
+    view, up = np.asarray(view_direction, float), np.asarray(up_direction, float)
+    right = np.cross(view, up)
+    half = np.asarray(size, float) / 2
+    corners = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]) * half
+    width = 2 * np.abs(corners @ right).max()
+    height = 2 * np.abs(corners @ up).max()
+    fit_x = size[2] / width if width > 0 else 1.0
+    fit_y = size[1] / height if height > 0 else 1.0
+    return float(min(1.0, fit_x, fit_y))

@@ -4,32 +4,37 @@ A napari ``ViewerModel`` drawn by its ``QtViewer`` sits in a tab of the main win
 own layer list and layer controls beside it. Volumes are ``(z, y, x)`` with voxel scale in
 micrometres (slice thickness along z, pixel size along y and x), so the scale bar and the axes are
 physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
-by side. "Pop out" copies the layers into a full napari window (plugins, export, ...).
+by side. "Pop out" copies the layers into a full napari window (plugins, export, ...;
+:mod:`.napari_popout`).
 
-napari is loaded in the background (:mod:`.napari_loading`). A new volume's layers are made one
-per turn of the event loop (each costs tens of milliseconds). The canvas sits in a native child
-window, drawn smaller while a run is live (:mod:`.napari_canvas`). The view is sturdy: drawing
-errors of the OpenGL canvas are logged, never shown as dialogs, and the canvas is rebuilt
-(layers, camera and contrast kept), e.g. after a pop-out window that shared its OpenGL context
-was closed.
+napari is loaded in the background (:mod:`.napari_loading`). A new volume's layers are made, and
+changed layers get their new data, one per turn of the event loop (each costs tens of
+milliseconds). The canvas sits in a native child window, drawn smaller while a run is live
+(:mod:`.napari_canvas`); when it grows back to full size, napari's follow-up drawings (grid
+panels, overlays) leave the volumes out and only the last one draws them. The view is
+sturdy: drawing errors of the OpenGL canvas are logged, never shown as dialogs, and the canvas is
+rebuilt (layers, camera and contrast kept), e.g. after a pop-out window that shared its OpenGL
+context was closed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
-from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
                              QWidget)
 
 from . import shader_cache
 from .napari_canvas import CanvasBox
 from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
-                            PREVIEW_STEP, LayerPlan, add_state_layer, apply_view_settings,
-                            apply_view_state, bin_volume, plan_layers,
-                            preview_factor, setup_order, view_state, voxel_scale_um)
+                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume,
+                            plan_layers, preview_factor, rotated_fit, setup_order,
+                            view_state, voxel_scale_um)
 from .napari_loading import NapariLoading
+from .napari_popout import NapariPopout
 
 __all__ = ["NapariView", "bin_volume", "preview_factor", "is_gl_error", "gl_error_seen"]
 
@@ -53,16 +58,10 @@ def gl_error_seen() -> None:
         view.schedule_rebuild()
 
 
-class _CloseWatcher(QObject):
-    closed = pyqtSignal()
+class NapariView(NapariLoading, NapariPopout, QWidget):
+    """The 3D tab: napari's layer list and controls beside its canvas (see the module's
+    docstring)."""
 
-    def eventFilter(self, obj, event):  # noqa: N802 - Qt name
-        if event.type() == QEvent.Type.Close:
-            self.closed.emit()
-        return False
-
-
-class NapariView(NapariLoading, QWidget):
     min_interval_s = 2.0      # 3D texture uploads are the costliest view update
     budget = 0.03             # live 3D updates may take ~3 % of the time during a run
 
@@ -285,43 +284,60 @@ class NapariView(NapariLoading, QWidget):
             self.rebuild()
         self._end_warm()
         v = self.ensure_viewer()
-        zoom = self.canvas_box.set_live(preview)  # a smaller canvas while a run is live
-        if zoom != 1.0 and len(v.layers):
-            v.camera.zoom *= zoom
+        # a run has ended or paused: the canvas grows to full size last, so that its costliest
+        # drawing (full size, synchronous with the resize) has a turn of its own
+        grow = self.canvas_box.live and not preview
+        if not grow:
+            self._set_live(preview)  # a smaller canvas while a run is live
         f, plans = plan_layers(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                                preview, self._binned)
         step = PREVIEW_STEP if f > 1 else FULL_STEP
         self._title = title or "3D view"
+        stages = []
         for name, plan in plans.items():
-            if name in v.layers:
-                self._refresh_layer(v.layers[name], plan, step)
+            if name not in v.layers:
+                continue
+            if v.layers[name].data is plan.data:  # e.g. the truth: only the ray step
+                self._set_ray_step(v.layers[name], step)
+            else:  # new data (tens of milliseconds with napari's events, and a drawing)
+                stages.append(lambda n=name, p=plan: self._refresh_layer(v.layers[n], p, step))
+        if grow:  # napari's follow-up drawings without the volumes, then one full drawing
+            stages += [lambda: (self._show_volumes(False), self._set_live(False)),
+                       lambda: None, lambda: self._show_volumes(True)]
         new = setup_order(n for n in plans if n not in v.layers)
         first = len(v.layers) == 0
         if not first and reset_camera:
-            self._fit_camera(CAMERA_ANGLES)
-        if not new:
-            self._shown()
-            return
+            stages.append(lambda: self._fit_camera(CAMERA_ANGLES))
         # each new layer costs tens of milliseconds (napari's controls, vispy's visual) and its
         # first drawing as much again (shaders): one layer per turn of the event loop
-        self._stages = [lambda p=plans[n]: self._add_layer(p, step) for n in new]
-        if first:
-            self._stages[0] = lambda p=plans[new[0]]: (self._add_layer(p, step),
-                                                       self._first_camera(reset_camera))
+        adds = [lambda p=plans[n]: self._add_layer(p, step) for n in new]
+        if first and new:
+            adds[0] = lambda p=plans[new[0]]: (self._add_layer(p, step),
+                                               self._first_camera(reset_camera))
             if "truth delta" in new:  # made, then drawn beside the reconstruction
                 k = new.index("truth delta")
                 # grid first (one panel), then the truth's panel: two shorter turns
-                self._stages[k + 1:k + 1] = [lambda: self.grid.setChecked(True),
-                                             self._show_truth]
+                adds[k + 1:k + 1] = [lambda: self.grid.setChecked(True), self._show_truth]
             # a camera fitted to the first layer alone cuts the grid's panels off (1.25x a
             # fresh fit's zoom): fitted again once every layer is in place
-            self._stages.append(self._refit_camera)
-        self._stages.append(lambda: self._shown(select=first))
+            adds.append(self._refit_camera)
+        self._stages = [*stages, *adds, lambda: self._shown(select=first)]
+        self._update_s = 0.0
+        self._measuring = True
         self._run_stage()
+
+    def _set_live(self, on: bool) -> None:
+        """Cap or free the canvas's size (see :class:`.napari_canvas.CanvasBox`); the camera's
+        zoom follows, so that the framing stays."""
+        zoom = self.canvas_box.zoom_ratio(on)
+        if zoom != 1.0 and len(self.viewer.layers):
+            self.viewer.camera.zoom *= zoom
+        self.canvas_box.set_live(on)
 
     def _run_stage(self) -> None:
         if not self._stages:
             return
+        self._stage_t0 = time.perf_counter()
         try:
             self._stages.pop(0)()
         except Exception as exc:  # noqa: BLE001 - as in show_volume: logged, rebuilt later
@@ -332,11 +348,23 @@ class NapariView(NapariLoading, QWidget):
             self._rebuild_due = self.viewer is not None
             self.popout.setEnabled(self._rebuild_due and len(self.viewer.layers) > 0)
             return
+        # a zero timer fires after the canvas has drawn what this stage changed
+        QTimer.singleShot(0, self._stage_drawn)
         if self._stages:
             self._later(STAGE_GAP_MS, self._run_stage)
         elif self._after_stages is not None:
             # a timer the view owns (_later), not a lambda: it dies with the view
             self._later(STAGE_GAP_MS, self._show_waiting)
+
+    def _stage_drawn(self) -> None:
+        """Adds a stage and its drawing to the update's cost; the update's total paces the
+        live updates (:meth:`live_interval_s`)."""
+        if not getattr(self, "_measuring", False):
+            return
+        self._update_s += time.perf_counter() - self._stage_t0
+        if not self._stages:
+            self._measuring = False
+            self.update_cost(self._update_s)
 
     def _show_waiting(self) -> None:
         """The volume that came while the last one was being set up."""
@@ -347,7 +375,8 @@ class NapariView(NapariLoading, QWidget):
     @property
     def busy(self) -> bool:
         """Whether a volume is still being set up (napari loading, layers being made)."""
-        return bool(self._stages) or self._pending is not None or self._loading
+        return bool(self._stages) or self._pending is not None or self._loading or \
+            self._after_stages is not None
 
     def _refresh_layer(self, layer, plan: LayerPlan, step: float) -> None:
         if layer.data is not plan.data:  # the truth is not drawn again
@@ -413,10 +442,32 @@ class NapariView(NapariLoading, QWidget):
         except (AttributeError, KeyError):
             pass
 
+    def _show_volumes(self, on: bool) -> None:
+        """Draw the volumes (as their layers say) or, for a moment, only the rest of the scene:
+        napari lays a grid's panels out and places its overlays over the first two drawings
+        after the canvas has grown, each one as costly as any full-size drawing with software
+        OpenGL (0.15-0.3 s at a load of 3; without the volumes ~0.03 s). The layers' own
+        visibility is not touched (vispy's nodes, napari's private mapping)."""
+        try:
+            visuals = self.qt_viewer.canvas.layer_to_visual
+        except AttributeError:
+            return
+        for layer in self.viewer.layers:
+            node = getattr(visuals.get(layer), "node", None)
+            if node is not None:
+                node.visible = layer.visible and on
+
     def _fit_camera(self, angles) -> None:
+        """Every layer in view at ``angles``: napari fits the box's face, which a turned box
+        overflows (the finished cone was cut off)."""
         v = self.viewer
         v.reset_view()
         v.camera.angles = angles
+        if v.dims.ndisplay == 3 and len(v.layers):
+            ext = np.asarray(v.layers.extent.world, float)
+            size = (ext[1] - ext[0])[-3:]
+            v.camera.zoom = v.camera.zoom * rotated_fit(size, v.camera.view_direction,
+                                                        v.camera.up_direction)
 
     @staticmethod
     def _update_layer(layer, data: np.ndarray, levels: tuple[float, float]) -> None:
@@ -455,40 +506,3 @@ class NapariView(NapariLoading, QWidget):
         if self.qt_viewer is None:
             return None
         return self.qt_viewer.screenshot(flash=False)
-
-    def pop_out(self) -> None:
-        """Open a full napari window showing the same view: layers with their look, grid and
-        camera; made over several turns of the event loop (the window, then one layer per
-        turn), shown when complete. Closing it rebuilds the embedded canvas, which shared its
-        OpenGL context."""
-        if self.viewer is None or self._stages:
-            return
-        state, made = self.view_state(), {}
-
-        def window() -> None:
-            import napari  # noqa: PLC0415
-
-            made["w"] = napari.Viewer(title="Slicewise \u2013 napari", ndisplay=state["ndisplay"],
-                                      show=False)
-
-        self.popout.setEnabled(False)
-        self._stages = [window, *(lambda kw=kw: add_state_layer(made["w"], kw)
-                                  for kw in state["layers"]),
-                        lambda: self._show_popout(made["w"], state)]
-        self._run_stage()
-
-    def _show_popout(self, w, state: dict) -> None:
-        apply_view_settings(w, state)
-        w.scale_bar.visible = True
-        w.show()
-        watcher = _CloseWatcher(self)
-        watcher.closed.connect(lambda: (self._forget_popout(w), self.schedule_rebuild()))
-        w.window._qt_window.installEventFilter(watcher)
-        self._watchers.append(watcher)
-        self._popouts.append(w)
-        self.popout.setEnabled(True)
-        log.info("opened %d layer(s) in a napari window", len(state["layers"]))
-
-    def _forget_popout(self, w) -> None:
-        if w in self._popouts:
-            self._popouts.remove(w)

@@ -61,20 +61,25 @@ class View3DMixin:
         self._volumes = vs
         self._napari_shown_at = time.monotonic()
         self._3d_preview = preview
-        t0 = time.perf_counter()
         self.napari_view.show_volume(vs.volumes, vs.pixel_size_m, vs.slice_thickness_m,
                                      vs.truth, vs.truth_voxel_m,
                                      vs.title + (" (live preview, binned)" if preview else ""),
-                                     preview=preview)
-        # the canvas repaints in this turn of the event loop; a zero timer fires after it, so
-        # this measures the update including the (software or GPU) OpenGL drawing
-        QTimer.singleShot(0, lambda: self.napari_view.update_cost(time.perf_counter() - t0))
+                                     preview=preview)  # it measures its own cost
 
     def full_3d_when_paused(self) -> None:
         """A paused or ended run: the 3D tab, if it shows a binned preview, gets full
-        resolution (the user now looks closely, and nothing competes for the CPU)."""
+        resolution (the user now looks closely, and nothing competes for the CPU) -- in a turn
+        of the event loop of its own, not after the run's other messages."""
+        QTimer.singleShot(0, self._full_3d_now)
+
+    def _full_3d_now(self) -> None:
         if getattr(self, "_3d_preview", False) and \
                 self.tabs.currentWidget() is self.napari_view:
+            self.show_3d()
+
+    def _final_3d(self) -> None:
+        """The run has ended: its last estimate, at full resolution, if the 3D tab is open."""
+        if self.last_snapshot is not None and self.tabs.currentWidget() is self.napari_view:
             self.show_3d()
 
     def live_3d_due(self) -> bool:

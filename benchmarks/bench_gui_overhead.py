@@ -7,9 +7,10 @@
    (``extra/epoch_time_s``): the solver's own time, which is what contention with the window
    would slow down. The GUI's process wall time also holds its fixed start-up (Qt, the window).
 2. Responsiveness. One more GUI run, in a driver process, with the 3D (napari) tab open from
-   before Start to the end: a 10 ms QTimer on the window's thread records every tick; the
-   longest gap between ticks minus 10 ms is the longest the event loop was blocked. Printed
-   with the median and the 99th percentile, and the run's sum of epoch times.
+   before Start to 2 s after the end (the final full-size 3D view included): a 10 ms QTimer on
+   the window's thread records every tick; the longest gap between ticks minus 10 ms is the
+   longest the event loop was blocked. Printed with the median and the 99th percentile, the
+   blocks over 100 ms, and the run's sum of epoch times.
 
     python benchmarks/bench_gui_overhead.py [--epochs 20] [--rounds 3] [--backend numpy]
 
@@ -64,17 +65,24 @@ def poll():
     elif state["started"] and "shown" not in state and \
             getattr(w.napari_view, "_cost_s", None) is not None:
         state["shown"] = time.perf_counter()      # first volume drawn: one-time set-up is over
-    elif state["started"] and w.run_state == "idle" and not w.controller.is_active():
+    elif state["started"] and w.run_state == "idle" and not w.controller.is_active() and \
+            "idle" not in state:
+        state["idle"] = time.perf_counter()       # the run has ended ...
+        state["cpu_idle"] = time.process_time()
+    elif "idle" in state and (w.napari_view.busy or time.perf_counter() - state["idle"] < 2.0):
+        pass                                      # ... the final 3D view is drawn meanwhile
+    elif "idle" in state:
         timer.stop()
         t_end = time.perf_counter()
         gaps = [max(0.0, (b - a) * 1e3 - 10.0) for a, b in zip(ticks, ticks[1:])]
         shown = state.get("shown", t_end)
         after = [g for a, g in zip(ticks[1:], gaps) if a > shown]
         print("RESULT " + json.dumps({"gaps_ms": gaps, "wall_s": t_end - state["started"],
-                                      "cpu_s": time.process_time() - state["cpu"],
+                                      "run_s": state["idle"] - state["started"],
+                                      "cpu_s": state["cpu_idle"] - state["cpu"],
                                       "gaps_after_ms": after,
                                       "big": [(round(a - state["started"], 2), round(g))
-                                              for a, g in zip(ticks[1:], gaps) if g > 250],
+                                              for a, g in zip(ticks[1:], gaps) if g > 100],
                                       "shown_s": shown - state["started"],
                                       "n_3d": w.napari_view.updates,
                                       "layers": w.napari_view.layer_names(),
@@ -188,13 +196,14 @@ def responsiveness(cfg: Path, env: dict) -> None:
           f"{res['wall_s']:.1f} s; event-loop block median {np.median(gaps):.1f} ms, 99th "
           f"percentile {np.percentile(gaps, 99):.1f} ms, longest {gaps.max():.1f} ms; sum of "
           f"{n} epochs {esum:.2f} s; the window's process used {res['cpu_s']:.2f} s of CPU "
-          f"({100 * res['cpu_s'] / res['wall_s']:.1f} % of one core)")
+          f"until the run ended ({100 * res['cpu_s'] / res['run_s']:.1f} % of one core)")
     after = np.asarray(res["gaps_after_ms"] or [0.0])
     print(f"  once the 3D viewer exists (its one-time set-up excluded): longest block "
           f"{after.max():.1f} ms, 99th percentile {np.percentile(after, 99):.1f} ms; "
           f"{res['n_3d']} live 3D updates")
-    print(f"  first volume drawn {res['shown_s']:.1f} s after Start; blocks over 250 ms "
-          f"(s after Start, ms): {res['big']}")
+    print(f"  first volume drawn {res['shown_s']:.1f} s after Start; run ended "
+          f"{res['run_s']:.1f} s after Start (ticks recorded for 2 s more, the final 3D view's "
+          f"drawing included); blocks over 100 ms (s after Start, ms): {res['big']}")
 
 
 def main() -> None:

@@ -103,7 +103,8 @@ def test_live_preview_is_binned_and_full_resolution_returns_in_place(qtbot):
     assert nv.viewer.layers["delta"] is layer
     assert float(layer.data[0, 0, 0]) == pytest.approx(2 * float(vol[:2, :2, :2].mean()))
     layer.visible = False  # the user's choice survives the switch to full resolution
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth)
+    nv.show_volume({"delta": vol}, 50e-9, 50e-9, truth)  # changed layers: one per turn
+    qtbot.waitUntil(lambda: not nv.busy, timeout=30000)
     assert nv.viewer.layers["delta"] is layer  # updated in place, not re-created
     assert layer.data.shape == (32, 32, 32) and np.array_equal(layer.data, vol)
     assert tuple(layer.scale) == pytest.approx((0.05, 0.05, 0.05)) and not layer.visible
@@ -188,10 +189,12 @@ def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
 
 
 @pytest.mark.parametrize("live_first", [False, True])
-def test_finished_volume_and_truth_are_framed_as_a_fresh_fit(qtbot, live_first):
-    """The reconstruction beside its truth (the grid's two panels) is framed as a fresh fit
-    frames them, not cut off at the zoom that fitted the first layer alone (1.25x), whether the
-    volume comes at once (an opened result) or after live previews on the capped canvas."""
+def test_finished_volume_and_truth_fit_their_panels(qtbot, live_first):
+    """The reconstruction beside its truth (the grid's two panels), seen from the view's turned
+    camera, fits its panel and fills most of it: not fitted to the first layer alone (one
+    panel as wide as the canvas), nor to the box's face (a turned box overflows it), whether
+    the volume comes at once (an opened result) or after live previews on the capped canvas."""
+    from slicewise.app.napari_layers import rotated_fit
     from slicewise.app.napari_view import NapariView
 
     nv = NapariView()
@@ -207,8 +210,22 @@ def test_finished_volume_and_truth_are_framed_as_a_fresh_fit(qtbot, live_first):
     qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
     canvas = nv.qt_viewer.canvas.native
     qtbot.waitUntil(lambda: canvas.width() >= nv.canvas_box.width() - 2, timeout=5000)
-    assert nv.viewer.grid.enabled
-    zoom = nv.viewer.camera.zoom
-    nv.viewer.reset_view()
-    assert zoom == pytest.approx(nv.viewer.camera.zoom, rel=0.1)
+    v = nv.viewer
+    assert v.grid.enabled
+    side = 32 * 0.05                                    # micrometres, a cube
+    fit = rotated_fit((side,) * 3, v.camera.view_direction, v.camera.up_direction)
+    assert fit < 0.9                                    # the turned cube is wider than its face
+    # screen size of the turned cube / its panel's (two panels side by side)
+    wide = side / fit * v.camera.zoom / (canvas.width() / 2)
+    high = side / fit * v.camera.zoom / canvas.height()
+    assert max(wide, high) <= 1.0 and max(wide, high) > 0.6, (wide, high)
     nv.close_viewer()
+
+
+def test_rotated_fit_of_a_turned_box():
+    from slicewise.app.napari_layers import rotated_fit
+
+    assert rotated_fit((1, 1, 1), (-1, 0, 0), (0, -1, 0)) == pytest.approx(1.0)   # face-on
+    s = np.sqrt(0.5)  # turned 45 degrees about y: the face's diagonal is the width
+    assert rotated_fit((1, 1, 1), (-s, 0, s), (0, -1, 0)) == pytest.approx(s)
+    assert rotated_fit((4, 1, 1), (-s, 0, s), (0, -1, 0)) == pytest.approx(1 / (5 * s))
