@@ -138,8 +138,8 @@ class InitConfig:
                     choices=("auto", "file", "data", "gaussian"))
     probe_search: str = _f("auto", "far field, probe derived from the data: try defoci of the "
                            "guess (up to one depth of focus either way) and both half-pixel "
-                           "centrings, each with a short object-only fit, and start from the one "
-                           "with the lowest data loss; auto = for weak objects (frames within 1 % "
+                           "centrings, rank them by the data loss after a short fit (3-5 epochs "
+                           "each, 11 candidates) and start from the best; auto = for weak objects (frames within 1 % "
                            "of their mean), where probe refinement cannot find them; on = always; "
                            "off = never", choices=("auto", "on", "off"))
     probe_path: Optional[str] = _f(None, "read the initial probe from this .npy/.h5 file "
