@@ -33,6 +33,7 @@ import numpy as np
 
 from ..backend import to_host
 from . import config as cfgmod
+from ..io.datafile import spread_indices
 from .probe_guess import WEAK_CONTRAST, defocus, frame_contrast
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ DEFOCUS_LADDER = (0.125, 0.25, 0.5, 1.0)
 FIT_EPOCHS = 3
 #: Epochs fitting object and probe per candidate centring (see the module docstring).
 CENTRING_EPOCHS = 5
+#: Angles (evenly spread) of the defocus fits; the centring's use all (a moved rotation axis shows
+#: in the consistency of all views). Measured on both cones: the same defocus chosen from 8 of
+#: 16-24 angles as from all, the search in 55-65 % of the time.
+DEFOCUS_ANGLES = 8
 #: Fraction of the probe's Fourier power inside the support radius ``k_max``.
 SUPPORT_POWER = 0.95
 
@@ -86,9 +91,10 @@ def _candidate(base: np.ndarray, alpha: float, centred_at_half: bool) -> np.ndar
     return shift(p, 0.5, 0.5) if centred_at_half else p
 
 
-def _fit_loss(problem, solver_factory, start: dict, probe, epochs: int) -> float:
+def _fit_loss(problem, solver_factory, start: dict, probe, epochs: int,
+              angles: np.ndarray | None = None) -> float:
     """Data loss over the last of ``epochs`` epochs of the solver ``solver_factory()`` started
-    from ``probe`` and the object ``start``."""
+    from ``probe`` and the object ``start``, on the angles ``angles`` (None: all)."""
     be = problem.backend
     problem.params.update({k: v.copy() for k, v in start.items()})
     problem.params["probe"] = be.to_complex(probe)
@@ -98,6 +104,10 @@ def _fit_loss(problem, solver_factory, start: dict, probe, epochs: int) -> float
     for epoch in range(epochs):
         losses = []
         for a_idx, s_idx in solver.batches(epoch):
+            if angles is not None:
+                a_idx = np.intersect1d(a_idx, angles)
+                if not len(a_idx):
+                    continue
             loss, terms = solver.step(a_idx, s_idx, names)
             if not math.isfinite(loss):
                 return math.inf
@@ -116,12 +126,14 @@ def search_probe(problem, solvers) -> str:
     start = {k: v.copy() for k, v in problem.params.items() if k in ("delta", "beta", "object")}
     unit = focus_depth_alpha(base[0])
     tried: dict[tuple, float] = {}
+    n_angles = problem.dataset.n_angles
+    subset = spread_indices(n_angles, DEFOCUS_ANGLES) if n_angles > DEFOCUS_ANGLES else None
 
     def loss_of(alpha_units: float, half: bool) -> float:
         key = (alpha_units, half)
         if key not in tried:
             tried[key] = _fit_loss(problem, lambda: solvers(False), start,
-                                   _candidate(base, alpha_units * unit, half), FIT_EPOCHS)
+                                   _candidate(base, alpha_units * unit, half), FIT_EPOCHS, subset)
         return tried[key]
 
     centring = {}
@@ -139,10 +151,11 @@ def search_probe(problem, solvers) -> str:
     choice = (f"defocus {best:+g} depth of focus (alpha {best * unit:.3g}), centred at "
               f"{'p / 2' if half else '(p - 1) / 2'}")
     log.info("init.probe_search: %s; data loss after %d epochs fitting object and probe: %s; "
-             "after %d object-only epochs per defocus (in depths of focus): %s", choice,
-             CENTRING_EPOCHS, ", ".join(f"{'p / 2' if h else '(p - 1) / 2'} {v:.4g}"
+             "after %d object-only epochs on %d angles per defocus (in depths of focus): %s",
+             choice, CENTRING_EPOCHS, ", ".join(f"{'p / 2' if h else '(p - 1) / 2'} {v:.4g}"
                                         for h, v in centring.items()) or "odd window, not tried",
-             FIT_EPOCHS, ", ".join(f"{a:+g} {v:.4g}" for (a, _), v in sorted(tried.items())))
+             FIT_EPOCHS, n_angles if subset is None else len(subset),
+             ", ".join(f"{a:+g} {v:.4g}" for (a, _), v in sorted(tried.items())))
     return choice
 
 
