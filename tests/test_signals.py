@@ -83,6 +83,24 @@ def test_stop_signal_during_start_up_is_one_line(name, delay_s, config_file, tmp
     assert not (out / "result.h5").exists()
 
 
+def test_a_recorded_start_up_signal_ends_with_its_line_after_the_bar(config_file, tmp_path,
+                                                                       monkeypatch, capsys):
+    """A signal swallowed during start-up is raised once the run's handlers are installed, after
+    the progress bar exists: the bar is closed first, so the one line stays the last (seen under
+    load: the bar, drawn again at exit, came after it)."""
+    from slicewise.cli.main import main
+    from slicewise.engine import interrupts
+
+    def recorded():
+        raise interrupts.Interrupted(signal.SIGTERM)
+    monkeypatch.setattr(interrupts, "raise_if_received", recorded)
+    code = main(["reconstruct", str(config_file), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("interrupted (SIGTERM)"), err
+    assert not (tmp_path / "run" / "result.h5").exists()
+
+
 def test_a_signal_swallowed_by_a_finaliser_is_recorded_without_a_traceback():
     """A stop signal that lands in a finaliser or an import-lock callback (seen under load during
     start-up) is swallowed by Python, which prints "Exception ignored ... Traceback"; the start-up

@@ -120,11 +120,11 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
             bar.write(f"checkpoint: {ev.message}")
 
     rec.add_callback(on_progress)
-    with _stop_on_signals(rec, bar.write):
-        try:
+    try:  # closed before any message: a bar left open is drawn again at exit, after that message
+        with _stop_on_signals(rec, bar.write):  # may raise a start-up signal recorded earlier
             result = rec.run()
-        finally:
-            bar.close()
+    finally:
+        bar.close()
     h = rec.history
     first, last = (h[0]["loss"], h[-1]["loss"]) if h else (float("nan"), float("nan"))
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])
