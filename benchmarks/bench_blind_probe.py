@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
 import adorym_sim as sim  # noqa: E402
 import stranger_cxi as sx  # noqa: E402
+from small_runs import weak_glass_cone_ptychotomo  # noqa: E402
 from _timing import bench_parser  # noqa: E402
 
 from slicewise.engine.physics.constants import wavelength_m  # noqa: E402
@@ -50,22 +51,8 @@ def _cone_tomo(folder, with_probe):
 def _engine_cone(folder, with_probe):
     """The issue's QA case E: Slicewise's own simulator (probe centred at p // 2, a flat-phase
     Gaussian), a 24^3 cone, 24 angles."""
-    from slicewise.engine.geometry import Geometry
-    from slicewise.engine.io.adorym import write_adorym
-    from slicewise.engine.phantoms import PhantomSpec
-    from slicewise.engine.simulate import SimulationConfig, simulate_arrays
-
-    sc = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="cone"), material="SiO2 glass",
-                          energy_ev=5000, pixel_size_m=1e-9, object_shape=(24, 24, 24), n_angles=24,
-                          probe_kind="gaussian", probe_shape=(16, 16), probe_size_px=6,
-                          scan_step_px=3, seed=5)
-    d = simulate_arrays(sc, "numpy")
-    geo = Geometry(modality="farfield", energy_ev=sc.energy_ev, pixel_size_m=sc.pixel_size_m,
-                   angles_rad=d["angles_rad"], positions_px=d["positions_px"],
-                   slice_thickness_m=d["slice_thickness_m"])
     path = folder / "e.h5"
-    write_adorym(path, d["intensities"], geo, probe=d["probe"] if with_probe else None,
-                 truth=d["truth"])
+    d = weak_glass_cone_ptychotomo(path, n_angles=24, with_probe=with_probe)
     return "tomo", path, 15, lambda snap: _corr(snap.delta, d["truth"]["delta"])
 
 

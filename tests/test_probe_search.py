@@ -19,6 +19,7 @@ from slicewise.engine.recon.run import Reconstruction
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import adorym_sim as sim  # noqa: E402
+from small_runs import weak_glass_cone_ptychotomo  # noqa: E402
 
 
 def _overlap(a, b) -> float:
@@ -90,20 +91,7 @@ def test_blind_ptychotomography_of_slicewise_own_cone(tmp_path, caplog):
     """Slicewise's simulator centres its probe at p // 2, the guess sits at (p - 1) / 2: half a
     pixel off in every view, i.e. a moved rotation axis. The search (auto: frames within 0.07 % of
     their mean) finds the centring, and the example configuration reconstructs the weak cone."""
-    from slicewise.engine.geometry import Geometry
-    from slicewise.engine.io.adorym import write_adorym
-    from slicewise.engine.phantoms import PhantomSpec
-    from slicewise.engine.simulate import SimulationConfig, simulate_arrays
-
-    sc = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="cone"), material="SiO2 glass",
-                          energy_ev=5000, pixel_size_m=1e-9, object_shape=(24, 24, 24), n_angles=16,
-                          probe_kind="gaussian", probe_shape=(16, 16), probe_size_px=6,
-                          scan_step_px=3, seed=5)
-    d = simulate_arrays(sc, "numpy")
-    geo = Geometry(modality="farfield", energy_ev=sc.energy_ev, pixel_size_m=sc.pixel_size_m,
-                   angles_rad=d["angles_rad"], positions_px=d["positions_px"],
-                   slice_thickness_m=d["slice_thickness_m"])
-    write_adorym(tmp_path / "e.h5", d["intensities"], geo, probe=None, truth=d["truth"])
+    d = weak_glass_cone_ptychotomo(tmp_path / "e.h5", n_angles=16, with_probe=False)
     cfg = from_toml(example_config("tomo"))
     set_value(cfg, "data.path", str(tmp_path / "e.h5"))
     set_value(cfg, "run.epochs", 10)

@@ -34,3 +34,25 @@ def quick_config(data: Path, out: Path, epochs: int = 2,
     for path, value in (overrides or {}).items():
         set_value(cfg, path, value)
     return cfg
+
+
+def weak_glass_cone_ptychotomo(path: Path, n_angles: int, with_probe: bool) -> dict:
+    """Ptychotomography of a hollow SiO2 cone, 24^3 voxels of 1 nm, at 5 keV (a weak object:
+    frames within ~0.1 % of their mean), by Slicewise's own simulator (a flat-phase Gaussian probe
+    of 16^2 pixels centred at p // 2, 3 px raster steps), written in Adorym's layout with or
+    without the probe. Returns the simulator's arrays (``truth``, ``probe``, ...)."""
+    from slicewise.engine.geometry import Geometry  # noqa: PLC0415
+    from slicewise.engine.io.adorym import write_adorym  # noqa: PLC0415
+    from slicewise.engine.simulate import simulate_arrays  # noqa: PLC0415
+
+    sc = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="cone"), material="SiO2 glass",
+                          energy_ev=5000, pixel_size_m=1e-9, object_shape=(24, 24, 24),
+                          n_angles=n_angles, probe_kind="gaussian", probe_shape=(16, 16),
+                          probe_size_px=6, scan_step_px=3, seed=5)
+    d = simulate_arrays(sc, "numpy")
+    geo = Geometry(modality="farfield", energy_ev=sc.energy_ev, pixel_size_m=sc.pixel_size_m,
+                   angles_rad=d["angles_rad"], positions_px=d["positions_px"],
+                   slice_thickness_m=d["slice_thickness_m"])
+    write_adorym(path, d["intensities"], geo, probe=d["probe"] if with_probe else None,
+                 truth=d["truth"])
+    return d
