@@ -26,8 +26,7 @@ from ..io.datafile import Dataset, estimate_memory_bytes, spread_indices
 log = logging.getLogger(__name__)
 
 __all__ = ["Schedule", "choose_schedule", "estimation_batch", "TARGET_UPDATES_TOMO",
-           "TARGET_UPDATES_2D",
-           "LBFGS_MAX_SPOTS"]
+           "TARGET_UPDATES_2D", "LBFGS_MAX_SPOTS"]
 
 #: Stochastic tomography: about this many updates per epoch (one angle per update up to this many
 #: angles; beyond, a few angles per update, which vectorise better at the same progress per epoch).
@@ -41,11 +40,11 @@ TARGET_UPDATES_2D = 16
 #: an epoch gives many updates. Measured on the scale sweep's Siemens stars and 16-slice beads,
 #: weak/mid/strong (benchmarks/bench_defaults.py, probe refined from epoch 2): at 289-484 positions
 #: Adam reaches 0.9 in 1-3 epochs and 0.99 in 3-10, L-BFGS needs 1-3 / 10-20 epochs of several
-#: evaluations each (to 0.99: 1.3-18x the time). At 36 positions L-BFGS keeps the lead on the strong beads
-#: (0.9 in ~10 epochs against ~20) and stays. A probe that must be found too (none in the file)
-#: keeps L-BFGS: probe and object are coupled and Adam's per-element
-#: steps drift along that coupling (independent Adorym-layout files, 121 positions, defocused
-#: probe: Adam 0.82 / 0.75 at 10 / 30 epochs, L-BFGS 0.96 / 0.93; tests/test_adorym_stranger.py).
+#: evaluations each (to 0.99: 1.3-18x the time). At 36 positions L-BFGS keeps the lead on the
+#: strong beads (0.9 in ~10 epochs against ~20) and stays. A probe that must be found too (none in
+#: the file) keeps L-BFGS: probe and object are coupled and Adam's per-element steps drift along
+#: that coupling (independent Adorym-layout files, 121 positions, defocused probe: Adam 0.82 / 0.75
+#: at 10 / 30 epochs, L-BFGS 0.96 / 0.93; tests/test_adorym_stranger.py).
 #: Tomography with a blind probe keeps Adam over angles (a 24^3 SiO2 cone at 1 nm, 24 angles, no
 #: probe in the file: Adam 0.86 in 15 epochs / 1.6 s, full-batch L-BFGS 0.80 in 60 / 16 s).
 LBFGS_MAX_SPOTS = 64

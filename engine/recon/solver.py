@@ -164,12 +164,14 @@ class Solver:
                      100 * scales[n].decrease)
         return True
 
-    def _floored_rate(self, n: str, floor: float, measured: float, g, f0: float, loss_only) -> float:
+    def _floored_rate(self, n: str, floor: float, measured: float, g, f0: float,
+                      loss_only) -> float:
         """``floor`` instead of a smaller measured rate -- for Adam only as far as its first step
         does not raise the loss (:func:`stepsize.safe_adam_floor`), unless the probe starts from a
         guess: that one is wrong in what the mean pattern cannot show (its Fourier phase: a shift,
         a defocus), which only the object's signal reveals later, and it must keep moving (the
-        engine's blind 24^3 SiO2 cone at 1 nm, 30 epochs: the full floor 0.93, the safe one 0.81)."""
+        engine's blind 24^3 SiO2 cone at 1 nm, 30 epochs: the full floor 0.93, the safe one
+        0.81)."""
         rate = floor
         guessed = n == "probe" and _probe_is_guess(self.config, self.dataset, self.problem)
         if self.config.optimizer.kind == "adam" and not guessed:
@@ -183,7 +185,8 @@ class Solver:
         else:
             log.info("optimizer.lr_%s: keeping the measured rate %.3g (Adam's first step at a "
                      "thousandth of the parameter itself, %.3g, and at smaller fractions down to "
-                     "the measured one raise the loss: the data's signal is far smaller)", n, measured, floor)
+                     "the measured one raise the loss: the data's signal is far smaller)",
+                     n, measured, floor)
         return max(rate, measured)
 
     def _rate_floors(self, names: list[str]) -> dict:

@@ -185,7 +185,8 @@ def learning_rates(scales: dict[str, LineScale], kind: str,
     return out
 
 
-#: :func:`safe_adam_floor` divides a floor by this factor per trial, at most :data:`FLOOR_TRIALS` times.
+#: :func:`safe_adam_floor` divides a floor by this factor per trial, at most :data:`FLOOR_TRIALS`
+#: times.
 FLOOR_CUT = 10.0
 FLOOR_TRIALS = 4
 
