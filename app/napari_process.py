@@ -5,12 +5,12 @@ With software OpenGL (llvmpipe: Xvfb, VNC, remote desktops) one drawing of the 3
 stalls its event loop. Here the whole 3D tab (:class:`.napari_view.NapariView`: napari's canvas,
 layer list and controls, grid, pop-out) lives in a process of its own (``python -m
 slicewise.app.napari_process FD``, a plain new interpreter on one end of a socket pair). Its
-top-level window is embedded into the main window's tab as a foreign native window
-(:mod:`.napari_remote`), so it looks and behaves like part of the window, while its drawing
+window becomes a child of a native window in the main window's tab (:mod:`.napari_remote`; X11
+lets one process's window hold another's), so it looks and behaves like part of the window, while its drawing
 never blocks the window's thread. A crash here costs the 3D view, not the window.
 
-Messages from the window: ``("embedded", w, h)`` (show the view: it now sits in the tab, of
-``w`` x ``h`` pixels; the window places and sizes it from then on),
+Messages from the window: ``("embed", window id, w, h)`` (become a child of that native window
+of the tab, ``w`` x ``h`` pixels, and show), ``("size", w, h)``,
 ``("show", seq, args)`` (``NapariView.show_volume(*args)``), ``("message", text)``,
 ``("clear", keep_camera)``, ``("prepare",)``, ``("pop_out",)``, ``("query", qid, what)``
 (``what``: ``"state"`` or ``"screenshot"``) and ``("close",)``. To the window: ``("ready",
@@ -68,6 +68,7 @@ def _install_excepthook() -> None:
 def serve(conn) -> int:
     """Child entry point: run the 3D view until the window says ``close`` or goes away."""
     from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal  # noqa: PLC0415
+    from PyQt6.QtGui import QWindow  # noqa: PLC0415
     from PyQt6.QtWidgets import QApplication  # noqa: PLC0415
 
     from .solver_process import _PipeLogHandler  # noqa: PLC0415 - Qt-free, shared
@@ -113,9 +114,14 @@ def serve(conn) -> int:
     def handle(msg) -> None:
         kind = msg[0]
         try:
-            if kind == "embedded":   # placed in the window's tab, which sets its geometry
-                view.resize(msg[1], msg[2])
+            if kind == "embed":   # into the tab's native window, filling it
+                _, host, w, h = msg
+                view.winId()
+                view.windowHandle().setParent(QWindow.fromWinId(host))
+                view.setGeometry(0, 0, w, h)
                 view.show()
+            elif kind == "size":
+                view.setGeometry(0, 0, msg[1], msg[2])
             elif kind == "show":
                 last["seq"] = msg[1]
                 view.show_volume(*msg[2])

@@ -3,8 +3,9 @@
 :class:`RemoteNapariView` has the methods the window uses of :class:`.napari_view.NapariView`
 (``preload``, ``prepare``, ``show_volume``, ``set_message``, ``clear``, ``live_interval_s``,
 ``close_viewer``, ``busy``, ``updates``, ``layer_names``) and forwards them to
-:mod:`.napari_process`, whose window it embeds in the tab (a foreign native window in a
-``QWidget.createWindowContainer``). Volumes are pickled and sent on a thread, so that a large
+:mod:`.napari_process`, whose window sits in the tab: the process makes its window a child of a
+native window of this tab (X11 lets a window of one process hold another's), and this side tells
+it the size to fill. Volumes are pickled and sent on a thread, so that a large
 one never blocks the event loop either. If the process dies, the tab says so and the next volume
 starts a new one.
 
@@ -25,9 +26,11 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
-from PyQt6.QtCore import QObject, QRect, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QGuiApplication, QWindow
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .napari_canvas import make_native
 
 __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
 
@@ -99,12 +102,20 @@ class _Link(QObject):
                 rec = msg[1]
                 logging.getLogger(rec.name).handle(rec)
                 continue
-            self.got.emit(self, msg)
+            if not self._emit(msg):
+                return
         try:
             code = self.proc.wait(5)
         except subprocess.TimeoutExpired:
             code = None
-        self.got.emit(self, ("ended", code))
+        self._emit(("ended", code))
+
+    def _emit(self, msg) -> bool:
+        try:
+            self.got.emit(self, msg)
+            return True
+        except RuntimeError:  # the application is shutting down: nobody to tell
+            return False
 
     def close(self, ready: bool, timeout_s: float = 2.0) -> None:
         """End the process: asked to close its windows (pop-outs too) when it is ``ready``,
@@ -141,7 +152,7 @@ class RemoteNapariView(QWidget):
         self._seq = itertools.count(1)
         self._sent_seq = self._shown_seq = 0
         self._pending = None          # show_volume arguments until the process is ready
-        self._ready = False
+        self._ready = self._embedded = False
         self._closed = False
         self._starts = 0
         self._qids = itertools.count(1)
@@ -171,7 +182,7 @@ class RemoteNapariView(QWidget):
         if self._link is not None or self._closed:
             return
         self._starts += 1
-        self._ready = False
+        self._ready = self._embedded = False
         self._status = {}
         self._sent_seq = self._shown_seq = 0
         self._link = _Link()
@@ -185,8 +196,6 @@ class RemoteNapariView(QWidget):
         if kind == "ready":
             self._embed(msg[1])
         elif kind == "status":
-            if msg[1].get("shown") and not self._status.get("shown"):
-                self._send_size()   # a window shows itself at a size of its own choosing
             self._status = msg[1]
         elif kind == "reply":
             self.replies[msg[1]] = msg[2]
@@ -194,20 +203,35 @@ class RemoteNapariView(QWidget):
             self._ended(msg[1])
 
     def _embed(self, wid: int) -> None:
-        self._foreign = QWindow.fromWinId(wid)
-        self._container = QWidget.createWindowContainer(self._foreign, self)
+        """The process's window is ready (``wid``): it is placed inside :attr:`_container`, a
+        native window of this tab, once the tab is on screen."""
+        self._wid = wid
+        self._container = QWidget(self)
         self._container.setMinimumSize(200, 150)
+        # a native window of its own, which the process's window fills at (0, 0)
+        make_native(self._container)
         self._lay.addWidget(self._container, 1)
         self.note.hide()
         self._ready = True
-        self._layout_pending = False
-        self._link.send("embedded", *self._container_size())
+        self._embedded = self._layout_pending = False
         self._link.send("message", self._message)
         if self.isVisible():
-            self._link.send("prepare")
+            QTimer.singleShot(0, self._show_embedded)
         if self._pending is not None:
             args, self._pending = self._pending, None
             self._send_show(args)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if self._ready and not self._embedded:
+            QTimer.singleShot(0, self._show_embedded)
+
+    def _show_embedded(self) -> None:
+        """The process puts its window into the container and shows it, once the container is
+        on screen (its native window exists and is placed)."""
+        if self._ready and not self._embedded and self.isVisible():
+            self._embedded = True
+            self._link.send("embed", int(self._container.winId()), *self._container_size())
 
     def _container_size(self) -> tuple[int, int]:
         self._lay.activate()
@@ -216,15 +240,15 @@ class RemoteNapariView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().resizeEvent(event)
-        if self._ready and not getattr(self, "_layout_pending", False):
+        if self._ready and self._embedded and not self._layout_pending:
             self._layout_pending = True
             QTimer.singleShot(0, self._send_size)
 
     def _send_size(self) -> None:
-        """The foreign window fills the container (which moves it along with itself)."""
+        """The process's window fills the container (a child window, it moves with it)."""
         self._layout_pending = False
-        if self._ready:
-            self._foreign.setGeometry(QRect(0, 0, *self._container_size()))
+        if self._ready and self._embedded:
+            self._link.send("size", *self._container_size())
 
     def _ended(self, code) -> None:
         """The process is gone (not by our close): the tab says so, the next volume starts a
