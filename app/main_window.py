@@ -23,7 +23,7 @@ from . import dialogs, errors, settings
 from .data_panel import DataSummary, FrameBrowser
 from .live_views import LiveViews
 from .log_panel import LogPanel
-from .napari_view import NapariView
+from .napari_remote import make_3d_view
 from .params_panel import ParamsPanel
 from .session import Session
 from .tasks import TaskRunner
@@ -93,7 +93,7 @@ class MainWindow(FilesMixin, View3DMixin, QMainWindow):
         self.slice_view, self.loss_view = self.live.slice_view, self.live.loss_view
         self.probe_view, self.positions_view = self.live.probe_view, self.live.positions_view
         self.frames_view, self.side_tabs = self.live.frames_view, self.live.side_tabs
-        self.napari_view = NapariView()
+        self.napari_view = make_3d_view()   # in a process of its own where it can be
         self.log_panel = LogPanel(log_file)
 
         self.tabs = QTabWidget()

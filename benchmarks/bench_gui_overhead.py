@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import bench_parser  # noqa: E402
 
 _DRIVER = r"""
-import json, sys, time
+import json, os, sys, time
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 app = QApplication(sys.argv[:1])
@@ -50,10 +50,20 @@ timer.setInterval(10)
 timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 state = {"started": None}
 
+def cpu_3d():
+    # the 3D view's own process (app/napari_remote.py), if the 3D view runs in one
+    proc = getattr(w.napari_view, "process", None)
+    try:
+        f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, OSError):
+        return 0.0
+
 def start():
     timer.start()
     state["started"] = time.perf_counter()
     state["cpu"] = time.process_time()
+    state["cpu_3d"] = cpu_3d()
     w.start_run()
 
 def poll():
@@ -69,6 +79,7 @@ def poll():
             "idle" not in state:
         state["idle"] = time.perf_counter()       # the run has ended ...
         state["cpu_idle"] = time.process_time()
+        state["cpu_3d_idle"] = cpu_3d()
     elif "idle" in state and (w.napari_view.busy or time.perf_counter() - state["idle"] < 2.0):
         pass                                      # ... the final 3D view is drawn meanwhile
     elif "idle" in state:
@@ -80,6 +91,8 @@ def poll():
         print("RESULT " + json.dumps({"gaps_ms": gaps, "wall_s": t_end - state["started"],
                                       "run_s": state["idle"] - state["started"],
                                       "cpu_s": state["cpu_idle"] - state["cpu"],
+                                      "cpu_3d_s": state["cpu_3d_idle"] - state["cpu_3d"],
+                                      "view_mode": type(w.napari_view).__name__,
                                       "gaps_after_ms": after,
                                       "big": [(round(a - state["started"], 2), round(g))
                                               for a, g in zip(ticks[1:], gaps) if g > 100],
@@ -197,6 +210,10 @@ def responsiveness(cfg: Path, env: dict) -> None:
           f"percentile {np.percentile(gaps, 99):.1f} ms, longest {gaps.max():.1f} ms; sum of "
           f"{n} epochs {esum:.2f} s; the window's process used {res['cpu_s']:.2f} s of CPU "
           f"until the run ended ({100 * res['cpu_s'] / res['run_s']:.1f} % of one core)")
+    if res["view_mode"] == "RemoteNapariView":
+        print(f"  the 3D view ran in its own process (app/napari_remote.py), which used "
+              f"{res['cpu_3d_s']:.2f} s of CPU until the run ended "
+              f"({100 * res['cpu_3d_s'] / res['run_s']:.1f} % of one core)")
     after = np.asarray(res["gaps_after_ms"] or [0.0])
     print(f"  once the 3D viewer exists (its one-time set-up excluded): longest block "
           f"{after.max():.1f} ms, 99th percentile {np.percentile(after, 99):.1f} ms; "

@@ -103,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
           "the 3D view")
     _settle(app, 3.0)
     napari_png = out / "napari_3d.png"
-    win.grab().save(str(napari_png))
+    # from the screen, not the widget: the 3D tab shows another process's window (X11)
+    top_left = win.mapToGlobal(win.rect().topLeft())
+    app.primaryScreen().grabWindow(0, top_left.x(), top_left.y(), win.width(),
+                                   win.height()).save(str(napari_png))
     print(f"wrote {napari_png}")
 
     win.close()

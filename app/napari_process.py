@@ -1,0 +1,174 @@
+"""The 3D view's own process: napari, vispy and their OpenGL drawing, away from the window.
+
+With software OpenGL (llvmpipe: Xvfb, VNC, remote desktops) one drawing of the 3D canvas takes
+0.1-0.4 s and a new napari layer tens of milliseconds more; in the window's process each of them
+stalls its event loop. Here the whole 3D tab (:class:`.napari_view.NapariView`: napari's canvas,
+layer list and controls, grid, pop-out) lives in a process of its own (``python -m
+slicewise.app.napari_process FD``, a plain new interpreter on one end of a socket pair). Its
+window becomes a child of a native window in the main window's tab (:mod:`.napari_remote`; X11
+lets one process's window hold another's), so it looks and behaves like part of the window, while its drawing
+never blocks the window's thread. A crash here costs the 3D view, not the window.
+
+Messages from the window: ``("embed", window id, w, h)`` (become a child of that native window
+of the tab, ``w`` x ``h`` pixels, and show), ``("size", w, h)``,
+``("show", seq, args)`` (``NapariView.show_volume(*args)``), ``("message", text)``,
+``("clear", keep_camera)``, ``("prepare",)``, ``("pop_out",)``, ``("query", qid, what)``
+(``what``: ``"state"`` or ``"screenshot"``) and ``("close",)``. To the window: ``("ready",
+window id)``, ``("status", dict)`` whenever the view's state changes, ``("reply", qid,
+value)`` and ``("log", LogRecord)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import traceback
+
+log = logging.getLogger("slicewise.app.napari")
+
+
+def _state(view) -> dict:
+    """What the window mirrors of the view (and tests read): plain values only."""
+    v = view.viewer
+    layers = {}
+    if v is not None:
+        for layer in v.layers:
+            layers[layer.name] = {"shape": tuple(layer.data.shape), "visible": bool(layer.visible),
+                                  "contrast_limits": tuple(map(float, layer.contrast_limits)),
+                                  "rendering": str(layer.rendering)}
+    return {"busy": bool(view.busy), "updates": view.updates, "warm": bool(view._warm),
+            "loaded": bool(view._load_tried), "layers": list(layers), "layer_info": layers,
+            "cost_s": getattr(view, "_cost_s", None), "rebuilds": view.rebuilds,
+            "popouts": len(view._popouts), "title": view.title.text(),
+            "grid": bool(v is not None and v.grid.enabled),
+            "camera_angles": None if v is None else tuple(map(float, v.camera.angles)),
+            "popout_enabled": view.popout.isEnabled(), "shown": view.isVisible()}
+
+
+def _install_excepthook() -> None:
+    """Nothing here opens a dialog: drawing errors rebuild the canvas, anything else is logged
+    (and reaches the window's log panel)."""
+    from .napari_view import gl_error_seen, is_gl_error  # noqa: PLC0415
+
+    def hook(etype, value, tb):
+        if issubclass(etype, KeyboardInterrupt):
+            return
+        text = "".join(traceback.format_tb(tb))
+        if is_gl_error(value, text):
+            log.warning("3D view: drawing failed (%s); rebuilding the canvas", etype.__name__)
+            gl_error_seen()
+            return
+        log.error("3D view: %s: %s\n%s", etype.__name__, value, text)
+
+    sys.excepthook = hook
+
+
+def serve(conn) -> int:
+    """Child entry point: run the 3D view until the window says ``close`` or goes away."""
+    from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal  # noqa: PLC0415
+    from PyQt6.QtGui import QWindow  # noqa: PLC0415
+    from PyQt6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from .solver_process import _PipeLogHandler  # noqa: PLC0415 - Qt-free, shared
+
+    lock = threading.Lock()
+
+    def send(msg) -> bool:
+        try:
+            with lock:
+                conn.send(msg)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    root = logging.getLogger("slicewise")
+    root.setLevel(logging.INFO)
+    root.addHandler(_PipeLogHandler(send))
+    root.propagate = False
+    app = QApplication([sys.argv[0], "-name", "slicewise-3d"])
+    _install_excepthook()
+    from .napari_view import NapariView  # noqa: PLC0415
+
+    view = NapariView()
+    view.setWindowFlag(Qt.WindowType.FramelessWindowHint)
+    view.preload(0)   # napari's imports on a thread; the window id is sent meanwhile
+
+    class Inbox(QObject):
+        got = pyqtSignal(object)
+
+    inbox = Inbox()
+    last = {}
+
+    def push_status(force: bool = False) -> None:
+        try:
+            state = _state(view)
+            state["seq"] = last.get("seq", 0)   # the newest volume handed to the view
+        except Exception:  # noqa: BLE001 - e.g. a layer half made: next time
+            return
+        if force or state != last.get("state"):
+            last["state"] = state
+            send(("status", state))
+
+    def handle(msg) -> None:
+        kind = msg[0]
+        try:
+            if kind == "embed":   # into the tab's native window, filling it
+                _, host, w, h = msg
+                view.winId()
+                view.windowHandle().setParent(QWindow.fromWinId(host))
+                view.setGeometry(0, 0, w, h)
+                view.show()
+            elif kind == "size":
+                view.setGeometry(0, 0, msg[1], msg[2])
+            elif kind == "show":
+                last["seq"] = msg[1]
+                view.show_volume(*msg[2])
+            elif kind == "message":
+                view.set_message(msg[1])
+            elif kind == "clear":
+                view.clear(msg[1])
+            elif kind == "prepare":
+                view.prepare()
+            elif kind == "pop_out":
+                view.pop_out()
+            elif kind == "query":
+                _, qid, what = msg
+                value = _state(view) if what == "state" else view.screenshot()
+                send(("reply", qid, value))
+            elif kind == "close":
+                view.close_viewer()
+                app.quit()
+                return
+        except Exception:  # noqa: BLE001 - one bad message must not end the view
+            log.exception("3D view: %s failed", kind)
+        push_status()
+
+    inbox.got.connect(handle, Qt.ConnectionType.QueuedConnection)
+
+    def read() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # the window is gone
+                inbox.got.emit(("close",))
+                return
+            inbox.got.emit(msg)
+
+    threading.Thread(target=read, daemon=True, name="slicewise-3d-reader").start()
+    ticker = QTimer()
+    ticker.setInterval(100)  # the view's own progress (stages, loading) reaches the window
+    ticker.timeout.connect(push_status)
+    ticker.start()
+    send(("ready", int(view.winId())))
+    push_status(force=True)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    from multiprocessing.connection import Connection
+
+    code = serve(Connection(int(sys.argv[1])))
+    logging.shutdown()
+    os._exit(code)  # napari's objects need no orderly teardown: the window is closed
