@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -196,3 +198,36 @@ def test_adam_damps_elements_whose_gradients_are_far_below_the_largest():
     for _ in range(50):
         textbook.step(q, {"x": np.array([1.0, 1e-4 * rng.standard_normal()])})
     assert abs(q["x"][1]) > 10 * abs(p["x"][1])   # without it the noise walks the voxel off
+
+
+def test_adam_boost_starts_the_objects_rates_higher_and_decays_to_them():
+    """``boost`` multiplies the object's rates at the first step and decays to 1 with a time
+    constant of ``boost_updates`` steps; the probe's rate is never boosted."""
+    grads = {"delta": np.ones(3), "probe": np.ones(3, complex)}
+    plain, boosted = Adam({"delta": 0.1, "probe": 0.1}), Adam({"delta": 0.1, "probe": 0.1},
+                                                              boost=2.0, boost_updates=10)
+    p = {"delta": np.zeros(3), "probe": np.zeros(3, complex)}
+    q = {"delta": np.zeros(3), "probe": np.zeros(3, complex)}
+    plain.step(p, grads)
+    boosted.step(q, grads)
+    np.testing.assert_allclose(q["delta"], 2 * p["delta"], rtol=1e-12)   # first step: twice
+    np.testing.assert_allclose(q["probe"], p["probe"], rtol=1e-12)       # probe: unchanged
+    assert boosted.rate_factor("delta", 11) == pytest.approx(1 + math.exp(-1))
+    assert boosted.rate_factor("beta", 201) == pytest.approx(1.0, abs=1e-8)
+    assert boosted.rate_factor("positions", 1) == 1.0
+    for _ in range(300):  # late steps: the same size as without the boost
+        before_p, before_q = p["delta"].copy(), q["delta"].copy()
+        plain.step(p, grads)
+        boosted.step(q, grads)
+    np.testing.assert_allclose(q["delta"] - before_q, p["delta"] - before_p, rtol=1e-9)
+    assert q["delta"][0] < p["delta"][0] - 0.5   # ~ (2 - 1) * 10 steps of 0.1 further along
+
+
+def test_adam_boost_is_kept_in_the_state_and_checked():
+    state = Adam({"delta": 0.1}, boost=2.0, boost_updates=5).state_dict()
+    fresh = Adam({"delta": 0.1})
+    fresh.load_state_dict(state)
+    assert (fresh.boost, fresh.boost_updates) == (2.0, 5.0)
+    assert make_optimizer("adam", {"delta": 0.1}, boost=3.0).boost == 3.0
+    with pytest.raises(ValueError, match="boost"):
+        Adam({"delta": 0.1}, boost=0.5)

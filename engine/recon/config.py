@@ -223,6 +223,13 @@ class OptimizerConfig:
     beta2: float = _f(0.999, "Adam second-moment decay", min=0, max=1, max_exclusive=True,
                       safe_while_paused=True)
     lbfgs_history: int = _f(10, "number of L-BFGS correction pairs kept", min=1)
+    lr_boost: Optional[float] = _f(None, "Adam: the object's learning rates (delta, beta, object) "
+                                   "start this many times higher and decay to their set value "
+                                   "with a time constant of 64 updates (fast start, quiet end); "
+                                   "1 = constant rates; unset = 2 when the object's rates are "
+                                   "measured, it starts without structure (vacuum or a constant) "
+                                   "and neither probe, positions nor distances are refined, "
+                                   "else 1", min=1)
 
     def lrs(self) -> dict[str, float | None]:
         """Learning rates keyed by the parameter names of the models (``delta``, ``probe``, ...);

@@ -21,7 +21,11 @@ Only the names present in ``grads`` are updated. Meaning of the learning rate:
   whose gradients stay below 1 % of the largest -- voxels the probe barely lights -- takes
   proportionally smaller steps instead of Adam's full, sign-like ones, which walk them off on
   noise (noisy weak multislice ptychography: correlation over the grid 0.85 -> 0.92; the scale
-  sweep equal or better, ptychotomography 0.96 -> 0.98).
+  sweep equal or better, ptychotomography 0.96 -> 0.98). Its ``boost`` (>= 1) multiplies the
+  object's rates (:data:`BOOSTED`) at the start and decays to 1 with a time constant of
+  ``boost_updates`` steps of that parameter: rate ``lr (1 + (boost - 1) exp(-(t - 1) /
+  boost_updates))`` at step ``t`` (1-based) -- a fast start, a quiet end (see
+  :data:`.stepsize.ADAM_BOOST`).
 * :class:`Momentum` -- classic heavy ball: ``b = mu b + g; p -= lr b`` (lr multiplies gradients).
 * :class:`LBFGS` -- lr sets the diagonal preconditioner: the first (steepest-descent) trial step
   changes each parameter by at most its lr; later steps are quasi-Newton with a backtracking
@@ -119,19 +123,42 @@ class Optimizer:
         raise NotImplementedError
 
 
+#: Adam's ``boost`` applies to these parameters only: the object, which a run builds from its
+#: start. The probe, positions and distances start near their optimum (their rates have floors
+#: relative to their own size, see ``Solver._rate_floors``) and must not be kicked at the start.
+BOOSTED = ("delta", "beta", "object")
+
+#: Time constant of the boost's decay, in steps of the parameter: two epochs of tomography at one
+#: angle per step (32 updates per epoch), four of minibatch 2D ptychography (16 per epoch).
+BOOST_UPDATES = 64.0
+
+
 class Adam(Optimizer):
-    """Adam with bias correction; the second moment of a complex gradient is ``|g|^2``."""
+    """Adam with bias correction; the second moment of a complex gradient is ``|g|^2``.
+    ``boost``/``boost_updates``: the start-up factor on the rates of :data:`BOOSTED` and its
+    decay time in steps (see the module docstring); 1 = a constant rate."""
 
     kind = "adam"
 
     def __init__(self, lrs: dict[str, float], betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-2):
+                 eps: float = 1e-2, boost: float = 1.0, boost_updates: float = BOOST_UPDATES):
         super().__init__(lrs)
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
+        self.boost, self.boost_updates = float(boost), float(boost_updates)
+        if not (self.boost >= 1 and self.boost_updates > 0):
+            raise ValueError(f"Adam's boost must be >= 1 and its decay time > 0, got {boost}, "
+                             f"{boost_updates}")
 
     def _hyper(self) -> dict:
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "boost": self.boost,
+                "boost_updates": self.boost_updates}
+
+    def rate_factor(self, name: str, t: int) -> float:
+        """Factor on the rate of ``name`` at its step ``t`` (1-based): the decaying boost."""
+        if name not in BOOSTED or self.boost == 1:
+            return 1.0
+        return 1.0 + (self.boost - 1.0) * math.exp(-(t - 1) / self.boost_updates)
 
     def step(self, params, grads, closure=None, loss=None):
         for name, g in grads.items():
@@ -160,7 +187,7 @@ class Adam(Optimizer):
             # p -= lr * mhat / (sqrt(vhat) + eps_rel * max sqrt(vhat)), bias corrections folded in
             c1, c2 = 1 - b1 ** t, math.sqrt(1 - b2 ** t)
             root += self.eps * peak
-            p -= (lr * c2 / c1) * (m / root)
+            p -= (lr * self.rate_factor(name, t) * c2 / c1) * (m / root)
         return params
 
 
@@ -319,12 +346,14 @@ OPTIMIZERS = {"adam": Adam, "momentum": Momentum, "lbfgs": LBFGS}
 
 
 def make_optimizer(kind: str, lrs: dict[str, float], *, momentum: float = 0.9,
-                   betas: tuple[float, float] = (0.9, 0.999), history: int = 10) -> Optimizer:
+                   betas: tuple[float, float] = (0.9, 0.999), history: int = 10,
+                   boost: float = 1.0) -> Optimizer:
     """The optimiser called ``kind`` (``adam`` | ``momentum`` | ``lbfgs``), e.g. from
     ``cfg.optimizer``: ``make_optimizer(o.kind, o.lrs(), momentum=o.momentum,
-    betas=(o.beta1, o.beta2), history=o.lbfgs_history)``."""
+    betas=(o.beta1, o.beta2), history=o.lbfgs_history, boost=o.lr_boost or 1)``; ``boost``
+    is Adam's only."""
     if kind == "adam":
-        return Adam(lrs, betas=betas)
+        return Adam(lrs, betas=betas, boost=boost)
     if kind == "momentum":
         return Momentum(lrs, momentum=momentum)
     if kind == "lbfgs":

@@ -173,6 +173,9 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
         c = configs[refine_probe] = config.copy()
         for name in ("probe", "positions", "distances"):
             cfgmod.set_value(c, f"refine.{name}", refine_probe and name == "probe")
+        # the candidates are ranked after a few epochs at constant rates (the ladder and its
+        # margins were measured so); Adam's start-up boost would change what a short fit shows
+        cfgmod.set_value(c, "optimizer.lr_boost", 1.0)
     lock = threading.RLock()
 
     def solvers(refine_probe: bool):

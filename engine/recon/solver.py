@@ -83,7 +83,8 @@ class Solver:
         # rates handed over again later (a rollback, a change, a resumed run) mean the same step
         self._probe_ref = self._probe_peak()
         self.optimizer = make_optimizer(o.kind, self.learning_rates(), momentum=o.momentum,
-                                        betas=(o.beta1, o.beta2), history=o.lbfgs_history)
+                                        betas=(o.beta1, o.beta2), history=o.lbfgs_history,
+                                        boost=o.lr_boost or 1.0)
         self.n_evaluations = 0        # loss + gradient evaluations of this process (steps)
         self._last_eval = None        # (names, point, (loss, terms, grads)) for L-BFGS's reuse
         if o.kind == "lbfgs":
@@ -130,6 +131,7 @@ class Solver:
         Returns whether any rate was measured."""
         lrs = self.config.optimizer.lrs()
         missing = [n for n in names if lrs.get(n, 0) is None]
+        self._resolve_boost(names, missing)
         if not missing:
             return False
         prob = self.problem
@@ -163,6 +165,29 @@ class Solver:
                      cfgmod.get_value(self.config, f"optimizer.lr_{n}"), scales[n].max_change,
                      100 * scales[n].decrease)
         return True
+
+    def _resolve_boost(self, names: list[str], missing: list[str]) -> None:
+        """Unset ``optimizer.lr_boost`` (Adam only), decided when the object's refinement starts:
+        :func:`stepsize.adam_boost` of whether every refined object unknown starts flat and has its
+        rate measured, and whether the run refines an experimental parameter; written into the
+        configuration and the optimiser."""
+        o = self.config.optimizer
+        obj = [n for n in names if n in ("delta", "beta", "object")]
+        if o.lr_boost is not None or o.kind != "adam" or not obj:
+            return
+        xp = self.problem.backend.xp
+        with self.lock:
+            flat = all(float(to_host(xp.abs(p - p.ravel()[0]).max())) == 0
+                       for p in (self.problem.params[n] for n in obj))
+        refines = any(getattr(self.config.refine, n) for n in ("probe", "positions", "distances")
+                      if n in self.problem.params)
+        boost = stepsize.adam_boost(flat, all(n in missing for n in obj), refines)
+        cfgmod.set_value(self.config, "optimizer.lr_boost", boost)
+        self.optimizer.boost = boost
+        if boost != 1:
+            log.info("optimizer.lr_boost = %g (the object starts without structure: its measured "
+                     "rates start %g times higher and decay to them over ~%d updates)", boost,
+                     boost, self.optimizer.boost_updates)
 
     def _floored_rate(self, n: str, floor: float, measured: float, g, f0: float,
                       loss_only) -> float:
@@ -307,6 +332,12 @@ class Solver:
                               f"configuration sets {self.config.optimizer.kind!r}; set optimizer.kind = "
                               f"{kind!r}, or start a new run from it with init.object_path")
         self.optimizer.load_state_dict(state)
+        o = self.config.optimizer
+        if o.kind == "adam":  # the configuration's boost wins; unset, the checkpoint's is kept
+            if o.lr_boost is not None:
+                self.optimizer.boost = float(o.lr_boost)
+            elif "boost" in state.get("hyper", {}):
+                cfgmod.set_value(self.config, "optimizer.lr_boost", float(self.optimizer.boost))
         for name, lr in state.get("lrs", {}).items():
             if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
                 self._store_lr(name, float(lr))

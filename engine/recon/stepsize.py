@@ -28,12 +28,25 @@ from ..backend import array_module
 log = logging.getLogger(__name__)
 
 __all__ = ["LineScale", "curvature_step", "estimate_scales", "learning_rates", "ADAM_FRACTION",
-           "safe_adam_floor"]
+           "ADAM_BOOST", "adam_boost", "safe_adam_floor"]
 
 #: Adam moves an element by about its learning rate per step; a twentieth of the largest change of
 #: the optimal steepest-descent step keeps late iterations from oscillating while reaching the
 #: object's level in a few tens of steps (measured on the scale sweep, tests/test_defaults_sweep.py).
 ADAM_FRACTION = 0.05
+
+#: Adam's start-up boost (``optimizer.lr_boost``, :class:`.optimizers.Adam`) for an object built
+#: from a start without structure (see :func:`adam_boost` for where it applies): its rates begin
+#: at twice the measured one and decay to it over ~64 updates. The measured rate suits the end of
+#: a run, where a larger step only adds noise (a thick 16-slice gold sphere sample, 2D model, 3e3
+#: photons per frame, 40 epochs of minibatch 2D ptychography: illuminated-area correlation 0.86
+#: at ADAM_FRACTION 0.05, 0.82 at 0.075; with this boost instead 0.858). At the start the object
+#: must be built up from nothing, and a voxel's Adam step is smaller than its rate while the
+#: minibatches disagree on its gradient -- in tomography each step is another angle's view
+#: (ptychotomography of a PMMA foam cone, 32 angles: correlation 0.9 after 3 epochs at the
+#: measured 0.021 of the true largest delta, after 2 at 0.03 or with the boost; an independent
+#: 24-angle glass cone: 0.966 -> 0.982 after 12 epochs).
+ADAM_BOOST = 2.0
 
 #: Adam's fraction for the probe: every frame of every minibatch sees the whole probe, so its
 #: gradient is far steadier than an object voxel's and it takes larger steps (a file probe 100 um
@@ -222,3 +235,17 @@ def safe_adam_floor(loss: Callable, p, g, f0: float, floor: float, measured: flo
             return rate
         rate /= FLOOR_CUT
     return measured
+
+
+def adam_boost(flat_start: bool, measured: bool, refines_experiment: bool) -> float:
+    """``optimizer.lr_boost`` when unset: :data:`ADAM_BOOST` where the object's rates are
+    ``measured`` and it has a ``flat_start`` (vacuum or a constant: it must be built from
+    nothing) and the run does not refine the probe, positions or distances
+    (``refines_experiment``), else 1. A start with structure -- a physics-based guess, an earlier
+    result -- is near the object already: a boosted, sign-like first epoch washes it out
+    (holotomography of gold from a Paganin/FBP start: correlation 0.97 -> 0.94 after one epoch
+    with the boost). An object built fast under a wrong probe takes the probe's errors in, which
+    the probe's refinement must then undo (gold star, probe 100 um out of focus, 6 minibatches
+    per epoch, 60 epochs: probe overlap 0.905 -> 0.876 with the boost; the probe search ranks
+    the wrong centring on the weak cone). A rate set by hand is used as given."""
+    return ADAM_BOOST if flat_start and measured and not refines_experiment else 1.0
