@@ -127,9 +127,23 @@ def view_state(v) -> dict:
                    iso_threshold=ly.iso_threshold, units=ly.units,
                    axis_labels=ly.axis_labels, metadata=dict(ly.metadata))
               for ly in v.layers]
-    cam = v.camera
-    return {"layers": layers, "grid": v.grid.enabled, "ndisplay": v.dims.ndisplay,
+    cam = camera_of(v)
+    return {"layers": layers, "grid": grid_of(v).enabled, "ndisplay": v.dims.ndisplay,
             "camera": (tuple(cam.center), cam.zoom, tuple(cam.angles))}
+
+
+def camera_of(viewer):
+    """The viewer's camera: napari 0.9 moved it to ``viewer.scene.camera`` (``viewer.camera``
+    warns there); older versions have only ``viewer.camera``."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+def grid_of(viewer):
+    """The viewer's grid settings: ``viewer.canvas.grid`` from napari 0.9, else
+    ``viewer.grid``."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
 
 
 def apply_view_state(viewer, state: dict) -> None:
@@ -151,9 +165,10 @@ def add_state_layer(viewer, kw: dict):
 
 def apply_view_settings(viewer, state: dict) -> None:
     """Grid and camera of a :func:`view_state`."""
-    viewer.grid.enabled = state["grid"]
+    grid_of(viewer).enabled = state["grid"]
     center, zoom, angles = state["camera"]
-    viewer.camera.center, viewer.camera.zoom, viewer.camera.angles = center, zoom, angles
+    cam = camera_of(viewer)
+    cam.center, cam.zoom, cam.angles = center, zoom, angles
 
 
 def rotated_fit(size, view_direction, up_direction) -> float:

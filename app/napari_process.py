@@ -6,8 +6,9 @@ stalls its event loop. Here the whole 3D tab (:class:`.napari_view.NapariView`: 
 layer list and controls, grid, pop-out) lives in a process of its own (``python -m
 slicewise.app.napari_process FD``, a plain new interpreter on one end of a socket pair). Its
 window becomes a child of a native window in the main window's tab (:mod:`.napari_remote`; X11
-lets one process's window hold another's), so it looks and behaves like part of the window, while its drawing
-never blocks the window's thread. A crash here costs the 3D view, not the window.
+lets one process's window hold another's), so it looks and behaves like part of the window,
+while its drawing never blocks the window's thread. A crash here costs the 3D view, not the
+window.
 
 Messages from the window: ``("embed", window id, w, h)`` (become a child of that native window
 of the tab, ``w`` x ``h`` pixels, and show), ``("size", w, h)``,
@@ -31,6 +32,7 @@ log = logging.getLogger("slicewise.app.napari")
 
 def _state(view) -> dict:
     """What the window mirrors of the view (and tests read): plain values only."""
+    from .napari_layers import camera_of, grid_of  # noqa: PLC0415
     v = view.viewer
     layers = {}
     if v is not None:
@@ -42,8 +44,8 @@ def _state(view) -> dict:
             "loaded": bool(view._load_tried), "layers": list(layers), "layer_info": layers,
             "cost_s": getattr(view, "_cost_s", None), "rebuilds": view.rebuilds,
             "popouts": len(view._popouts), "title": view.title.text(),
-            "grid": bool(v is not None and v.grid.enabled),
-            "camera_angles": None if v is None else tuple(map(float, v.camera.angles)),
+            "grid": bool(v is not None and grid_of(v).enabled),
+            "camera_angles": None if v is None else tuple(map(float, camera_of(v).angles)),
             "popout_enabled": view.popout.isEnabled(), "shown": view.isVisible()}
 
 

@@ -36,6 +36,7 @@ __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
 
 log = logging.getLogger("slicewise.app.napari")
 
+MAX_CRASHES = 3   # unexpected ends of the 3D process before it is no longer restarted
 NO_VOLUME = "No volume yet: start a reconstruction or open a result file."
 
 
@@ -155,6 +156,7 @@ class RemoteNapariView(QWidget):
         self._ready = self._embedded = False
         self._closed = False
         self._starts = 0
+        self.crashes = 0              # unexpected ends of the 3D process
         self._qids = itertools.count(1)
         self.replies: dict = {}       # query id -> value (tests, screenshots)
         self._start_timer = QTimer(self)
@@ -251,16 +253,28 @@ class RemoteNapariView(QWidget):
             self._link.send("size", *self._container_size())
 
     def _ended(self, code) -> None:
-        """The process is gone (not by our close): the tab says so, the next volume starts a
-        new one."""
+        """The process is gone (not by our close): the tab says so, and the next volume starts
+        a new one, :data:`MAX_CRASHES` times at most (a process that cannot start, e.g. no
+        OpenGL, is not started again and again)."""
         self._drop_link()
         if self._closed:
             return
-        log.warning("3D view: its process ended (exit code %s); it restarts with the next "
-                    "volume", code)
-        self.note.setText(f"The 3D view's process ended (exit code {code}); it restarts with "
-                          "the next volume.")
+        self.crashes += 1
+        if self.crashes >= MAX_CRASHES:
+            self._closed = True   # nothing restarts it; the rest of the window carries on
+            self._pending = None
+            text = (f"The 3D view's process ended {self.crashes} times (last exit code {code}) "
+                    "and is not started again; the log says why. Restart Slicewise to try "
+                    "again, or set SLICEWISE_3D_VIEW=window to draw the 3D view in the "
+                    "window's own process.")
+        else:
+            text = (f"The 3D view's process ended (exit code {code}); it restarts with the next "
+                    "volume.")
+        log.warning("3D view: %s", text)
+        self.note.setText(text)
         self.note.show()
+        if self._pending is not None and not self._closed:
+            self._start()   # it died before it could show the volume that waits
 
     def _drop_link(self) -> None:
         if self._container is not None:

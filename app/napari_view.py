@@ -30,8 +30,8 @@ from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplit
 from . import shader_cache
 from .napari_canvas import CanvasBox
 from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
-                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume,
-                            plan_layers, preview_factor, rotated_fit, setup_order,
+                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, camera_of,
+                            grid_of, plan_layers, preview_factor, rotated_fit, setup_order,
                             view_state, voxel_scale_um)
 from .napari_loading import NapariLoading
 from .napari_popout import NapariPopout
@@ -123,7 +123,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._pending = self._after_stages = None
         self._stages.clear()
         if self.viewer is not None:
-            cam = self.viewer.camera
+            cam = camera_of(self.viewer)
             self._kept_camera = (tuple(cam.center), cam.zoom, tuple(cam.angles)) \
                 if keep_camera and len(self.viewer.layers) else None
             self.viewer.layers.clear()
@@ -204,7 +204,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         v.scale_bar.box = True
         v.axes.visible = True
         v.axes.colored = True
-        v.grid.enabled = self.grid.isChecked()
+        grid_of(v).enabled = self.grid.isChecked()
         return v
 
     def close_viewer(self) -> None:
@@ -331,7 +331,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         zoom follows, so that the framing stays."""
         zoom = self.canvas_box.zoom_ratio(on)
         if zoom != 1.0 and len(self.viewer.layers):
-            self.viewer.camera.zoom *= zoom
+            camera_of(self.viewer).zoom *= zoom
         self.canvas_box.set_live(on)
 
     def _run_stage(self) -> None:
@@ -413,7 +413,8 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         v = self.viewer
         self._fitted = False
         if kept is not None and not reset_camera:
-            v.camera.center, v.camera.zoom, v.camera.angles = kept
+            cam = camera_of(v)
+            cam.center, cam.zoom, cam.angles = kept
         elif reset_camera is not False:
             self._fit_camera(CAMERA_ANGLES)
             self._fitted = True
@@ -422,7 +423,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         """Fit again, at the same angles, once every layer and the grid are in place (only a
         camera this view fitted itself: a kept one stays)."""
         if getattr(self, "_fitted", False):
-            self._fit_camera(tuple(self.viewer.camera.angles))
+            self._fit_camera(tuple(camera_of(self.viewer).angles))
 
     def _shown(self, select: bool = False) -> None:
         v = self.viewer
@@ -462,12 +463,12 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         overflows (the finished cone was cut off)."""
         v = self.viewer
         v.reset_view()
-        v.camera.angles = angles
+        cam = camera_of(v)
+        cam.angles = angles
         if v.dims.ndisplay == 3 and len(v.layers):
             ext = np.asarray(v.layers.extent.world, float)
             size = (ext[1] - ext[0])[-3:]
-            v.camera.zoom = v.camera.zoom * rotated_fit(size, v.camera.view_direction,
-                                                        v.camera.up_direction)
+            cam.zoom = cam.zoom * rotated_fit(size, cam.view_direction, cam.up_direction)
 
     @staticmethod
     def _update_layer(layer, data: np.ndarray, levels: tuple[float, float]) -> None:
@@ -485,7 +486,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
 
     def _update_grid_label(self, *_) -> None:
         text = getattr(self, "_title", "")
-        if self.viewer is not None and self.viewer.grid.enabled:
+        if self.viewer is not None and grid_of(self.viewer).enabled:
             # napari fills the grid in layer order with the visible layers (bottom of the list
             # first), left to right
             shown = [layer.name for layer in self.viewer.layers if layer.visible]
@@ -497,8 +498,8 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
 
     def _set_grid(self, on: bool) -> None:
         if self.viewer is not None:
-            self.viewer.grid.enabled = on
-            self._fit_camera(self.viewer.camera.angles)  # the panels changed size
+            grid_of(self.viewer).enabled = on
+            self._fit_camera(camera_of(self.viewer).angles)  # the panels changed size
         self._update_grid_label()
 
     def screenshot(self) -> np.ndarray | None:

@@ -132,3 +132,20 @@ def test_volumes_sent_while_one_is_on_its_way_keep_only_the_newest(qtbot):
     link._out.put(None)
     link._write()
     assert [m[:2] for m in sent] == [("show", 3), ("message", "x")]
+
+
+def test_a_3d_process_that_keeps_dying_is_not_restarted_forever(qtbot, window3d, dialogs):
+    from slicewise.app.napari_remote import MAX_CRASHES
+
+    nv = window3d.napari_view
+    vol = {"delta": np.zeros((4, 4, 4), np.float32)}
+    nv.show_volume(vol, 1e-8, 1e-8)          # starts the process; the volume waits for it
+    for k in range(MAX_CRASHES):
+        # e.g. no usable OpenGL: it dies before it shows the volume, which starts it again
+        qtbot.waitUntil(lambda: nv.process is not None, timeout=5000)
+        nv.process.kill()
+        qtbot.waitUntil(lambda: nv.crashes == k + 1, timeout=10000)
+    assert "not started again" in nv.note.text() and "SLICEWISE_3D_VIEW=window" in nv.note.text()
+    nv.show_volume(vol, 1e-8, 1e-8)
+    assert nv.process is None and not nv.busy
+    assert not dialogs.errors
