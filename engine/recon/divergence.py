@@ -20,6 +20,13 @@ estimate at the end of an epoch, on a fixed check batch, rises well above the be
    fluctuates by several times its value, and each such rollback halves the rates -- an annealing
    that must not end a long run (the sweep's SiO2 star, 484 positions: 3 rollbacks at epochs 20,
    29 and 121 of 150, loss down to 5e-10 of its start, each after a new best).
+
+A rise that is not a divergence is handled too: a stochastic optimiser whose rate is too large
+for where it now is wanders above its best estimate without ever tripling its loss (the cone
+demo: the epoch loss rose from 4.2e-6 to 5.9e-6 over ten epochs of 25, until a rollback at
+epoch 22). When the check loss has not beaten its best for :data:`STALL_EPOCHS` epochs and sits
+:data:`STALL_RISE` above it, Adam's rates are halved, without a rollback (the estimate is
+still good); the cut is logged and written into the configuration like a rollback's.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from . import config as cfgmod
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DivergenceGuard", "check_batch", "RISE", "MAX_ROLLBACKS"]
+__all__ = ["DivergenceGuard", "check_batch", "RISE", "MAX_ROLLBACKS", "STALL_EPOCHS", "STALL_RISE"]
 
 #: Frames of the check batch: one view (the middle angle), up to this many spots.
 CHECK_SPOTS = 64
@@ -51,6 +58,11 @@ CONVERGED = 1e-6
 
 #: Rollbacks allowed without a new best estimate in between before the run stops.
 MAX_ROLLBACKS = 5
+
+#: Epochs without a new best check loss, ending above ``STALL_RISE`` x the best, after which a
+#: stochastic optimiser's rates are halved (a plateau above the best: the step is too large).
+STALL_EPOCHS = 3
+STALL_RISE = 1.25
 
 
 class DivergenceGuard:
@@ -70,12 +82,15 @@ class DivergenceGuard:
         self.first: float | None = None
         self.rollbacks = 0
         self.streak = 0            # rollbacks since the best check loss last fell
+        self.since_best = 0        # accepted epochs since the best check loss last fell
+        self.last: float | None = None   # the last accepted check loss
         self.cuts: dict[str, int] = {}
 
     def state_dict(self) -> dict:
         """The guard's memory, for checkpoints: reference losses, rollbacks, rate cuts."""
         return {"best": float(self.best), "start": self.start, "first": self.first,
                 "rollbacks": int(self.rollbacks), "streak": int(self.streak),
+                "since_best": int(self.since_best), "last": self.last,
                 "cuts": {k: int(v) for k, v in self.cuts.items()}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -89,6 +104,8 @@ class DivergenceGuard:
         self.first = state.get("first")
         self.rollbacks = int(state.get("rollbacks", 0))
         self.streak = int(state.get("streak", self.rollbacks))
+        self.since_best = int(state.get("since_best", 0))
+        self.last = state.get("last")
         self.cuts = {k: int(v) for k, v in state.get("cuts", {}).items()}
         cfg = self.solver.config
         for n, cuts in self.cuts.items():
@@ -120,9 +137,41 @@ class DivergenceGuard:
         if self.start is None:
             self.start = check_loss
         if check_loss < self.best:
-            self.streak = 0
+            self.streak = self.since_best = 0
+        else:
+            self.since_best += 1
         self.best = min(self.best, check_loss)
+        self.last = check_loss
         return False
+
+    def stalled(self) -> bool:
+        """Whether the accepted estimates have wandered above the best for long enough that the
+        step should be cut (:data:`STALL_EPOCHS`, :data:`STALL_RISE`); only a stochastic
+        optimiser's (L-BFGS searches its step along each direction)."""
+        if self.solver.config.optimizer.kind != "adam" or self.last is None:
+            return False
+        floor = CONVERGED * abs(self.start) if self.start is not None else 0.0
+        return self.since_best >= STALL_EPOCHS and \
+            self._above(self.last, self.best, STALL_RISE) and self.last - self.best > floor
+
+    def cut_for_stall(self, names: list[str]) -> None:
+        """Halve the rates of ``names`` (no rollback: the estimate is still accepted)."""
+        self._cut(names, culprit=None)
+        self.since_best = 0
+        log.warning("the loss has stayed above its best for %d epochs (now %.4g against %.4g "
+                    "on the same frames): learning rates of %s halved", STALL_EPOCHS, self.last,
+                    self.best, ", ".join(names))
+
+    def _cut(self, names: list[str], culprit: str | None) -> None:
+        """Halve the rates of ``names`` (quarter the ``culprit``'s), counted in :attr:`cuts`."""
+        cfg = self.solver.config
+        for n in names:
+            factor = 0.25 if n == culprit else 0.5
+            self.cuts[n] = self.cuts.get(n, 0) + (2 if n == culprit else 1)
+            lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
+            if lr:
+                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * factor)
+        self.solver.update_learning_rates()
 
     def roll_back(self, params: dict, good: dict, names: list[str], where: str,
                   checkpoint_hint: str, partial_loss=None, memory=None) -> None:
@@ -135,14 +184,9 @@ class DivergenceGuard:
         self.solver.restore(memory)
         self.rollbacks += 1
         self.streak += 1
+        self.since_best = 0
+        self._cut(names, culprit)
         cfg = self.solver.config
-        for n in names:
-            factor = 0.25 if n == culprit else 0.5
-            self.cuts[n] = self.cuts.get(n, 0) + (2 if n == culprit else 1)
-            lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
-            if lr:
-                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * factor)
-        self.solver.update_learning_rates()
         worst = max(self.cuts, key=self.cuts.get) if self.cuts else (names[0] if names else "delta")
         if self.streak > MAX_ROLLBACKS:
             raise DivergenceError(

@@ -289,6 +289,10 @@ class Reconstruction:
             if diverged is None:
                 check = self._check_loss(self.problem.params)
                 if not self._guard.epoch_diverged(check):
+                    if self._guard.stalled():
+                        with self._lock:
+                            self._guard.cut_for_stall(self.solver.refined(self.epoch))
+                        self._save_config()
                     return record
                 diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
                             f"{self._guard.best:.4g} on the same frames")
