@@ -73,7 +73,7 @@ def serve(conn) -> int:
     from PyQt6.QtGui import QWindow  # noqa: PLC0415
     from PyQt6.QtWidgets import QApplication  # noqa: PLC0415
 
-    from .solver_process import _PipeLogHandler  # noqa: PLC0415 - Qt-free, shared
+    from .child_pipe import PipeLogHandler  # noqa: PLC0415
 
     lock = threading.Lock()
 
@@ -87,7 +87,7 @@ def serve(conn) -> int:
 
     root = logging.getLogger("slicewise")
     root.setLevel(logging.INFO)
-    root.addHandler(_PipeLogHandler(send))
+    root.addHandler(PipeLogHandler(send))
     root.propagate = False
     app = QApplication([sys.argv[0], "-name", "slicewise-3d"])
     _install_excepthook()

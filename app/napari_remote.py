@@ -20,16 +20,14 @@ import itertools
 import logging
 import os
 import queue
-import socket
 import subprocess
-import sys
 import threading
-from multiprocessing.connection import Connection
 
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QGuiApplication
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .child_pipe import exit_code, relay, spawn
 from .napari_canvas import make_native
 
 __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
@@ -64,13 +62,8 @@ class _Link(QObject):
 
     def __init__(self):
         super().__init__()
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ, QT_QPA_PLATFORM="xcb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slicewise.app.napari_process", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
-        theirs.close()
-        self.conn = Connection(ours.detach())
+        self.proc, self.conn = spawn("slicewise.app.napari_process",
+                                     dict(os.environ, QT_QPA_PLATFORM="xcb"))
         self._out: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True, name="slicewise-3d-read").start()
         threading.Thread(target=self._write, daemon=True, name="slicewise-3d-write").start()
@@ -94,22 +87,8 @@ class _Link(QObject):
                 return
 
     def _read(self) -> None:
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            if msg[0] == "log":
-                rec = msg[1]
-                logging.getLogger(rec.name).handle(rec)
-                continue
-            if not self._emit(msg):
-                return
-        try:
-            code = self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            code = None
-        self._emit(("ended", code))
+        if relay(self.conn, self._emit):
+            self._emit(("ended", exit_code(self.proc)))
 
     def _emit(self, msg) -> bool:
         try:
@@ -151,11 +130,10 @@ class RemoteNapariView(QWidget):
         self._status: dict = {}
         self._message = NO_VOLUME
         self._seq = itertools.count(1)
-        self._sent_seq = self._shown_seq = 0
+        self._sent_seq = 0
         self._pending = None          # show_volume arguments until the process is ready
-        self._ready = self._embedded = False
+        self._ready = self._embedded = self._layout_pending = False
         self._closed = False
-        self._starts = 0
         self.crashes = 0              # unexpected ends of the 3D process
         self._qids = itertools.count(1)
         self.replies: dict = {}       # query id -> value (tests, screenshots)
@@ -183,10 +161,9 @@ class RemoteNapariView(QWidget):
     def _start(self) -> None:
         if self._link is not None or self._closed:
             return
-        self._starts += 1
         self._ready = self._embedded = False
         self._status = {}
-        self._sent_seq = self._shown_seq = 0
+        self._sent_seq = 0
         self._link = _Link()
         self._link.got.connect(self._on_message, Qt.ConnectionType.QueuedConnection)
         self.note.setText("loading the 3D viewer (napari)…")
@@ -207,7 +184,6 @@ class RemoteNapariView(QWidget):
     def _embed(self, wid: int) -> None:
         """The process's window is ready (``wid``): it is placed inside :attr:`_container`, a
         native window of this tab, once the tab is on screen."""
-        self._wid = wid
         self._container = QWidget(self)
         self._container.setMinimumSize(200, 150)
         # a native window of its own, which the process's window fills at (0, 0)

@@ -17,28 +17,11 @@ import logging
 import threading
 from pathlib import Path
 
+from .child_pipe import PipeLogHandler
+
 LOGGER_NAME = "slicewise"
 RUN_LOG = "slicewise-run.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-class _PipeLogHandler(logging.Handler):
-    """Log records of the child go to the window's log panel (as plain, picklable records)."""
-
-    def __init__(self, send):
-        super().__init__(logging.INFO)
-        self._send_msg = send
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            rec = logging.makeLogRecord(record.__dict__)
-            rec.msg, rec.args = record.getMessage(), None
-            if record.exc_info:
-                rec.exc_text = logging.Formatter().formatException(record.exc_info)
-            rec.exc_info = None
-            self._send_msg(("log", rec))
-        except Exception:  # noqa: BLE001 - a closed pipe: the window is gone
-            pass
 
 
 def _file_log(output_dir: Path) -> logging.Handler | None:
@@ -65,7 +48,7 @@ def serve(conn) -> None:
     keep_freed_memory()  # as `slicewise reconstruct` does: the same solver, the same speed
     root = logging.getLogger(LOGGER_NAME)
     root.setLevel(logging.INFO)
-    root.addHandler(_PipeLogHandler(send))
+    root.addHandler(PipeLogHandler(send))
     root.propagate = False
     import slicewise.engine.recon.run  # noqa: F401, PLC0415 - warm up while the user edits
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
-import sys
 import threading
-from multiprocessing.connection import Connection
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from slicewise.engine.errors import SlicewiseError
 
+from .child_pipe import exit_code, relay, spawn
 from .run_host import RunHost, RunInfo, RunStats  # noqa: F401 - RunInfo re-exported
 
 log = logging.getLogger("slicewise.app.worker")
@@ -39,12 +37,7 @@ class _ProcessClient:
     spawn: that would re-run the caller's main script in the child."""
 
     def __init__(self, deliver=None):
-        ours, theirs = socket.socketpair()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "slicewise.app.solver_process", str(theirs.fileno())],
-            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
-        theirs.close()
-        self.conn = Connection(ours.detach())
+        self.proc, self.conn = spawn("slicewise.app.solver_process")
         self._deliver = deliver
         self.reader: threading.Thread | None = None
 
@@ -71,23 +64,16 @@ class _ProcessClient:
             pass
 
     def _read(self) -> None:
-        done = False
-        while True:
-            try:
-                msg = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            if msg[0] == "log":
-                rec = msg[1]
-                logging.getLogger(rec.name).handle(rec)
-                continue
-            done = done or msg[0] == "done"
+        done = []
+
+        def deliver(msg) -> None:
+            if msg[0] == "done":
+                done.append(True)
             self._deliver(self, msg)
+
+        relay(self.conn, deliver)
         if not done:
-            try:
-                code = self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                code = None
+            code = exit_code(self.proc)
             self._deliver(self, ("failed", SolverCrashed(
                 f"the solver process ended unexpectedly (exit code {code}); the window is "
                 "unaffected and the last checkpoint on disk is intact"), ""))

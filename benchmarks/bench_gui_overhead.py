@@ -10,9 +10,13 @@
    before Start to 2 s after the end (the final full-size 3D view included): a 10 ms QTimer on
    the window's thread records every tick; the longest gap between ticks minus 10 ms is the
    longest the event loop was blocked. Printed with the median and the 99th percentile, the
-   blocks over 100 ms, and the run's sum of epoch times.
+   blocks over 100 ms, and the run's sum of epoch times. Then "Pop out to napari..." is
+   pressed and the ticks of the next 4 s give the pop-out's longest block. ``--view window``
+   draws the 3D view in the window's own process instead of its own (the default under X11,
+   :mod:`slicewise.app.napari_remote`), for comparison.
 
     python benchmarks/bench_gui_overhead.py [--epochs 20] [--rounds 3] [--backend numpy]
+        [--skip-overhead] [--view default|process|window]
 
 Without a display the script re-runs itself under ``xvfb-run``.
 """
@@ -59,6 +63,10 @@ def cpu_3d():
     except (AttributeError, OSError):
         return 0.0
 
+def popouts():
+    nv = w.napari_view   # in its own process: counted there
+    return nv.status().get("popouts", 0) if hasattr(nv, "status") else len(nv._popouts)
+
 def start():
     timer.start()
     state["started"] = time.perf_counter()
@@ -82,18 +90,25 @@ def poll():
         state["cpu_3d_idle"] = cpu_3d()
     elif "idle" in state and (w.napari_view.busy or time.perf_counter() - state["idle"] < 2.0):
         pass                                      # ... the final 3D view is drawn meanwhile
-    elif "idle" in state:
+    elif "idle" in state and "pop" not in state:
+        state["pop"] = time.perf_counter()        # then "Pop out to napari..."
+        w.napari_view.pop_out()
+    elif "pop" in state and time.perf_counter() - state["pop"] < 4.0:
+        pass                                      # ... made and drawn meanwhile
+    elif "pop" in state:
         timer.stop()
         t_end = time.perf_counter()
         gaps = [max(0.0, (b - a) * 1e3 - 10.0) for a, b in zip(ticks, ticks[1:])]
         shown = state.get("shown", t_end)
-        after = [g for a, g in zip(ticks[1:], gaps) if a > shown]
+        after = [g for a, g in zip(ticks[1:], gaps) if shown < a <= state["pop"]]
+        popping = [g for a, g in zip(ticks[1:], gaps) if a > state["pop"]]
         print("RESULT " + json.dumps({"gaps_ms": gaps, "wall_s": t_end - state["started"],
                                       "run_s": state["idle"] - state["started"],
                                       "cpu_s": state["cpu_idle"] - state["cpu"],
                                       "cpu_3d_s": state["cpu_3d_idle"] - state["cpu_3d"],
                                       "view_mode": type(w.napari_view).__name__,
-                                      "gaps_after_ms": after,
+                                      "gaps_after_ms": after, "gaps_pop_ms": popping,
+                                      "popouts": popouts(),
                                       "big": [(round(a - state["started"], 2), round(g))
                                               for a, g in zip(ticks[1:], gaps) if g > 100],
                                       "shown_s": shown - state["started"],
@@ -221,6 +236,9 @@ def responsiveness(cfg: Path, env: dict) -> None:
     print(f"  first volume drawn {res['shown_s']:.1f} s after Start; run ended "
           f"{res['run_s']:.1f} s after Start (ticks recorded for 2 s more, the final 3D view's "
           f"drawing included); blocks over 100 ms (s after Start, ms): {res['big']}")
+    pop = np.asarray(res["gaps_pop_ms"] or [0.0])
+    print(f"  then 'Pop out to napari...' ({res['popouts']} pop-out window(s) after 4 s): "
+          f"longest block {pop.max():.1f} ms")
 
 
 def main() -> None:
@@ -228,6 +246,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--view", choices=("default", "process", "window"), default="default",
+                    help="where the 3D view runs (SLICEWISE_3D_VIEW): its own process (the "
+                         "default under X11) or the window's process")
     args = ap.parse_args()
     backend = "numpy" if args.backend == "auto" else args.backend
     if not os.environ.get("DISPLAY") and not os.environ.get("SLICEWISE_BENCH_XVFB"):
@@ -236,6 +257,8 @@ def main() -> None:
         sys.exit(subprocess.call([xvfb, "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
                                   *sys.argv], env=env))
     env = dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "xcb"))
+    if args.view != "default":
+        env["SLICEWISE_3D_VIEW"] = args.view
     with tempfile.TemporaryDirectory(prefix="slicewise-bench-gui-") as tmp:
         env.update(XDG_DATA_HOME=f"{tmp}/xdg-data", XDG_CONFIG_HOME=f"{tmp}/xdg-config")
         cfg = prepare(Path(tmp), args.epochs, backend)
