@@ -10,15 +10,32 @@ case           weak    mid     strong
 =============  ======  ======  ======
 ptycho2d       0.9840  0.9930  0.9972
 ptychoms       0.9986  0.9981  0.9984
-holo1          0.9956  0.9970  0.9699
-holo4          0.9906  0.9970  0.9219
-holotomo       0.9986  0.9998  0.9873
+holo1          0.9969  0.9990  0.9933
+holo4          0.9906  0.9990  0.9990
+holotomo       0.9986  0.9999  0.9968
 ptychotomo     0.9728  0.9800  0.9597
 =============  ======  ======  ======
 
-The threshold is the brief's 0.9 for every case; the smallest margin is holo4-strong (0.022:
-gold at 1.5 keV, where absorption dominates the contrast and delta's lowest frequencies converge
-last). The whole sweep takes about a minute on 2 cores.
+(holography re-measured 2026-12-02 on branch holoscale.) The threshold is the brief's 0.9 for
+every case; holo4-strong had the smallest margin before its ratio refinement (0.022: gold at
+1.5 keV, where absorption dominates the contrast and delta's lowest frequencies converge last).
+The whole sweep takes about a minute on 2 cores.
+
+Correlation is blind to delta's level, which a beamline scientist reads quantitatively (electron
+density, material). Holography's level is pinned too: the least-squares factor of the result on
+the truth (2026-12-02; see docs/holography-delta-scale.md), measured:
+
+=============  ======  ======  ======
+case           weak    mid     strong
+=============  ======  ======  ======
+holo1          1.017   1.091   1.376   (main fe4104e: 0.998, 1.173, 2.137)
+holo4          1.136   1.046   1.070
+holotomo       1.085   0.994   1.142
+=============  ======  ======  ======
+
+Allowed 0.8-1.25 (margin 0.11 on holo4-weak), except holo1-strong: one distance, gold at 1.5 keV,
+where the free-space criterion for beta/delta finds 0.18 for the true 0.27 (a known residual;
+allowed up to 1.5, the factor 2.1 of before fails).
 """
 
 from __future__ import annotations
@@ -33,9 +50,14 @@ from slicewise.engine.recon.config import from_toml
 from slicewise.engine.recon.run import Reconstruction
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from scale_sweep import SCALES, cases, correlation, example_for, write_case  # noqa: E402
+from scale_sweep import (  # noqa: E402
+    SCALES, cases, correlation, delta_scale, example_for, write_case)
 
 CASES = cases()
+
+#: Allowed least-squares level of holography's delta on the truth (measured values above).
+DELTA_SCALE = {"holo1-strong": (0.8, 1.5)}
+DELTA_SCALE_DEFAULT = (0.8, 1.25)
 
 
 def test_sweep_spans_four_decades_of_phase_per_voxel():
@@ -51,9 +73,15 @@ def test_example_configuration_reconstructs_every_scale(case, tmp_path):
     path, truth = write_case(case, tmp_path)
     rec = Reconstruction(example_for(case, path), base_dir=tmp_path)
     rec.run()
-    c = correlation(rec.snapshot(None).delta, truth["delta"])
-    print(f"{case.name}: phase/voxel {case.phase_per_voxel:.2e}, correlation {c:.4f}")
+    delta = rec.snapshot(None).delta
+    c = correlation(delta, truth["delta"])
+    s = delta_scale(delta, truth["delta"])
+    print(f"{case.name}: phase/voxel {case.phase_per_voxel:.2e}, correlation {c:.4f}, "
+          f"level {s:.3f}")
     assert c >= 0.9, f"{case.name}: correlation {c:.4f}"
+    if case.name.startswith("holo"):
+        lo, hi = DELTA_SCALE.get(case.name, DELTA_SCALE_DEFAULT)
+        assert lo <= s <= hi, f"{case.name}: delta {s:.3f} x the truth (allowed {lo}-{hi})"
 
 
 @pytest.mark.sweep

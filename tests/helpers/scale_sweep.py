@@ -141,3 +141,13 @@ def correlation(recon: np.ndarray, truth: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     den = math.sqrt(float((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def delta_scale(recon: np.ndarray, truth: np.ndarray) -> float:
+    """Least-squares factor ``s = <r, t> / <t, t>`` of the reconstructed delta ``r`` on the true
+    ``t`` (1 = the right level; correlation is blind to it); projections along the beam when the
+    grids differ along z, as :func:`correlation`."""
+    recon, truth = np.asarray(recon, float), np.asarray(truth, float)
+    if recon.shape != truth.shape and recon.shape[1:] == truth.shape[1:]:
+        recon, truth = recon.sum(axis=0), truth.sum(axis=0)
+    return float((recon * truth).sum() / (truth * truth).sum())
