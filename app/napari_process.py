@@ -40,13 +40,13 @@ def _state(view) -> dict:
             layers[layer.name] = {"shape": tuple(layer.data.shape), "visible": bool(layer.visible),
                                   "contrast_limits": tuple(map(float, layer.contrast_limits)),
                                   "rendering": str(layer.rendering)}
-    return {"busy": bool(view.busy), "updates": view.updates, "warm": bool(view._warm),
-            "loaded": bool(view._load_tried), "layers": list(layers), "layer_info": layers,
-            "cost_s": getattr(view, "_cost_s", None), "rebuilds": view.rebuilds,
+    return {"busy": bool(view.busy), "updates": view.updates, "warm": view.ready,
+            "layers": list(layers), "layer_info": layers,
+            "cost_s": view.cost_s, "rebuilds": view.rebuilds,
             "popouts": len(view._popouts), "title": view.title.text(),
             "grid": bool(v is not None and grid_of(v).enabled),
             "camera_angles": None if v is None else tuple(map(float, camera_of(v).angles)),
-            "popout_enabled": view.popout.isEnabled(), "shown": view.isVisible()}
+            "popout_enabled": view.popout.isEnabled()}
 
 
 def _install_excepthook() -> None:

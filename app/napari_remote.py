@@ -323,18 +323,17 @@ class RemoteNapariView(QWidget):
             link.close(ready)
 
     # ---- what the window and benchmarks read -------------------------------------------------
-    def update_cost(self, seconds: float) -> None:
-        """Not measured here: the process reports its own cost (``status["cost_s"]``)."""
-
     def live_interval_s(self) -> float:
-        return max(self.min_interval_s, (self._status.get("cost_s") or 0.0) / self.budget)
+        return max(self.min_interval_s, (self.cost_s or 0.0) / self.budget)
 
     @property
-    def _cost_s(self):
+    def cost_s(self) -> float | None:
+        """The 3D process's smoothed cost of a volume update (None before the first)."""
         return self._status.get("cost_s")
 
     @property
-    def _warm(self) -> bool:
+    def ready(self) -> bool:
+        """The process is embedded and napari loaded in it."""
         return self._ready and bool(self._status.get("warm"))
 
     @property

@@ -113,6 +113,16 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
     def live_interval_s(self) -> float:
         return max(self.min_interval_s, getattr(self, "_cost_s", 0.0) / self.budget)
 
+    @property
+    def cost_s(self) -> float | None:
+        """The smoothed cost of a volume update (None before the first one is drawn)."""
+        return getattr(self, "_cost_s", None)
+
+    @property
+    def ready(self) -> bool:
+        """napari is loaded: a volume is shown without waiting for imports."""
+        return bool(self._warm)
+
     def set_message(self, text: str) -> None:
         self._title = text
         self.title.setText(text)

@@ -77,11 +77,11 @@ def start():
 def poll():
     if state["started"] is None and w.can_start()[0] and w.dataset is not None:
         w.tabs.setCurrentWidget(w.napari_view)    # the 3D tab is open during the run ...
-        if w.napari_view._warm:                   # ... and napari has loaded in the background
+        if w.napari_view.ready:                   # ... and napari has loaded in the background
             QTimer.singleShot(500, start)
             state["started"] = 0.0
     elif state["started"] and "shown" not in state and \
-            getattr(w.napari_view, "_cost_s", None) is not None:
+            w.napari_view.cost_s is not None:
         state["shown"] = time.perf_counter()      # first volume drawn: one-time set-up is over
     elif state["started"] and w.run_state == "idle" and not w.controller.is_active() and \
             "idle" not in state:
