@@ -10,32 +10,34 @@ case           weak    mid     strong
 =============  ======  ======  ======
 ptycho2d       0.9840  0.9930  0.9972
 ptychoms       0.9986  0.9981  0.9984
-holo1          0.9969  0.9990  0.9933
+holo1          0.9956  0.9970  0.9699
 holo4          0.9906  0.9990  0.9990
 holotomo       0.9986  0.9999  0.9968
 ptychotomo     0.9728  0.9800  0.9597
 =============  ======  ======  ======
 
-(holography re-measured 2026-12-02 on branch holoscale.) The threshold is the brief's 0.9 for
+(holo4 and holotomo re-measured 2026-12-02 on main fe4104e.) The threshold is the brief's 0.9 for
 every case; holo4-strong had the smallest margin before its ratio refinement (0.022: gold at
 1.5 keV, where absorption dominates the contrast and delta's lowest frequencies converge last).
 The whole sweep takes about a minute on 2 cores.
 
 Correlation is blind to delta's level, which a beamline scientist reads quantitatively (electron
 density, material). Holography's level is pinned too: the least-squares factor of the result on
-the truth (2026-12-02; see docs/holography-delta-scale.md), measured:
+the truth (2026-12-02, main fe4104e; docs/holography-delta-scale.md), measured:
 
 =============  ======  ======  ======
 case           weak    mid     strong
 =============  ======  ======  ======
-holo1          1.017   1.091   1.376   (main fe4104e: 0.998, 1.173, 2.137)
+holo1          0.998   1.173   2.137
 holo4          1.136   1.046   1.070
 holotomo       1.085   0.994   1.142
 =============  ======  ======  ======
 
-Allowed 0.8-1.25 (margin 0.11 on holo4-weak), except holo1-strong: one distance, gold at 1.5 keV,
-where the free-space criterion for beta/delta finds 0.18 for the true 0.27 (a known residual;
-allowed up to 1.5, the factor 2.1 of before fails).
+Allowed 0.8-1.25 (smallest margin 0.077, holo1-mid). holo1-strong (one distance, gold at 1.5 keV)
+is a known defect, not a pass: one distance does not measure delta's low spatial frequencies, they
+follow the starting guess's beta/delta (0.1, picked by a data loss blind to it; gold's is 0.27),
+and the 2.1x result fits the data as well as the truth. It is an expected failure that turns into
+a failure when it starts to pass (then remove it from KNOWN_LEVEL_DEFECTS).
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ from scale_sweep import (  # noqa: E402
 CASES = cases()
 
 #: Allowed least-squares level of holography's delta on the truth (measured values above).
-DELTA_SCALE = {"holo1-strong": (0.8, 1.5)}
-DELTA_SCALE_DEFAULT = (0.8, 1.25)
+DELTA_SCALE = (0.8, 1.25)
+#: Cases whose level is known to be outside DELTA_SCALE (case -> what was measured and why).
+KNOWN_LEVEL_DEFECTS = {"holo1-strong": "measured 2.137 on main fe4104e: one distance, the level "
+                                       "follows the assumed beta/delta 0.1 (true 0.27)"}
 
 
 def test_sweep_spans_four_decades_of_phase_per_voxel():
@@ -80,8 +84,14 @@ def test_example_configuration_reconstructs_every_scale(case, tmp_path):
           f"level {s:.3f}")
     assert c >= 0.9, f"{case.name}: correlation {c:.4f}"
     if case.name.startswith("holo"):
-        lo, hi = DELTA_SCALE.get(case.name, DELTA_SCALE_DEFAULT)
-        assert lo <= s <= hi, f"{case.name}: delta {s:.3f} x the truth (allowed {lo}-{hi})"
+        lo, hi = DELTA_SCALE
+        ok = lo <= s <= hi
+        if case.name in KNOWN_LEVEL_DEFECTS:
+            assert not ok, (f"{case.name}: level {s:.3f} is now right; remove it from "
+                            "KNOWN_LEVEL_DEFECTS")
+            pytest.xfail(f"{case.name}: delta {s:.3f} x the truth; "
+                         f"{KNOWN_LEVEL_DEFECTS[case.name]}")
+        assert ok, f"{case.name}: delta {s:.3f} x the truth (allowed {lo}-{hi})"
 
 
 @pytest.mark.sweep

@@ -119,13 +119,9 @@ class InitConfig:
                     "(then filtered back-projection for tomography); vacuum = constants below",
                     choices=("auto", "vacuum", "paganin", "ctf"))
     absorption_ratio: Optional[float] = _f(None, "beta/delta of the sample for the paganin and "
-                                           "homogeneous ctf guesses; unset = with several "
-                                           "distances chosen by the data loss among 0.01, 0.1, 1 "
-                                           "and refined between them (ctf also tries beta and "
-                                           "delta independently); with one distance assumed: the "
-                                           "ratio whose paganin retrieval puts the lowest tenth "
-                                           "of the field (free space around the sample) at "
-                                           "delta = 0, else the data loss's choice", min=0)
+                                           "homogeneous ctf guesses; unset = chosen by the data "
+                                           "loss among 0.01, 0.1, 1 (ctf also tries beta and "
+                                           "delta independently)", min=0)
     material: Optional[str] = _f(None, "sample material whose beta/delta at the data's energy "
                                  "(xraylib) sets the ratio of the paganin and ctf guesses when "
                                  "absorption_ratio is unset: a named material ('SiO2 glass', "

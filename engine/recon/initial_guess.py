@@ -9,12 +9,8 @@ tomography (:mod:`..retrieval.fbp`).
 ``init.guess = "auto"`` evaluates the data loss of every candidate (vacuum; CTF with beta and delta
 independent; CTF and Paganin for beta/delta ratios 0.01, 0.1, 1, or the one set in
 ``init.absorption_ratio``) on a few angles and starts from the lowest, with its level (a common
-factor on delta and beta) fitted to the data too: a guess is used only where the data prefer it.
-With one distance and no ratio or material given, the data loss cannot tell the ratio (it sets
-delta's low spatial frequencies, which one distance does not measure): the ratio is assumed from
-the free space around the sample instead (:func:`_vacuum_ratio`; docs/holography-delta-scale.md).
-The choice is logged and written back into the configuration (``init.guess``,
-``init.absorption_ratio``), so a saved configuration rebuilds the same start.
+factor on delta and beta) fitted to the data too: a guess is used only where the data prefer it. The choice is logged and written back into the configuration
+(``init.guess``, ``init.absorption_ratio``), so a saved configuration rebuilds the same start.
 """
 
 from __future__ import annotations
@@ -93,57 +89,6 @@ def guess_object(problem, method: str, ratio) -> dict:
         delta, beta = be.xp.maximum(delta, 0), be.xp.maximum(beta, 0)
     return {"delta": be.xp.ascontiguousarray(delta, dtype=be.real_dtype),
             "beta": be.xp.ascontiguousarray(beta, dtype=be.real_dtype)}
-
-
-#: beta/delta searched for the free-space level at one distance (quarter decades; weak organic
-#: matter to strong absorbers at soft energies). LOW_FRACTION: the share of the field taken as free
-#: space (the lowest values of the retrieved delta).
-VACUUM_RATIOS = tuple(10.0 ** (k / 4) for k in range(-16, 5))
-LOW_FRACTION = 0.1
-
-
-def _low_level(phi) -> float:
-    """Mean of the lowest :data:`LOW_FRACTION` of the delta-like map ``-phi``, relative to its
-    largest value (dimensionless; > 0: a pedestal, < 0: undershoot)."""
-    d = np.sort(-np.asarray(phi, float).ravel())
-    return float(d[: max(1, int(LOW_FRACTION * d.size))].mean() / max(d[-1], 1e-300))
-
-
-def _vacuum_ratio(problem, a_idx) -> float | None:
-    """One distance, sample unknown: the beta/delta whose homogeneous (Paganin) retrieval puts the
-    free space around the sample at delta = 0, or None when no ratio of :data:`VACUUM_RATIOS` does.
-
-    Why: with one distance the data fix delta's low spatial frequencies only through the assumed
-    ratio (the intensity's low frequencies are absorption; a constant delta is invisible), and the
-    data loss hardly sees it (holo1-strong of the scale sweep: the run started at 0.1 ends with
-    delta 2.1x the truth at a data loss below the truth's own). In the transport regime the
-    retrieval at ratio r is ``delta_r = delta + (r0 - r) G_r * delta`` with a positive kernel
-    ``G_r``: below the true r0 a positive pedestal lifts the surroundings, above it they sink
-    below zero. The crossing (log-interpolated between grid points) is the ratio at which the
-    lowest tenth of the field is at zero, averaged over the estimation angles ``a_idx``."""
-    ds, optics = problem.dataset, problem.model.optics
-    # as guess_object: the object's centre lies (nz - 1)/2 slices upstream of the exit plane
-    distances = (np.asarray(to_host(problem.params["distances"]), float)
-                 + 0.5 * (problem.object_shape[0] - 1) * optics.slice_thickness_m)
-    frames = [np.asarray(ds.frames([a], None)[0], np.float64) for a in np.asarray(a_idx)[:4]]
-    level = 1.0
-    if "probe" in problem.params:
-        level = float(to_host((abs(problem.params["probe"]) ** 2).mean()))
-    prev = None
-    for r in VACUUM_RATIOS:
-        try:
-            v = float(np.mean([_low_level(_retrieve(f / level, distances, optics, "paganin", r)[0])
-                               for f in frames]))
-        except (FloatingPointError, ValueError):
-            return None
-        if v <= 0:
-            if prev is None:
-                return None          # no pedestal even at the weakest absorption: no free space seen
-            r0, v0 = prev
-            t = v0 / (v0 - v)         # linear in v between the grid points, geometric in r
-            return float(r0 * (r / r0) ** t)
-        prev = (r, v)
-    return None
 
 
 def _data_loss(problem, params, a_idx, s_idx, measured) -> float:
@@ -231,9 +176,6 @@ def apply_initial_guess(problem, a_idx, s_idx) -> str:
             cfgmod.set_value(cfg, "init.guess", "vacuum")
         return "vacuum"
     ratio = _known_ratio(problem)
-    assumed = None
-    if ratio is None and problem.dataset.n_distances == 1 and method in ("auto", "ctf", "paganin"):
-        assumed = ratio = _vacuum_ratio(problem, a_idx)
     measured = problem.measured_batch(a_idx, s_idx)
     best = ("vacuum", None, _data_loss(problem, {}, a_idx, s_idx, measured), None)
     tried = [f"vacuum {best[2]:.4g}"]
@@ -247,14 +189,7 @@ def apply_initial_guess(problem, a_idx, s_idx) -> str:
         tried.append(f"{m}{'' if r is None else f'(beta/delta={r:g})'} {loss:.4g}")
         if np.isfinite(loss) and (loss < best[2] or method != "auto" and best[0] == "vacuum"):
             best = (m, r, loss, obj)
-    if assumed is not None and best[1] is not None:
-        log.warning("one propagation distance: phase and absorption are not separable at low "
-                    "spatial frequencies, so the level of delta follows the assumed beta/delta = "
-                    "%.3g, the ratio at which the lowest tenth of the field (taken as free space "
-                    "around the sample) retrieves to delta = 0. For quantitative delta set "
-                    "init.material (e.g. 'SiO2 glass' or a formula) or init.absorption_ratio",
-                    assumed)
-    elif best[1] is not None and ratio is None and problem.dataset.n_distances >= 2:
+    if best[1] is not None and ratio is None and problem.dataset.n_distances >= 2:
         best = _refine_ratio(problem, best, a_idx, s_idx, measured)
     elif best[1] is not None and ratio is None:
         log.warning("one propagation distance: phase and absorption are not separable at low "
