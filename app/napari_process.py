@@ -27,6 +27,12 @@ import sys
 import threading
 import traceback
 
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QWindow
+from PyQt6.QtWidgets import QApplication
+
+from .child_pipe import PipeLogHandler
+
 log = logging.getLogger("slicewise.app.napari")
 
 
@@ -67,54 +73,48 @@ def _install_excepthook() -> None:
     sys.excepthook = hook
 
 
-def serve(conn) -> int:
-    """Child entry point: run the 3D view until the window says ``close`` or goes away."""
-    from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal  # noqa: PLC0415
-    from PyQt6.QtGui import QWindow  # noqa: PLC0415
-    from PyQt6.QtWidgets import QApplication  # noqa: PLC0415
+class _Inbox(QObject):
+    """Hands the reader thread's messages to the event loop's thread (queued)."""
 
-    from .child_pipe import PipeLogHandler  # noqa: PLC0415
+    got = pyqtSignal(object)
 
-    lock = threading.Lock()
 
-    def send(msg) -> bool:
+class _ViewServer:
+    """The view and the window's messages: each is handled on the event loop's thread, and the
+    view's state goes back whenever it changes."""
+
+    def __init__(self, conn, app: QApplication):
+        self.conn, self.app = conn, app
+        self._lock = threading.Lock()
+        self._last_state: dict | None = None
+        self._seq = 0   # the newest volume handed to the view
+        from .napari_view import NapariView  # noqa: PLC0415 - after the excepthook
+
+        self.view = NapariView()
+        self.view.setWindowFlag(Qt.WindowType.FramelessWindowHint)
+        self.view.preload(0)   # napari's imports on a thread; the window id is sent meanwhile
+        self.inbox = _Inbox()
+        self.inbox.got.connect(self.handle, Qt.ConnectionType.QueuedConnection)
+
+    def send(self, msg) -> bool:
         try:
-            with lock:
-                conn.send(msg)
+            with self._lock:
+                self.conn.send(msg)
             return True
         except (OSError, ValueError):
             return False
 
-    root = logging.getLogger("slicewise")
-    root.setLevel(logging.INFO)
-    root.addHandler(PipeLogHandler(send))
-    root.propagate = False
-    app = QApplication([sys.argv[0], "-name", "slicewise-3d"])
-    _install_excepthook()
-    from .napari_view import NapariView  # noqa: PLC0415
-
-    view = NapariView()
-    view.setWindowFlag(Qt.WindowType.FramelessWindowHint)
-    view.preload(0)   # napari's imports on a thread; the window id is sent meanwhile
-
-    class Inbox(QObject):
-        got = pyqtSignal(object)
-
-    inbox = Inbox()
-    last = {}
-
-    def push_status(force: bool = False) -> None:
+    def push_status(self, force: bool = False) -> None:
         try:
-            state = _state(view)
-            state["seq"] = last.get("seq", 0)   # the newest volume handed to the view
+            state = {**_state(self.view), "seq": self._seq}
         except Exception:  # noqa: BLE001 - e.g. a layer half made: next time
             return
-        if force or state != last.get("state"):
-            last["state"] = state
-            send(("status", state))
+        if force or state != self._last_state:
+            self._last_state = state
+            self.send(("status", state))
 
-    def handle(msg) -> None:
-        kind = msg[0]
+    def handle(self, msg) -> None:
+        kind, view = msg[0], self.view
         try:
             if kind == "embed":   # into the tab's native window, filling it
                 _, host, w, h = msg
@@ -125,7 +125,7 @@ def serve(conn) -> int:
             elif kind == "size":
                 view.setGeometry(0, 0, msg[1], msg[2])
             elif kind == "show":
-                last["seq"] = msg[1]
+                self._seq = msg[1]
                 view.show_volume(*msg[2])
             elif kind == "message":
                 view.set_message(msg[1])
@@ -137,34 +137,42 @@ def serve(conn) -> int:
                 view.pop_out()
             elif kind == "query":
                 _, qid, what = msg
-                value = _state(view) if what == "state" else view.screenshot()
-                send(("reply", qid, value))
+                self.send(("reply", qid, _state(view) if what == "state" else view.screenshot()))
             elif kind == "close":
                 view.close_viewer()
-                app.quit()
+                self.app.quit()
                 return
         except Exception:  # noqa: BLE001 - one bad message must not end the view
             log.exception("3D view: %s failed", kind)
-        push_status()
+        self.push_status()
 
-    inbox.got.connect(handle, Qt.ConnectionType.QueuedConnection)
-
-    def read() -> None:
+    def read(self) -> None:
+        """On a thread of its own: the window's messages, until it goes away."""
         while True:
             try:
-                msg = conn.recv()
+                msg = self.conn.recv()
             except (EOFError, OSError):  # the window is gone
-                inbox.got.emit(("close",))
+                self.inbox.got.emit(("close",))
                 return
-            inbox.got.emit(msg)
+            self.inbox.got.emit(msg)
 
-    threading.Thread(target=read, daemon=True, name="slicewise-3d-reader").start()
+
+def serve(conn) -> int:
+    """Child entry point: run the 3D view until the window says ``close`` or goes away."""
+    app = QApplication([sys.argv[0], "-name", "slicewise-3d"])
+    _install_excepthook()
+    server = _ViewServer(conn, app)
+    root = logging.getLogger("slicewise")
+    root.setLevel(logging.INFO)
+    root.addHandler(PipeLogHandler(server.send))
+    root.propagate = False
+    threading.Thread(target=server.read, daemon=True, name="slicewise-3d-reader").start()
     ticker = QTimer()
     ticker.setInterval(100)  # the view's own progress (stages, loading) reaches the window
-    ticker.timeout.connect(push_status)
+    ticker.timeout.connect(server.push_status)
     ticker.start()
-    send(("ready", int(view.winId())))
-    push_status(force=True)
+    server.send(("ready", int(server.view.winId())))
+    server.push_status(force=True)
     return app.exec()
 
 
