@@ -52,7 +52,7 @@ def _state(view) -> dict:
             "popouts": len(view._popouts), "title": view.title.text(),
             "grid": bool(v is not None and grid_of(v).enabled),
             "camera_angles": None if v is None else tuple(map(float, camera_of(v).angles)),
-            "popout_enabled": view.popout.isEnabled()}
+            "popout_enabled": view.popout.isEnabled(), "size": (view.width(), view.height())}
 
 
 def _install_excepthook() -> None:

@@ -23,12 +23,12 @@ import queue
 import subprocess
 import threading
 
-from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QGuiApplication
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QColor, QGuiApplication, QPalette
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .child_pipe import exit_code, relay, spawn
-from .napari_canvas import make_native
+from .napari_canvas import BACKGROUND, make_native
 
 __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
 
@@ -186,8 +186,14 @@ class RemoteNapariView(QWidget):
         native window of this tab, once the tab is on screen."""
         self._container = QWidget(self)
         self._container.setMinimumSize(200, 150)
+        # painted where the process's window does not (yet) reach: no stale pixels after resizes
+        self._container.setAutoFillBackground(True)
+        pal = self._container.palette()
+        pal.setColor(QPalette.ColorRole.Window, QColor(BACKGROUND))
+        self._container.setPalette(pal)
         # a native window of its own, which the process's window fills at (0, 0)
         make_native(self._container)
+        self._container.installEventFilter(self)   # its resizes and shows: the size to fill
         self._lay.addWidget(self._container, 1)
         self.note.hide()
         self._ready = True
@@ -216,11 +222,14 @@ class RemoteNapariView(QWidget):
         c = self._container
         return (max(1, c.width()), max(1, c.height())) if c is not None else (1, 1)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
-        super().resizeEvent(event)
-        if self._ready and self._embedded and not self._layout_pending:
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt name
+        """The container was resized or shown (also after a resize while its tab was hidden,
+        which reaches it only when it is shown again): the process's window follows."""
+        if obj is self._container and event.type() in (QEvent.Type.Resize, QEvent.Type.Show) \
+                and self._ready and self._embedded and not self._layout_pending:
             self._layout_pending = True
             QTimer.singleShot(0, self._send_size)
+        return False
 
     def _send_size(self) -> None:
         """The process's window fills the container (a child window, it moves with it)."""

@@ -60,6 +60,12 @@ def test_run_result_reset_in_the_3d_process(qtbot, window3d, holo_file, tmp_path
     assert c is not None and c.isVisible() and c.width() > 0.8 * nv.width()
     img = _ask(qtbot, nv, "screenshot")
     assert img is not None and img[..., :3].std() > 1.0
+    # the window is resized while the tab is hidden: shown again, the 3D window fills it
+    w.tabs.setCurrentWidget(w.live)
+    w.resize(w.width() - 150, w.height() - 80)
+    w.tabs.setCurrentWidget(nv)
+    qtbot.waitUntil(lambda: tuple(nv.status().get("size", ())) == (c.width(), c.height()),
+                    timeout=10000)
 
     # a saved result opens in the same view
     w.open_path(str(tmp_path / "out" / "result.h5"), then_3d=True)
@@ -149,3 +155,20 @@ def test_a_3d_process_that_keeps_dying_is_not_restarted_forever(qtbot, window3d,
     nv.show_volume(vol, 1e-8, 1e-8)
     assert nv.process is None and not nv.busy
     assert not dialogs.errors
+
+
+def test_the_3d_window_fills_a_tab_it_was_made_for_while_hidden(qtbot, window3d):
+    """The process became ready while the tab was hidden and the window was resized meanwhile:
+    when the tab is shown, the 3D window is placed in it and fills it."""
+    w = window3d
+    nv = w.napari_view
+    w.tabs.setCurrentWidget(w.live)
+    nv.preload(0)                            # started in the background, the tab hidden
+    qtbot.waitUntil(lambda: nv.ready, timeout=30000)
+    w.resize(w.width() + 120, w.height() + 60)
+    qtbot.wait(200)
+    w.tabs.setCurrentWidget(nv)
+    c = nv._container
+    qtbot.waitUntil(lambda: c.isVisible() and c.width() > 0.8 * nv.width(), timeout=5000)
+    qtbot.waitUntil(lambda: tuple(nv.status().get("size", ())) == (c.width(), c.height()),
+                    timeout=10000)
