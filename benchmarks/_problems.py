@@ -25,9 +25,9 @@ from slicewise.engine.models.ptycho import PtychoModel
 from slicewise.engine.phantoms import hollow_cone, occupancy_to_delta_beta, siemens_star
 from slicewise.engine.probes import airy_probe
 from slicewise.engine.recon import config as cfgmod
-from slicewise.engine.recon import constraints
+from slicewise.engine.recon.loop import constraints
 from slicewise.engine.recon.config import ReconConfig
-from slicewise.engine.recon.optimizers import make_optimizer
+from slicewise.engine.recon.loop.optimizers import make_optimizer
 from slicewise.engine.recon.problem import build_problem
 from slicewise.engine.scans import raster_scan
 

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_cmd_info)
 
     from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
-    from slicewise.engine.recon.cli import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
 
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))

@@ -123,7 +123,7 @@ def run_headless_demo(out_dir="slicewise-demo", epochs: int | None = None, backe
 
     from .io.readers import open_dataset  # noqa: PLC0415
     from .io.results import read_result  # noqa: PLC0415
-    from .recon.cli import reconstruct_with_progress  # noqa: PLC0415
+    from slicewise.cli.reconstruct import reconstruct_with_progress  # noqa: PLC0415
     from .recon.config import set_value  # noqa: PLC0415
 
     out = Path(out_dir).resolve()

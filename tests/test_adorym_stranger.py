@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slicewise.engine.recon import stepsize
+from slicewise.engine.recon.setup import stepsize
 from slicewise.engine.recon.config import example_config, from_toml, set_value
 from slicewise.engine.recon.run import Reconstruction
 

@@ -136,7 +136,7 @@ def test_headless_commands_run_without_the_gui_packages(tmp_path):
 
 
 def test_each_mpi_rank_takes_the_gpu_of_its_place_on_the_node(monkeypatch):
-    from slicewise.engine.recon.distributed import Distributed
+    from slicewise.engine.recon.loop.distributed import Distributed
 
     chosen = []
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 4, setDevice=chosen.append)
@@ -162,7 +162,7 @@ def test_each_mpi_rank_takes_the_gpu_of_its_place_on_the_node(monkeypatch):
 
 
 def test_mpi_ranks_own_disjoint_frames_covering_the_data():
-    from slicewise.engine.recon.distributed import Distributed
+    from slicewise.engine.recon.loop.distributed import Distributed
 
     class Comm:
         def __init__(self, rank, size):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slicewise.engine.recon import constraints as K
+from slicewise.engine.recon.loop import constraints as K
 
 RNG = np.random.default_rng(5)
 

@@ -13,9 +13,9 @@ from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.io.counts import frames_are_counts
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.readers import describe_file, open_dataset
-from slicewise.engine.recon import losses as L
+from slicewise.engine.recon.loop import losses as L
 from slicewise.engine.recon.config import ReconConfig
-from slicewise.engine.recon.measured import choose_loss
+from slicewise.engine.recon.setup.measured import choose_loss
 
 
 def _farfield(tmp_path, frames, name="f.h5"):

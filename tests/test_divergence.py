@@ -12,7 +12,7 @@ import pytest
 from slicewise.engine.errors import DivergenceError
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon.config import from_toml, set_value
-from slicewise.engine.recon.divergence import DivergenceGuard
+from slicewise.engine.recon.loop.divergence import DivergenceGuard
 from slicewise.engine.recon.run import Reconstruction
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
@@ -169,7 +169,7 @@ def test_a_plateau_above_the_best_halves_adams_rates():
     more than STALL_RISE above the best, the rates are halved without a rollback; a plateau near
     the best, or L-BFGS (its line search picks the step), is left alone. The guard's memory of it
     survives a checkpoint."""
-    from slicewise.engine.recon.divergence import STALL_EPOCHS, STALL_RISE
+    from slicewise.engine.recon.loop.divergence import STALL_EPOCHS, STALL_RISE
 
     solver = _StubSolver()
     solver.config.optimizer.kind = "adam"

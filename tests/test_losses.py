@@ -8,7 +8,7 @@ import pytest
 from slicewise.engine import ops
 from slicewise.engine.autodiff import value_and_grad
 from slicewise.engine.gradcheck import check_adjoint, check_grad
-from slicewise.engine.recon import losses as L
+from slicewise.engine.recon.loop import losses as L
 
 RNG = np.random.default_rng(3)
 SHAPE = (2, 3, 4, 5)  # (angles, spots, fy, fx)

@@ -8,7 +8,7 @@ import pytest
 
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon import config as cfgmod
-from slicewise.engine.recon import stepsize
+from slicewise.engine.recon.setup import stepsize
 from slicewise.engine.recon.run import Reconstruction
 from small_runs import gold_star, quick_config
 

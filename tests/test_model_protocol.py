@@ -17,7 +17,7 @@ from slicewise.engine.models.common import Optics
 from slicewise.engine.models.holo import HoloModel
 from slicewise.engine.models.ptycho import PtychoModel
 from slicewise.engine.recon.config import ModelConfig, ReconConfig
-from slicewise.engine.recon.model_setup import MODEL_SETUPS, choose_model
+from slicewise.engine.recon.setup.model_setup import MODEL_SETUPS, choose_model
 
 BE = get_backend("numpy", "double")
 RNG = np.random.default_rng(11)
@@ -113,7 +113,7 @@ def test_refined_positions_are_held_on_the_padded_grid():
     model evaluates there."""
     from types import SimpleNamespace
 
-    from slicewise.engine.recon.projections import Projections
+    from slicewise.engine.recon.loop.projections import Projections
 
     model, params = _ptycho()
     lo, hi = model.position_bounds()

@@ -16,7 +16,7 @@ from slicewise.engine.models.holo import HoloModel
 from slicewise.engine.models.nfptycho import NearFieldPtychoModel, probe_guess_from_frames
 from slicewise.engine.physics.propagation import Propagator, propagate_and_shift
 from slicewise.engine.recon.config import ReconConfig
-from slicewise.engine.recon.measured import effective_dataset
+from slicewise.engine.recon.setup.measured import effective_dataset
 
 BE = get_backend("numpy", "double")
 HC = 1.239841984e-6

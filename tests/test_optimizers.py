@@ -9,7 +9,7 @@ import pytest
 
 from slicewise.engine import ops
 from slicewise.engine.autodiff import value_and_grad
-from slicewise.engine.recon.optimizers import LBFGS, Adam, Momentum, make_optimizer
+from slicewise.engine.recon.loop.optimizers import LBFGS, Adam, Momentum, make_optimizer
 
 RNG = np.random.default_rng(7)
 M, N = 30, 8

@@ -10,7 +10,7 @@ import pytest
 
 from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
-from slicewise.engine.recon.probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, defocus,
+from slicewise.engine.recon.setup.probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, defocus,
                                                 frame_contrast,
                                                 probe_from_mean_pattern, rms_radius,
                                                 spread_to_window)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from slicewise.engine.backend import to_host
-from slicewise.engine.recon import probe_search
+from slicewise.engine.recon.setup import probe_search
 from slicewise.engine.recon.config import example_config, from_toml, set_value
-from slicewise.engine.recon.probe_guess import defocus
+from slicewise.engine.recon.setup.probe_guess import defocus
 from slicewise.engine.recon.run import Reconstruction
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
@@ -63,7 +63,7 @@ def test_the_known_defocus_ranks_first(tmp_path, caplog):
     start_delta = np.asarray(to_host(prob.params["delta"])).copy()
     factory = probe_search.fit_solvers(rec.config, rec.dataset, prob, rec.solver.schedule,
                                        tmp_path)
-    with caplog.at_level(logging.INFO, logger="slicewise.engine.recon.probe_search"):
+    with caplog.at_level(logging.INFO, logger="slicewise.engine.recon.setup.probe_search"):
         choice = probe_search.search_probe(prob, factory)
     assert choice.startswith("defocus +0.5 depth of focus"), choice
     assert "centred at (p - 1) / 2" in choice        # Adorym's centring, not the half-pixel one
@@ -95,7 +95,7 @@ def test_blind_ptychotomography_of_slicewise_own_cone(tmp_path, caplog):
     cfg = from_toml(example_config("tomo"))
     set_value(cfg, "data.path", str(tmp_path / "e.h5"))
     set_value(cfg, "run.epochs", 10)
-    with caplog.at_level(logging.INFO, logger="slicewise.engine.recon.probe_search"):
+    with caplog.at_level(logging.INFO, logger="slicewise.engine.recon.setup.probe_search"):
         rec = Reconstruction(cfg, base_dir=tmp_path)
         rec.run()
     assert "centred at p / 2" in caplog.text

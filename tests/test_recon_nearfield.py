@@ -12,8 +12,8 @@ from slicewise.cli.main import main
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.recon.config import ReconConfig, example_config, from_toml
-from slicewise.engine.recon.measured import _frames_for_guesses, effective_dataset
-from slicewise.engine.recon.orientation import orient_positions
+from slicewise.engine.recon.setup.measured import _frames_for_guesses, effective_dataset
+from slicewise.engine.recon.setup.orientation import orient_positions
 from slicewise.engine.twin import phase_correlation, position_error_px, simulate_twin
 
 Z1 = 3.65e-3

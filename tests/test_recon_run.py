@@ -16,7 +16,7 @@ from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.recon import checkpoint as checkpoint_mod
+from slicewise.engine.recon.loop import checkpoint as checkpoint_mod
 from slicewise.engine.recon.config import ReconConfig
 from slicewise.engine.recon.run import ProgressEvent, Reconstruction
 from slicewise.engine.simulate import SimulationConfig, simulate_arrays

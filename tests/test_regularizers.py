@@ -7,7 +7,7 @@ import pytest
 
 from slicewise.engine.autodiff import value_and_grad
 from slicewise.engine.gradcheck import check_adjoint, check_grad
-from slicewise.engine.recon.regularizers import l1, total_variation_3d
+from slicewise.engine.recon.loop.regularizers import l1, total_variation_3d
 
 RNG = np.random.default_rng(11)
 

@@ -112,7 +112,7 @@ def test_probe_from_the_mean_pattern_of_vacuum_frames_is_the_probe():
     from slicewise.engine.geometry import Geometry
     from slicewise.engine.io.datafile import Dataset
     from slicewise.engine.probes import gaussian_probe
-    from slicewise.engine.recon.model_setup import probe_from_mean_pattern
+    from slicewise.engine.recon.setup.model_setup import probe_from_mean_pattern
 
     probe = gaussian_probe((32, 32), 7.0, n_photons=1e6)
     probe = np.roll(probe, (16 - int(np.argmax(np.abs(probe)) // 32), 0), axis=(0, 1))  # peak at 16

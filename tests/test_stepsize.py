@@ -7,7 +7,8 @@ import pytest
 
 from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
-from slicewise.engine.recon import autotune, stepsize
+from slicewise.engine.recon.setup import schedule
+from slicewise.engine.recon.setup import stepsize
 
 
 @pytest.mark.parametrize("scale", [1e-9, 1e-3, 1.0, 1e4])
@@ -70,25 +71,25 @@ def test_curvature_step_stops_when_it_comes_back_to_a_tried_step():
 
 
 def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
-    one = autotune.choose_schedule("auto", None, None, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
+    one = schedule.choose_schedule("auto", None, None, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (one.kind, one.batch_angles, one.batch_spots) == ("lbfgs", 0, 0)
-    tomo = autotune.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), False,
+    tomo = schedule.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), False,
                                     (16, 16, 16), 8 * 2**30)
     assert tomo.kind == "adam" and tomo.batch_angles == 2 and tomo.batch_spots == 0  # 32 updates
     # an explicit minibatch selects a stochastic optimiser; explicit settings are kept
-    mb = autotune.choose_schedule("auto", None, 10, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
+    mb = schedule.choose_schedule("auto", None, 10, _ds(1, 50), True, (1, 40, 40), 8 * 2**30)
     assert (mb.kind, mb.batch_spots) == ("adam", 10)
     # many overlapping positions, 2D or multislice: Adam on minibatches (unless the probe is blind)
     for depth in (1, 16):
-        many = autotune.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128), 8 * 2**30)
+        many = schedule.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128), 8 * 2**30)
         assert many.kind == "adam" and 0 < many.batch_spots < 289, (depth, many)
-        few = autotune.choose_schedule("auto", None, None, _ds(1, 36), True, (depth, 32, 32), 8 * 2**30)
+        few = schedule.choose_schedule("auto", None, None, _ds(1, 36), True, (depth, 32, 32), 8 * 2**30)
         assert few.kind == "lbfgs", (depth, few)
-        blind = autotune.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128),
+        blind = schedule.choose_schedule("auto", None, None, _ds(1, 289), True, (depth, 128, 128),
                                          8 * 2**30, blind_probe=True)
         assert blind.kind == "lbfgs", (depth, blind)
     # too little memory for the full batch: Adam, about 16 minibatches per epoch
-    big = autotune.choose_schedule("auto", None, None, _ds(1, 400), True, (1, 40, 40), 2**20)
+    big = schedule.choose_schedule("auto", None, None, _ds(1, 400), True, (1, 40, 40), 2**20)
     assert big.kind == "adam" and 0 < big.batch_spots <= 25
 
 

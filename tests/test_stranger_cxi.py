@@ -18,8 +18,8 @@ from accept_nearfield_cxi import VARIANTS, phase_score, run_variant, write_varia
 from slicewise.engine.io.cxi import flagged_pixels  # noqa: E402
 from slicewise.engine.io.readers import open_dataset  # noqa: E402
 from slicewise.engine.recon.config import ReconConfig  # noqa: E402
-from slicewise.engine.recon.measured import _frames_for_guesses, effective_dataset  # noqa: E402
-from slicewise.engine.recon.orientation import orient_positions  # noqa: E402
+from slicewise.engine.recon.setup.measured import _frames_for_guesses, effective_dataset  # noqa: E402
+from slicewise.engine.recon.setup.orientation import orient_positions  # noqa: E402
 
 Z1 = 3.65e-3
 

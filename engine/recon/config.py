@@ -37,7 +37,7 @@ from ..config_schema import FieldInfo, Schema, field_factory
 from ..errors import ConfigError
 from ..geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
 from ..io.arrays import is_array_file
-from .losses import LOSSES
+from .loop.losses import LOSSES
 
 __all__ = [
     "ConfigError", "FieldInfo", "ReconConfig", "DataConfig", "ModelConfig", "InitConfig",

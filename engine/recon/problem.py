@@ -23,12 +23,12 @@ from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
 from ..models.base import MODE_AXIS, ForwardModel, intensity
 from ..models.common import Optics
-from . import regularizers
+from .loop import regularizers
 from .config import ReconConfig
-from .losses import LossSpec, get_loss
-from .measured import choose_loss, effective_dataset
-from .memory import PRELOAD_LIMIT_BYTES, check_object_memory  # noqa: F401 - re-exported
-from .model_setup import ModelSetup, SetupContext, choose_model
+from .loop.losses import LossSpec, get_loss
+from .setup.measured import choose_loss, effective_dataset
+from .setup.memory import PRELOAD_LIMIT_BYTES, check_object_memory  # noqa: F401 - re-exported
+from .setup.model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
 

@@ -35,15 +35,17 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from . import autotune, initial_guess, probe_search
-from .divergence import DivergenceGuard, check_batch
-from .checkpoint import Progress, host_params, read_state, write_state
-from .distributed import Distributed
-from .memory import available_memory_bytes, check_memory, used_memory_bytes
+from .setup.schedule import estimation_batch
+from .setup import initial_guess
+from .setup import probe_search
+from .loop.divergence import DivergenceGuard, check_batch
+from .loop.checkpoint import Progress, host_params, read_state, write_state
+from .loop.distributed import Distributed
+from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
-from .projections import Projections
-from .solver import Solver, choose_schedule, resolve_probe_refinement
-from .output import check_output_dir, prepare_output_dir
+from .loop.projections import Projections
+from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
+from .loop.output import check_output_dir, prepare_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ class Reconstruction:
         schedule = choose_schedule(self.config, dataset, self.problem,
                                    available_memory_bytes(self.backend), self.backend)
         if not resume:  # a physics-based start instead of vacuum where the data prefer it
-            initial_guess.apply_initial_guess(self.problem, *autotune.estimation_batch(
+            initial_guess.apply_initial_guess(self.problem, *estimation_batch(
                 dataset, self.problem.model.splits_spots, schedule))
             probe_search.run_probe_search(self.config, dataset, self.problem, schedule,
                                           self.base_dir, self.distributed)

@@ -359,7 +359,7 @@ def test_resume_from_checkpoint_continues_the_history(qtbot, window, holo_file, 
 
 def test_out_of_memory_is_reported_and_last_result_kept(qtbot, window, holo_file, tmp_path,
                                                         monkeypatch, dialogs):
-    from slicewise.engine.recon import memory as memory_mod
+    from slicewise.engine.recon.setup import memory as memory_mod
 
     w = window
     open_data(qtbot, w, holo_file)

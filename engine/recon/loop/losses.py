@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..autodiff import data, primitive, record
-from ..backend import array_module
+from ...autodiff import data, primitive, record
+from ...backend import array_module
 
 __all__ = ["amplitude_loss", "amplitude_loss_from_field", "poisson_nll", "poisson_nll_from_field",
            "LossSpec", "LOSSES", "get_loss", "POISSON_EPS_REL"]

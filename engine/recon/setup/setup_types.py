@@ -10,11 +10,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..backend import Backend
-from ..io.datafile import Dataset
-from ..models.base import ForwardModel
-from ..models.common import Optics
-from .config import ReconConfig
+from ...backend import Backend
+from ...io.datafile import Dataset
+from ...models.base import ForwardModel
+from ...models.common import Optics
+from ..config import ReconConfig
 
 
 @dataclass

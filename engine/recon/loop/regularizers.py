@@ -18,8 +18,8 @@ real (``delta``, ``beta``) or complex (transmission) arrays, Tensor or plain.
 
 from __future__ import annotations
 
-from ..autodiff import data, primitive, record
-from ..backend import array_module
+from ...autodiff import data, primitive, record
+from ...backend import array_module
 
 __all__ = ["l1", "total_variation_3d"]
 

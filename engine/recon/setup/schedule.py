@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io.datafile import Dataset, estimate_memory_bytes, spread_indices
+from ...io.datafile import Dataset, estimate_memory_bytes, spread_indices
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ import math
 
 import numpy as np
 
-from ..backend import to_host
-from ..errors import ConfigError
-from ..io.counts import frames_are_counts
-from ..io.datafile import Dataset
-from ..models.common import Optics
-from ..models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
-from ..geometry import is_tomography
-from ..probes import probe_modes
+from ...backend import to_host
+from ...errors import ConfigError
+from ...io.counts import frames_are_counts
+from ...io.datafile import Dataset
+from ...models.common import Optics
+from ...models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
+from ...geometry import is_tomography
+from ...probes import probe_modes
 from .setup_types import ModelSetup, ModelStart, SetupContext
 from .orientation import orient_positions
 

@@ -17,22 +17,23 @@ import math
 
 import numpy as np
 
-from ..autodiff import no_grad, value_and_grad
-from ..backend import Backend, to_host
-from ..errors import ConfigError
-from . import autotune, stepsize
-from . import config as cfgmod
+from ...autodiff import no_grad, value_and_grad
+from ...backend import Backend, to_host
+from ...errors import ConfigError
+from ..setup import schedule
+from ..setup import stepsize
+from .. import config as cfgmod
 from .optimizers import make_optimizer
-from .problem import Problem
+from ..problem import Problem
 
 log = logging.getLogger(__name__)
 
 
 def choose_schedule(config, dataset, problem: Problem, available_bytes: int,
-                    backend: Backend) -> autotune.Schedule:
+                    backend: Backend) -> schedule.Schedule:
     """Resolve ``optimizer.kind = auto`` and unset minibatch sizes, writing them into ``config``."""
     o, r = config.optimizer, config.run
-    sched = autotune.choose_schedule(o.kind, r.batch_angles, r.batch_spots, dataset,
+    sched = schedule.choose_schedule(o.kind, r.batch_angles, r.batch_spots, dataset,
                                      problem.model.splits_spots, problem.object_shape,
                                      available_bytes, dtype=np.dtype(backend.complex_dtype).name,
                                      blind_probe=_blind_probe(config, dataset, problem))
@@ -135,7 +136,7 @@ class Solver:
         if not missing:
             return False
         prob = self.problem
-        a_idx, s_idx = autotune.estimation_batch(self.dataset, prob.model.splits_spots, self.schedule)
+        a_idx, s_idx = schedule.estimation_batch(self.dataset, prob.model.splits_spots, self.schedule)
         measured = prob.measured_batch(a_idx, s_idx)
 
         def evaluate(trial):

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, SlicewiseError
-from ..io.results import read_result, write_result
-from . import config as cfgmod
-from .problem import Problem, host_copy
+from ...errors import ConfigError, SlicewiseError
+from ...io.results import read_result, write_result
+from .. import config as cfgmod
+from ..problem import Problem, host_copy
 
 log = logging.getLogger(__name__)
 

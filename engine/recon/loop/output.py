@@ -14,8 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import ConfigError, OutputError
-from ..io.atomic import remove_stale_temp_files
+from ...errors import ConfigError, OutputError
+from ...io.atomic import remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 

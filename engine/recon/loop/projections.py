@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backend import to_host
-from ..errors import ConfigError
-from ..io.arrays import load_array, resolve_path
+from ...backend import to_host
+from ...errors import ConfigError
+from ...io.arrays import load_array, resolve_path
 from . import constraints
-from .config import ReconConfig
+from ..config import ReconConfig
 
 
 class Projections:

@@ -31,9 +31,9 @@ import math
 
 import numpy as np
 
-from ..backend import to_host
-from . import config as cfgmod
-from ..io.datafile import spread_indices
+from ...backend import to_host
+from .. import config as cfgmod
+from ...io.datafile import spread_indices
 from .probe_guess import WEAK_CONTRAST, defocus, frame_contrast
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
     the first of each kind and shared by the rest."""
     import threading
 
-    from .projections import Projections
-    from .solver import Solver
+    from ..loop.projections import Projections
+    from ..loop.solver import Solver
 
     configs = {}
     for refine_probe in (False, True):
@@ -192,7 +192,7 @@ def run_probe_search(config, dataset, problem, schedule, base_dir, distributed=N
     """:func:`search_probe` where ``init.probe_search`` asks for it (:func:`wants_search`);
     returns its choice, or None where it does not run (a far-field scanned probe only: a
     near-field illumination is not guessed from a mean pattern)."""
-    from .solver import _probe_is_guess
+    from ..loop.solver import _probe_is_guess
 
     if problem.kind != "ptycho" or "probe" not in problem.params or not wants_search(
             config, dataset, _probe_is_guess(config, dataset, problem)):

@@ -38,7 +38,7 @@ import math
 
 import numpy as np
 
-from ..backend import array_module, to_host
+from ...backend import array_module, to_host
 
 __all__ = ["Optimizer", "Adam", "Momentum", "LBFGS", "OPTIMIZERS", "make_optimizer"]
 

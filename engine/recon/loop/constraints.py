@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import array_module
+from ...backend import array_module
 
 __all__ = ["nonnegative", "amplitude_at_most", "support_mask_auto", "apply_support", "probe_power",
            "fix_probe_power", "bound_position_step", "remove_global_shift"]

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ..backend import to_host
+from ...backend import to_host
 
 
 def _launched_by_mpi() -> bool:

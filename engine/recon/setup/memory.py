@@ -7,9 +7,9 @@ import resource
 
 import numpy as np
 
-from ..backend import Backend
-from ..errors import SlicewiseError
-from .autotune import ESTIMATION_SPOTS
+from ...backend import Backend
+from ...errors import SlicewiseError
+from .schedule import ESTIMATION_SPOTS
 
 log = logging.getLogger(__name__)
 

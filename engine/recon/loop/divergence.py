@@ -36,10 +36,10 @@ import math
 
 import numpy as np
 
-from ..backend import to_host
-from ..errors import DivergenceError
-from ..io.datafile import spread_indices
-from . import config as cfgmod
+from ...backend import to_host
+from ...errors import DivergenceError
+from ...io.datafile import spread_indices
+from .. import config as cfgmod
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import logging
 
 import numpy as np
 
-from ..autodiff import no_grad
-from ..backend import to_host
-from ..errors import ConfigError
-from ..materials import absorption_ratio
-from ..retrieval.ctf import ctf_retrieve, paganin_retrieve
-from ..retrieval.fbp import filtered_back_projection
-from . import config as cfgmod
+from ...autodiff import no_grad
+from ...backend import to_host
+from ...errors import ConfigError
+from ...materials import absorption_ratio
+from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
+from ...retrieval.fbp import filtered_back_projection
+from .. import config as cfgmod
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..io.datafile import spread_indices
+from ...io.datafile import spread_indices
 
 __all__ = ["MEAN_PATTERN_FRAMES", "PROBE_DIAMETER_FRACTION", "WEAK_CONTRAST",
            "probe_from_mean_pattern", "rms_radius", "defocus", "spread_to_window", "frame_contrast"]

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io.arrays import load_array, resolve_path
-from ..io.datafile import Dataset
-from ..physics.constants import wavelength_m
-from ..models.holo import HoloModel
-from ..models.ptycho import PtychoModel
-from ..probes import gaussian_probe, probe_modes
-from .config import ReconConfig
+from ...errors import ConfigError
+from ...io.arrays import load_array, resolve_path
+from ...io.datafile import Dataset
+from ...physics.constants import wavelength_m
+from ...models.holo import HoloModel
+from ...models.ptycho import PtychoModel
+from ...probes import gaussian_probe, probe_modes
+from ..config import ReconConfig
 from .measured import NFPTYCHO
 from .probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, frame_contrast,
                           probe_from_mean_pattern, rms_radius, spread_to_window)

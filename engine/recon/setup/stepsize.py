@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..backend import array_module
+from ...backend import array_module
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import interrupts
-from ..errors import ConfigError
+from slicewise.engine import interrupts
+from slicewise.engine.errors import ConfigError
 
 
 def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_config(path: Path):
-    from .config import from_json, from_toml  # noqa: PLC0415
+    from slicewise.engine.recon.config import from_json, from_toml  # noqa: PLC0415
 
     if not path.exists():
         raise ConfigError(f"configuration file {path} does not exist; write one with "
@@ -39,7 +39,7 @@ def load_config(path: Path):
 def run_reconstruct_cli(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # noqa: PLC0415
 
-    from .config import example_config, set_value  # noqa: PLC0415
+    from slicewise.engine.recon.config import example_config, set_value  # noqa: PLC0415
 
     if args.example:
         sys.stdout.write(example_config(args.example))
@@ -97,7 +97,7 @@ def _stop_on_signals(rec, write):
 
 def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> int:
     """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly."""
-    from .run import Reconstruction  # noqa: PLC0415
+    from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
 
     rec = Reconstruction(cfg, base_dir=base_dir, resume=resume)
     dist = rec.distributed
