@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 
 from slicewise.engine import __version__, interrupts
 
@@ -145,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, SlicewiseError):
             return _report(f"error: {' '.join(str(exc).split())}", 2)
+        if _mpi_world() is not None:  # a bug on one rank: the others wait for it in MPI calls
+            traceback.print_exc()
+            return _report(f"error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug; "
+                           "the traceback is above, please report it)", 1)
         raise
     finally:
         interrupts.restore(old_handlers)
@@ -162,9 +167,20 @@ def _report(line: str, code: int) -> int:
 
 
 def _mpi_world():
-    """COMM_WORLD when this process is one of several MPI ranks (mpi4py already loaded), else None."""
+    """COMM_WORLD when this process is one of several MPI ranks, else None. Loads mpi4py when
+    ``mpiexec`` launched this process and the failure came before the run loaded it: a rank that
+    ends without a word to the others leaves them waiting."""
     mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or mpi.COMM_WORLD.Get_size() < 2:
+    if mpi is None:
+        from slicewise.engine.recon.loop.distributed import launched_by_mpi  # noqa: PLC0415
+
+        if not launched_by_mpi():
+            return None
+        try:
+            from mpi4py import MPI as mpi  # noqa: PLC0415, N812 - optional dependency
+        except ImportError:
+            return None
+    if mpi.COMM_WORLD.Get_size() < 2:
         return None
     return mpi.COMM_WORLD
 

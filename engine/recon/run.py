@@ -29,7 +29,7 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import Backend, get_backend, to_host
-from ..errors import ConfigError, DivergenceError, SlicewiseError
+from ..errors import ConfigError, DivergenceError, OutputError, SlicewiseError
 from ..io.arrays import resolve_path
 from ..io.datafile import Dataset
 from ..io.readers import open_dataset
@@ -40,8 +40,8 @@ from .setup import initial_guess
 from .setup import probe_search
 from .loop.divergence import DivergenceGuard, check_batch
 from .loop.checkpoint import Progress, host_params, read_state, write_state
-from .loop.distributed import Distributed
-from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
+from .loop.distributed import Distributed, agreed_memory_bytes
+from .setup.memory import check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
 from .loop.projections import Projections
 from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
@@ -122,7 +122,7 @@ class Reconstruction:
                                               self.distributed)
         resolve_probe_refinement(self.config, dataset, self.problem)
         schedule = choose_schedule(self.config, dataset, self.problem,
-                                   available_memory_bytes(self.backend), self.backend)
+                                   agreed_memory_bytes(self.backend, self.distributed), self.backend)
         if not resume:  # a physics-based start instead of vacuum where the data prefer it
             initial_guess.apply_initial_guess(self.problem, *estimation_batch(
                 dataset, self.problem.model.splits_spots, schedule))
@@ -223,6 +223,7 @@ class Reconstruction:
         if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
+        self._consistent, steps_before = True, len(self.batch_losses)
         try:
             while self.epoch < self.n_epochs and not self._stop_agreed():
                 record = self._run_epoch()
@@ -231,16 +232,18 @@ class Reconstruction:
                 self._end_epoch(record)
         except KeyboardInterrupt:
             self._stop = True
+            if not self._consistent or self.solver.in_update:  # half-way through an update
+                self._set_state("stopped")
+                log.warning("interrupted within an update: the last checkpoint is kept")
+                raise
             log.warning("interrupted: writing a checkpoint")
-        except SlicewiseError:
+        except Exception as exc:
             self._set_state("failed")
-            raise
-        except MemoryError as exc:
-            self._set_state("failed")
-            raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / run.batch_angles or "
-                                 "enable model.checkpoint_slices") from None
-        except Exception:
-            self._set_state("failed")
+            if len(self.batch_losses) > steps_before:  # progress that a checkpoint can keep
+                self._checkpoint_after_failure(exc)
+            if isinstance(exc, MemoryError):
+                raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / "
+                                     "run.batch_angles or enable model.checkpoint_slices") from None
             raise
         try:
             self._finish()
@@ -281,9 +284,11 @@ class Reconstruction:
                     sums[k] = sums.get(k, 0.0) + v
                 self._partial = {"batch": b + 1, "sums": dict(sums),
                                  "time_s": t_before + time.perf_counter() - t0}
+                self._consistent = True
             if self._agreed_stop and diverged is None:
                 return None
             self._partial = None
+            self._consistent = False  # until _end_epoch: the epoch is done but not recorded
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
                       "terms": {k: v / nb for k, v in sums.items()},
@@ -377,6 +382,7 @@ class Reconstruction:
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
+        self._consistent = True
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
@@ -433,8 +439,26 @@ class Reconstruction:
         """Only MPI rank 0 (or a single process) writes results and checkpoints."""
         return self.distributed is None or self.distributed.is_root
 
-    def _write(self, path: Path, kind: str) -> None:
-        if not self._writes_files:
+    def _checkpoint_after_failure(self, exc: Exception) -> None:
+        """After a failure, the checkpoint of the last consistent state (the end of the last
+        minibatch or epoch) where the failure left one: not within an optimiser update, nor
+        between an epoch's last minibatch and its end. Under MPI the failing rank writes it (rank
+        0 may be waiting in a collective call; every rank holds the whole state)."""
+        if isinstance(exc, (DivergenceError, OutputError)) or not self._consistent \
+                or self.solver.in_update:
+            return  # already written / cannot be written / no consistent state to write
+        try:
+            self._write(self.checkpoint_path, "checkpoint", any_rank=True)
+        except Exception as err:  # best effort: the failure itself is what gets reported
+            log.warning("no checkpoint after the failure (%s)", " ".join(str(err).split()))
+            return
+        where = f", minibatch {self._partial['batch']} of epoch {self.epoch + 1}" \
+            if self._partial else ""
+        log.warning("the run failed; its state after %d epoch(s)%s is in %s: continue with "
+                    "--resume %s", self.epoch, where, self.checkpoint_path, self.checkpoint_path)
+
+    def _write(self, path: Path, kind: str, any_rank: bool = False) -> None:
+        if not (self._writes_files or any_rank):
             return
         with self._lock:
             params = host_params(self.problem)
@@ -443,8 +467,12 @@ class Reconstruction:
                          **self.problem.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
-                    run_state)
+        try:
+            write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
+                        run_state)
+        except BaseException:
+            self._consistent = False  # a write that failed is not tried again after the failure
+            raise
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:
