@@ -144,15 +144,16 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     atomic_write(path, writer, expected_bytes=size)
 
 
-def read_result(path) -> dict:
-    """Read a result/checkpoint file.
+def read_result(path, *, allow_external: bool = False) -> dict:
+    """Read a result/checkpoint file (refused when it would make HDF5 read other files, unless
+    ``allow_external``: :func:`~.hdf5.refuse_external`).
 
     Returns a dict with keys ``params``, ``initial``, ``loss`` (term -> float64 array),
     ``config_toml``, ``epoch``, ``version``, ``kind``, ``date``, ``optimizer`` (dict, maybe
     empty), ``extra``. For convenience each parameter is also a top-level key
     (``res["delta"] is res["params"]["delta"]``) unless its name is one of those keys.
     """
-    with open_h5(path) as f:
+    with open_h5(path, allow_external=allow_external) as f:
         fmt = f.attrs.get("format", b"")
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
         if fmt != RESULT_FORMAT or "params" not in f:

@@ -70,8 +70,11 @@ class DataConfig:
                                             "distance; unset = from the file", "m",
                                             min=0, min_exclusive=True)
     allow_external_links: bool = _f(False, "follow HDF5 external links, external raw storage and "
-                                    "virtual datasets that point to other files (a data file could "
-                                    "otherwise make Slicewise read any local file)")
+                                    "virtual datasets that point to other files, in every HDF5 "
+                                    "file the run reads (data, init.object_path, init.probe_path, "
+                                    "loss.mask_path, constraints.support, --resume); refused "
+                                    "otherwise: such a file could make Slicewise read any local "
+                                    "file")
     source_to_sample_m: Optional[float] = _f(None, "cone beam: distance from the focus (point "
                                              "source) to the sample; the near-field geometry is "
                                              "converted by the Fresnel scaling theorem (pixel / M, "
