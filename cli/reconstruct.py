@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -56,7 +57,21 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
         set_value(cfg, "run.output_dir", str(Path(args.out).resolve()))
     if args.overwrite:
         set_value(cfg, "run.overwrite", True)
+    refuse_config_as_output(path, cfg)
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
+
+
+def refuse_config_as_output(path: Path, cfg) -> None:
+    """The run writes config.toml into its output folder: never over the configuration being run
+    (``output_dir = "."`` beside a file named config.toml), unless a run wrote that file."""
+    from slicewise.engine.io.arrays import resolve_path  # noqa: PLC0415
+    from slicewise.engine.recon.loop.output import is_run_config  # noqa: PLC0415
+
+    target = resolve_path(cfg.run.output_dir, path.resolve().parent) / "config.toml"
+    if target.exists() and os.path.samefile(target, path) and not is_run_config(path):
+        raise ConfigError(f"run.output_dir (--out) {target.parent} is the folder of {path}, and a run "
+                          "writes its configuration there as config.toml; choose another output "
+                          "folder (--out, or output_dir = \"results\")")
 
 
 #: Signals that stop a run cleanly: Ctrl-C, and what batch schedulers send before killing a job.

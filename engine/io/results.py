@@ -30,6 +30,8 @@ from .hdf5 import h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
+#: Bytes a result file needs beyond its arrays (HDF5 structure, attributes, small datasets).
+FILE_OVERHEAD_BYTES = 2**20
 #: Files up to this size are built in memory and written with one plain write, so that a full
 #: disk is an ordinary error rather than a failure inside HDF5's close (seen to crash the process).
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
@@ -127,7 +129,7 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
 
     size = (_tree_nbytes(params) + _tree_nbytes(initial) + _tree_nbytes(optimizer_state)
             + _tree_nbytes(extra) + _tree_nbytes(dict(loss_history or {})) * 2 + len(config_toml)
-            + 2**20)
+            + FILE_OVERHEAD_BYTES)
 
     def writer(tmp):
         if size <= IN_MEMORY_LIMIT_BYTES:

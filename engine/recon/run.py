@@ -17,6 +17,7 @@ progress, scheduled checkpoint). What a checkpoint holds: :class:`.checkpoint.Pr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -45,7 +46,8 @@ from .setup.memory import check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
 from .loop.projections import Projections
 from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
-from .loop.output import check_output_dir, prepare_output_dir
+from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
+                          run_file_bytes, run_inputs, write_run_config)
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,8 @@ class Reconstruction:
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
-        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
+        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume,
+                         inputs=run_inputs(self.config, self.base_dir))
         if self.distributed is not None and backend is None and run.backend != "numpy":
             self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
@@ -214,9 +217,22 @@ class Reconstruction:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> Path:
-        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
-        if self._writes_files:
-            prepare_output_dir(self.output_dir)
+        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds.
+        The output folder is locked while the run writes into it (:func:`.output.output_lock`)."""
+        with contextlib.ExitStack() as held:
+            try:
+                if self._writes_files:
+                    prepare_output_dir(self.output_dir)
+                    check_output_space(self.output_dir, run_file_bytes(self.problem.params,
+                                                                       self.config),
+                                       2 + bool(self.config.run.save_tiff))
+                held.enter_context(output_lock(self.output_dir, enabled=self._writes_files))
+            except SlicewiseError:  # the GUI reads the state
+                self._set_state("failed")
+                raise
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         self._save_config()
         self._set_state("running")
         self._t_start = time.perf_counter()
@@ -360,7 +376,7 @@ class Reconstruction:
         """Write the configuration in use (so rerunning ``config.toml`` repeats this run) and tell
         observers what the run chose (the GUI's form shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
+            write_run_config(self.output_dir, self.config)
         self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.automatic_choices()))
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
