@@ -134,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:
+        if isinstance(exc, interrupts.RunInterrupted):
+            return _report(exc.message(_checkpoint_epoch(exc.checkpoint)), 128 + exc.signum)
         if not isinstance(exc, interrupts.Interrupted):
             exc = interrupts.Interrupted(signal.SIGINT)
         return _report(f"interrupted ({exc.describe()}) before a run was under way; no result was "
-                       "written", 128 + exc.signum)
+                       "written", 128 + exc.signum, load_mpi=False)
     except MemoryError:
         return _report("error: out of memory; lower run.batch_spots / run.batch_angles, set "
                        "model.checkpoint_slices or choose a smaller model.object_shape", 2)
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, SlicewiseError):
             return _report(f"error: {' '.join(str(exc).split())}", 2)
-        if _mpi_world() is not None:  # a bug on one rank: the others wait for it in MPI calls
+        if _mpi_world(load=True) is not None:  # a bug on one rank: the others wait in MPI calls
             traceback.print_exc()
             return _report(f"error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug; "
                            "the traceback is above, please report it)", 1)
@@ -155,9 +157,20 @@ def main(argv: list[str] | None = None) -> int:
         interrupts.restore(old_handlers)
 
 
-def _report(line: str, code: int) -> int:
+def _checkpoint_epoch(path) -> int | None:
+    """The epoch a checkpoint file holds, None when there is no readable one."""
+    from slicewise.engine.io.hdf5 import open_h5  # noqa: PLC0415
+
+    try:
+        with open_h5(path) as f:
+            return int(f.attrs["epoch"])
+    except Exception:  # missing or unreadable: no checkpoint to point to
+        return None
+
+
+def _report(line: str, code: int, load_mpi: bool = True) -> int:
     """Print one line on stderr; under MPI stop every rank, which may wait in a collective call."""
-    comm = _mpi_world()
+    comm = _mpi_world(load_mpi)
     if comm is not None:
         line = line.replace(":", f" (MPI rank {comm.Get_rank()} of {comm.Get_size()}):", 1)
     print(line, file=sys.stderr, flush=True)
@@ -166,19 +179,22 @@ def _report(line: str, code: int) -> int:
     return code
 
 
-def _mpi_world():
-    """COMM_WORLD when this process is one of several MPI ranks, else None. Loads mpi4py when
-    ``mpiexec`` launched this process and the failure came before the run loaded it: a rank that
-    ends without a word to the others leaves them waiting."""
+def _mpi_world(load: bool = False):
+    """COMM_WORLD when this process is one of several MPI ranks, else None. With ``load``, loads
+    mpi4py when ``mpiexec`` launched this process and the failure came before the run loaded it:
+    a rank that ends without a word to the others leaves them waiting. (Not after a stop signal
+    during start-up: that may have interrupted an import, and every rank got the signal.)"""
     mpi = sys.modules.get("mpi4py.MPI")
     if mpi is None:
-        from slicewise.engine.recon.loop.distributed import launched_by_mpi  # noqa: PLC0415
+        if not load:
+            return None
+        from slicewise.engine.runtime import launched_by_mpi  # noqa: PLC0415
 
         if not launched_by_mpi():
             return None
         try:
             from mpi4py import MPI as mpi  # noqa: PLC0415, N812 - optional dependency
-        except ImportError:
+        except Exception:  # not installed, or MPI cannot start: nobody to tell
             return None
     if mpi.COMM_WORLD.Get_size() < 2:
         return None

@@ -1,5 +1,7 @@
 """Process-wide settings an application (CLI, GUI) applies once at start-up; the engine never does.
 
+:func:`launched_by_mpi` -- whether an MPI launcher started this process (light: no imports).
+
 :func:`keep_freed_memory` -- glibc only: serve large arrays from the heap and do not return freed
 memory to the OS. Every optimiser step allocates and frees the same large temporaries (the tape's
 wavefields); by default glibc unmaps them and the next step page-faults them in again (40-60k faults
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
@@ -33,3 +36,8 @@ def keep_freed_memory() -> str:
             else "memory setting had no effect (not glibc)")
     log.debug(note)
     return note
+
+
+def launched_by_mpi() -> bool:
+    """Whether an MPI launcher (``mpiexec`` of MPICH, Open MPI, PMIx) started this process."""
+    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_SIZE"))

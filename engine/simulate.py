@@ -303,7 +303,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         import tomllib  # noqa: PLC0415
 
         try:
-            d.update(tomllib.loads(Path(args.config).read_text()))
+            d.update(tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read simulation config {args.config}: {exc}") from None
     if args.preset:

@@ -81,6 +81,24 @@ def refuse_external(h5, path, allow: bool) -> None:
                             "data.allow_external_links = true if you trust this file")
 
 
+def check_format_version(attrs, known: int, path, what: str) -> None:
+    """Refuse a file whose ``format_version`` attribute is not one this Slicewise reads: newer
+    (written by a later Slicewise) or not a positive integer. A file without one is version 1."""
+    raw = attrs.get("format_version", 1)
+    try:
+        version = int(raw)
+        valid = version == raw and version >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise DataFileError(f"{path}: format_version {raw!r} of this {what} is not a version "
+                            f"number; the files Slicewise writes have format_version {known}")
+    if version > known:
+        raise DataFileError(f"{path}: format_version {version} of this {what} is newer than this "
+                            f"Slicewise reads (up to {known}); update Slicewise "
+                            "(pip install -U slicewise)")
+
+
 def attr_text(attrs, key, default=None):
     """A string attribute (bytes decoded), or ``default``."""
     v = attrs.get(key, default)

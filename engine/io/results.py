@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DataFileError
 from .atomic import atomic_write
-from .hdf5 import h5py_module, open_h5
+from .hdf5 import check_format_version, h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
@@ -161,6 +161,7 @@ def read_result(path, *, allow_external: bool = False) -> dict:
         if fmt != RESULT_FORMAT or "params" not in f:
             raise DataFileError(f"{path}: not a Slicewise result file (attribute format="
                                 f"{fmt!r}, expected {RESULT_FORMAT!r} and a /params group)")
+        check_format_version(f.attrs, RESULT_FORMAT_VERSION, path, "result file")
         cfg = f["config"][()] if "config" in f else b""
         out = {
             "params": _read_tree(f["params"]),

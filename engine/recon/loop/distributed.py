@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from ...backend import to_host
+from ...runtime import launched_by_mpi
 from ...errors import SlicewiseError
 from ..setup.memory import available_memory_bytes
 
@@ -32,11 +33,6 @@ def agreed_memory_bytes(backend, distributed: "Distributed | None") -> int:
     if distributed is None:
         return avail
     return distributed.smallest(avail)
-
-
-def launched_by_mpi() -> bool:
-    """Whether an MPI launcher (``mpiexec``) started this process."""
-    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_SIZE"))
 
 
 class Distributed:
@@ -103,6 +99,12 @@ class Distributed:
         from mpi4py import MPI  # noqa: PLC0415
 
         return int(self.comm.allreduce(int(value), op=MPI.MIN))
+
+    def largest(self, value: int) -> int:
+        """The largest ``value`` over the ranks, on every rank."""
+        from mpi4py import MPI  # noqa: PLC0415
+
+        return int(self.comm.allreduce(int(value), op=MPI.MAX))
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
