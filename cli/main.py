@@ -204,8 +204,12 @@ def _mpi_world(load: bool = False):
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from slicewise.engine.runtime import mpi_rank_from_environment  # noqa: PLC0415
+
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if mpi_rank_from_environment() > 0:  # rank 0 speaks for all; the others only warn
+        level = max(level, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     func = getattr(args, "func", None)
     if func is None:  # bare `slicewise` opens the application
         args.file, args.demo = None, False
