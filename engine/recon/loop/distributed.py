@@ -8,8 +8,17 @@ gradients are averaged with ``Allreduce`` weighted by the number of frames each 
 so every rank takes the identical optimiser step and the ranks never drift apart. Rank 0 writes
 checkpoints and results and reports progress.
 
-Run as ``mpiexec -n 4 slicewise reconstruct CONFIG.toml`` (mpi4py and an MPI library: the ``mpi``
-extra installs both). Without MPI, or with one rank, nothing changes.
+Run as ``slicewise reconstruct CONFIG.toml --ranks 4`` or ``mpiexec -n 4 slicewise reconstruct
+CONFIG.toml`` (mpi4py and an MPI library: the ``mpi`` extra installs both). Without MPI, or with
+one rank, nothing changes.
+
+The invariant every change must keep: all ranks make the same collective calls, in the same
+order, with buffers of the same size. So nothing that differs between ranks may decide a choice
+that changes the calls: the free memory of each (:func:`agreed_memory_bytes`: the smallest), the
+frames a rank holds, or the code path its share of a minibatch takes -- which once decided the
+precision of a gradient (float64 on ranks whose share covered the object, float32 on the others:
+"Message truncated" on every preset). :meth:`Distributed.combine` agrees on the gradients' layout
+before summing them, and raises the same error on every rank if names or shapes differ.
 """
 
 from __future__ import annotations
