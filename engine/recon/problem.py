@@ -26,7 +26,8 @@ from ..models.common import Optics
 from .loop import regularizers
 from .config import ReconConfig
 from .loop.losses import LossSpec, get_loss
-from .setup.measured import choose_loss, effective_dataset
+from .plan import Choice, RunPlan
+from .setup.measured import decide_loss, effective_dataset
 from .setup.memory import PRELOAD_LIMIT_BYTES, check_object_memory  # noqa: F401 - re-exported
 from .setup.model_setup import ModelSetup, SetupContext, choose_model
 
@@ -50,6 +51,7 @@ class Problem:
     mean_intensity: float                       # measured, per pixel (scales loss floors)
     probe_power: float | None = None            # photons per frame of the initial probe
     initial_positions: np.ndarray | None = None
+    probe_known: bool = False                   # the starting probe is the file's or init.probe_path's
     # regularisation, fixed at the first evaluation with a non-empty object (_penalty_norm):
     object_unit: float = 1.0                    # the object's largest value; penalties see obj/unit
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
@@ -64,6 +66,12 @@ class Problem:
     @property
     def tomo(self) -> bool:
         return self.model.view.tomo
+
+    @property
+    def probe_is_guess(self) -> bool:
+        """Whether the run starts from a guessed probe (its own guess, a gaussian, a flat
+        illumination) rather than one it was given (the data file's or ``init.probe_path``'s)."""
+        return "probe" in self.params and not self.probe_known
 
     # ---- data ----------------------------------------------------------------------------
     def measured_batch(self, angle_idx, spot_idx):
@@ -225,12 +233,16 @@ def _check_windows_overlap(cfg: ReconConfig, ds: Dataset, shape: tuple) -> None:
                           "scanned area")
 
 
-def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Path,
+def build_problem(plan: RunPlan, ds: Dataset, backend: Backend, base_dir: Path,
                   distributed=None) -> Problem:
     """Resolve geometry and shapes, build the model and the initial unknowns, and preload the
-    measured frames this process evaluates (under MPI, ``distributed``: only its own)."""
+    measured frames this process evaluates (under MPI, ``distributed``: only its own). The model
+    and loss chosen for ``auto`` are adopted into ``plan``."""
+    cfg = plan.config
     ds = effective_dataset(cfg, ds)   # cone beam: the effective plane-wave geometry
     setup = choose_model(cfg, ds)
+    if cfg.model.kind == "auto":
+        plan.adopt(Choice("model.kind", setup.name, f"the file holds {setup.data_words}"))
     geo = resolve_geometry(cfg, ds)
     shape = decide_object_shape(cfg, ds, setup, is_tomography(ds.angles_rad))
     check_object_memory(cfg, ds, shape, backend)  # before anything object-sized is allocated
@@ -247,11 +259,12 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
     if cfg.init.object_path:
         _load_object(params, cfg, shape, be, base_dir)
     mask = _load_mask(cfg, ds, start.model, be, base_dir)
-    spec = get_loss(choose_loss(cfg, ds))
+    plan.adopt(decide_loss(cfg, ds))
+    spec = get_loss(cfg.loss.kind)
     measured, index = _preload(ds, spec, be, start.model, distributed)
     return Problem(cfg, ds, be, start.model, shape, params, measured, mask, spec,
                    float(sample.mean()), start.probe_power, start.initial_positions,
-                   measured_index=index)
+                   start.probe_known, measured_index=index)
 
 
 def _preload(ds: Dataset, spec: LossSpec, be: Backend, model, distributed):

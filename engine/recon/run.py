@@ -35,16 +35,15 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from .setup.schedule import estimation_batch
-from .setup import initial_guess
-from .setup import probe_search
+from .plan import RunPlan
+from .setup.prepare import prepare_run
 from .loop.divergence import DivergenceGuard, check_batch
 from .loop.checkpoint import Progress, host_params, read_state, write_state
 from .loop.distributed import Distributed
-from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
-from .problem import Problem, build_problem, host_copy
+from .setup.memory import used_memory_bytes
+from .problem import Problem, host_copy
 from .loop.projections import Projections
-from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
+from .loop.solver import Solver
 from .loop.output import check_output_dir, prepare_output_dir
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,7 @@ class ProgressEvent:
     state: str = "running"
     message: str = ""
     changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
+    reasons: dict = field(default_factory=dict)   # "config": dotted path -> why it was chosen
 
 
 @dataclass
@@ -101,8 +101,9 @@ class Reconstruction:
     def __init__(self, config: cfgmod.ReconConfig, dataset: Dataset | None = None, *,
                  backend: Backend | None = None, resume: str | Path | None = None,
                  base_dir: str | Path | None = None, distributed="auto"):
-        self.config = cfgmod.validate(config)
-        self._requested = self.config.copy()  # what the user asked for, before automatic choices
+        # the user's configuration stays as written; the run uses the plan's (see plan.py)
+        self.plan = RunPlan(config)
+        self.config = self.plan.config
         # MPI data parallelism when launched by mpiexec with several ranks (see distributed.py)
         self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
@@ -118,17 +119,10 @@ class Reconstruction:
             dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
                                    allow_external=self.config.data.allow_external_links)
         self.dataset = dataset
-        self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
-                                              self.distributed)
-        resolve_probe_refinement(self.config, dataset, self.problem)
-        schedule = choose_schedule(self.config, dataset, self.problem,
-                                   available_memory_bytes(self.backend), self.backend)
-        if not resume:  # a physics-based start instead of vacuum where the data prefer it
-            initial_guess.apply_initial_guess(self.problem, *estimation_batch(
-                dataset, self.problem.model.splits_spots, schedule))
-            probe_search.run_probe_search(self.config, dataset, self.problem, schedule,
-                                          self.base_dir, self.distributed)
-        self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
+        prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
+                               resume=bool(resume))
+        self.problem: Problem = prepared.problem
+        self.memory_estimate_bytes = prepared.memory_estimate_bytes
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.progress = Progress()
@@ -140,22 +134,31 @@ class Reconstruction:
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
-        self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
+        self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
                              self._lock, self.distributed)
         self._guard = DivergenceGuard(self.solver)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         if resume:
-            self.progress, opt_state, run_state = read_state(Path(resume), self.problem)
-            # the guard first: its rate cuts apply to the configured rates the optimiser restores
-            self._guard.load_state_dict(run_state.get("guard", {}))
-            self.solver.load_state_dict(opt_state)
-            self.projections.load_state_dict(run_state)
-            self.problem.load_state_dict(run_state)
-            self._partial = run_state.get("partial") or None
+            self._restore(Path(resume))
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
-        self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
+        self.solver.resolve_learning_rates(self.solver.refined(self.epoch), self._when())
         self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
+
+    def _restore(self, path: Path) -> None:
+        """Continue from a checkpoint: unknowns, progress, optimiser and run state."""
+        self.progress, opt_state, run_state = read_state(path, self.problem)
+        self.plan.load_state_dict(run_state.get("plan", {}))
+        # the guard first: its rate cuts apply to the configured rates the optimiser restores
+        self._guard.load_state_dict(run_state.get("guard", {}))
+        self.solver.load_state_dict(opt_state)
+        self.projections.load_state_dict(run_state)
+        self.problem.load_state_dict(run_state)
+        self._partial = run_state.get("partial") or None
+
+    def _when(self) -> str:
+        """When a choice is made, for the plan: before the first epoch or during one."""
+        return "setup" if self.epoch == 0 and not self.batch_losses else f"epoch {self.epoch + 1}"
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -183,8 +186,7 @@ class Reconstruction:
             if not info.safe_while_paused:
                 raise ConfigError(f"{path} cannot change during a run; stop and start again")
         with self._lock:
-            for path, value in changes.items():
-                cfgmod.set_value(self.config, path, value)
+            self.plan.apply_user_changes(changes)
             self.solver.update_learning_rates()
 
     @property
@@ -293,7 +295,8 @@ class Reconstruction:
                 if not self._guard.epoch_diverged(check):
                     if self._guard.stalled():
                         with self._lock:
-                            self._guard.cut_for_stall(self.solver.refined(self.epoch))
+                            self._guard.cut_for_stall(self.solver.refined(self.epoch),
+                                                      f"epoch {self.epoch + 1}")
                         self._save_config()
                     return record
                 diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
@@ -319,7 +322,7 @@ class Reconstruction:
         try:
             with self._lock:
                 self._guard.roll_back(prob.params, good, names, where, str(self.checkpoint_path),
-                                      partial_loss, memory)
+                                      partial_loss, memory, f"epoch {self.epoch + 1}")
         except DivergenceError:
             self._write(self.checkpoint_path, "checkpoint")
             raise
@@ -346,22 +349,25 @@ class Reconstruction:
         return stop
 
     def automatic_choices(self) -> dict:
-        """Fields the run has set itself (measured learning rates, the optimiser and minibatches
-        chosen by ``auto``, rates cut after a divergence): dotted path -> value in use."""
-        req = {f.path: f.value for f in cfgmod.iter_fields(self._requested)}
-        return {f.path: f.value for f in cfgmod.iter_fields(self.config) if req.get(f.path) != f.value}
+        """Fields the run has set itself (the plan's choices: measured learning rates, the
+        optimiser and minibatches chosen by ``auto``, rates cut after a divergence): dotted path
+        -> value in use."""
+        return self.plan.chosen()
 
     def _save_config(self) -> None:
-        """Write the configuration in use (so rerunning ``config.toml`` repeats this run) and tell
-        observers what the run chose (the GUI's form shows it)."""
+        """Write the configuration in use (so rerunning ``config.toml`` repeats this run), with
+        the plan's reasons as its header, and tell observers what the run chose (the GUI's form
+        shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
-        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.automatic_choices()))
+            cfgmod.to_toml(self.config, self.output_dir / "config.toml",
+                           header=self.plan.toml_header())
+        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.plan.chosen(),
+                                 reasons=self.plan.reasons()))
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         names = self.solver.refined(self.epoch)
         # a parameter whose refinement starts now may need its learning rate measured
-        if self.solver.resolve_learning_rates(names):
+        if self.solver.resolve_learning_rates(names, self._when()):
             self._save_config()
         return self.solver.step(a_idx, s_idx, names)
 
@@ -440,10 +446,10 @@ class Reconstruction:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.problem.state_dict()}
+                         **self.problem.state_dict(), "plan": self.plan.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
+        write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
                     run_state)
 
     # ---- helpers -----------------------------------------------------------------------------

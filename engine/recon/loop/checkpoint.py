@@ -45,10 +45,12 @@ class Progress:
 
 
 def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer_state: dict,
-                progress: Progress, config, run_state: dict | None = None) -> None:
+                progress: Progress, plan, run_state: dict | None = None) -> None:
     """Write a checkpoint/result: ``params`` are host copies taken under the run's lock;
-    ``run_state``: the rest of the solver's state (support mask, divergence guard), host values,
-    stored under ``/extra/run_state`` and given back by :func:`read_state`."""
+    ``plan``: the run's :class:`~..plan.RunPlan` (its configuration as ``/config``, its choices
+    with their reasons as ``/extra/plan/<path>/{value, reason, when}``); ``run_state``: the rest of
+    the solver's state (support mask, divergence guard), host values, stored under
+    ``/extra/run_state`` and given back by :func:`read_state`."""
     initial = {}
     if problem.initial_positions is not None:
         initial["positions"] = problem.initial_positions
@@ -58,9 +60,10 @@ def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer
              "epoch_time_s": np.asarray([h.get("time_s", np.nan) for h in progress.history], float),
              "pixel_size_m": optics.pixel_size_m, "slice_thickness_m": optics.slice_thickness_m,
              "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes),
-             "run_state": run_state or {}}
+             "run_state": run_state or {}, "plan": plan.to_dict()}
     write_result(path, params, loss_history=progress.loss_history(),
-                 config_toml=cfgmod.to_toml(config), epoch=progress.epoch, initial=initial,
+                 config_toml=cfgmod.to_toml(plan.config, header=plan.toml_header()),
+                 epoch=progress.epoch, initial=initial,
                  optimizer_state=optimizer_state, extra=extra, kind=kind)
 
 

@@ -6,7 +6,7 @@ near-field ptychography model with a probe guessed from the data.
   ``M = (z1 + z2) / z1``, effective pixel ``p / M`` and effective distance ``z2 / M``; scan
   positions measured in detector pixels grow by ``M`` in effective pixels. Everything after this
   (model, results) lives on the effective grid.
-* :func:`choose_loss` -- ``loss.kind = "auto"``: Poisson likelihood for integer (photon-counting)
+* :func:`decide_loss` -- ``loss.kind = "auto"``: Poisson likelihood for integer (photon-counting)
   frames, amplitude loss for float frames (flat-field corrected, simulated, ...).
 * :func:`build_nfptycho` -- the model, the initial unknowns and the probe guess.
 """
@@ -26,6 +26,7 @@ from ...models.common import Optics
 from ...models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
 from ...geometry import is_tomography
 from ...probes import probe_modes
+from ..plan import Choice
 from .setup_types import ModelSetup, ModelStart, SetupContext
 from .orientation import orient_positions
 
@@ -87,32 +88,30 @@ def effective_dataset(cfg, ds: Dataset) -> Dataset:
                             meta=meta)
 
 
-def choose_loss(cfg, ds: Dataset) -> str:
-    """The loss to use, and one log line saying why."""
+def decide_loss(cfg, ds: Dataset) -> Choice | None:
+    """``loss.kind = "auto"`` resolved from how the frames are stored (None when the
+    configuration sets it; a mismatch with the data is logged)."""
     kind = cfg.loss.kind
     counts = bool(ds.meta.get("integer_counts"))
-    float_counts, why = (False, "") if counts or kind != "auto" else frames_are_counts(ds)
     if kind != "auto":
         if kind == "amplitude" and counts:
             log.info("loss: amplitude (as configured; the frames are integer counts, for which "
                      "loss.kind = poisson is the maximum-likelihood choice)")
-        else:
-            log.info("loss: %s (as configured)", kind)
-        return kind
+        return None
     if counts:
-        log.info("loss: poisson (auto: the frames are stored as %s, photon counts, whose noise is "
-                 "Poisson)", ds.meta.get("frames_dtype", "integers"))
-        return "poisson"
+        return Choice("loss.kind", "poisson", f"the frames are stored as "
+                      f"{ds.meta.get('frames_dtype', 'integers')}, photon counts, whose noise is "
+                      "Poisson")
+    float_counts, why = frames_are_counts(ds)
     if float_counts:
         # not switched to Poisson: from a wrong starting probe (100 um out of focus) the Poisson
         # fit of a noisy star stalled at correlation 0.2-0.3 where the amplitude fit reached 0.97
-        log.info("loss: amplitude (auto: the frames are floating point; they hold photon counts "
-                 "(%s), for which loss.kind = poisson is the maximum-likelihood choice once the "
-                 "probe is right)", why)
-        return "amplitude"
-    log.info("loss: amplitude (auto: the frames are %s, not raw counts; the amplitude loss is "
-             "robust to their unknown noise)", ds.meta.get("frames_dtype", "floating point"))
-    return "amplitude"
+        return Choice("loss.kind", "amplitude", f"the frames are floating point holding photon "
+                      f"counts ({why}); loss.kind = poisson is the maximum-likelihood choice once "
+                      "the probe is right")
+    return Choice("loss.kind", "amplitude", f"the frames are "
+                  f"{ds.meta.get('frames_dtype', 'floating point')}, not raw counts; the amplitude "
+                  "loss is robust to their unknown noise")
 
 
 def nfptycho_grid(cfg, ds: Dataset, pad: int, tomo: bool):
@@ -189,7 +188,9 @@ def build_nfptycho(ctx: SetupContext) -> ModelStart:
     if ds.probe is not None and cfg.init.probe in ("auto", "file"):
         probe = np.pad(ds.probe[0], pad, mode="edge")
         origin = "the data file's probe"
+        known = True
     else:
+        known = False
         probe = probe_guess_from_frames(mean, pad, optics, distance_m, bad)
         origin = "the mean frame propagated back to the sample (flat phase)"
     log.info("near-field ptychography: %d positions, frame %s padded by %d px, object %s, probe "
@@ -204,7 +205,7 @@ def build_nfptycho(ctx: SetupContext) -> ModelStart:
     modelled = (np.abs(field).astype(float) ** 2).sum(axis=0)
     probe = probe * math.sqrt(float(mean[good].mean()) / max(float(modelled[good].mean()), 1e-30))
     params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
-    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy(), known)
 
 
 #: Near-field ptychography's set-up (registered by :mod:`.model_setup`).

@@ -82,8 +82,10 @@ def _data_words(ds: Dataset) -> str:
 
 # ---- far-field ptychography ---------------------------------------------------------------------
 
-def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -> np.ndarray:
-    """The probe guess ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame."""
+def initial_probe(cfg: ReconConfig, ds: Dataset, power: float,
+                  base_dir: Path) -> tuple[np.ndarray, bool]:
+    """The starting probe ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame,
+    and whether it is known (from ``init.probe_path`` or the data file) rather than a guess."""
     frame_shape = ds.frame_shape
     probe, origin = None, "the data file's /probe"
     if cfg.init.probe_path:
@@ -95,6 +97,7 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
     elif cfg.init.probe == "file":
         raise ConfigError("init.probe = 'file' but the data file holds no probe; use 'gaussian' "
                           "or set init.probe_path")
+    known = probe is not None
     if probe is None and cfg.init.probe in ("auto", "data"):
         probe, origin = _probe_from_data(cfg, ds), "the probe derived from the mean pattern"
     if probe is None:
@@ -117,7 +120,7 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
                           "intensity, or set init.probe = 'gaussian'")
     # scale to the measured photons per frame so the loss starts near its optimum scale
     probe *= math.sqrt(power / probe_power)
-    return probe
+    return probe, known
 
 
 def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
@@ -150,9 +153,9 @@ def build_ptycho(ctx: SetupContext) -> ModelStart:
                         positions_px=pos, param=cfg.model.object_param,
                         margin_px=int(math.ceil(BASE_MARGIN_PX + drift)),
                         checkpoint_slices=cfg.model.checkpoint_slices)
-    probe = initial_probe(cfg, ds, ctx.mean_frame_photons, ctx.base_dir)
+    probe, known = initial_probe(cfg, ds, ctx.mean_frame_photons, ctx.base_dir)
     params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
-    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy(), known)
 
 
 register_model(ModelSetup("ptycho", lambda ds: ds.modality == "farfield", True, build_ptycho,
@@ -175,7 +178,7 @@ def build_holo(ctx: SetupContext) -> ModelStart:
         params["probe"] = be.to_complex(base)
     elif abs(level - 1.0) > 0.05:  # flat illumination of the measured level (not flat-fielded)
         params["probe"] = be.to_complex(np.full(ds.frame_shape, math.sqrt(level)))
-    return ModelStart(model, params)
+    return ModelStart(model, params, probe_known=illum is not None)
 
 
 register_model(ModelSetup("holo", lambda ds: ds.modality == "nearfield" and ds.n_tiles == 1,

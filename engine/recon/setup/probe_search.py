@@ -28,12 +28,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import numpy as np
 
 from ...backend import to_host
 from .. import config as cfgmod
 from ...io.datafile import spread_indices
+from ..loop.projections import Projections
+from ..loop.solver import Solver
+from ..plan import Choice, RunPlan
 from .probe_guess import WEAK_CONTRAST, defocus, frame_contrast
 
 log = logging.getLogger(__name__)
@@ -163,11 +167,6 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
     """``solvers(refine_probe) -> Solver`` for :func:`search_probe`: solvers that refine the
     object (and the probe if asked; never positions or distances), at learning rates measured by
     the first of each kind and shared by the rest."""
-    import threading
-
-    from ..loop.projections import Projections
-    from ..loop.solver import Solver
-
     configs = {}
     for refine_probe in (False, True):
         c = configs[refine_probe] = config.copy()
@@ -177,25 +176,30 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
         # margins were measured so); Adam's start-up boost would change what a short fit shows
         cfgmod.set_value(c, "optimizer.lr_boost", 1.0)
     lock = threading.RLock()
+    plans = {k: RunPlan(c, log_choices=False) for k, c in configs.items()}
 
     def solvers(refine_probe: bool):
-        c = configs[refine_probe]
-        solver = Solver(c, dataset, problem, Projections(c, problem, base_dir), schedule, lock,
-                        distributed)
+        plan = plans[refine_probe]
+        solver = Solver(plan, dataset, problem, Projections(plan.config, problem, base_dir),
+                        schedule, lock, distributed)
         solver.resolve_learning_rates(solver.refined(0))
         return solver
 
     return solvers
 
 
-def run_probe_search(config, dataset, problem, schedule, base_dir, distributed=None) -> str | None:
+def run_probe_search(config, dataset, problem, schedule, base_dir,
+                     distributed=None) -> Choice | None:
     """:func:`search_probe` where ``init.probe_search`` asks for it (:func:`wants_search`);
-    returns its choice, or None where it does not run (a far-field scanned probe only: a
-    near-field illumination is not guessed from a mean pattern)."""
-    from ..loop.solver import _probe_is_guess
-
-    if problem.kind != "ptycho" or "probe" not in problem.params or not wants_search(
-            config, dataset, _probe_is_guess(config, dataset, problem)):
+    for ``auto`` the choice to search, with what it found; None where it does not run (a
+    far-field scanned probe only: a near-field illumination is not guessed from a mean
+    pattern)."""
+    if problem.kind != "ptycho" or not wants_search(config, dataset, problem.probe_is_guess):
         return None
-    return search_probe(problem, fit_solvers(config, dataset, problem, schedule, base_dir,
-                                             distributed))
+    found = search_probe(problem, fit_solvers(config, dataset, problem, schedule, base_dir,
+                                              distributed))
+    if config.init.probe_search != "auto":
+        return None
+    return Choice("init.probe_search", "on", f"a weak object (frames within "
+                  f"{100 * WEAK_CONTRAST:g} % of their mean), whose probe guess refinement cannot "
+                  f"correct; found {found}")
