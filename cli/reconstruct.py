@@ -37,9 +37,8 @@ def load_config(path: Path):
 
 
 def run_reconstruct_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
-
     from slicewise.engine.recon.config import example_config, set_value  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
 
     if args.example:
         sys.stdout.write(example_config(args.example))
@@ -76,7 +75,7 @@ def _stop_on_signals(rec, write):
 
     def on_signal(signum, frame):
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        if not rec._stop:
+        if not rec.stop_requested:
             write(f"{name}: stopping after this minibatch and writing a checkpoint"
                   + (" (Ctrl-C again to abort)" if single and signum == signal.SIGINT else ""))
         elif single and signum == signal.SIGINT:

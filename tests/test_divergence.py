@@ -95,6 +95,12 @@ class _StubSolver:
         self.config = self.plan.config
         self.problem = SimpleNamespace(backend=SimpleNamespace(xp=np))
 
+    @property
+    def optimizer(self):
+        """The configured optimiser's class: the guard reads only what kind of steps it takes."""
+        from slicewise.engine.recon.loop.optimizers import OPTIMIZERS, Optimizer
+        return OPTIMIZERS.get(self.config.optimizer.kind, Optimizer)
+
     def restore(self, memory):
         pass
 

@@ -23,7 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
+from .. import __version__
+from ..backend import to_host
 from ..errors import DataFileError
 from .atomic import atomic_write
 from .hdf5 import h5py_module, open_h5
@@ -33,12 +36,6 @@ RESULT_FORMAT_VERSION = 1
 #: Files up to this size are built in memory and written with one plain write, so that a full
 #: disk is an ordinary error rather than a failure inside HDF5's close (seen to crash the process).
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
-
-
-def _host(a):
-    from ..backend import to_host  # noqa: PLC0415
-
-    return to_host(a)
 
 
 def _write_tree(group, tree: Mapping) -> None:
@@ -52,7 +49,7 @@ def _write_tree(group, tree: Mapping) -> None:
         elif value is None:
             continue
         else:
-            arr = np.asarray(_host(value))
+            arr = np.asarray(to_host(value))
             if arr.dtype.kind in "OU":
                 raise DataFileError(f"cannot store {group.name}/{key} of dtype {arr.dtype} in a "
                                     "result file; use numeric arrays or strings")
@@ -101,7 +98,6 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     extra: anything else, nested dict of arrays / scalars / strings.
     kind: ``"result"`` or ``"checkpoint"``.
     """
-    from .. import __version__  # noqa: PLC0415
 
     if kind not in ("result", "checkpoint"):
         raise DataFileError(f"kind must be 'result' or 'checkpoint', got {kind!r}")
@@ -183,9 +179,8 @@ def write_tiff_stack(path, volume, pixel_size_m: float) -> None:
     Fiji/ImageJ and napari show physical units. Complex volumes are refused: export the real
     and imaginary parts (or delta and beta) separately.
     """
-    import tifffile  # noqa: PLC0415
 
-    vol = np.asarray(_host(volume))
+    vol = np.asarray(to_host(volume))
     if np.iscomplexobj(vol):
         raise DataFileError(f"{Path(path).name}: a TIFF stack must be real; write the real and "
                             "imaginary parts (or delta and beta) as separate files")

@@ -1,6 +1,7 @@
 """From a configuration and a data set to a differentiable problem: model, unknowns, loss.
 
-:func:`build_problem` resolves geometry (file values, overridden by the configuration), decides the
+:func:`build_problem` takes the geometry (the file's, overridden by the configuration:
+:func:`.setup.measured.effective_dataset`), decides the
 object grid, lets the chosen model set-up (:mod:`.model_setup`) build the forward model and the
 initial unknowns, and prepares the measured data in the form the loss wants; :meth:`Problem.loss`
 is the function the solver differentiates. Nothing here depends on which model it is.
@@ -15,16 +16,18 @@ from pathlib import Path
 import numpy as np
 
 from .. import ops
+from ..autodiff import data as _data
 from ..backend import Backend, to_host
 from ..errors import ConfigError, SlicewiseError
 from ..geometry import is_tomography
-from ..io.object_grid import object_grid_note
 from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
+from ..io.object_grid import object_grid_note
+from ..io.results import read_result
 from ..models.base import MODE_AXIS, ForwardModel, intensity
 from ..models.common import Optics
-from .loop import regularizers
 from .config import ReconConfig
+from .loop import regularizers
 from .loop.losses import LossSpec, get_loss
 from .plan import Choice, RunPlan
 from .setup.measured import decide_loss, effective_dataset
@@ -125,7 +128,6 @@ class Problem:
         norm = self.penalty_norm
         if norm is not None:
             return norm
-        from ..autodiff import data as _data  # noqa: PLC0415
 
         obj = {k: _data(params[k]) for k in ("delta", "beta", "object") if k in params}
         xp = self.backend.xp
@@ -168,25 +170,6 @@ class Problem:
             return [ops.mul(params["delta"], 1.0 / self.object_unit),
                     ops.mul(params["beta"], 1.0 / self.object_unit)]
         return [ops.sub(params["object"], 1.0)]
-
-
-def resolve_geometry(cfg: ReconConfig, ds: Dataset) -> dict:
-    """Geometry from the file, each value overridden when the configuration sets it (with a cone
-    beam the overrides are lab values, already converted into ``ds`` by effective_dataset)."""
-    d = cfg.data
-    if d.source_to_sample_m is not None:
-        d = type(d)(energy_ev=d.energy_ev)
-    geo = {
-        "energy_ev": d.energy_ev or ds.energy_ev,
-        "pixel_size_m": d.pixel_size_m or ds.pixel_size_m,
-        "slice_thickness_m": d.slice_thickness_m or ds.slice_thickness_m,
-        "distances_m": np.asarray(d.distances_m, float) if d.distances_m else ds.distances_m,
-    }
-    if ds.modality == "nearfield" and geo["distances_m"] is not None \
-            and len(geo["distances_m"]) != ds.n_distances:
-        raise ConfigError(f"data.distances_m lists {len(geo['distances_m'])} distances but the data file "
-                          f"has {ds.n_distances}; give one distance per measured plane or unset it")
-    return geo
 
 
 def decide_object_shape(cfg: ReconConfig, ds: Dataset, setup: ModelSetup, tomo: bool) -> tuple:
@@ -239,17 +222,16 @@ def build_problem(plan: RunPlan, ds: Dataset, backend: Backend, base_dir: Path,
     measured frames this process evaluates (under MPI, ``distributed``: only its own). The model
     and loss chosen for ``auto`` are adopted into ``plan``."""
     cfg = plan.config
-    ds = effective_dataset(cfg, ds)   # cone beam: the effective plane-wave geometry
+    ds = effective_dataset(cfg, ds)   # the configuration's geometry over the file's; cone beam
     setup = choose_model(cfg, ds)
     if cfg.model.kind == "auto":
         plan.adopt(Choice("model.kind", setup.name, f"the file holds {setup.data_words}"))
-    geo = resolve_geometry(cfg, ds)
     shape = decide_object_shape(cfg, ds, setup, is_tomography(ds.angles_rad))
     check_object_memory(cfg, ds, shape, backend)  # before anything object-sized is allocated
-    optics = Optics(geo["energy_ev"], geo["pixel_size_m"], geo["slice_thickness_m"], cfg.model.propagator)
+    optics = Optics(ds.energy_ev, ds.pixel_size_m, ds.slice_thickness_m, cfg.model.propagator)
     be = backend
     sample = ds.frames(np.arange(min(ds.n_angles, 4)), np.arange(min(ds.n_spots, 16)))
-    start = setup.build(SetupContext(cfg, ds, be, Path(base_dir), optics, shape, geo["distances_m"],
+    start = setup.build(SetupContext(cfg, ds, be, Path(base_dir), optics, shape, ds.distances_m,
                                      sample))
     params = start.params
     shape = tuple(start.model.object_shape)  # a model may grow the grid (near-field windows)
@@ -304,8 +286,6 @@ def _load_mask(cfg, ds, model, be, base_dir):
 
 
 def _load_object(params, cfg, shape, be, base_dir):
-    from ..io.results import read_result  # noqa: PLC0415
-
     path = resolve_path(cfg.init.object_path, base_dir)
     try:
         res = read_result(path)

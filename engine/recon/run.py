@@ -35,16 +35,16 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from .plan import RunPlan
-from .setup.prepare import prepare_run
-from .loop.divergence import DivergenceGuard, check_batch
 from .loop.checkpoint import Progress, host_params, read_state, write_state
 from .loop.distributed import Distributed
-from .setup.memory import used_memory_bytes
-from .problem import Problem, host_copy
+from .loop.divergence import DivergenceGuard, check_batch
+from .loop.output import check_output_dir, prepare_output_dir
 from .loop.projections import Projections
 from .loop.solver import Solver
-from .loop.output import check_output_dir, prepare_output_dir
+from .plan import RunPlan
+from .problem import Problem, host_copy
+from .setup.memory import used_memory_bytes
+from .setup.prepare import prepare_run
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,11 @@ class Reconstruction:
     def stop(self) -> None:
         self._stop = True
         self._resume_evt.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called (the run stops after the current minibatch)."""
+        return self._stop
 
     def apply_changes(self, changes: dict) -> None:
         """Change fields marked ``safe_while_paused`` (learning rates, weights, epochs...); they

@@ -151,7 +151,7 @@ class DivergenceGuard:
         """Whether the accepted estimates have wandered above the best for long enough that the
         step should be cut (:data:`STALL_EPOCHS`, :data:`STALL_RISE`); only a stochastic
         optimiser's (L-BFGS searches its step along each direction)."""
-        if self.solver.config.optimizer.kind != "adam" or self.last is None:
+        if not self.solver.optimizer.per_element_steps or self.last is None:
             return False
         floor = CONVERGED * abs(self.start) if self.start is not None else 0.0
         return self.since_best >= STALL_EPOCHS and \

@@ -50,7 +50,7 @@ class Solver:
                                         boost=o.lr_boost or 1.0)
         self.n_evaluations = 0        # loss + gradient evaluations of this process (steps)
         self._last_eval = None        # (names, point, (loss, terms, grads)) for L-BFGS's reuse
-        if o.kind == "lbfgs":
+        if self.optimizer.full_batch:
             self.batches(0)  # refuses minibatches now, before anything is written
 
     # ---- what is refined, how fast -----------------------------------------------------------
@@ -116,9 +116,8 @@ class Solver:
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
-        kind = self.config.optimizer.kind
-        rates = stepsize.learning_rates(scales, kind, sizes)
-        floors = {} if kind == "lbfgs" else self._rate_floors(missing)
+        rates = stepsize.learning_rates(scales, self.optimizer.kind, sizes)
+        floors = {} if self.optimizer.scales_own_steps else self._rate_floors(missing)
         reasons = {n: (f"measured: the optimal steepest-descent step changes an element by up to "
                        f"{scales[n].max_change:.3g} and lowers the loss by "
                        f"{100 * scales[n].decrease:.0f} %") for n in missing}
@@ -137,7 +136,7 @@ class Solver:
         configuration and the optimiser."""
         o = self.config.optimizer
         obj = [n for n in names if n in ("delta", "beta", "object")]
-        if o.lr_boost is not None or o.kind != "adam" or not obj:
+        if o.lr_boost is not None or not self.optimizer.per_element_steps or not obj:
             return
         xp = self.problem.backend.xp
         with self.lock:
@@ -165,7 +164,7 @@ class Solver:
         0.81)."""
         rate = floor
         guessed = n == "probe" and self.problem.probe_is_guess
-        if self.config.optimizer.kind == "adam" and not guessed:
+        if self.optimizer.per_element_steps and not guessed:
             with self.lock:
                 rate = stepsize.safe_adam_floor(lambda v: loss_only({n: v}), self.problem.params[n],
                                                 g, f0, floor, measured, self.optimizer.eps)
@@ -206,9 +205,9 @@ class Solver:
             bs = run.batch_spots or ds.n_spots
             for j in range(0, ds.n_spots, bs):
                 out.append((a, np.sort(spots[j:j + bs])))
-        if self.config.optimizer.kind == "lbfgs" and len(out) > 1:
-            raise ConfigError("optimizer.kind = 'lbfgs' needs full batches: set run.batch_angles = 0 and "
-                              "run.batch_spots = 0, or choose adam")
+        if self.optimizer.full_batch and len(out) > 1:
+            raise ConfigError(f"optimizer.kind = {self.optimizer.kind!r} needs full batches: set "
+                              "run.batch_angles = 0 and run.batch_spots = 0, or choose adam")
         return out
 
     # ---- one step ----------------------------------------------------------------------------
@@ -224,7 +223,7 @@ class Solver:
         self._last_eval = None
         if not math.isfinite(loss):
             return loss, {}
-        lbfgs = self.config.optimizer.kind == "lbfgs"
+        lbfgs = self.optimizer.full_batch
         accepted = {}
 
         def closure(trial):  # L-BFGS's line search re-evaluates on the same minibatch
@@ -295,7 +294,7 @@ class Solver:
                               f"{kind!r}, or start a new run from it with init.object_path")
         self.optimizer.load_state_dict(state)
         o = self.config.optimizer
-        if o.kind == "adam":  # the configuration's boost wins; unset, the checkpoint's is kept
+        if self.optimizer.per_element_steps:  # the configuration's boost wins, else the checkpoint's
             if o.lr_boost is not None:
                 self.optimizer.boost = float(o.lr_boost)
             elif "boost" in state.get("hyper", {}):
@@ -314,7 +313,7 @@ class Solver:
     def memory(self):
         """A copy of the optimiser's memory to go back to (Adam's moments, momentum; None for
         L-BFGS, whose curvature pairs a rate cut discards anyway), on the device."""
-        if self.config.optimizer.kind == "lbfgs":
+        if self.optimizer.full_batch:
             return None
         return _copy_tree(self.optimizer.state)
 

@@ -166,14 +166,15 @@ def apply_initial_guess(problem, a_idx, s_idx) -> list[Choice]:
     ``"ctf"``, ``"paganin"``) and ``init.absorption_ratio``."""
     cfg = problem.config
     method = cfg.init.guess
-    usable = (problem.kind == "holo" and "delta" in problem.params and cfg.init.object_path is None
+    retrievable = problem.model.whole_object_images
+    usable = (retrievable and "delta" in problem.params and cfg.init.object_path is None
               and cfg.init.delta == 0 and cfg.init.beta == 0)
     if method == "vacuum" or not usable:
         if method not in ("vacuum", "auto"):
             log.warning("init.guess = %s applies to near-field holography with a delta/beta object "
                         "started from constants; starting from %s instead", method,
                         "init.object_path" if cfg.init.object_path else "vacuum")
-        if method == "auto" and problem.kind == "holo":
+        if method == "auto" and retrievable:
             start = "init.object_path" if cfg.init.object_path else "init.delta/init.beta"
             return [Choice("init.guess", "vacuum", f"the object starts from {start}")]
         return []

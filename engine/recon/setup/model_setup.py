@@ -20,14 +20,19 @@ import numpy as np
 from ...errors import ConfigError
 from ...io.arrays import load_array, resolve_path
 from ...io.datafile import Dataset
-from ...physics.constants import wavelength_m
 from ...models.holo import HoloModel
 from ...models.ptycho import PtychoModel
 from ...probes import gaussian_probe, probe_modes
 from ..config import ReconConfig
 from .measured import NFPTYCHO
-from .probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, frame_contrast,
-                          probe_from_mean_pattern, rms_radius, spread_to_window)
+from .probe_guess import (
+    PROBE_DIAMETER_FRACTION,
+    WEAK_CONTRAST,
+    frame_contrast,
+    probe_from_mean_pattern,
+    rms_radius,
+    spread_to_window,
+)
 from .setup_types import ModelSetup, ModelStart, SetupContext
 
 __all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
@@ -128,9 +133,7 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
     focus = probe_from_mean_pattern(ds)
     probe, alpha = spread_to_window(focus)
     if alpha > 0:
-        energy = cfg.data.energy_ev or ds.energy_ev
-        pixel = cfg.data.pixel_size_m or ds.pixel_size_m
-        z = alpha * pixel ** 2 / (math.pi * wavelength_m(energy))
+        z = alpha * ds.pixel_size_m ** 2 / (math.pi * ds.wavelength_m)
         log.info("init.probe: no probe in the file; the mean diffraction pattern's focus (rms radius "
                  "%.1f px) propagated by %.3g m to an rms radius of %.1f px, a probe %.0f %% of the "
                  "%dx%d window wide (far-field oversampling ~2.2), then refined", rms_radius(focus),
@@ -138,10 +141,9 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
     contrast = frame_contrast(ds)
     if contrast < WEAK_CONTRAST:
         log.warning("init.probe: the frames differ from their mean by only %.2g %% (a weak object), "
-                    "so a probe guessed from the data limits the result (1 nm SiO2 cones after 15 "
-                    "epochs: correlation 0.91-0.92 with init.probe_search, 0.83-0.87 without, "
-                    "0.98-1.0 with the true probe); if the probe is known, give it with "
-                    "init.probe_path", 100 * contrast)
+                    "so a probe guessed from the data limits the result (its Fourier phase is not "
+                    "in the mean pattern: benchmarks/README.md, 'Blind probe, weak object'); if "
+                    "the probe is known, give it with init.probe_path", 100 * contrast)
     return probe
 
 

@@ -16,12 +16,10 @@ The mean diffraction pattern fixes the probe's Fourier amplitude but not its Fou
 A weak object hardly reveals either to probe refinement (its signal is smaller than the error of
 the guess), but the data loss after a short fit from each candidate does. The centring is chosen
 first, by :data:`CENTRING_EPOCHS` epochs refining object and probe (the run's own fit): with the
-probe held, its amplitude errors hide the shift (Slicewise's 24^3 cone, whose probe sits at p / 2:
-object-only losses 3.64e-4 at (p - 1) / 2 against 3.66e-4 at p / 2; refining the probe too, 2.05e-4
-against 1.99e-4). Then the defocus, on the ladder :data:`DEFOCUS_LADDER` (in depths of focus,
-either sign), by :data:`FIT_EPOCHS` object-only epochs: a refined probe partly absorbs a defocus
-and blurs the ranking (Adorym's cone, true defocus +0.145: object-only minimum at +0.125,
-correlation 0.911 after 15 epochs; with the probe refined, at +0.25, 0.84).
+probe held, its amplitude errors hide the shift. Then the defocus, on the ladder
+:data:`DEFOCUS_LADDER` (in depths of focus, either sign), by :data:`FIT_EPOCHS` object-only
+epochs: a refined probe partly absorbs a defocus and blurs the ranking. The measurements behind
+both rules, and what did not work, are in benchmarks/README.md ("Blind probe, weak object").
 """
 
 from __future__ import annotations
@@ -33,8 +31,8 @@ import threading
 import numpy as np
 
 from ...backend import to_host
-from .. import config as cfgmod
 from ...io.datafile import spread_indices
+from .. import config as cfgmod
 from ..loop.projections import Projections
 from ..loop.solver import Solver
 from ..plan import Choice, RunPlan
@@ -194,7 +192,8 @@ def run_probe_search(config, dataset, problem, schedule, base_dir,
     for ``auto`` the choice to search, with what it found; None where it does not run (a
     far-field scanned probe only: a near-field illumination is not guessed from a mean
     pattern)."""
-    if problem.kind != "ptycho" or not wants_search(config, dataset, problem.probe_is_guess):
+    far_field_scan = problem.model.unshifted_frames and problem.model.splits_spots
+    if not far_field_scan or not wants_search(config, dataset, problem.probe_is_guess):
         return None
     found = search_probe(problem, fit_solvers(config, dataset, problem, schedule, base_dir,
                                               distributed))
