@@ -114,7 +114,10 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     def on_progress(ev):
         if ev.kind == "epoch":
             bar.update(1)
-            bar.set_postfix(loss=f"{ev.loss:.4g}")
+            post = {"loss": f"{ev.loss:.4g}"}
+            if ev.validation == ev.validation:   # measured (not NaN)
+                post["val"] = f"{ev.validation:.4g}"
+            bar.set_postfix(post)
         elif ev.kind == "checkpoint":
             bar.write(f"checkpoint: {ev.message}")
 
@@ -129,5 +132,9 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])
     say(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
         f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
-    say(f"result: {result}\ncheckpoint: {rec.checkpoint_path}")
+    if rec.stopped_early:
+        say(f"stopped early: the validation loss stopped improving (best at epoch {rec.best.epoch})")
+    kept = (f" (the estimate of epoch {rec.best.epoch}, the best validation loss)"
+            if rec.config.run.early_stop and rec.best.epoch and rec.best.epoch != rec.epoch else "")
+    say(f"result: {result}{kept}\ncheckpoint: {rec.checkpoint_path}")
     return 0 if rec.state in ("finished", "stopped") else 1

@@ -55,6 +55,9 @@ class Problem:
     probe_power: float | None = None            # photons per frame of the initial probe
     initial_positions: np.ndarray | None = None
     probe_known: bool = False                   # the starting probe is the file's or init.probe_path's
+    # detector weights of the validation loss when islands of pixels are held out (else None);
+    # ``mask`` then excludes them from the fit
+    validation_mask: object | None = None
     # regularisation, fixed at the first evaluation with a non-empty object (_penalty_norm):
     object_unit: float = 1.0                    # the object's largest value; penalties see obj/unit
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
@@ -97,10 +100,11 @@ class Problem:
         """Modelled intensities ``(A, S, fy, fx)`` in model convention."""
         return intensity(self.fields(params, angle_idx, spot_idx))
 
-    def loss(self, params: dict, angle_idx, spot_idx, measured) -> tuple:
-        """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape."""
-        f = self.fields(params, angle_idx, spot_idx)
-        data_term = self.loss_spec.field_loss(f, measured, self.mask, MODE_AXIS, self.mean_intensity)
+    def loss(self, params: dict, angle_idx, spot_idx, measured, weights=None) -> tuple:
+        """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape.
+        ``weights``: ``(A, S)`` host weights of the batch's frames (held-out frames 0), or None."""
+        data_term = self.data_loss(params, angle_idx, spot_idx, measured,
+                                   self.weighted_mask(self.mask, weights))
         terms = {"data": data_term}
         reg = self.config.regularization
         total = data_term
@@ -119,6 +123,19 @@ class Problem:
                     terms[name] = ops.mul(value, weight * norm[name])
                     total = ops.add(total, terms[name])
         return total, terms
+
+    def data_loss(self, params: dict, angle_idx, spot_idx, measured, mask):
+        """The data term alone, with detector weights ``mask`` (broadcast against
+        ``(A, S, fy, fx)``; None = every pixel)."""
+        f = self.fields(params, angle_idx, spot_idx)
+        return self.loss_spec.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
+
+    def weighted_mask(self, mask, weights):
+        """``mask`` times per-frame ``weights`` ``(A, S)`` (None: ``mask`` itself)."""
+        if weights is None:
+            return mask
+        w = self.backend.to_real(np.asarray(weights, np.float32)[:, :, None, None])
+        return w if mask is None else w * mask
 
     def _penalty_norm(self, params, data_term) -> dict | None:
         """Factors that make regularisation weights relative to the data term: at the first
@@ -151,6 +168,15 @@ class Problem:
                  "in absolute terms", f0, norm["l1"], norm["tv"])
         self.penalty_norm = norm
         return norm
+
+    def hold_out_pixels(self, pixels: np.ndarray) -> None:
+        """Leave the detector pixels where ``pixels`` (``(fy, fx)``, 1 = held out) is 1 out of
+        the fit; the validation loss uses only them."""
+        base = np.ones(self.dataset.frame_shape, np.float32) if self.mask is None \
+            else np.asarray(to_host(self.mask), np.float32)
+        pix = np.fft.ifftshift(pixels) if self.model.unshifted_frames else pixels
+        self.mask = self.backend.to_real(base * (1 - pix))
+        self.validation_mask = self.backend.to_real(base * pix)
 
     def state_dict(self) -> dict:
         """What a checkpoint needs beyond the unknowns: the regularisation scale fixed at the

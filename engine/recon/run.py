@@ -41,6 +41,7 @@ from .loop.divergence import DivergenceGuard, check_batch
 from .loop.output import check_output_dir, prepare_output_dir
 from .loop.projections import Projections
 from .loop.solver import Solver
+from .loop.validation import BestState, Validator
 from .plan import RunPlan
 from .problem import Problem, host_copy
 from .setup.memory import used_memory_bytes
@@ -49,6 +50,11 @@ from .setup.prepare import prepare_run
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
+
+#: Epochs without a new best validation loss before the run acts (``run.early_stop``): it halves
+#: Adam's rates :data:`PLATEAU_CUTS` times, each followed by as many epochs; then it stops.
+PATIENCE = 3
+PLATEAU_CUTS = 2
 
 
 @dataclass
@@ -66,6 +72,7 @@ class ProgressEvent:
     eta_s: float = float("nan")
     state: str = "running"
     message: str = ""
+    validation: float = float("nan")             # "epoch": the held-out data's loss (NaN: none)
     changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
     reasons: dict = field(default_factory=dict)   # "config": dotted path -> why it was chosen
 
@@ -134,9 +141,13 @@ class Reconstruction:
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
+        self.holdout = prepared.holdout
         self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
-                             self._lock, self.distributed)
+                             self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)
+        self.validator = Validator(self.holdout, self.problem, self.distributed)
+        self.best = BestState()            # the estimate of the best validation loss
+        self.stopped_early = False
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         if resume:
             self._restore(Path(resume))
@@ -154,6 +165,7 @@ class Reconstruction:
         self.solver.load_state_dict(opt_state)
         self.projections.load_state_dict(run_state)
         self.problem.load_state_dict(run_state)
+        self._load_validation_state(run_state.get("validation", {}))
         self._partial = run_state.get("partial") or None
 
     def _when(self) -> str:
@@ -231,7 +243,7 @@ class Reconstruction:
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
         try:
-            while self.epoch < self.n_epochs and not self._stop_agreed():
+            while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
                 record = self._run_epoch()
                 if record is None:
                     break  # stopped within the epoch: a partial epoch is not an epoch
@@ -384,6 +396,7 @@ class Reconstruction:
     def _end_epoch(self, record: dict) -> None:
         nb = record.pop("n_batches")
         self.progress.epoch += 1
+        self._validate(record)
         self.history.append(record)
         self._epoch_times.append(record["time_s"])
         with self._lock:
@@ -391,16 +404,74 @@ class Reconstruction:
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
-                                 self._eta(nb, nb)))
+                                 self._eta(nb, nb),
+                                 validation=record.get("validation", float("nan"))))
         every = self.config.run.checkpoint_every
         if every and self.epoch % every == 0 and self.epoch < self.n_epochs:
             self._write(self.checkpoint_path, "checkpoint")
             self._emit(ProgressEvent("checkpoint", self.epoch, self.n_epochs, state=self.state,
                                      message=str(self.checkpoint_path)))
 
+    # ---- validation -----------------------------------------------------------------------
+    def _validate(self, record: dict) -> None:
+        """The validation loss of the epoch's estimate into ``record``; the best estimate kept;
+        with ``run.early_stop``, a plateau of the validation loss cuts Adam's rates
+        (:data:`PLATEAU_CUTS` times), then ends the run."""
+        if not self.holdout.active:
+            return
+        value = self.validator.loss(self.problem.params)
+        record["validation"] = value
+        with self._lock:
+            self.best.update(self.epoch, value, self.problem.params,
+                             lambda p: {k: host_copy(v) for k, v in p.items()})
+        if not self.config.run.early_stop or self.best.since_best < PATIENCE:
+            return
+        why = (f"the validation loss has not improved for {PATIENCE} epochs (best "
+               f"{self.best.loss:.4g} at epoch {self.best.epoch})")
+        if self.solver.optimizer.per_element_steps and self._guard.validation_cuts < PLATEAU_CUTS:
+            with self._lock:
+                self._guard.cut_rates(self.solver.refined(self.epoch), why,
+                                      f"epoch {self.epoch}", validation=True)
+            self.best.since_best = 0
+            self._save_config()
+            log.warning("%s: learning rates halved", why)
+            return
+        self.stopped_early = True
+        log.warning("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+
+    def _load_validation_state(self, state: dict) -> None:
+        held = state.get("holdout", {})
+        if held and (held.get("unit"), int(held.get("n_held", -1)), int(held.get("n_pixels", -1))) \
+                != tuple(self.holdout.state_dict()[k] for k in ("unit", "n_held", "n_pixels")):
+            raise ConfigError("--resume: the checkpoint held out other data for its validation "
+                              f"loss ({held.get('unit')}, run.validation_share = "
+                              f"{held.get('share')}); set run.validation_share and "
+                              "run.shuffle_seed as in its config.toml")
+        be = self.problem.backend
+        self.best.load_state_dict(state.get("best", {}),
+                                  lambda k, v: be.asarray(v, dtype=self.problem.params[k].dtype))
+        self.stopped_early = bool(state.get("stopped_early", False))
+
+    def _validation_state(self) -> dict:
+        if not self.holdout.active:
+            return {}
+        return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
+                "stopped_early": bool(self.stopped_early)}
+
     def _finish(self) -> None:
-        """Final checkpoint, result and TIFF stacks; the final state."""
+        """Final checkpoint; the result (the estimate of the best validation loss when the run
+        keeps it) and TIFF stacks; the final state."""
         self._write(self.checkpoint_path, "checkpoint")
+        keep_best = (self.config.run.early_stop and self.best.params is not None
+                     and self.best.epoch != self.epoch)
+        if keep_best:
+            with self._lock:
+                for k, v in self.best.params.items():
+                    self.problem.params[k] = self.problem.backend.asarray(
+                        v, dtype=self.problem.params[k].dtype)
+            log.info("result: the estimate of epoch %d, the best validation loss (%.4g), not "
+                     "the last (epoch %d)", self.best.epoch, self.best.loss, self.epoch)
+        self._result_epoch = self.best.epoch if keep_best else 0
         self._write(self.result_path, "result")
         if self.config.run.save_tiff and self._writes_files:
             self._write_tiffs()
@@ -451,11 +522,13 @@ class Reconstruction:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.problem.state_dict(), "plan": self.plan.state_dict()}
+                         **self.problem.state_dict(), "plan": self.plan.state_dict(),
+                         "validation": self._validation_state()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
         write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
-                    run_state)
+                    run_state, best_epoch=getattr(self, "_result_epoch", 0) if kind == "result"
+                    else 0)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

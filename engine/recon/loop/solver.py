@@ -25,6 +25,7 @@ from ..problem import Problem
 from ..setup import stepsize
 from ..setup.schedule import estimation_batch
 from .optimizers import make_optimizer
+from .validation import Holdout
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,13 @@ class Solver:
     None."""
 
     def __init__(self, plan: RunPlan, dataset, problem: Problem, projections, schedule, lock,
-                 distributed=None):
+                 distributed=None, holdout: Holdout | None = None):
         self.plan, self.config = plan, plan.config
         self.dataset, self.problem = dataset, problem
         self.projections, self.schedule, self.lock = projections, schedule, lock
         self.distributed = distributed
+        # the frames left out of the fit (the validation loss's), or None: every frame is fitted
+        self.holdout = holdout if holdout is not None and holdout.active else None
         o = self.config.optimizer
         # the probe rate is relative to the initial probe's peak amplitude: fixed once, so that
         # rates handed over again later (a rollback, a change, a resumed run) mean the same step
@@ -191,19 +194,22 @@ class Solver:
     # ---- minibatches -------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Minibatches of (angle indices, spot indices), shuffled per epoch with the seed."""
-        ds, run = self.dataset, self.config.run
+        ds, run, held = self.dataset, self.config.run, self.holdout
         rng = np.random.default_rng(run.shuffle_seed + 7919 * epoch)
-        angles = rng.permutation(ds.n_angles)
-        ba = run.batch_angles or ds.n_angles
+        # only angles and spots with frames in the fit (all of them without a holdout)
+        train_a = np.arange(ds.n_angles) if held is None else held.train_angles
+        train_s = np.arange(ds.n_spots) if held is None else held.train_spots
+        angles = rng.permutation(train_a)
+        ba = run.batch_angles or len(train_a)
         out = []
-        for i in range(0, ds.n_angles, ba):
+        for i in range(0, len(angles), ba):
             a = np.sort(angles[i:i + ba])
             if not self.problem.model.splits_spots:
-                out.append((a, np.arange(ds.n_spots)))
+                out.append((a, train_s))
                 continue
-            spots = rng.permutation(ds.n_spots)
-            bs = run.batch_spots or ds.n_spots
-            for j in range(0, ds.n_spots, bs):
+            spots = rng.permutation(train_s)
+            bs = run.batch_spots or len(train_s)
+            for j in range(0, len(spots), bs):
                 out.append((a, np.sort(spots[j:j + bs])))
         if self.optimizer.full_batch and len(out) > 1:
             raise ConfigError(f"optimizer.kind = {self.optimizer.kind!r} needs full batches: set "
@@ -258,10 +264,11 @@ class Solver:
         prob, dist = self.problem, self.distributed
         if dist is not None:
             a_idx, s_idx = dist.share(a_idx, s_idx, prob.model.splits_spots)
-        weight = len(a_idx) * len(s_idx)
+        frames = None if self.holdout is None else self.holdout.frame_weights(a_idx, s_idx)
+        weight = len(a_idx) * len(s_idx) if frames is None else float(frames.sum())
         measured = prob.measured_batch(a_idx, s_idx) if weight else None
-        vg = value_and_grad(lambda u: prob.loss({**prob.params, **u}, a_idx, s_idx, measured),
-                            has_aux=True)
+        vg = value_and_grad(lambda u: prob.loss({**prob.params, **u}, a_idx, s_idx, measured,
+                                                frames), has_aux=True)
 
         def evaluate(trial):
             self.n_evaluations += 1

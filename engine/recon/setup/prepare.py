@@ -2,7 +2,8 @@
 run's :class:`~..plan.RunPlan`.
 
 1. the problem (:func:`..problem.build_problem`: the model that fits the data, its object grid and
-   starting unknowns, the loss);
+   starting unknowns, the loss) and the data held out of the fit for the validation loss
+   (:func:`decide_holdout`);
 2. whether a guessed probe is refined (:func:`decide_probe_refinement`);
 3. the optimiser and its minibatches (:func:`.schedule.decide_schedule`);
 4. for a new run (not a resume): a physics-based starting object (:mod:`.initial_guess`) and the
@@ -22,6 +23,7 @@ import numpy as np
 
 from ...backend import Backend
 from ...io.datafile import Dataset
+from ..loop.validation import Holdout, choose_holdout
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
@@ -38,6 +40,7 @@ class Prepared:
     problem: Problem
     schedule: Schedule
     memory_estimate_bytes: int
+    holdout: Holdout
 
 
 def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
@@ -57,11 +60,35 @@ def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
     return Choice("refine.probe", False, "the probe is given (the data file's or init.probe_path's)")
 
 
+#: Share of the data held out for the validation loss when ``run.validation_share`` is unset.
+VALIDATION_SHARE = 0.05
+
+
+def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Choice | None]:
+    """What is held out of the fit (:func:`..loop.validation.choose_holdout`), and for an unset
+    ``run.validation_share`` the choice with what it holds out."""
+    share = cfg.run.validation_share
+    asked = share is not None
+    share = 0.0 if share is None else share   # the automatic share is decided with the noise
+    held = choose_holdout(share, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
+                          problem.model.splits_spots, cfg.run.shuffle_seed)
+    if asked:
+        return held, None
+    if not held.active:
+        return held, Choice("run.validation_share", 0.0, "too little data to hold any out")
+    return held, Choice("run.validation_share", share, f"held out of the fit: {held.describe()}; "
+                        "their loss is the validation loss")
+
+
 def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Path,
                 distributed=None, resume: bool = False) -> Prepared:
     """Steps 1-5 of the module docstring; every choice goes into ``plan``."""
     problem = build_problem(plan, dataset, backend, base_dir, distributed)
     cfg = plan.config
+    holdout, choice = decide_holdout(cfg, dataset, problem)
+    plan.adopt(choice)
+    if holdout.unit == "pixels":
+        problem.hold_out_pixels(holdout.pixels)
     plan.adopt(decide_probe_refinement(cfg, problem))
     schedule, choices = decide_schedule(cfg, dataset, problem, available_memory_bytes(backend),
                                         np.dtype(backend.complex_dtype).name)
@@ -74,4 +101,4 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,
                                                  distributed))
     memory = check_memory(cfg, dataset, problem, backend)
-    return Prepared(problem, schedule, memory)
+    return Prepared(problem, schedule, memory, holdout)
