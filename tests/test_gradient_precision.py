@@ -17,6 +17,7 @@ import pytest
 from slicewise.engine.autodiff import value_and_grad
 from slicewise.engine.backend import get_backend
 from slicewise.engine.io.readers import open_dataset
+from slicewise.engine.recon.plan import RunPlan
 from slicewise.engine.recon.problem import build_problem
 from slicewise.engine.simulate import SimulationConfig, simulate
 from small_runs import gold_star, quick_config
@@ -44,7 +45,7 @@ def test_single_precision_gradients_stay_single(case, tmp_path):
                        overrides={"run.precision": "single", **overrides})
     be = get_backend("numpy", "single")
     with open_dataset(cfg.data.path) as ds:
-        prob = build_problem(cfg, ds, be, tmp_path)
+        prob = build_problem(RunPlan(cfg), ds, be, tmp_path)
         a_idx = np.arange(min(ds.n_angles, n_frames))
         s_idx = np.arange(min(ds.n_spots, n_frames))
         measured = prob.measured_batch(a_idx, s_idx)

@@ -51,11 +51,11 @@ def _cli(argv: list[str]) -> int:
 
 
 def memory(argv: list[str]) -> int:
-    from slicewise.engine.recon import run
     from slicewise.engine.recon.loop import distributed
+    from slicewise.engine.recon.setup import prepare
 
     fake = (64 * 2**30) if _rank() == 0 else (64 * 2**10)
-    for module in (run, distributed):  # wherever the run looks it up
+    for module in (prepare, distributed):  # wherever the set-up may look it up
         module.available_memory_bytes = lambda backend: fake
     return _cli(argv)
 

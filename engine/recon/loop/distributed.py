@@ -52,7 +52,7 @@ class Distributed:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         try:  # the rank among those on this node (they share its GPUs)
-            from mpi4py import MPI  # noqa: PLC0415
+            from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
             self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         except (ImportError, AttributeError):  # a stand-in communicator (tests)
@@ -117,7 +117,7 @@ class Distributed:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
         return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
 
@@ -131,7 +131,7 @@ class Distributed:
         whose shares took different code paths); then the scalars travel in one float64 buffer
         and all gradients in one flat buffer of the agreed precision, the same size on every rank.
         """
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
         gathered = self.comm.allgather((sorted(terms), gradient_layout(grads)))
         names = sorted(set().union(*(t for t, _ in gathered)))

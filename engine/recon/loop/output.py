@@ -40,8 +40,7 @@ RUN_FILES = PRODUCTS + ("config.toml", "delta.tif", "beta.tif", "object_amplitud
 #: The lock file of a run writing into a folder (JSON: pid, host, start time).
 LOCK_NAME = ".slicewise.lock"
 #: First line of the config.toml a run writes: how a later run tells it from the user's own file.
-RUN_CONFIG_HEADER = ("The configuration of the Slicewise run in this folder, with the choices it "
-                     "made;\nrun this file again to repeat the run.")
+RUN_CONFIG_HEADER = "The configuration of the Slicewise run in this folder, written by the run."
 
 
 def check_output_dir(out: Path, *, overwrite: bool, resume: str | os.PathLike | None,
@@ -166,9 +165,11 @@ def prepare_output_dir(out: Path) -> None:
         log.info("removed %s, left by an interrupted write", path)
 
 
-def write_run_config(out: Path, config) -> None:
-    """The configuration in use as ``out/config.toml``, marked as a run's (:func:`is_run_config`)."""
-    cfgmod.to_toml(config, out / "config.toml", header=RUN_CONFIG_HEADER)
+def write_run_config(out: Path, config, header: str = "") -> None:
+    """The configuration in use as ``out/config.toml``, marked as a run's (:func:`is_run_config`),
+    then ``header`` (comment lines: e.g. what the run chose and why)."""
+    cfgmod.to_toml(config, out / "config.toml",
+                   header=RUN_CONFIG_HEADER + ("\n" + header if header else ""))
 
 
 # ---- free space ---------------------------------------------------------------------------------
