@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 
 from slicewise.engine import __version__, interrupts
@@ -175,8 +176,14 @@ def _report(line: str, code: int, load_mpi: bool = True) -> int:
         line = line.replace(":", f" (MPI rank {comm.Get_rank()} of {comm.Get_size()}):", 1)
     print(line, file=sys.stderr, flush=True)
     if comm is not None and code != 0:
+        # mpiexec stops forwarding output once Abort kills the job: give it the line first
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(code)
     return code
+
+
+#: Seconds between a rank's last message and its MPI Abort (seen lost without it, under load).
+ABORT_GRACE_S = 0.5
 
 
 def _mpi_world(load: bool = False):
