@@ -3,11 +3,11 @@
 Each check gives one line: ``ok``, ``note`` (an optional part absent or slow: how to get it),
 ``warning`` (works, but something will likely go wrong: little memory or disk) or ``PROBLEM``
 (broken). The core (Python, the engine's packages, HDF5 compression filters) is always required;
-the GPU, the desktop application (display, OpenGL for the 3D view) and MPI are required when
+the GPU, the desktop application (display, OpenGL, napari for the 3D view) and MPI are required when
 asked for (``--gpu``, ``--gui``, ``--mpi``; ``SLICEWISE_BACKEND=cupy`` asks for the GPU). The
 exit code is 1 when a required check is a PROBLEM, else 0.
 
-The OpenGL and MPI checks run in a child process (:mod:`.doctor_probe`): Qt aborts when it cannot
+The OpenGL, napari and MPI checks run in a child process (:mod:`.doctor_probe`): Qt aborts when it cannot
 reach a display, and a broken MPI may abort or hang.
 """
 
@@ -37,7 +37,7 @@ GUI = (("PyQt6", "PyQt6"), ("pyqtgraph", "pyqtgraph"), ("napari", "napari"), ("v
        ("qtpy", "qtpy"))
 #: Below these, a run is likely to fail for lack of room (GiB).
 LOW_MEMORY_GIB, LOW_DISK_GIB = 2.0, 2.0
-#: Seconds a probe in a child process may take (napari's OpenGL stack starts in ~1 s).
+#: Seconds a probe in a child process may take (napari starts in a few seconds).
 PROBE_TIMEOUT_S = 60
 
 
@@ -188,6 +188,17 @@ def check_opengl(env, required: bool) -> Check:
     return Check(OK, "OpenGL", detail)
 
 
+def check_napari(env, required: bool) -> Check:
+    """napari itself: a viewer drawing a volume in 3D, and the plugins it found."""
+    result, why = _probe(["napari"], env=dict(env))
+    if result is None or not result.get("ok"):
+        why = why or result.get("error", "")
+        return Check(_failed(required), "3D view", f"napari cannot draw a volume ({why}); "
+                     "reinstall the 'gui' extra: pip install --force-reinstall 'slicewise[gui]'")
+    return Check(OK, "3D view", f"napari {result['napari']} drew a test volume; plugins: "
+                                f"{', '.join(result['plugins']) or 'none'}")
+
+
 # ---- MPI -----------------------------------------------------------------------------------------
 
 def find_mpiexec() -> str | None:
@@ -298,7 +309,10 @@ def iter_checks(gpu: bool = False, gui: bool = False, mpi: bool = False, env=Non
         display = check_display(env, gui)
         yield display
         if display.status == OK:
-            yield check_opengl(env, gui)
+            opengl = check_opengl(env, gui)
+            yield opengl
+            if opengl.status == OK:
+                yield check_napari(env, gui)
     yield from check_mpi(mpi)
     yield check_memory()
     yield check_disk(folder or Path.cwd())

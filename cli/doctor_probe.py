@@ -2,6 +2,8 @@
 
 ``python -m slicewise.cli.doctor_probe gl``  -- make an OpenGL context the way the 3D view does
 (vispy on PyQt6), draw a small volume with vispy's shaders and read the pixels back.
+``python -m slicewise.cli.doctor_probe napari`` -- open a napari viewer (shown for a moment), draw
+a small volume in 3D and list napari's plugins.
 ``python -m slicewise.cli.doctor_probe mpi`` -- initialise MPI through mpi4py: library, rank, size.
 
 In a child because both can end the process rather than raise: Qt aborts when it cannot reach the
@@ -49,6 +51,29 @@ def probe_gl() -> dict:
         canvas.close()
 
 
+def probe_napari() -> dict:
+    """A napari viewer drawing a 16^3 cube in 3D; napari's version and plugins."""
+    import napari  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from npe2 import PluginManager  # noqa: PLC0415
+
+    viewer = napari.Viewer(show=True)  # a hidden viewer's canvas draws nothing
+    try:
+        vol = np.zeros((16, 16, 16), np.float32)
+        vol[4:12, 4:12, 4:12] = 1.0
+        viewer.add_image(vol, name="doctor")
+        viewer.dims.ndisplay = 3
+        image = viewer.screenshot(canvas_only=True, flash=False)[..., :3]
+        drawn = int(np.any(image != image[0, 0], axis=-1).sum())
+    finally:
+        viewer.close()
+    manager = PluginManager.instance()
+    manager.discover()
+    return {"ok": drawn > 0, "napari": napari.__version__, "drawn_pixels": drawn,
+            "plugins": sorted(m.name for m in manager.iter_manifests()),
+            "error": "" if drawn else "the test volume was not drawn (blank image)"}
+
+
 def probe_mpi() -> dict | None:
     """MPI's library and the world size; in a world of several ranks only rank 0 answers, after
     every rank has reported to it (None on the others)."""
@@ -63,7 +88,7 @@ def probe_mpi() -> dict | None:
             "mpi4py": sys.modules["mpi4py"].__version__}
 
 
-PROBES = {"gl": probe_gl, "mpi": probe_mpi}
+PROBES = {"gl": probe_gl, "napari": probe_napari, "mpi": probe_mpi}
 
 
 def main(argv: list[str]) -> int:

@@ -143,6 +143,8 @@ def test_doctor_gui_draws_with_opengl():
     gl = lines["OpenGL"]
     assert _status(gl) == "ok" and "a test volume was drawn" in gl and "OpenGL" in gl
     assert _status(lines["desktop packages"]) == "ok" and "napari" in lines["desktop packages"]
+    napari = lines["3D view"]
+    assert _status(napari) == "ok" and "drew a test volume" in napari and "napari-svg" in napari
 
 
 def test_opengl_probe_failure_is_a_problem():
