@@ -14,6 +14,7 @@ reach a display, and a broken MPI may abort or hang.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -67,7 +68,10 @@ def _version(dist: str, module: str) -> str | None:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:  # a bundle without the metadata: ask it
-        return str(getattr(__import__(module), "__version__", "version unknown"))
+        try:
+            return str(getattr(importlib.import_module(module), "__version__", "version unknown"))
+        except Exception:  # noqa: BLE001 - found but broken: as good as missing
+            return None
 
 
 def install_kind() -> str:

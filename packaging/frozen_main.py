@@ -8,11 +8,14 @@ interpreter, so it understands that one form of ``-m`` itself: a module of Slice
 
 from __future__ import annotations
 
+import multiprocessing
 import runpy
 import sys
 
 
 def main() -> int:
+    # a library's multiprocessing child re-runs this program: let multiprocessing take it over
+    multiprocessing.freeze_support()
     args = sys.argv[1:]
     if len(args) >= 2 and args[0] == "-m" and args[1].startswith("slicewise."):
         sys.argv = [args[1], *args[2:]]

@@ -17,7 +17,7 @@ install -d "$DATA_HOME/applications" "$DATA_HOME/metainfo"
 sed "s|^Exec=slicewise |Exec=$program |" "resources/$APP_ID.desktop" > "$DATA_HOME/applications/$APP_ID.desktop"
 install -m644 "resources/$APP_ID.metainfo.xml" "$DATA_HOME/metainfo/$APP_ID.metainfo.xml"
 install -Dm644 resources/slicewise.svg "$DATA_HOME/icons/hicolor/scalable/apps/$APP_ID.svg"
-for png in resources/icons/slicewise-*.png; do
+for png in resources/slicewise-*.png; do
   size=$(basename "$png" .png); size=${size#slicewise-}
   install -Dm644 "$png" "$DATA_HOME/icons/hicolor/${size}x${size}/apps/$APP_ID.png"
 done

@@ -1,4 +1,4 @@
-"""Render resources/slicewise.svg into the PNG icon set resources/icons/slicewise-N.png.
+"""Render resources/slicewise.svg into the PNG icon set resources/slicewise-N.png.
 
 Run after changing the SVG:  .venv/bin/python packaging/make_icons.py
 (Qt's SVG renderer, offscreen; the PNGs are committed so that nothing renders icons at run time.)
@@ -37,8 +37,7 @@ def render(svg: Path, size: int) -> QImage:
 def main() -> int:
     app = QGuiApplication(sys.argv[:1])  # noqa: F841 - QPainter needs one
     svg = ROOT / "resources" / "slicewise.svg"
-    out = ROOT / "resources" / "icons"
-    out.mkdir(exist_ok=True)
+    out = ROOT / "resources"
     for size in ICON_SIZES:
         path = out / f"slicewise-{size}.png"
         if not render(svg, size).save(str(path), "PNG"):

@@ -12,7 +12,7 @@ from importlib.resources import files
 #: Reverse-DNS application id: names the desktop entry, the AppStream metadata and the icon
 #: when installed (packaging/install_desktop.sh).
 APP_ID = "org.slicewise.Slicewise"
-#: Pixel sizes of the PNG icon set (resources/icons/slicewise-N.png).
+#: Pixel sizes of the PNG icon set (resources/slicewise-N.png).
 ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 DESKTOP_ENTRY = f"{APP_ID}.desktop"
 METAINFO = f"{APP_ID}.metainfo.xml"
@@ -20,7 +20,7 @@ SVG_ICON = "slicewise.svg"
 
 
 def read_bytes(name: str) -> bytes:
-    """A resource's content by its name below this package (``"icons/slicewise-64.png"``)."""
+    """A resource's content by its name below this package (``"slicewise-64.png"``)."""
     resource = files(__name__)
     for part in name.split("/"):
         resource = resource / part
@@ -31,7 +31,7 @@ def icon_png(size: int) -> bytes:
     """The PNG icon of ``size`` x ``size`` pixels (one of :data:`ICON_SIZES`)."""
     if size not in ICON_SIZES:
         raise ValueError(f"no {size} px icon; sizes: {', '.join(map(str, ICON_SIZES))}")
-    return read_bytes(f"icons/slicewise-{size}.png")
+    return read_bytes(f"slicewise-{size}.png")
 
 
 def window_icon():
@@ -42,6 +42,6 @@ def window_icon():
     for size in ICON_SIZES:
         pixmap = QPixmap()
         if not pixmap.loadFromData(icon_png(size), "PNG"):
-            raise ValueError(f"icons/slicewise-{size}.png is not a readable PNG")
+            raise ValueError(f"slicewise-{size}.png is not a readable PNG")
         icon.addPixmap(pixmap)
     return icon

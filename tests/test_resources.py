@@ -40,7 +40,8 @@ def test_svg_icon_and_package_files():
     root = ET.fromstring(res.read_bytes(res.SVG_ICON))
     assert root.tag.endswith("svg") and root.get("viewBox") == "0 0 64 64"
     names = {p.name for p in files("slicewise.resources").iterdir()}
-    assert {res.SVG_ICON, res.DESKTOP_ENTRY, res.METAINFO, "icons"} <= names
+    assert {res.SVG_ICON, res.DESKTOP_ENTRY, res.METAINFO} <= names
+    assert {f"slicewise-{n}.png" for n in res.ICON_SIZES} <= names
 
 
 def test_desktop_entry_names_the_command_and_icon():
