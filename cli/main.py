@@ -74,7 +74,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if _has_display() and not args.headless:
         return _run_gui()(None, demo=True)
-    from slicewise.engine.demo import run_headless_demo  # noqa: PLC0415
+    from slicewise.cli.demo import run_headless_demo  # noqa: PLC0415 - tqdm and the engine load only now
 
     return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
 
@@ -121,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     i.set_defaults(func=_cmd_info)
 
-    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
-    from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
     from slicewise.cli.doctor import add_doctor_arguments  # noqa: PLC0415
+    from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
 
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))

@@ -44,7 +44,9 @@ import numpy as np
 
 from ..errors import DataFileError
 from ..geometry import Geometry
-from ..physics.constants import HC_EV_M
+from ..physics.constants import energy_ev as energy_from_wavelength
+from ..physics.constants import wavelength_m
+from .atomic import atomic_write
 from .datafile import Dataset
 from .frames import FrameConversion, LazyH5File, check_raw, refuse_complex
 from .hdf5 import compression_kwargs, h5py_module, open_h5
@@ -118,7 +120,7 @@ def _energy_ev(src) -> tuple[float, str]:
         if lam > 1e-6:  # a wavelength in nm or A without a unit attribute
             raise DataFileError(f"{src.name}/wavelength = {lam!r} m is not an X-ray wavelength; "
                                 "give it in metres (CXI) or add a units attribute")
-        return HC_EV_M / lam, f"{src.name}/wavelength"
+        return energy_from_wavelength(lam), f"{src.name}/wavelength"
     raise DataFileError(f"{src.name}: neither energy (J) nor wavelength (m) is given; the photon "
                         "energy is needed (or set data.energy_ev)")
 
@@ -405,7 +407,7 @@ def read_cxi(path, modality: str | None = None) -> Dataset:
         # diffraction patterns centred)
         source.conversion = FrameConversion(centered=True)
         weights = None if weights is None else np.fft.ifftshift(weights)
-        scale = HC_EV_M / g["energy_ev"] * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
+        scale = wavelength_m(g["energy_ev"]) * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
     trans = g["trans"]
     if trans is None and n > 1:
         raise DataFileError(f"{path}: {n} frames but no sample translations "
@@ -444,7 +446,6 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
     slow = (0, -p, 0), fast = (-p, 0, 0)). ``data_link``: ``entry_1/data_1/data`` is a soft link
     to the detector data, as CXI writers do.
     """
-    from .atomic import atomic_write  # noqa: PLC0415
 
     h5py = h5py_module()
     frames = np.asarray(frames)
@@ -467,7 +468,7 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
                 det["mask"] = np.asarray(mask).astype(np.uint32)
             src = inst.create_group("source_1")
             src["energy"] = float(energy_ev) * EV_J
-            src["wavelength"] = HC_EV_M / float(energy_ev)
+            src["wavelength"] = wavelength_m(energy_ev)
             if probe is not None:
                 src["illumination"] = np.asarray(probe, np.complex64)
             if translations_m is not None:

@@ -22,12 +22,12 @@ from typing import Callable
 
 import numpy as np
 
-from .object_grid import object_grid_note
 from ..errors import DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
 from .counts import frames_are_counts
 from .datafile import Dataset
 from .hdf5 import h5py_module, refuse_external
+from .object_grid import object_grid_note
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _describe_real(ds: Dataset) -> list[str]:
     out = []
     if ds.mask is not None:
         out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
-                   f" (from {m.get('mask_from') or ds._labels.get('mask')}; 1 = use, 0 = bad)")
+                   f" (from {m.get('mask_from') or ds.labels.get('mask')}; 1 = use, 0 = bad)")
     if m.get("integer_counts"):
         out.append(f"  stored as {m.get('frames_dtype', 'integers')} (integer counts); default "
                    "loss poisson")

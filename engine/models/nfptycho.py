@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..backend import Backend
+from ..backend import Backend, get_backend
 from ..physics.propagation import Propagator, propagate_and_shift
 from .base import object_words
 from .common import Optics
@@ -54,6 +54,7 @@ class NearFieldPtychoModel(PtychoModel):
 
     name = "nfptycho"
     unshifted_frames = False   # near-field images are images
+    whole_object_images = False
 
     def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
                  distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
@@ -107,7 +108,6 @@ def probe_guess_from_frames(mean_frame, pad_px: int, optics: Optics, distance_m:
         m[bad] = np.median(m[~bad])
     amp = np.sqrt(np.maximum(m, 0))
     amp = np.pad(amp, pad_px, mode="edge")
-    from ..backend import get_backend  # noqa: PLC0415
 
     be = get_backend("numpy", "double")
     back = Propagator(amp.shape, optics.pixel_size_m, -float(distance_m), optics.wavelength_m, be,
