@@ -6,6 +6,7 @@
 ``slicewise simulate ...``  writes a simulated data set (see ``slicewise simulate --help``)
 ``slicewise reconstruct``   runs a reconstruction from a TOML configuration
 ``slicewise info``          backend, versions, and what a data file contains
+``slicewise doctor``        what works on this machine (packages, GPU, OpenGL, MPI, memory, disk)
 
 This module lives outside the engine (which imports nothing from the GUI): it is the one place
 that knows both. Subcommands import their modules lazily so that ``--help`` and ``--version`` are
@@ -120,11 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     i.set_defaults(func=_cmd_info)
 
+    from slicewise.cli.doctor import add_doctor_arguments  # noqa: PLC0415
     from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
     from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
 
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
+    add_doctor_arguments(sub.add_parser("doctor", help="check this installation (the first thing "
+                                        "to run when something does not work)"))
     return p
 
 
