@@ -35,6 +35,7 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
+from .setup.data_field import data_statements, field_choices, restated_dataset
 from .setup.schedule import estimation_batch
 from .setup import initial_guess
 from .setup import probe_search
@@ -116,8 +117,13 @@ class Reconstruction:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
             dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
-                                   allow_external=self.config.data.allow_external_links)
-        self.dataset = dataset
+                                   allow_external=self.config.data.allow_external_links,
+                                   statements=data_statements(self.config))
+        # the user's statements about the field win over a reader's guess; auto becomes a choice
+        self.dataset = dataset = restated_dataset(self.config, dataset, self.base_dir)
+        for choice in field_choices(self.config, dataset):
+            cfgmod.set_value(self.config, choice.path, choice.value)
+            log.info("%s", choice.line())
         self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
                                               self.distributed)
         resolve_probe_refinement(self.config, dataset, self.problem)
