@@ -136,7 +136,7 @@ def _read(reader: Reader, path: str, statements: DataStatements | None) -> Datas
     except DataFileError:
         ds.close()
         raise
-    ds.meta.setdefault("field", FieldDecision(ds.modality, "file", where).as_meta())
+    ds.meta["field"] = FieldDecision(ds.modality, "file", where).as_meta()
     return ds
 
 
