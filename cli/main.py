@@ -6,6 +6,7 @@
 ``slicewise simulate ...``  writes a simulated data set (see ``slicewise simulate --help``)
 ``slicewise reconstruct``   runs a reconstruction from a TOML configuration
 ``slicewise info``          backend, versions, and what a data file contains
+``slicewise frc A B``       Fourier ring correlation of two results (split-half resolution)
 
 This module lives outside the engine (which imports nothing from the GUI): it is the one place
 that knows both. Subcommands import their modules lazily so that ``--help`` and ``--version`` are
@@ -110,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_info_arguments(sub.add_parser("info", help="backend and versions; with FILE (data or "
                                                    "configuration), what the data file holds"))
 
+    from slicewise.cli.halves import add_frc_arguments  # noqa: PLC0415
+
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
+    add_frc_arguments(sub.add_parser("frc", help="Fourier ring correlation of two results "
+                                                 "(split-half resolution)"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
     return p
 
