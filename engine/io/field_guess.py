@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as sfft
 
 __all__ = ["Cue", "FieldGuess", "guess_field", "scan_sample", "clean_mean_frame",
            "is_fft_order"]
@@ -75,13 +76,14 @@ def hot_pixels(frames: np.ndarray, usable: np.ndarray | None = None) -> np.ndarr
     the detector, not a feature of the sample (which moves, or has bright neighbours). Never
     within 3 px of the centroid of the other counts, where a far-field direct beam focused to a
     single pixel would sit."""
-    f = np.asarray(frames, np.float64)
+    f = np.asarray(frames, np.float32)
     if usable is not None:
-        f = np.where(usable, f, 0.0)
+        f = np.where(usable, f, np.float32(0))
     pad = np.pad(f, ((0, 0), (1, 1), (1, 1)), mode="edge")
     fy, fx = f.shape[1:]
-    neigh = np.max([pad[:, 1 + dy:1 + dy + fy, 1 + dx:1 + dx + fx]
-                    for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], axis=0)
+    neigh = np.zeros_like(f)
+    for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        np.maximum(neigh, pad[:, 1 + dy:1 + dy + fy, 1 + dx:1 + dx + fx], out=neigh)
     hot = ((f > HOT_FACTOR * np.maximum(neigh, 1.0)) & (f > 5)).mean(axis=0) >= 0.75
     rest = np.where(hot, 0.0, f.mean(axis=0))
     if hot.any() and rest.sum() > 0:
@@ -159,22 +161,30 @@ def _highpass(img: np.ndarray, sigma: float = 3.0) -> np.ndarray:
     return img - low.real
 
 
-def _masked_ncc(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Normalised cross-correlation ``c[d] ~ sum b(x) a(x - d)`` over the overlap of the lit
-    region ``w`` with itself shifted (Padfield's masked NCC), on a zero-padded ``(2fy, 2fx)``
-    grid; shifts whose overlap is under 30 % of the region are set to 0."""
-    shape = (2 * a.shape[0], 2 * a.shape[1])
-    fw, fa, fb = (np.fft.fft2(x, shape) for x in (w, a * w, b * w))
-    fa2, fb2 = np.fft.fft2(a * a * w, shape), np.fft.fft2(b * b * w, shape)
-
-    def corr(f, g):  # sum g(x) f(x - d)
-        return np.fft.ifft2(g * np.conj(f)).real
-
-    num = corr(fa, fb)
-    overlap = corr(fw, fw)
-    ea, eb = corr(fa2, fw), corr(fw, fb2)
+def _masked_ncc_maps(norm: np.ndarray, w: np.ndarray, pairs, reach: int) -> np.ndarray:
+    """Normalised cross-correlations ``c[d] ~ sum b(x) a(x - d)`` of the pairs ``(a, b)`` of
+    ``norm`` ``(k, fy, fx)`` over the overlap of the lit region ``w`` with itself shifted
+    (Padfield's masked NCC), for shifts up to ``reach`` px (zero padding, no wrap-around);
+    shifts whose overlap is under 30 % of the region are 0. ``(n_pairs, gy, gx)``."""
+    shape = tuple(sfft.next_fast_len(n + reach, real=True) for n in norm.shape[1:])
+    used = sorted({i for pair in pairs for i in pair})
+    where = {i: k for k, i in enumerate(used)}
+    x = norm[used].astype(np.float32) * w
+    f1 = sfft.rfft2(x, shape, workers=-1)                # each frame's transforms once
+    f2 = sfft.rfft2(x * norm[used], shape, workers=-1)
+    fw = sfft.rfft2(w.astype(np.float32), shape, workers=-1)
+    overlap = sfft.irfft2(fw * np.conj(fw), shape)
+    out = np.zeros((len(pairs),) + shape, np.float32)
     ok = overlap > 0.3 * w.sum()
-    return np.where(ok, num / np.sqrt(np.maximum(ea * eb, 1e-30)), 0.0)
+    for axis, n in enumerate(shape):   # lags beyond the reach alias: left at 0
+        lag = np.minimum(np.arange(n), n - np.arange(n))
+        ok &= np.expand_dims(lag <= reach, 1 - axis)
+    for k, (i, j) in enumerate(pairs):
+        a, b = where[i], where[j]
+        num, ea, eb = sfft.irfft2(np.stack([f1[b] * np.conj(f1[a]), fw * np.conj(f2[a]),
+                                            f2[b] * np.conj(fw)]), shape, workers=-1)
+        out[k][ok] = (num / np.sqrt(np.maximum(ea * eb, 1e-30)))[ok]
+    return out
 
 
 def _sample_maps(maps: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -239,7 +249,7 @@ def measure_translation(frames, usable, lit, translations_m, pixel_m, pairs) -> 
     norm = np.where(w > 0, f / np.maximum(mean, 1e-30) - 1.0, 0.0)
     norm = np.stack([_highpass(x) * w for x in norm])
     contrast = float(np.sqrt((norm ** 2).sum() / (w.sum() * len(norm))))
-    maps = np.stack([_masked_ncc(norm[i], norm[j], w) for i, j in pairs])
+    maps = _masked_ncc_maps(norm, w, pairs, max(f.shape[1:]) // 3 + 1)
     t = np.asarray(translations_m, float)[:, :2] / pixel_m
     steps = np.array([t[j, ::-1] - t[i, ::-1] for i, j in pairs])    # (row, col) ~ (y, x)
     frame = min(f.shape[1:])
