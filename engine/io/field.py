@@ -86,6 +86,14 @@ class FieldDecision:
             return f"{words} (the file's layout: {self.reason})"
         return f"{words} ({self.source})"
 
+    def short(self) -> str:
+        """Where the decision came from, in a few words (for the GUI's data summary)."""
+        if self.source == "guess":
+            return "guessed from the frames (data.field overrides)"
+        if self.source == "file":
+            return "fixed by the file's layout"
+        return f"stated by {self.source}"
+
     def as_meta(self) -> dict:
         out = {"modality": self.modality, "source": self.source, "reason": self.reason}
         if self.magnification is not None:

@@ -140,13 +140,14 @@ def _read(reader: Reader, path: str, statements: DataStatements | None) -> Datas
     return ds
 
 
-def field_line(ds: Dataset) -> str:
+def field_line(ds: Dataset, short: bool = False) -> str:
     """How the data set's field was settled, in words: ``near field (data.field)``, ``far field
-    (guessed from ...)``."""
+    (guessed from ...)``; ``short``: only where it came from (``guessed from the frames``)."""
     d = ds.meta.get("field")
     if not d:
-        return f"{ds.modality} data"
-    return FieldDecision(d["modality"], d["source"], d["reason"]).describe()
+        return "given with the data set" if short else f"{ds.modality} data"
+    decision = FieldDecision(d["modality"], d["source"], d["reason"])
+    return decision.short() if short else decision.describe()
 
 
 def describe_file(path, statements: DataStatements | None = None, allow_external: bool = False,
