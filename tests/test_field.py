@@ -10,7 +10,7 @@ import pytest
 
 import field_fixtures as ff
 from slicewise.cli.main import main
-from slicewise.engine.errors import ConfigError, DataFileError
+from slicewise.engine.errors import ConfigError
 from slicewise.engine.io.field import DataStatements, statements_from_keys
 from slicewise.engine.io.readers import describe_file, open_dataset
 from slicewise.engine.io.slicewise_format import write_dataset
@@ -125,7 +125,7 @@ def test_a_file_whose_layout_fixes_the_field_refuses_the_other(tmp_path, files):
     path, _ = files["near, lit disc 20 %"]
     with open_dataset(path, statements=statements_from_keys(field="near")) as ds:
         write_dataset(tmp_path / "own.h5", ds)         # Slicewise's layout states the field
-    with pytest.raises(DataFileError) as err:
+    with pytest.raises(ConfigError) as err:
         open_dataset(tmp_path / "own.h5", statements=statements_from_keys(model_kind="ptycho"))
     msg = str(err.value)
     assert "model.kind = 'ptycho'" in msg and "near-field data" in msg and "\n" not in msg

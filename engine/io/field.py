@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from ..errors import ConfigError, DataFileError
+from ..errors import ConfigError
 from .field_guess import is_fft_order
 
 log = logging.getLogger(__name__)
@@ -159,9 +159,10 @@ def decide_order(statements: DataStatements | None, mean_frame, label: str) -> t
 
 def check_file_field(modality: str, where: str, statements: DataStatements | None) -> None:
     """For formats whose layout fixes the field: a statement that disagrees is an error naming
-    both (the file cannot be read the other way)."""
+    both (the file cannot be read the other way): a :class:`ConfigError`, the configuration
+    being inconsistent with the data."""
     if statements is None or statements.field is None or MODALITY_OF[statements.field] == modality:
         return
-    raise DataFileError(f"{statements.field_from} states {statements.field}-field data but the "
+    raise ConfigError(f"{statements.field_from} states {statements.field}-field data but the "
                         f"file holds {FIELD_OF[modality]}-field data ({where}); unset "
                         f"{statements.field_from.split(' ')[0]} or give the other file")

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from .object_grid import object_grid_note
-from ..errors import DataFileError
+from ..errors import ConfigError, DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
 from .counts import frames_are_counts
 from .datafile import Dataset
@@ -133,7 +133,7 @@ def _read(reader: Reader, path: str, statements: DataStatements | None) -> Datas
     where = f"{reader.name} layout, {ds._labels.get('modality', 'modality')}"
     try:
         check_file_field(ds.modality, where, statements)
-    except DataFileError:
+    except ConfigError:
         ds.close()
         raise
     ds.meta["field"] = FieldDecision(ds.modality, "file", where).as_meta()

@@ -135,7 +135,7 @@ def dip_note(result: FRCResult, key: str = "1/7") -> str | None:
     halves agree above it, up to the frequency given. None when there is no such dip."""
     thr = np.full(len(result.frc), 1 / 7) if key == "1/7" else result.half_bit
     above = result.frc >= thr
-    below = np.flatnonzero(~above[1:]) + 1
+    below = np.flatnonzero(~above[2:]) + 2     # as frc.py: rings 0 and 1 hold no structure
     if not len(below):
         return None
     first = int(below[0])
