@@ -139,3 +139,17 @@ def test_halves_from_the_command_line(tmp_path, capsys):
     # a second --halves run into the same folder is refused, as any run over a result
     assert main(["reconstruct", str(tmp_path / "nf.toml"), "--halves", "--epochs", "1",
                  "--out", str(out)]) == 2
+
+
+def test_halves_of_a_cxi_scan_read_the_right_frames(tmp_path):
+    """Every other frame of a CXI file (read as a slice and rows, not h5py's list selection)."""
+    import field_fixtures as ff
+
+    from slicewise.engine.io.readers import open_dataset
+
+    fx = ff.make("near, lit disc 33 %", tmp_path / "scan.cxi")
+    with open_dataset(tmp_path / "scan.cxi") as ds:
+        even, odd, what = split_halves(ds)
+        np.testing.assert_array_equal(odd.frames()[0], fx["frames"][1::2].astype(np.float32))
+        np.testing.assert_array_equal(even.frames([0], [3, 0])[0], fx["frames"][[6, 0]])
+        np.testing.assert_array_equal(even.positions_px, ds.positions_px[0::2])
