@@ -74,7 +74,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if _has_display() and not args.headless:
         return _run_gui()(None, demo=True)
-    from slicewise.engine.demo import run_headless_demo  # noqa: PLC0415
+    from slicewise.cli.demo import run_headless_demo  # noqa: PLC0415 - tqdm and the engine load only now
 
     return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
 
@@ -104,15 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     d.set_defaults(func=_cmd_demo)
 
+    from slicewise.cli.halves import add_frc_arguments  # noqa: PLC0415
     from slicewise.cli.info import add_info_arguments  # noqa: PLC0415
-    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
     from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
 
     add_info_arguments(sub.add_parser("info", help="backend and versions; with FILE (data or "
                                                    "configuration), what the data file holds"))
-
-    from slicewise.cli.halves import add_frc_arguments  # noqa: PLC0415
-
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
     add_frc_arguments(sub.add_parser("frc", help="Fourier ring correlation of two results "
                                                  "(split-half resolution)"))

@@ -41,9 +41,8 @@ def load_config(path: Path):
 
 
 def run_reconstruct_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
-
     from slicewise.engine.recon.config import example_config, set_value  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
 
     if args.example:
         sys.stdout.write(example_config(args.example))
@@ -87,7 +86,7 @@ def _stop_on_signals(rec, write):
 
     def on_signal(signum, frame):
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        if not rec._stop:
+        if not rec.stop_requested:
             write(f"{name}: stopping after this minibatch and writing a checkpoint"
                   + (" (Ctrl-C again to abort)" if single and signum == signal.SIGINT else ""))
         elif single and signum == signal.SIGINT:
@@ -127,7 +126,10 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None, datas
     def on_progress(ev):
         if ev.kind == "epoch":
             bar.update(1)
-            bar.set_postfix(loss=f"{ev.loss:.4g}")
+            post = {"loss": f"{ev.loss:.4g}"}
+            if ev.validation == ev.validation:   # measured (not NaN)
+                post["val"] = f"{ev.validation:.4g}"
+            bar.set_postfix(post)
         elif ev.kind == "checkpoint":
             bar.write(f"checkpoint: {ev.message}")
 
@@ -142,5 +144,9 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None, datas
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])
     say(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
         f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
-    say(f"result: {result}\ncheckpoint: {rec.checkpoint_path}")
+    if rec.stopped_early:
+        say(f"stopped early: the validation loss stopped improving (best at epoch {rec.best.epoch})")
+    kept = (f" (the estimate of epoch {rec.best.epoch}, the best validation loss)"
+            if rec.config.run.early_stop and rec.best.epoch and rec.best.epoch != rec.epoch else "")
+    say(f"result: {result}{kept}\ncheckpoint: {rec.checkpoint_path}")
     return 0 if rec.state in ("finished", "stopped") else 1

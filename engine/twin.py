@@ -26,8 +26,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .backend import get_backend
+from .io.cxi import write_cxi
 from .phantoms import siemens_star
-from .physics.optics import wavelength_m
+from .physics.constants import wavelength_m
 from .physics.propagation import Propagator
 
 
@@ -146,7 +147,6 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     t[:, 0] = written[:, 1] * px + 1.234e-3
     t[:, 1] = written[:, 0] * px - 0.5e-3
     t[:, 2] = 0.01
-    from .io.cxi import write_cxi  # noqa: PLC0415
 
     write_cxi(path, counts, energy_ev=g.energy_ev, distance_m=g.detector_distance_m,
               pixel_size_m=g.detector_pixel_m, translations_m=t, mask=mask)

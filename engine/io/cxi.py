@@ -47,7 +47,9 @@ import numpy as np
 
 from ..errors import DataFileError
 from ..geometry import Geometry
-from ..physics.constants import HC_EV_M
+from ..physics.constants import energy_ev as energy_from_wavelength
+from ..physics.constants import wavelength_m
+from .atomic import atomic_write
 from .datafile import Dataset
 from .field import DataStatements, decide_field, decide_order
 from .field_guess import clean_mean_frame, guess_field, hot_pixels, scan_sample
@@ -122,7 +124,7 @@ def _energy_ev(src) -> tuple[float, str]:
         if lam > 1e-6:  # a wavelength in nm or A without a unit attribute
             raise DataFileError(f"{src.name}/wavelength = {lam!r} m is not an X-ray wavelength; "
                                 "give it in metres (CXI) or add a units attribute")
-        return HC_EV_M / lam, f"{src.name}/wavelength"
+        return energy_from_wavelength(lam), f"{src.name}/wavelength"
     raise DataFileError(f"{src.name}: neither energy (J) nor wavelength (m) is given; the photon "
                         "energy is needed (or set data.energy_ev)")
 
@@ -427,7 +429,7 @@ def read_cxi(path, statements: DataStatements | None = None) -> Dataset:
         if weights is not None and not fft:
             weights = np.fft.ifftshift(weights)
         # object pixel lambda z / (N p)
-        scale = HC_EV_M / g["energy_ev"] * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
+        scale = wavelength_m(g["energy_ev"]) * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
     positions = None if trans is None else positions_from_translations(trans, g["basis"], scale)
     meta = {"layout": "cxi", "frames_dataset": g["frames"], "frames_dtype": str(g["dtype"]),
             "integer_counts": bool(np.issubdtype(g["dtype"], np.integer)),
@@ -462,7 +464,6 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
     slow = (0, -p, 0), fast = (-p, 0, 0)). ``data_link``: ``entry_1/data_1/data`` is a soft link
     to the detector data, as CXI writers do.
     """
-    from .atomic import atomic_write  # noqa: PLC0415
 
     h5py = h5py_module()
     frames = np.asarray(frames)
@@ -485,7 +486,7 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
                 det["mask"] = np.asarray(mask).astype(np.uint32)
             src = inst.create_group("source_1")
             src["energy"] = float(energy_ev) * EV_J
-            src["wavelength"] = HC_EV_M / float(energy_ev)
+            src["wavelength"] = wavelength_m(energy_ev)
             if probe is not None:
                 src["illumination"] = np.asarray(probe, np.complex64)
             if translations_m is not None:

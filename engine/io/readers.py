@@ -27,13 +27,13 @@ from typing import Callable
 
 import numpy as np
 
-from .object_grid import object_grid_note
 from ..errors import ConfigError, DataFileError
 from . import adorym, cxi, dxchange, slicewise_format
 from .counts import frames_are_counts
 from .datafile import Dataset
 from .field import DataStatements, FieldDecision, check_file_field
 from .hdf5 import h5py_module, refuse_external
+from .object_grid import object_grid_note
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _read(reader: Reader, path: str, statements: DataStatements | None) -> Datas
     if reader.takes_statements:
         return reader.read(path, statements)
     ds = reader.read(path)
-    where = f"{reader.name} layout, {ds._labels.get('modality', 'modality')}"
+    where = f"{reader.name} layout, {ds.labels.get('modality', 'modality')}"
     try:
         check_file_field(ds.modality, where, statements)
     except ConfigError:
@@ -205,7 +205,7 @@ def _describe_real(ds: Dataset, source_to_sample_m: float | None = None) -> list
     out = []
     if ds.mask is not None:
         out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
-                   f" (from {m.get('mask_from') or ds._labels.get('mask')}; 1 = use, 0 = bad)")
+                   f" (from {m.get('mask_from') or ds.labels.get('mask')}; 1 = use, 0 = bad)")
     if m.get("integer_counts"):
         out.append(f"  stored as {m.get('frames_dtype', 'integers')} (integer counts); default "
                    "loss poisson")

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .. import ops
-from ..backend import Backend
+from ..backend import Backend, get_backend
 from ..physics.propagation import Propagator, propagate_and_shift
 from .base import object_words
 from .common import Optics
@@ -34,8 +34,8 @@ def default_pad_px(frame_shape, pixel_m: float, distance_m: float, wavelength_m:
     """Padding (px) that holds the light reaching the frame: a few Fresnel-zone widths
     ``sqrt(lambda z)`` plus the diffraction spread of one-pixel features ``lambda z / (2 p)``,
     at most a quarter of the frame; then grown until the padded window's sides have only small
-    prime factors (the window's FFTs are most of an epoch's cost: 118 = 2 x 59 px takes 3x as
-    long as 120 px)."""
+    prime factors (the window's FFTs are most of an epoch's cost, and one with a large prime
+    factor, e.g. 118 = 2 x 59, is several times slower: benchmarks/README.md)."""
     zone = np.sqrt(wavelength_m * distance_m) / pixel_m
     spread = wavelength_m * distance_m / (2 * pixel_m) / pixel_m
     pad = int(np.ceil(max(2 * zone, spread))) + 2
@@ -60,6 +60,7 @@ class NearFieldPtychoModel(PtychoModel):
 
     name = "nfptycho"
     unshifted_frames = False   # near-field images are images
+    whole_object_images = False
 
     def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
                  distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
@@ -113,7 +114,6 @@ def probe_guess_from_frames(mean_frame, pad_px: int, optics: Optics, distance_m:
         m[bad] = np.median(m[~bad])
     amp = np.sqrt(np.maximum(m, 0))
     amp = np.pad(amp, pad_px, mode="edge")
-    from ..backend import get_backend  # noqa: PLC0415
 
     be = get_backend("numpy", "double")
     back = Propagator(amp.shape, optics.pixel_size_m, -float(distance_m), optics.wavelength_m, be,

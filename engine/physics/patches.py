@@ -78,7 +78,7 @@ class PatchExtractor:
                 order, starts, targets = self._sorted_segments()
                 out[..., targets] = np.add.reduceat(g[..., order], starts, axis=-1)
         else:  # pragma: no cover - GPU: atomic adds, one call per leading slice (not per position)
-            import cupyx  # noqa: PLC0415
+            import cupyx  # noqa: PLC0415 - optional dependency (the gpu extra)
 
             o2, g2, idx = out.reshape(-1, ny * nx), g.reshape(-1, g.shape[-1]), self.flat.ravel()
             for row in range(o2.shape[0]):

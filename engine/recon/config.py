@@ -311,6 +311,16 @@ class RunConfig:
                          safe_while_paused=True)
     snapshot_every_s: float = _f(2.0, "send a preview to the GUI at most this often; 0 = every "
                                  "step", "s", min=0, safe_while_paused=True)
+    validation_share: Optional[float] = _f(None, "share of the data held out of the fit; their "
+                                           "loss after each epoch is the validation loss, which "
+                                           "shows when the fit turns to the noise (scan "
+                                           "positions, tomography angles, or for one full-field "
+                                           "view islands of detector pixels); unset = chosen "
+                                           "(0.05); 0 = off", min=0, max=0.5, max_exclusive=True)
+    early_stop: bool = _f(True, "with a validation loss: the result is the estimate of its best "
+                          "epoch; when it stops improving Adam's rates are halved, then the run "
+                          "stops (run.epochs stays the maximum); false = run every epoch and keep "
+                          "the last estimate", safe_while_paused=True)
 
 
 @dataclass
