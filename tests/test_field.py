@@ -189,3 +189,11 @@ def test_a_scan_lighting_a_third_of_the_detector_reconstructs_from_the_example(t
     corr = phase_correlation(res["object"][0], truth["transmission"], res["initial"]["positions"],
                              truth["positions"], small["frame"], inset=12)
     assert corr > 0.87, corr
+
+
+def test_info_describes_the_frame_order_as_read(files):
+    """Centred CXI patterns are unitary-FFT intensities, centred (not Adorym's unnormalised FFT);
+    FFT-order ones are read as stored."""
+    text = describe_file(files["far, focused beam"][0])
+    assert "(intensities, centred in the file)" in text and "unnormalised" not in text
+    assert "(intensities in the file)" in describe_file(files["far, FFT order"][0])

@@ -55,8 +55,10 @@ class FrameConversion:
 
     def describe(self) -> str:
         parts = ["magnitudes" if self.quantity == "magnitude" else "intensities"]
-        if self.centered or self.fft_norm != "ortho":
-            parts.append("centred, unnormalised FFT" if self.centered else f"fft_norm={self.fft_norm}")
+        if self.centered:
+            parts.append("centred")
+        if self.fft_norm == "backward":
+            parts.append("unnormalised FFT")
         return ", ".join(parts)
 
 
