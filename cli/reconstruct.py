@@ -22,6 +22,10 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint/result file")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run's results in the output folder (run.overwrite)")
+    p.add_argument("--halves", action="store_true",
+                   help="split-half validation: reconstruct the even and the odd frames (scan "
+                        "positions; angles for a tomogram) into OUT/even and OUT/odd and write "
+                        "their Fourier ring correlation to OUT/frc.h5 and OUT/frc.png")
     p.add_argument("--example", choices=("ptycho", "holo", "tomo", "nearfield-ptycho"),
                    help="print a commented example configuration and exit (redirect it to a file)")
     p.set_defaults(func=run_reconstruct_cli)
@@ -55,6 +59,13 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
         set_value(cfg, "run.output_dir", str(Path(args.out).resolve()))
     if args.overwrite:
         set_value(cfg, "run.overwrite", True)
+    if args.halves:
+        from slicewise.cli.halves import run_halves  # noqa: PLC0415
+
+        if args.resume:
+            raise ConfigError("--halves starts two new reconstructions; --resume continues one "
+                              "(resume each half with its own checkpoint instead)")
+        return run_halves(cfg, path.resolve().parent, reconstruct_with_progress, tqdm)
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
 
 
@@ -94,11 +105,12 @@ def _stop_on_signals(rec, write):
             signal.signal(sig, handler)
 
 
-def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> int:
-    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly."""
+def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None, dataset=None) -> int:
+    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly.
+    ``dataset``: the data set to use instead of opening ``data.path`` (e.g. half of it)."""
     from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
 
-    rec = Reconstruction(cfg, base_dir=base_dir, resume=resume)
+    rec = Reconstruction(cfg, dataset, base_dir=base_dir, resume=resume)
     dist = rec.distributed
     root = dist is None or dist.is_root
     say = print if root else (lambda *a, **k: None)  # MPI: rank 0 speaks for all ranks
