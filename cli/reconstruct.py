@@ -28,6 +28,10 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ranks", type=int, metavar="N",
                    help="run on N MPI ranks: starts mpiexec and relays Ctrl-C, SIGTERM and SIGHUP "
                         "to every rank, so that each stop writes the checkpoint")
+    p.add_argument("--halves", action="store_true",
+                   help="split-half validation: reconstruct the even and the odd frames (scan "
+                        "positions; angles for a tomogram) into OUT/even and OUT/odd and write "
+                        "their Fourier ring correlation to OUT/frc.h5 and OUT/frc.png")
     p.add_argument("--example", choices=("ptycho", "holo", "tomo", "nearfield-ptycho"),
                    help="print a commented example configuration and exit (redirect it to a file)")
     p.set_defaults(func=run_reconstruct_cli)
@@ -66,6 +70,13 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
     if args.overwrite:
         set_value(cfg, "run.overwrite", True)
     refuse_config_as_output(path, cfg)
+    if args.halves:
+        from slicewise.cli.halves import run_halves  # noqa: PLC0415
+
+        if args.resume:
+            raise ConfigError("--halves starts two new reconstructions; --resume continues one "
+                              "(resume each half with its own checkpoint instead)")
+        return run_halves(cfg, path.resolve().parent, reconstruct_with_progress, tqdm)
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
 
 
@@ -78,7 +89,7 @@ def _rank_arguments(args: argparse.Namespace) -> list[str]:
                         ("--resume", args.resume and str(Path(args.resume).resolve()))):
         if value is not None:
             out += [flag, str(value)]
-    return out + (["--overwrite"] if args.overwrite else [])
+    return out + (["--overwrite"] if args.overwrite else []) + (["--halves"] if args.halves else [])
 
 
 def refuse_config_as_output(path: Path, cfg) -> None:
@@ -134,11 +145,12 @@ def _stop_on_signals(rec, write):
             signal.signal(sig, handler)
 
 
-def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> int:
-    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly."""
+def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None, dataset=None) -> int:
+    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly.
+    ``dataset``: the data set to use instead of opening ``data.path`` (e.g. half of it)."""
     from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
 
-    rec = Reconstruction(cfg, base_dir=base_dir, resume=resume)
+    rec = Reconstruction(cfg, dataset, base_dir=base_dir, resume=resume)
     dist = rec.distributed
     root = dist is None or dist.is_root
     say = print if root else (lambda *a, **k: None)  # MPI: rank 0 speaks for all ranks

@@ -29,7 +29,7 @@ from ..geometry import (
     Geometry,
     is_tomography,
 )
-from .frames import ArraySource, FrameConversion, check_raw, refuse_complex
+from .frames import ArraySource, FrameConversion, SubsetSource, check_raw, refuse_complex
 
 MAX_ABS_POSITION_PX = 1e6           # beyond this, positions are surely in the wrong unit
 
@@ -238,6 +238,27 @@ class Dataset:
                       meta=self.meta, labels=self.labels, mask=self.mask)
         kwargs.update(changes)
         return Dataset(self._source, self.geometry.replace(**geo), **kwargs, n_sample_frames=0)
+
+    def subset(self, angles=None, spots=None, label: str = "") -> "Dataset":
+        """The frames of some ``angles`` and scan ``spots`` (index arrays; None = all), on the
+        same object grid (so that two subsets reconstruct on identical grids), for split-half
+        validation. Spots are scan positions of a one-distance data set; a data set with
+        several distances is split by angle only. ``label`` is kept in ``meta["subset"]``."""
+        a = np.arange(self.n_angles) if angles is None else np.asarray(angles, int)
+        s = np.arange(self.n_spots) if spots is None else np.asarray(spots, int)
+        if spots is not None and self.n_distances > 1:
+            raise DataFileError("a subset of spots of a data set with several distances would "
+                                "break the distance-major spot order; split by angle")
+        if len(a) == 0 or len(s) == 0:
+            raise DataFileError(f"{self.source_path or 'the data'}: an empty subset of frames")
+        geo = self.geometry.replace(
+            angles_rad=self.angles_rad[a],
+            positions_px=None if self.positions_px is None else self.positions_px[s],
+            object_shape_yx=self.object_shape_yx if self.positions_px is not None else None)
+        return Dataset(SubsetSource(self._source, a, s), geo, probe=self.probe, mask=self.mask,
+                       source_path=self.source_path, truth=self.truth,
+                       meta={**self.meta, "subset": label or f"{len(a)} angles x {len(s)} spots"},
+                       labels=self.labels, n_sample_frames=0)
 
     def _check_sample(self, n: int) -> None:
         """Read a few frames spread over the data (cheap) and check them."""

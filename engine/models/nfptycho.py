@@ -20,6 +20,7 @@ Positions are the (y, x) top-left corners of the *frame* (not the padded window)
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
 from .. import ops
 from ..backend import Backend, get_backend
@@ -32,11 +33,16 @@ from .ptycho import PtychoModel
 def default_pad_px(frame_shape, pixel_m: float, distance_m: float, wavelength_m: float) -> int:
     """Padding (px) that holds the light reaching the frame: a few Fresnel-zone widths
     ``sqrt(lambda z)`` plus the diffraction spread of one-pixel features ``lambda z / (2 p)``,
-    at most a quarter of the frame."""
+    at most a quarter of the frame; then grown until the padded window's sides have only small
+    prime factors (the window's FFTs are most of an epoch's cost, and one with a large prime
+    factor, e.g. 118 = 2 x 59, is several times slower: benchmarks/README.md)."""
     zone = np.sqrt(wavelength_m * distance_m) / pixel_m
     spread = wavelength_m * distance_m / (2 * pixel_m) / pixel_m
     pad = int(np.ceil(max(2 * zone, spread))) + 2
-    return int(min(pad, max(frame_shape) // 4))
+    pad = int(min(pad, max(frame_shape) // 4))
+    while any(sfft.next_fast_len(int(n) + 2 * pad) != int(n) + 2 * pad for n in frame_shape):
+        pad += 1
+    return pad
 
 
 class NearFieldPtychoModel(PtychoModel):

@@ -106,9 +106,11 @@ def _fourier_shift(b: np.ndarray, shift: tuple) -> np.ndarray:
 
 
 def _crossing(freq: np.ndarray, curve: np.ndarray, threshold: np.ndarray) -> float | None:
-    """First frequency (interpolated) where ``curve`` falls below ``threshold``, after the
-    lowest ring; None if it never does."""
-    below = np.flatnonzero(curve[1:] < threshold[1:]) + 1
+    """First frequency (interpolated) where ``curve`` falls below ``threshold``, after the two
+    lowest rings (ring 0 holds the removed mean, ring 1 mostly the window's own spectrum: after
+    the Hann window either can be anything, e.g. -0.2, which would put the crossing at ~0 and
+    the resolution at ~infinity); None if it never does."""
+    below = np.flatnonzero(curve[2:] < threshold[2:]) + 2
     if not len(below):
         return None
     i = int(below[0])

@@ -46,6 +46,7 @@ from .loop.solver import Solver
 from .loop.validation import BestState, Validator
 from .plan import RunPlan
 from .problem import Problem, host_copy
+from .setup.data_field import data_statements, field_choices, restated_dataset
 from .setup.memory import used_memory_bytes
 from .setup.prepare import prepare_run
 
@@ -127,8 +128,12 @@ class Reconstruction:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
             dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
-                                   allow_external=self.config.data.allow_external_links)
-        self.dataset = dataset
+                                   allow_external=self.config.data.allow_external_links,
+                                   statements=data_statements(self.config))
+        # the user's statements about the field win over a reader's guess; auto becomes a choice
+        self.dataset = dataset = restated_dataset(self.config, dataset, self.base_dir)
+        for choice in field_choices(self.config, dataset):
+            self.plan.adopt(choice)
         prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
                                resume=bool(resume))
         self.problem: Problem = prepared.problem
