@@ -17,6 +17,7 @@ progress, scheduled checkpoint). What a checkpoint holds: :class:`.checkpoint.Pr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import Backend, get_backend, to_host
-from ..errors import ConfigError, DivergenceError, SlicewiseError
+from ..errors import ConfigError, DivergenceError, OutputError, SlicewiseError
 from ..io.arrays import resolve_path
 from ..io.datafile import Dataset
 from ..io.readers import open_dataset
@@ -38,7 +39,8 @@ from . import config as cfgmod
 from .loop.checkpoint import Progress, host_params, read_state, write_state
 from .loop.distributed import Distributed
 from .loop.divergence import DivergenceGuard, check_batch
-from .loop.output import check_output_dir, prepare_output_dir
+from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
+                          run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
 from .loop.solver import Solver
 from .loop.validation import BestState, Validator
@@ -117,7 +119,8 @@ class Reconstruction:
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
-        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
+        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume,
+                         inputs=run_inputs(self.config, self.base_dir))
         if self.distributed is not None and backend is None and run.backend != "numpy":
             self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
@@ -238,15 +241,29 @@ class Reconstruction:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> Path:
-        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
-        if self._writes_files:
-            prepare_output_dir(self.output_dir)
+        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds.
+        The output folder is locked while the run writes into it (:func:`.output.output_lock`)."""
+        with contextlib.ExitStack() as held:
+            try:
+                if self._writes_files:
+                    prepare_output_dir(self.output_dir)
+                    check_output_space(self.output_dir, run_file_bytes(self.problem.params,
+                                                                       self.config),
+                                       2 + bool(self.config.run.save_tiff))
+                held.enter_context(output_lock(self.output_dir, enabled=self._writes_files))
+            except SlicewiseError:  # the GUI reads the state
+                self._set_state("failed")
+                raise
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         self._save_config()
         self._set_state("running")
         self._t_start = time.perf_counter()
         if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
+        self._consistent, steps_before = True, len(self.batch_losses)
         try:
             while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
                 record = self._run_epoch()
@@ -255,16 +272,18 @@ class Reconstruction:
                 self._end_epoch(record)
         except KeyboardInterrupt:
             self._stop = True
+            if not self._consistent or self.solver.in_update:  # half-way through an update
+                self._set_state("stopped")
+                log.warning("interrupted within an update: the last checkpoint is kept")
+                raise
             log.warning("interrupted: writing a checkpoint")
-        except SlicewiseError:
+        except Exception as exc:
             self._set_state("failed")
-            raise
-        except MemoryError as exc:
-            self._set_state("failed")
-            raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / run.batch_angles or "
-                                 "enable model.checkpoint_slices") from None
-        except Exception:
-            self._set_state("failed")
+            if len(self.batch_losses) > steps_before:  # progress that a checkpoint can keep
+                self._checkpoint_after_failure(exc)
+            if isinstance(exc, MemoryError):
+                raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / "
+                                     "run.batch_angles or enable model.checkpoint_slices") from None
             raise
         try:
             self._finish()
@@ -305,9 +324,11 @@ class Reconstruction:
                     sums[k] = sums.get(k, 0.0) + v
                 self._partial = {"batch": b + 1, "sums": dict(sums),
                                  "time_s": t_before + time.perf_counter() - t0}
+                self._consistent = True
             if self._agreed_stop and diverged is None:
                 return None
             self._partial = None
+            self._consistent = False  # until _end_epoch: the epoch is done but not recorded
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
                       "terms": {k: v / nb for k, v in sums.items()},
@@ -381,8 +402,7 @@ class Reconstruction:
         the plan's reasons as its header, and tell observers what the run chose (the GUI's form
         shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml",
-                           header=self.plan.toml_header())
+            write_run_config(self.output_dir, self.config, self.plan.toml_header())
         self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.plan.chosen(),
                                  reasons=self.plan.reasons()))
 
@@ -406,6 +426,7 @@ class Reconstruction:
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
+        self._consistent = True
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
@@ -520,8 +541,26 @@ class Reconstruction:
         """Only MPI rank 0 (or a single process) writes results and checkpoints."""
         return self.distributed is None or self.distributed.is_root
 
-    def _write(self, path: Path, kind: str) -> None:
-        if not self._writes_files:
+    def _checkpoint_after_failure(self, exc: Exception) -> None:
+        """After a failure, the checkpoint of the last consistent state (the end of the last
+        minibatch or epoch) where the failure left one: not within an optimiser update, nor
+        between an epoch's last minibatch and its end. Under MPI the failing rank writes it (rank
+        0 may be waiting in a collective call; every rank holds the whole state)."""
+        if isinstance(exc, (DivergenceError, OutputError)) or not self._consistent \
+                or self.solver.in_update:
+            return  # already written / cannot be written / no consistent state to write
+        try:
+            self._write(self.checkpoint_path, "checkpoint", any_rank=True)
+        except Exception as err:  # best effort: the failure itself is what gets reported
+            log.warning("no checkpoint after the failure (%s)", " ".join(str(err).split()))
+            return
+        where = f", minibatch {self._partial['batch']} of epoch {self.epoch + 1}" \
+            if self._partial else ""
+        log.warning("the run failed; its state after %d epoch(s)%s is in %s: continue with "
+                    "--resume %s", self.epoch, where, self.checkpoint_path, self.checkpoint_path)
+
+    def _write(self, path: Path, kind: str, any_rank: bool = False) -> None:
+        if not (self._writes_files or any_rank):
             return
         with self._lock:
             params = host_params(self.problem)
@@ -531,9 +570,13 @@ class Reconstruction:
                          "validation": self._validation_state()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
-                    run_state, best_epoch=getattr(self, "_result_epoch", 0) if kind == "result"
-                    else 0)
+        try:
+            write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
+                        run_state, best_epoch=getattr(self, "_result_epoch", 0)
+                        if kind == "result" else 0)
+        except BaseException:
+            self._consistent = False  # a write that failed is not tried again after the failure
+            raise
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

@@ -81,7 +81,7 @@ def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
     the progress, the optimiser state and the run state (both possibly empty). Errors name
     ``--resume``."""
     try:
-        res = read_result(path)
+        res = read_result(path, allow_external=problem.config.data.allow_external_links)
     except (OSError, SlicewiseError) as exc:
         raise ConfigError(f"--resume {path}: cannot read the checkpoint ({exc})") from None
     params = problem.params
