@@ -24,7 +24,7 @@ def _holo_run(tmp_path, lr_delta, epochs=30):
     path, truth = write_case(case, tmp_path)
     cfg = example_for(case, path, epochs)
     for k, v in (("optimizer.kind", "adam"), ("optimizer.lr_delta", lr_delta), ("init.guess", "vacuum"),
-                 ("run.checkpoint_every", 1)):
+                 ("run.checkpoint_every", 1), ("run.validation_share", 0.0)):
         set_value(cfg, k, v)
     return Reconstruction(cfg, base_dir=tmp_path), truth
 
@@ -225,6 +225,7 @@ def test_cone_demo_loss_keeps_falling_after_a_plateau_cut(tmp_path, caplog):
     data = demo.ensure_demo_data(tmp_path / "data", backend="numpy")
     cfg = demo.demo_config(data, tmp_path / "out")
     cfg.run.epochs, cfg.run.backend, cfg.run.save_tiff = 20, "numpy", False
+    cfg.run.validation_share = 0.0   # the check-loss rule alone (no held-out data, no search)
     rec = Reconstruction(cfg, base_dir=tmp_path)
     with caplog.at_level(logging.WARNING):
         rec.run()

@@ -261,8 +261,12 @@ class RegularizationConfig:
 
     l1_weight: float = _f(0.0, "weight of the L1 (sparsity) penalty, relative to the data loss "
                           "(0.01 = 1 % of it at the start); 0 = off", min=0, safe_while_paused=True)
-    tv_weight: float = _f(0.0, "weight of the 3D total-variation penalty, relative to the data loss "
-                          "(0.01 = 1 % of it at the start); 0 = off", min=0, safe_while_paused=True)
+    tv_weight: Optional[float] = _f(None, "weight of the 3D total-variation penalty, relative to "
+                                    "the data loss (0.01 = 1 % of it at the start); unset = "
+                                    "chosen by the data: 0 while the validation loss of an "
+                                    "unpenalised fit keeps improving, else the weight whose trial "
+                                    "fit reaches the lowest validation loss; 0 = off", min=0,
+                                    safe_while_paused=True)
     tv_eps: float = _f(1e-3, "TV smoothing: |grad| is replaced by sqrt(|grad|^2 + eps^2) - eps, "
                        "relative to the object's largest value", min=0, min_exclusive=True, safe_while_paused=True)
 
@@ -318,8 +322,9 @@ class RunConfig:
                                            "loss after each epoch is the validation loss, which "
                                            "shows when the fit turns to the noise (scan "
                                            "positions, tomography angles, or for one full-field "
-                                           "view islands of detector pixels); unset = chosen "
-                                           "(0.05); 0 = off", min=0, max=0.5, max_exclusive=True)
+                                           "view islands of detector pixels); unset = 0.1, "
+                                           "at least 25 frames or 4 angles where the data "
+                                           "allow; 0 = off", min=0, max=0.5, max_exclusive=True)
     early_stop: bool = _f(True, "with a validation loss: the result is the estimate of its best "
                           "epoch; when it stops improving Adam's rates are halved, then the run "
                           "stops (run.epochs stays the maximum); false = run every epoch and keep "

@@ -118,7 +118,10 @@ class RunPlan:
 
     # checkpoints keep the plan so that a resumed run still says why its values are what they are
     def state_dict(self) -> dict:
-        return {c.path: {"reason": c.reason, "when": c.when} for c in self.choices.values()}
+        return {c.path: {"reason": c.reason, "when": c.when,
+                         **({"value": c.value} if isinstance(c.value, (bool, int, float, str))
+                            else {})}
+                for c in self.choices.values()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore choices recorded by an earlier run for paths this run did not decide again

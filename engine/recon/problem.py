@@ -36,6 +36,9 @@ from .setup.model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
 
+#: The validation metric's loss (:meth:`Problem.amplitude_misfit`).
+AMPLITUDE = get_loss("amplitude")
+
 
 
 @dataclass
@@ -130,6 +133,16 @@ class Problem:
         f = self.fields(params, angle_idx, spot_idx)
         return self.loss_spec.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
 
+    def amplitude_misfit(self, params: dict, angle_idx, spot_idx, mask):
+        """The amplitude loss of the minibatch whatever loss the fit uses: the validation
+        metric. (The Poisson deviance of sparse far-field counts is least near the empty
+        object's prediction, so it would rank the earliest, vacuum-like estimates best.)"""
+        measured = self.measured_batch(angle_idx, spot_idx)
+        if self.loss_spec.name != "amplitude":   # prepared as intensities
+            measured = self.backend.xp.sqrt(self.backend.xp.maximum(measured, 0))
+        f = self.fields(params, angle_idx, spot_idx)
+        return AMPLITUDE.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
+
     def weighted_mask(self, mask, weights):
         """``mask`` times per-frame ``weights`` ``(A, S)`` (None: ``mask`` itself)."""
         if weights is None:
@@ -177,6 +190,12 @@ class Problem:
         pix = np.fft.ifftshift(pixels) if self.model.unshifted_frames else pixels
         self.mask = self.backend.to_real(base * (1 - pix))
         self.validation_mask = self.backend.to_real(base * pix)
+
+    def restore_held_out_pixels(self) -> None:
+        """Fit every pixel again (after :meth:`hold_out_pixels`)."""
+        if self.validation_mask is not None:
+            self.mask = self.mask + self.validation_mask
+            self.validation_mask = None
 
     def state_dict(self) -> dict:
         """What a checkpoint needs beyond the unknowns: the regularisation scale fixed at the

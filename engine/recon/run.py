@@ -35,15 +35,17 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from . import config as cfgmod
 from .events import ProgressEvent, Snapshot
-from .loop.checkpoint import Progress, host_params, read_state, write_state, write_tiffs
+from .loop.checkpoint import (Progress, continued_choices, host_params, read_state, write_state,
+                              write_tiffs)
 from .loop.distributed import Distributed
 from .loop.divergence import DivergenceGuard, check_batch
 from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
                           run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
 from .loop.solver import Solver
-from .loop.validation import ValidationWatch, Validator
-from .plan import RunPlan
+from .loop.validation import ValidationWatch, Validator, choose_holdout
+from .loop.weight_search import Fit, WeightSearch
+from .plan import Choice, RunPlan
 from .problem import Problem, host_copy
 from .setup.data_field import data_statements, field_choices, restated_dataset
 from .setup.memory import used_memory_bytes
@@ -87,6 +89,11 @@ class Reconstruction:
         self.dataset = dataset = restated_dataset(self.config, dataset, self.base_dir)
         for choice in field_choices(self.config, dataset):
             self.plan.adopt(choice)
+        if resume:  # what the fit is (weight, held-out data) as the run it continues chose
+            for path, value in continued_choices(
+                    Path(resume), self.config.data.allow_external_links).items():
+                if cfgmod.get_value(self.plan.requested, path) is None:
+                    self.plan.adopt(Choice(path, value, "as chosen by the run this one continues"))
         prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
                                resume=bool(resume))
         self.problem: Problem = prepared.problem
@@ -110,6 +117,8 @@ class Reconstruction:
                                                              self.distributed),
                                      self.config.run.early_stop)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
+        # the regularisation weight chosen by trial fits (weight_search.py), before the loop
+        self._search = WeightSearch(self) if prepared.search_weight and not resume else None
         if resume:
             self._restore(Path(resume))
         if self.distributed is not None:  # every rank starts from rank 0's state
@@ -220,11 +229,12 @@ class Reconstruction:
         self._epoch_times: list[float] = []
         self._consistent, steps_before = True, len(self.batch_losses)
         try:
-            while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
-                record = self._run_epoch()
-                if record is None:
-                    break  # stopped within the epoch: a partial epoch is not an epoch
-                self._end_epoch(record)
+            if self._search is not None:
+                self._search.run()
+                self._search = None
+                self._bind_to_plan()
+                self._save_config()
+            self.loop()
         except KeyboardInterrupt:
             self._stop = True
             if not self._consistent or self.solver.in_update:  # half-way through an update
@@ -246,6 +256,76 @@ class Reconstruction:
             self._set_state("failed")
             raise
         return self.result_path
+
+    def loop(self) -> None:
+        """Epochs until ``run.epochs``, an early stop on the validation loss, or a stop request."""
+        while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
+            record = self._run_epoch()
+            if record is None:
+                break  # stopped within the epoch: a partial epoch is not an epoch
+            self._end_epoch(record)
+
+    # ---- fits of the weight search (loop/weight_search.py) -----------------------------------
+    def start_state(self) -> dict:
+        """Host-independent copies of what every trial fit starts from."""
+        return {"params": {k: v.copy() for k, v in self.problem.params.items()},
+                "penalty": self.problem.state_dict(), "projections": self.projections.state_dict()}
+
+    def current_fit(self, weight: float) -> Fit:
+        """The fit the run holds now, as a :class:`~.loop.weight_search.Fit`."""
+        return Fit(weight, self.solver.plan, self.solver, self._guard, self.watch, self.projections,
+                   self.progress, self._partial, self.problem.params, self.problem.state_dict())
+
+    def fresh_fit(self, weight: float, start: dict, every_pixel: bool = False) -> Fit:
+        """A new fit from ``start`` with ``regularization.tv_weight = weight``: its own plan (a
+        copy of the run's configuration), solver with freshly measured rates, guard, watch,
+        projections and progress -- what a run with that weight set starts with.
+        ``every_pixel``: the held-out pixels of a single view are fitted too (no validation)."""
+        config = self.plan.config.copy()
+        cfgmod.set_value(config, "regularization.tv_weight", weight)
+        if every_pixel:
+            cfgmod.set_value(config, "run.validation_share", 0.0)
+            self.problem.restore_held_out_pixels()
+            self.holdout = choose_holdout(0.0, self.dataset.n_angles, self.dataset.n_spots,
+                                          self.dataset.frame_shape, False, 0)
+        plan = RunPlan(config, log_choices=False)
+        params = {k: v.copy() for k, v in start["params"].items()}
+        self.problem.params = params
+        self.problem.config = plan.config
+        self.problem.penalty_norm = None
+        self.problem.load_state_dict(start["penalty"])
+        projections = Projections(plan.config, self.problem, self.base_dir)
+        projections.load_state_dict(start["projections"])
+        solver = Solver(plan, self.dataset, self.problem, projections, self.solver.schedule,
+                        self._lock, self.distributed, holdout=self.holdout)
+        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop)
+        fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
+                  None, params, {})
+        self.use_fit(fit)
+        solver.resolve_learning_rates(solver.refined(0), "setup")
+        return fit
+
+    def use_fit(self, fit: Fit) -> None:
+        """Make ``fit`` the run's: the loop, snapshots and files follow it from now on."""
+        with self._lock:
+            self.solver, self._guard, self.watch = fit.solver, fit.guard, fit.watch
+            self.projections, self.progress, self._partial = fit.projections, fit.progress, fit.partial
+            self.problem.params = fit.params
+            self.problem.config = fit.plan.config
+        if not math.isfinite(self._guard.best):
+            self._guard.epoch_diverged(self._check_loss(self.problem.params))
+
+    def _bind_to_plan(self) -> None:
+        """After the weight search: the winning fit reads and adopts into the run's own plan."""
+        cfg = self.plan.config
+        self.problem.config = self.projections.config = cfg
+        self.solver.plan, self.solver.config = self.plan, cfg
+
+    def announce(self, message: str) -> None:
+        """A line for the log and the observers (the GUI's status, the progress bar)."""
+        log.info("%s", message)
+        self._emit(ProgressEvent("state", self.epoch, self.n_epochs, state=self.state,
+                                 message=message))
 
     def _run_epoch(self) -> dict | None:
         """One pass over the minibatches; its record for the history, or None when stopped. An
@@ -388,7 +468,8 @@ class Reconstruction:
                                  self._eta(nb, nb),
                                  validation=record.get("validation", float("nan"))))
         every = self.config.run.checkpoint_every
-        if every and self.epoch % every == 0 and self.epoch < self.n_epochs:
+        searching = self._search is not None   # trial fits are not the run's yet
+        if every and self.epoch % every == 0 and self.epoch < self.n_epochs and not searching:
             self._write(self.checkpoint_path, "checkpoint")
             self._emit(ProgressEvent("checkpoint", self.epoch, self.n_epochs, state=self.state,
                                      message=str(self.checkpoint_path)))
@@ -396,21 +477,16 @@ class Reconstruction:
     # ---- validation -----------------------------------------------------------------------
     def _validate(self, record: dict) -> None:
         """The validation loss of the epoch's estimate into ``record``, the best estimate kept,
-        and what a plateau asks for (:class:`.loop.validation.ValidationWatch`)."""
+        and whether to stop early (:class:`.loop.validation.ValidationWatch`)."""
         if not self.watch.active:
             return
         with self._lock:
-            value, action, why = self.watch.after_epoch(
-                self.epoch, self.problem.params, lambda p: {k: host_copy(v) for k, v in p.items()},
-                self.solver.optimizer.per_element_steps)
+            value, why = self.watch.after_epoch(self.epoch, self.problem.params,
+                                                lambda p: {k: host_copy(v) for k, v in p.items()})
         record["validation"] = value
-        if action == "cut":
-            with self._lock:
-                self._guard.cut_rates(self.solver.refined(self.epoch), why, f"epoch {self.epoch}")
-            self._save_config()
-            log.warning("%s: learning rates halved", why)
-        elif action == "stop":
-            log.warning("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+        if why:
+            log.log(logging.INFO if self._search is not None else logging.WARNING,
+                    "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
     @property
     def stopped_early(self) -> bool:

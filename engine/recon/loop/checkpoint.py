@@ -77,6 +77,22 @@ def host_params(problem: Problem) -> dict:
     return {k: host_copy(v) for k, v in problem.params.items()}
 
 
+#: Choices a resumed run takes from the run it continues when its configuration leaves them open:
+#: they decide what the fit is (the weight, whether data are held out), so they cannot be made
+#: again halfway (the weight search ran before the checkpoint).
+CONTINUED_CHOICES = ("run.validation_share", "regularization.tv_weight")
+
+
+def continued_choices(path: Path, allow_external: bool) -> dict:
+    """``{path: (value, reason)}`` of :data:`CONTINUED_CHOICES` the checkpoint's run made."""
+    try:
+        res = read_result(path, allow_external=allow_external)
+    except (OSError, SlicewiseError) as exc:
+        raise ConfigError(f"--resume {path}: cannot read the checkpoint ({exc})") from None
+    plan = res["extra"].get("run_state", {}).get("plan", {})
+    return {p: plan[p]["value"] for p in CONTINUED_CHOICES if "value" in plan.get(p, {})}
+
+
 def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
     """Load a checkpoint's unknowns into ``problem.params`` (checked against its shapes); returns
     the progress, the optimiser state and the run state (both possibly empty). Errors name

@@ -165,11 +165,6 @@ class DivergenceGuard:
         self.since_best = 0
         log.warning("%s: learning rates of %s halved", why, ", ".join(names))
 
-    def cut_rates(self, names: list[str], why: str, when: str) -> None:
-        """Halve the rates of ``names`` because ``why`` (e.g. the validation loss stopped
-        improving); kept across checkpoints like every cut."""
-        self._cut(names, None, why, when)
-
     def _cut(self, names: list[str], culprit: str | None, why: str, when: str) -> None:
         """Halve the rates of ``names`` (quarter the ``culprit``'s), counted in :attr:`cuts` and
         adopted into the run's plan with ``why``."""

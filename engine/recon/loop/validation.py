@@ -13,9 +13,9 @@ What is held out depends on what the data offer (:func:`choose_holdout`):
   most of its data). In 2D the held-out positions are simply left out of the minibatches; in
   tomography a minibatch holding some carries them with zero weight.
 * ``"angles"`` -- views of full-field tomography (holotomography): whole angles, spread.
-* ``"pixels"`` -- one full-field view (holography): islands of detector pixels in every frame,
-  as PyNX holds out "free pixels" in CDI; the training loss ignores them, the validation loss
-  uses only them.
+* ``"pixels"`` -- one full-field view (holography): scattered detector pixels in every frame
+  (:data:`ISLAND_PX`), as PyNX holds out "free pixels" in CDI; the training loss ignores them,
+  the validation loss uses only them.
 
 Everything is deterministic from ``run.shuffle_seed``: a resumed run, every MPI rank and a rerun
 of the saved configuration hold out the same data.
@@ -33,18 +33,27 @@ from ...backend import to_host
 from ...errors import ConfigError
 
 __all__ = ["Holdout", "choose_holdout", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
-           "MIN_UNITS", "PATIENCE", "PLATEAU_CUTS"]
+           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS"]
 
-#: Side of the square islands of held-out detector pixels (a pixel's neighbours share its
-#: smooth part: an island keeps the held-out pixels from being predicted by their neighbours'
-#: fit alone).
-ISLAND_PX = 3
+#: Side of the square islands of held-out detector pixels. Single pixels: in the near field an
+#: object pixel reaches only the detector pixels of its Fresnel zone (one or two pixels at the
+#: usual Fresnel numbers), so the object behind a larger island gets no data at all, stays as it
+#: started, and its island's loss rises while the object improves everywhere else (measured:
+#: 3x3 islands on noise-free four-distance holography, validation loss up 50 % from the first
+#: epoch while the correlation went 0.29 -> 0.75; PyNX's islands of radius 3 suit far-field CDI,
+#: where every object pixel reaches every detector pixel).
+ISLAND_PX = 1
 #: Fewest held-out units (positions, angles) for a validation loss worth reading.
 MIN_UNITS = 2
-#: Epochs without a new best validation loss before the run acts (``run.early_stop``): it halves
-#: Adam's rates :data:`PLATEAU_CUTS` times, each followed by as many epochs; then it stops.
-PATIENCE = 3
-PLATEAU_CUTS = 2
+#: Epochs without a new best validation loss after which the run stops (``run.early_stop``).
+#: Halving Adam's rates instead was measured to gain nothing: once the noise is in the estimate,
+#: smaller steps keep it (benchmarks/README.md, "Counting noise", rule d).
+PATIENCE = 4
+#: ... and never before this many epochs: a fit built from an empty start can predict the held-out
+#: data worse for a few epochs before it predicts them better (noise-free four-distance holography
+#: from vacuum: the validation loss rose for three epochs, then fell 13x while the correlation
+#: went 0.31 -> 0.99). The result is the best state whenever the run stops.
+MIN_EPOCHS = 2 * PATIENCE
 
 
 @dataclass(frozen=True)
@@ -101,8 +110,8 @@ class Holdout:
         if self.unit == "angles":
             return f"{len(np.flatnonzero(self.held.all(axis=1)))} of {n_a} angles, spread"
         if self.unit == "pixels":
-            return (f"{100 * float(self.pixels.mean()):.1f} % of the detector pixels, in "
-                    f"{ISLAND_PX}x{ISLAND_PX} islands")
+            return (f"{100 * float(self.pixels.mean()):.1f} % of the detector pixels"
+                    + ("" if ISLAND_PX == 1 else f", in {ISLAND_PX}x{ISLAND_PX} islands"))
         return "nothing"
 
     def state_dict(self) -> dict:
@@ -119,20 +128,33 @@ def _stratified(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.unique(np.minimum(lo + (rng.random(k) * np.maximum(hi - lo, 1)).astype(int), n - 1))
 
 
+#: With the automatic share: at least this many held-out frames (ptychography) or angles
+#: (full-field tomography), up to :data:`MAX_SHARE` of them: fewer rank the weights unreliably
+#: (benchmarks/README.md, "Counting noise": 6 frames 0.62 of the best weight at worst, 26 0.96).
+MIN_FRAMES, MIN_ANGLES, MAX_SHARE = 25, 4, 0.2
+
+
 def choose_holdout(share: float, n_angles: int, n_spots: int, frame_shape: tuple,
-                   splits_spots: bool, seed: int) -> Holdout:
-    """The held-out data of a run (see the module docstring); ``share`` in [0, 0.5)."""
+                   splits_spots: bool, seed: int, at_least: bool = False) -> Holdout:
+    """The held-out data of a run (see the module docstring); ``share`` in [0, 0.5);
+    ``at_least``: raise the count to :data:`MIN_FRAMES` / :data:`MIN_ANGLES` (at most
+    :data:`MAX_SHARE` of the data) where ``share`` gives fewer."""
     none = Holdout("none", 0.0, np.zeros((n_angles, n_spots), bool))
     if share <= 0:
         return none
     rng = np.random.default_rng([seed, 0x5EED])
     held = np.zeros((n_angles, n_spots), bool)
-    k_spots = int(round(share * n_spots))
+    total = share * n_angles * n_spots
+    if at_least:
+        total = max(total, min(MIN_FRAMES, MAX_SHARE * n_angles * n_spots))
+    k_spots = min(int(math.ceil(total / n_angles - 1e-9)), n_spots // 2)
     if splits_spots and k_spots >= MIN_UNITS:
         for a in range(n_angles):
             held[a, _stratified(n_spots, k_spots, rng)] = True
         return Holdout("frames", share, held)
     k_angles = int(round(share * n_angles))
+    if at_least:
+        k_angles = max(k_angles, min(MIN_ANGLES, int(MAX_SHARE * n_angles)))
     if not splits_spots and k_angles >= MIN_UNITS:
         held[_stratified(n_angles, k_angles, rng)] = True
         return Holdout("angles", share, held)
@@ -188,7 +210,7 @@ class BestState:
 
 
 class Validator:
-    """The validation loss of a run's estimates: the data loss of the held-out data.
+    """The validation loss of a run's estimates: the amplitude misfit of the held-out data.
 
     ``problem``: the run's :class:`~..problem.Problem` (its ``validation_mask`` holds the
     held-out pixel islands for unit "pixels"); ``distributed``: the MPI helper or None (each
@@ -203,7 +225,8 @@ class Validator:
         self._batches = holdout.validation_batches(self.BATCH_FRAMES) if holdout.active else []
 
     def loss(self, params: dict) -> float:
-        """Mean data loss per held-out pixel of ``params`` (NaN without a holdout)."""
+        """Mean amplitude misfit per held-out pixel of ``params`` (NaN without a holdout); the
+        amplitude loss whatever loss the fit uses (:meth:`..problem.Problem.amplitude_misfit`)."""
         if not self._batches:
             return float("nan")
         prob, dist, held = self.problem, self.distributed, self.holdout
@@ -222,7 +245,7 @@ class Validator:
                     continue
                 mask = prob.weighted_mask(prob.mask, frames)
             with no_grad():
-                val = prob.data_loss(params, a_idx, s_idx, prob.measured_batch(a_idx, s_idx), mask)
+                val = prob.amplitude_misfit(params, a_idx, s_idx, mask)
             total += w * float(to_host(val))
             weight += w
         if dist is not None:
@@ -232,36 +255,29 @@ class Validator:
 
 
 class ValidationWatch:
-    """After each epoch: the validation loss, the best estimate so far, and what a plateau asks
-    for (``run.early_stop``): ``"cut"`` the rates of a stochastic optimiser (at most
-    :data:`PLATEAU_CUTS` times), then ``"stop"``. Checkpoints keep all of it."""
+    """After each epoch: the validation loss, the best estimate so far, and with
+    ``run.early_stop`` whether to stop (:data:`PATIENCE` epochs without a new best). Checkpoints
+    keep all of it."""
 
     def __init__(self, holdout: Holdout, validator: Validator, early_stop: bool):
         self.holdout, self.validator, self.early_stop = holdout, validator, early_stop
         self.best = BestState()
         self.stopped = False
-        self.cuts = 0
 
     @property
     def active(self) -> bool:
         return self.holdout.active
 
-    def after_epoch(self, epoch: int, params: dict, copy, can_cut: bool) -> tuple[float, str, str]:
-        """``(validation loss, action, reason)`` for the estimate ``params`` of ``epoch``;
-        ``copy(params)`` keeps a new best; ``can_cut``: the optimiser takes per-element steps
-        (Adam), whose rate a plateau may be too large for. ``action``: "", "cut" or "stop"."""
+    def after_epoch(self, epoch: int, params: dict, copy) -> tuple[float, str]:
+        """``(validation loss, why the run stops or "")`` for the estimate ``params`` of
+        ``epoch``; ``copy(params)`` keeps a new best."""
         value = self.validator.loss(params)
         self.best.update(epoch, value, params, copy)
-        if not self.early_stop or self.best.since_best < PATIENCE:
-            return value, "", ""
-        why = (f"the validation loss has not improved for {PATIENCE} epochs (best "
-               f"{self.best.loss:.4g} at epoch {self.best.epoch})")
-        if can_cut and self.cuts < PLATEAU_CUTS:
-            self.cuts += 1
-            self.best.since_best = 0
-            return value, "cut", why
+        if not self.early_stop or self.best.since_best < PATIENCE or epoch < MIN_EPOCHS:
+            return value, ""
         self.stopped = True
-        return value, "stop", why
+        return value, (f"the validation loss has not improved for {PATIENCE} epochs (best "
+                       f"{self.best.loss:.4g} at epoch {self.best.epoch})")
 
     def result_params(self, last_epoch: int) -> dict | None:
         """The host copies the result should hold instead of the last estimate (the best
@@ -274,7 +290,7 @@ class ValidationWatch:
         if not self.active:
             return {}
         return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
-                "stopped_early": bool(self.stopped), "cuts": int(self.cuts)}
+                "stopped_early": bool(self.stopped)}
 
     def load_state_dict(self, state: dict, to_device) -> None:
         """Restore :meth:`state_dict`; a checkpoint that held out other data is refused (its
@@ -288,4 +304,3 @@ class ValidationWatch:
                               "run.shuffle_seed as in its config.toml")
         self.best.load_state_dict(state.get("best", {}), to_device)
         self.stopped = bool(state.get("stopped_early", False))
-        self.cuts = int(state.get("cuts", 0))

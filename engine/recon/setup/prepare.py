@@ -42,6 +42,7 @@ class Prepared:
     schedule: Schedule
     memory_estimate_bytes: int
     holdout: Holdout
+    search_weight: bool    # regularization.tv_weight is chosen by trial fits (weight_search.py)
 
 
 def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
@@ -62,7 +63,7 @@ def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
 
 
 #: Share of the data held out for the validation loss when ``run.validation_share`` is unset.
-VALIDATION_SHARE = 0.05
+VALIDATION_SHARE = 0.1
 
 
 def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Choice | None]:
@@ -70,15 +71,30 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
     ``run.validation_share`` the choice with what it holds out."""
     share = cfg.run.validation_share
     asked = share is not None
-    share = 0.0 if share is None else share   # the automatic share is decided with the noise
+    share = VALIDATION_SHARE if share is None else share
     held = choose_holdout(share, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
-                          problem.model.splits_spots, cfg.run.shuffle_seed)
+                          problem.model.splits_spots, cfg.run.shuffle_seed, at_least=not asked)
     if asked:
         return held, None
     if not held.active:
         return held, Choice("run.validation_share", 0.0, "too little data to hold any out")
     return held, Choice("run.validation_share", share, f"held out of the fit: {held.describe()}; "
                         "their loss is the validation loss")
+
+
+def decide_weight(cfg, holdout: Holdout, resume: bool) -> tuple[Choice | None, bool]:
+    """``regularization.tv_weight`` unset: 0 to start with, and whether trial fits choose it
+    (only with held-out data to rank them, and not when resuming a run that chose it)."""
+    if cfg.regularization.tv_weight is not None:
+        return None, False
+    if resume:
+        return Choice("regularization.tv_weight", 0.0, "resumed: set it as in the checkpoint's "
+                      "config.toml to continue with the weight that run chose"), False
+    if not holdout.active:
+        return Choice("regularization.tv_weight", 0.0, "no held-out data to choose a weight "
+                      "with (run.validation_share = 0)"), False
+    return Choice("regularization.tv_weight", 0.0, "to start with; trial fits choose it from the "
+                  "validation loss"), True
 
 
 def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Path,
@@ -88,6 +104,8 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     cfg = plan.config
     holdout, choice = decide_holdout(cfg, dataset, problem)
     plan.adopt(choice)
+    choice, search_weight = decide_weight(cfg, holdout, resume)
+    plan.adopt(choice, quiet=search_weight)
     if holdout.unit == "pixels":
         problem.hold_out_pixels(holdout.pixels)
     plan.adopt(decide_probe_refinement(cfg, problem))
@@ -104,4 +122,4 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,
                                                  distributed))
     memory = check_memory(cfg, dataset, problem, backend)
-    return Prepared(problem, schedule, memory, holdout)
+    return Prepared(problem, schedule, memory, holdout, search_weight)
