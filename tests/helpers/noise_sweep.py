@@ -73,7 +73,7 @@ GEOMETRY = {
     "bench": {
         "ptycho2d": dict(shape=(1, 64, 64), angles=1, probe=16, step=2.0, blobs=14),
         "ptychoms": dict(shape=(4, 48, 48), angles=1, probe=16, step=3.0, blobs=10),
-        "nfptycho": dict(shape=(1, 96, 96), angles=1, probe=48, step=6.0, blobs=14),
+        "nfptycho": dict(shape=(1, 112, 112), angles=1, probe=48, step=46 / 9, blobs=16),
         "holo1": dict(shape=(1, 64, 64), angles=1, blobs=14),
         "holo4": dict(shape=(1, 64, 64), angles=1, blobs=14),
         "holotomo": dict(shape=(32, 32, 32), angles=36, blobs=12),
@@ -101,10 +101,10 @@ class NoiseCase:
     seed: int = 0
 
     def __post_init__(self):
-        for value, allowed in ((self.modality, MODALITIES), (self.contrast, CONTRASTS),
-                               (self.storage, STORAGE), (self.size, SIZES)):
-            if value not in allowed:
-                raise ValueError(f"{value!r}: expected one of {allowed}")
+        for name, allowed in (("modality", MODALITIES), ("contrast", CONTRASTS),
+                              ("storage", STORAGE), ("size", SIZES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} {getattr(self, name)!r}: expected one of {allowed}")
 
     @property
     def name(self) -> str:
