@@ -90,7 +90,7 @@ def test_random_spheres_deterministic():
 
 def test_make_phantom_and_optics():
     shape = (8, 32, 32)
-    for kind in ("cone", "siemens", "spheres"):
+    for kind in ("cone", "siemens", "spheres", "cell"):
         vol = make_phantom(PhantomSpec(kind=kind, radius_max_px=3.0), shape)
         assert vol.shape == shape and vol.dtype == np.float32 and vol.max() > 0
     star = make_phantom(PhantomSpec(kind="siemens", thickness_px=2), shape)
