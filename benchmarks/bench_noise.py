@@ -15,8 +15,9 @@ epochs and ``regularization.tv_weight`` set, run for 4x the case's epochs E. Rep
 * what each rule picks, as a fraction of the best correlation of the grid (any epoch <= 4E):
   ``val``: the least validation loss over weights and epochs; ``val-stop(w=0)``: early stopping
   (patience 3) on the validation loss, no penalty; ``val-best(w=0)``: the least validation loss
-  of the whole run (4E epochs), no penalty; ``val-trial``: the weight whose validation
-  loss after E/2 epochs is least, then early stopping; ``discrep-stop(w=0)``: stop when the
+  of the whole run (4E epochs), no penalty; ``val-trial`` (``val-trial/2``): the weight whose
+  run reached the least validation loss within its first E (E/2) epochs, that run's least
+  validation loss over 4E; ``discrep-stop(w=0)``: stop when the
   training misfit first reaches the noise level; ``discrep-weight``: the weight whose misfit at 4E
   is nearest the noise level; ``plateau(w=0)``: no penalty, Adam's rates halved after 2 epochs
   without a new least validation loss (kept state: the last); ``ladder``: one run whose TV weight
@@ -102,10 +103,13 @@ def picks(runs: dict, level: float, e: int, subset=None) -> dict:
     r0 = runs[0.0]["records"]
     out["val-stop(w=0)"] = r0[early_stop(r0, subset=subset)]["corr"]
     out["val-best(w=0)"] = r0[early_stop(r0, len(r0), subset)]["corr"]
-    trial = max(1, e // 2)
-    w = min(runs, key=lambda w: val_of(runs[w]["records"][trial - 1], subset))
-    out["val-trial"] = runs[w]["records"][early_stop(runs[w]["records"], subset=subset)]["corr"]
-    out["val-trial w"] = w
+    for name, trial in (("val-trial", e), ("val-trial/2", max(1, e // 2))):
+        # the weight whose trial of ``trial`` epochs reached the least validation loss; that
+        # run goes on to 4E and keeps its least-validation state
+        w = min(runs, key=lambda w: min(val_of(r, subset) for r in runs[w]["records"][:trial]))
+        rr = runs[w]["records"]
+        out[name] = rr[early_stop(rr, len(rr), subset)]["corr"]
+        out[name + " w"] = w
     if subset is None:
         hit = next((r for r in r0 if r["misfit"] <= level), r0[-1])
         out["discrep-stop(w=0)"] = hit["corr"]
@@ -132,13 +136,15 @@ def holdout_sizes(runs: dict, e: int, n_elements: int, seed: int = 0) -> dict:
     return out
 
 
-def study(case: NoiseCase, weights, epochs: int | None = None, unit: str | None = None) -> dict:
+def study(case: NoiseCase, weights, epochs: int | None = None, unit: str | None = None,
+          island_radius: float = 3.0) -> dict:
     """Every run of one case, and what the rules pick."""
     t0 = time.perf_counter()
     data = make_data(case)
     e = epochs or EPOCHS[case.modality]
-    hold = make_holdout(data, HOLDOUT_SHARE, unit)
-    raw = RAW / f"{case.name}-{hold.unit}-E{e}.json"
+    hold = make_holdout(data, HOLDOUT_SHARE, unit, island_radius=island_radius)
+    tag = f"r{island_radius:g}" if hold.unit == "pixels" and island_radius != 3.0 else ""
+    raw = RAW / f"{case.name}-{hold.unit}{tag}-E{e}.json"
     # the runs of an earlier call are kept (the analysis may change, the runs not)
     saved = json.loads(raw.read_text()) if raw.exists() else {}
     todo = {f"w={w:g}": ({"regularization.tv_weight": float(w)}, {}) for w in weights}
@@ -215,6 +221,30 @@ def report(res: dict) -> None:
                     for k, v in res["sizes"].items()))
 
 
+RULES = ("val", "val-trial", "val-trial/2", "val-stop(w=0)", "val-best(w=0)", "plateau(w=0)",
+         "discrep-stop(w=0)", "discrep-weight", "ladder")
+
+
+def summary(results: list) -> None:
+    """The tables of benchmarks/README.md ("Noise") over every case run."""
+    print("\n| case | contrast | defaults E / 4E / best (epoch) | grid's best at E (weight) | "
+          "ratio | loss best -> 4E |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        d, e = r["defaults"], r["epochs"]
+        w = max(r["weights"], key=lambda w: r["weights"][w]["corr_E"])
+        print(f"| {r['case']} | {r['contrast']:.2%} | {d['corr'][e - 1]:.3f} / {d['corr'][-1]:.3f} "
+              f"/ {max(d['corr']):.3f} ({d['best_epoch']}) | {r['best_at_E']:.3f} ({w:g}) | "
+              f"{d['ratio']:.2f} | {100 * d['loss_to_4E']:.0f} % |")
+    print("\n| case | grid's best (weight) | " + " | ".join(RULES) + " |")
+    print("|---|---|" + "---|" * len(RULES))
+    for r in results:
+        w = max(r["weights"], key=lambda w: r["weights"][w]["best"])
+        p = r["picks"]
+        print(f"| {r['case']} | {r['best']:.3f} ({w:g}) | "
+              + " | ".join(f"{p[k] / r['best']:.2f}" for k in RULES) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
@@ -225,6 +255,8 @@ def main() -> None:
     ap.add_argument("--unit", default=None, choices=("frames", "angles", "pixels"),
                     help="held-out unit (default: frames for ptychography, angles for "
                          "holotomography, pixel islands for holography)")
+    ap.add_argument("--island-radius", type=float, default=3.0,
+                    help="held-out pixel islands: radius in pixels (PyNX: 3)")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = ap.parse_args()
     if 0.0 not in args.weights:
@@ -232,11 +264,13 @@ def main() -> None:
     logging.getLogger("slicewise").setLevel(logging.ERROR)
     results = []
     for text in args.cases:
-        res = study(parse_case(text, args.size), args.weights, args.epochs, args.unit)
+        res = study(parse_case(text, args.size), args.weights, args.epochs, args.unit,
+                    args.island_radius)
         report(res)
         results.append(res)
         if args.json:
             args.json.write_text(json.dumps(results, indent=1, default=float))
+    summary(results)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ KINDS = ("integer counts", "scaled counts", "estimated", "stated")
 
 #: At most this many frames, and this many pixel values, are read (spread over the data set).
 MAX_FRAMES = 256
-MAX_VALUES = 4_000_000
+MAX_VALUES = 2_000_000
 #: Single precision's relative spacing: float32 frames (and a magnitude squared back) are whole
 #: multiples of a quantum only to within a few of these, relative to the value.
 EPS32 = 2.0 ** -23
@@ -54,6 +54,9 @@ MIN_VALUES, MIN_SHARE, MIN_LEVELS = 200, 0.98, 8
 #: Quantum candidates tried: the smallest step between distinct values, divided by 1..MAX_DIVISOR
 #: (with few values the smallest step present may span several quanta).
 MAX_DIVISOR = 6
+#: Values (spread over the sample) tested for one lattice, frames tested one by one, pixels
+#: tested one by one (larger frames: the other pixels take the median quantum).
+LATTICE_VALUES, LATTICE_FRAMES, LATTICE_PIXELS = 200_000, 64, 16_384
 #: Per-pixel lattices (flat-fielded counts) need at least this many frames, whose values of a
 #: pixel are informative and spread over MIN_LEVELS / 2 levels.
 MIN_FRAMES_PER_PIXEL = 16
@@ -281,14 +284,16 @@ def _per_pixel(frames: np.ndarray, good: np.ndarray):
     k = frames.shape[0]
     if k < MIN_FRAMES_PER_PIXEL:
         return None
-    v = np.sort(frames.reshape(k, -1), axis=0)
+    pix = _spread(np.flatnonzero(good.ravel()), LATTICE_PIXELS)
+    v = np.sort(frames.reshape(k, -1)[:, pix], axis=0)
     q, _off, _share, ok = _lattices(v, MIN_FRAMES_PER_PIXEL, MIN_LEVELS // 2)
-    lattice = ok & good.ravel()
-    share = float(lattice.sum() / max(good.sum(), 1))
+    share = float(ok.mean())
     if share < 0.9:
         return None
-    fill = np.nanmedian(q[lattice])
-    return np.where(lattice, q, fill).reshape(frames.shape[1:]), share
+    # pixels not tested (large frames) and the few without a lattice take the median quantum
+    qmap = np.full(good.size, np.nanmedian(q[ok]))
+    qmap[pix[ok]] = q[ok]
+    return qmap.reshape(frames.shape[1:]), share
 
 
 # ---- a level measured on the data ---------------------------------------------------------------
@@ -445,13 +450,14 @@ def estimate_noise(ds, photons_per_unit: float | None = None) -> NoiseEstimate:
 
 def _scaled_counts(frames: np.ndarray, good: np.ndarray, where: str) -> NoiseEstimate | None:
     """Scaled counts: one quantum for the data set, one per frame, or one per pixel."""
-    pooled = find_quantum(frames[:, good])
+    pooled = find_quantum(_spread(frames[:, good].ravel(), LATTICE_VALUES))
     if pooled is not None:
         q, off, _ = pooled
         return NoiseEstimate("scaled counts", 1.0 / q, NoiseModel(q),
                              f"the values are whole multiples of {q:.6g} ({1 / q:.6g} photons "
                              f"per unit{_dark(off, q)}; {where})")
-    quanta = [find_quantum(f[good]) for f in frames]
+    quanta = [find_quantum(_spread(f[good], LATTICE_VALUES // 4))
+              for f in frames[spread_indices(len(frames), LATTICE_FRAMES)]]
     found = [f for f in quanta if f is not None]
     if len(found) >= max(2, int(0.9 * len(quanta))):
         q = np.array([f[0] for f in found])
@@ -471,6 +477,12 @@ def _scaled_counts(frames: np.ndarray, good: np.ndarray, where: str) -> NoiseEst
                          f"each pixel's values are whole multiples of its own quantum (counts "
                          f"divided by a flat field): {lo:.4g} to {hi:.4g} photons per unit "
                          f"(5-95 %), {100 * share:.0f} % of pixels; {where}")
+
+
+def _spread(values: np.ndarray, n: int) -> np.ndarray:
+    """At most ``n`` of ``values``, evenly spread over them (the lattice test needs a few
+    thousand; sorting millions would cost seconds)."""
+    return values if values.size <= n else values[np.linspace(0, values.size - 1, n).astype(int)]
 
 
 def _dark(offset: float, q: float) -> str:
