@@ -167,9 +167,9 @@ def poisson_misfit_per_photon(lam):
 # ---- reading a sample --------------------------------------------------------------------------
 
 def sample_frames(ds, max_frames: int = MAX_FRAMES, max_values: int = MAX_VALUES) -> tuple:
-    """``(frames, good)``: up to ``max_frames`` frames spread over angles and spots (and at most
-    ``max_values`` pixels in all), float64 ``(k, fy, fx)`` in model units, and the detector's good
-    pixels (bool ``(fy, fx)``)."""
+    """``(frames, good)``: up to ``max_frames`` frames spread over angles and spots (and about
+    ``max_values`` pixels in all: of very large frames, at least two, a central window), float64
+    ``(k, fy', fx')`` in model units, and the detector's good pixels there (bool)."""
     per_frame = int(np.prod(ds.frame_shape))
     k = max(2, min(max_frames, max_values // max(per_frame, 1), ds.n_angles * ds.n_spots))
     n_a = min(ds.n_angles, max(1, int(round(math.sqrt(k * ds.n_angles / max(ds.n_spots, 1))))))
@@ -177,6 +177,10 @@ def sample_frames(ds, max_frames: int = MAX_FRAMES, max_values: int = MAX_VALUES
     a, s = spread_indices(ds.n_angles, n_a), spread_indices(ds.n_spots, n_s)
     frames = np.concatenate([np.asarray(ds.frames([i], s), np.float64)[0] for i in a])
     good = np.ones(ds.frame_shape, bool) if ds.mask is None else np.asarray(ds.mask) > 0
+    if frames.size > max_values:   # frames larger than the budget: a window of each
+        side = [min(n, max(16, int(math.sqrt(max_values / len(frames))))) for n in ds.frame_shape]
+        win = tuple(slice((n - w) // 2, (n - w) // 2 + w) for n, w in zip(ds.frame_shape, side))
+        frames, good = frames[(slice(None),) + win], good[win]
     return frames, good
 
 
