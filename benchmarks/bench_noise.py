@@ -50,6 +50,9 @@ sys.path.insert(0, str(HERE.parent / "tests" / "helpers"))
 from _noise_trials import make_holdout, noise_levels, run_trial  # noqa: E402
 from noise_sweep import NoiseCase, intensity_contrast, make_data  # noqa: E402
 
+from slicewise.engine.io.datafile import Dataset  # noqa: E402
+from slicewise.engine.io.noise import estimate_noise  # noqa: E402
+
 #: The case's epochs E per modality (the run goes to 4E): about where the examples' defaults
 #: reach their best on the clean data.
 EPOCHS = {"holotomo": 10, "ptychotomo": 10, "ptycho2d": 20, "ptychoms": 20, "holo1": 50,
@@ -245,6 +248,26 @@ def summary(results: list) -> None:
               + " | ".join(f"{p[k] / r['best']:.2f}" for k in RULES) + " |")
 
 
+def estimate_accuracy(size: str = "bench") -> None:
+    """The measured noise level of continuous data (no lattice: the sweep's counts times
+    ``1 + 1e-3 N(0, 1)`` per pixel and exposure, over the photons) relative to the truth, at the
+    median clean intensity (far field: the 90th percentile), per modality, contrast and photons."""
+    rng = np.random.default_rng(1)
+    print("\n| | weak | strong |\n|---|---|---|")
+    for m in ("holo1", "holo4", "holotomo", "nfptycho", "ptycho2d", "ptychotomo"):
+        cells = []
+        for contrast in ("weak", "strong"):
+            row = []
+            for ph in (1e3, 1e4, 1e5, 1e6, 1e7):
+                d = make_data(NoiseCase(m, ph, contrast, "counts", size))
+                stored = d.stored * (1 + 1e-3 * rng.normal(0, 1, d.stored.shape)) / ph
+                est = estimate_noise(Dataset.from_arrays(stored.astype(np.float32), d.geometry))
+                ref = np.percentile(d.clean, 90 if d.case.far_field else 50) / ph
+                row.append(f"{est.model.variance(ref) / (ref / ph):.2g}")
+            cells.append(" / ".join(row))
+        print(f"| {m} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES),
@@ -257,11 +280,16 @@ def main() -> None:
                          "holotomography, pixel islands for holography)")
     ap.add_argument("--island-radius", type=float, default=3.0,
                     help="held-out pixel islands: radius in pixels (PyNX: 3)")
+    ap.add_argument("--noise-estimate", action="store_true",
+                    help="only the accuracy of the measured noise level on continuous data")
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
     args = ap.parse_args()
     if 0.0 not in args.weights:
         args.weights = [0.0] + args.weights
     logging.getLogger("slicewise").setLevel(logging.ERROR)
+    if args.noise_estimate:
+        estimate_accuracy(args.size)
+        return
     results = []
     for text in args.cases:
         res = study(parse_case(text, args.size), args.weights, args.epochs, args.unit,
