@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 
 from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import field_line
 
 from .views.common import (colormap, colormap_combo, format_length, log_image, robust_levels,
                            set_scaled_axis)
@@ -31,6 +32,7 @@ def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
             ("layout", str(ds.meta.get("layout", "?"))),
             ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
              (", tomography" if is_tomography(ds.angles_rad) else "")),
+            ("field", field_line(ds, short=True)),
             ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
                        f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
             ("energy", f"{ds.energy_ev / 1e3:.4g} keV  (\u03bb = {format_length(ds.wavelength_m)})"),
