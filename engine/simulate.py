@@ -32,7 +32,7 @@ from .materials import parse_material
 from .models.common import Optics
 from .models.holo import HoloModel
 from .models.ptycho import PtychoModel
-from .phantoms import PhantomSpec, make_phantom, occupancy_to_delta_beta
+from .phantoms import PHANTOM_KINDS, PhantomSpec, make_phantom, occupancy_to_delta_beta
 from .probes import airy_probe, gaussian_probe
 from .scans import fermat_spiral_scan, overlap_to_step, perturb_positions, raster_scan
 
@@ -273,7 +273,7 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="data file to write (.h5)")
     p.add_argument("--config", help="simulation TOML (keys of SimulationConfig); flags override it")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a ready-made data set")
-    p.add_argument("--phantom", choices=("cone", "siemens", "spheres"))
+    p.add_argument("--phantom", choices=PHANTOM_KINDS)
     p.add_argument("--modality", choices=MODALITIES)
     p.add_argument("--material", help="named material or FORMULA:DENSITY (default SiO2 glass)")
     p.add_argument("--shape", type=int, nargs=3, metavar=("NZ", "NY", "NX"))

@@ -95,6 +95,12 @@ class DataConfig:
                                "the scan positions against the frames (features move with the "
                                "sample) and fix them if clearly wrong; as_read = trust the file",
                                choices=("auto", "as_read"))
+    photons_per_unit: Optional[float] = _f(None, "photons per unit of the stored frames (e.g. "
+                                           "the scale the counts were divided by); the noise "
+                                           "level follows from it. Unset = found from the data "
+                                           "(integer counts; floats that are whole multiples of "
+                                           "one quantum; else measured on the frames)",
+                                           "photons", min=0, min_exclusive=True)
 
 
 _f = field_factory("model")
