@@ -54,6 +54,8 @@ from .setup.prepare import prepare_run
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
+#: A data misfit below this fraction of the noise level's is reported as fitting the noise.
+NOISE_FIT_WARNING = 0.8
 
 
 class Reconstruction:
@@ -98,6 +100,7 @@ class Reconstruction:
                                resume=bool(resume))
         self.problem: Problem = prepared.problem
         self.memory_estimate_bytes = prepared.memory_estimate_bytes
+        self.noise, self.expected_misfit = prepared.noise, prepared.expected_misfit
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.progress = Progress()
@@ -488,6 +491,23 @@ class Reconstruction:
             log.log(logging.INFO if self._search is not None else logging.WARNING,
                     "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
+    def noise_level_ratio(self) -> float:
+        """The last epoch's data loss over the loss expected at the noise level (1 = the fit
+        explains the data as far as the noise allows; well below 1 = it fits the noise)."""
+        if not self.history or not self.expected_misfit > 0:
+            return float("nan")
+        return float(self.history[-1]["terms"].get("data", self.history[-1]["loss"])
+                     / self.expected_misfit)
+
+    def _report_noise_level(self) -> None:
+        ratio = self.noise_level_ratio()
+        if not math.isfinite(ratio):
+            return
+        level = log.warning if ratio < NOISE_FIT_WARNING else log.info
+        level("the fit's data misfit is %.2fx the noise level (%s)%s", ratio, self.noise.kind,
+              "; it fits the noise: hold out data (run.validation_share) or regularise"
+              if ratio < NOISE_FIT_WARNING else "")
+
     @property
     def stopped_early(self) -> bool:
         """Whether the run ended before ``run.epochs`` because the validation loss stopped
@@ -503,6 +523,7 @@ class Reconstruction:
         """Final checkpoint; the result (the estimate of the best validation loss when the run
         keeps it) and TIFF stacks; the final state."""
         self._write(self.checkpoint_path, "checkpoint")
+        self._report_noise_level()
         best = self.watch.result_params(self.epoch)
         if best is not None:
             with self._lock:

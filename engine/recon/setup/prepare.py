@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ...backend import Backend
-from ...io.datafile import Dataset
+from ...io.datafile import Dataset, spread_indices
+from ...io.noise import NoiseEstimate, estimate_noise
 from ..loop.distributed import agreed_memory_bytes
 from ..loop.validation import Holdout, choose_holdout
 from ..plan import Choice, RunPlan
@@ -43,6 +44,8 @@ class Prepared:
     memory_estimate_bytes: int
     holdout: Holdout
     search_weight: bool    # regularization.tv_weight is chosen by trial fits (weight_search.py)
+    noise: NoiseEstimate
+    expected_misfit: float  # the data loss per pixel at the noise level (the discrepancy level)
 
 
 def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
@@ -82,6 +85,17 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
                         "their loss is the validation loss")
 
 
+def decide_noise(cfg, dataset: Dataset) -> tuple[NoiseEstimate, Choice | None]:
+    """What the noise of the data is (:func:`...io.noise.estimate_noise`); an unset
+    ``data.photons_per_unit`` found from the data becomes a choice (so ``config.toml`` states the
+    noise level the run assumed)."""
+    noise = estimate_noise(dataset, cfg.data.photons_per_unit)
+    if cfg.data.photons_per_unit is not None or noise.photons_per_unit is None:
+        return noise, None
+    return noise, Choice("data.photons_per_unit", float(noise.photons_per_unit),
+                         f"{noise.kind}: {noise.reason}")
+
+
 def decide_weight(cfg, holdout: Holdout, resume: bool) -> tuple[Choice | None, bool]:
     """``regularization.tv_weight`` unset: 0 to start with, and whether trial fits choose it
     (only with held-out data to rank them, and not when resuming a run that chose it)."""
@@ -102,6 +116,11 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     """Steps 1-5 of the module docstring; every choice goes into ``plan``."""
     problem = build_problem(plan, dataset, backend, base_dir, distributed)
     cfg = plan.config
+    noise, choice = decide_noise(cfg, dataset)
+    plan.adopt(choice)
+    # the measured frames stand in for the noise-free intensities the expectation wants
+    sample = dataset.frames(spread_indices(dataset.n_angles, 2), spread_indices(dataset.n_spots, 32))
+    misfit = noise.model.expected_misfit(sample, problem.loss_spec.name)
     holdout, choice = decide_holdout(cfg, dataset, problem)
     plan.adopt(choice)
     choice, search_weight = decide_weight(cfg, holdout, resume)
@@ -122,4 +141,4 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,
                                                  distributed))
     memory = check_memory(cfg, dataset, problem, backend)
-    return Prepared(problem, schedule, memory, holdout, search_weight)
+    return Prepared(problem, schedule, memory, holdout, search_weight, noise, misfit)
