@@ -26,13 +26,15 @@ def test_scan_positions_are_held_out_spread_and_differently_per_angle():
     assert np.array_equal(h.held, again.held)                        # reproducible from the seed
     assert not np.array_equal(h.held, choose_holdout(0.1, 4, 100, (16, 16), True, seed=1).held)
     assert len(h.train_spots) == 100 and len(h.train_angles) == 4   # nothing dropped in tomography
-    flat = choose_holdout(0.1, 1, 100, (16, 16), True, seed=0)
-    assert len(flat.train_spots) == 90                               # 2D: held positions dropped
+    flat = choose_holdout(0.1, 1, 300, (16, 16), True, seed=0)
+    assert len(flat.train_spots) == 270      # 2D: held positions dropped
 
 
 def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
     h = choose_holdout(0.1, 36, 2, (32, 32), False, seed=3)
     assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
+    assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3).unit == "none"   # few angles
+    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "none"   # few frames
     one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
     assert one.unit == "pixels" and not one.held.any()
     assert one.pixels.sum() == 180 and one.pixels.mean() == 0.05   # scattered single pixels
@@ -41,10 +43,10 @@ def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
 
 
 def test_weights_of_a_minibatch():
-    h = choose_holdout(0.25, 2, 8, (8, 8), True, seed=0)
-    a, s = np.array([0, 1]), np.arange(8)
+    h = choose_holdout(0.25, 2, 120, (8, 8), True, seed=0)
+    a, s = np.array([0, 1]), np.arange(120)
     train, val = h.frame_weights(a, s), h.frame_weights(a, s, held=True)
-    np.testing.assert_array_equal(train + val, np.ones((2, 8)))
+    np.testing.assert_array_equal(train + val, np.ones((2, 120)))
     np.testing.assert_array_equal(val.astype(bool), h.held)
     kept = np.flatnonzero(~h.held[0])
     assert h.frame_weights([0], kept) is None        # nothing held in it: full weights
@@ -61,7 +63,7 @@ def test_best_state_keeps_the_best_estimate():
 
 @pytest.fixture(scope="module")
 def star(tmp_path_factory):
-    return gold_star(tmp_path_factory.mktemp("val") / "star.h5", n=24, step_px=2.0)
+    return gold_star(tmp_path_factory.mktemp("val") / "star.h5", n=40, step_px=2.0)  # 289 frames
 
 
 def test_the_fit_never_sees_the_held_out_frames(star, tmp_path):

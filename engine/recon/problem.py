@@ -111,13 +111,13 @@ class Problem:
         terms = {"data": data_term}
         reg = self.config.regularization
         total = data_term
-        if reg.l1_weight > 0 or reg.tv_weight > 0:  # no full-object work when unregularised
+        if reg.l1_weight > 0 or (reg.tv_weight or 0) > 0:  # no full-object work unregularised
             norm = self._penalty_norm(params, data_term)
             if not norm:
                 return total, terms
             obj_terms = self._object_terms(params)
             for name, weight, penalty in (("l1", reg.l1_weight, regularizers.l1),
-                                          ("tv", reg.tv_weight,
+                                          ("tv", reg.tv_weight or 0.0,
                                            lambda t: regularizers.total_variation_3d(t, reg.tv_eps))):
                 if weight > 0:
                     value = penalty(obj_terms[0])

@@ -471,7 +471,8 @@ class Reconstruction:
                                  self._eta(nb, nb),
                                  validation=record.get("validation", float("nan"))))
         every = self.config.run.checkpoint_every
-        searching = self._search is not None   # trial fits are not the run's yet
+        # a trial fit of the weight search is not the run's (yet); the unpenalised first fit is
+        searching = self._search is not None and self.solver.plan is not self.plan
         if every and self.epoch % every == 0 and self.epoch < self.n_epochs and not searching:
             self._write(self.checkpoint_path, "checkpoint")
             self._emit(ProgressEvent("checkpoint", self.epoch, self.n_epochs, state=self.state,
@@ -483,9 +484,12 @@ class Reconstruction:
         and whether to stop early (:class:`.loop.validation.ValidationWatch`)."""
         if not self.watch.active:
             return
+        ratio = (record["terms"].get("data", record["loss"]) / self.expected_misfit
+                 if self.expected_misfit > 0 else float("nan"))
         with self._lock:
             value, why = self.watch.after_epoch(self.epoch, self.problem.params,
-                                                lambda p: {k: host_copy(v) for k, v in p.items()})
+                                                lambda p: {k: host_copy(v) for k, v in p.items()},
+                                                ratio)
         record["validation"] = value
         if why:
             log.log(logging.INFO if self._search is not None else logging.WARNING,

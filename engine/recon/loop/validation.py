@@ -33,7 +33,7 @@ from ...backend import to_host
 from ...errors import ConfigError
 
 __all__ = ["Holdout", "choose_holdout", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
-           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS"]
+           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE"]
 
 #: Side of the square islands of held-out detector pixels. Single pixels: in the near field an
 #: object pixel reaches only the detector pixels of its Fresnel zone (one or two pixels at the
@@ -49,6 +49,14 @@ MIN_UNITS = 2
 #: Halving Adam's rates instead was measured to gain nothing: once the noise is in the estimate,
 #: smaller steps keep it (benchmarks/README.md, "Counting noise", rule d).
 PATIENCE = 4
+#: The fit is watched for noise fitting only once its training data misfit is within this factor
+#: of the loss expected at the noise level: above it, the model explains the data worse than the
+#: noise allows (a probe, positions or the object still far off), so a validation loss that rises
+#: is the fit's own transient (a probe being refined, an object built from vacuum), not noise
+#: (a blind far-field probe: the validation loss rose over the first epochs while the correlation
+#: went 0 -> 0.9). Weak noisy data reach the noise level within the first epochs
+#: (benchmarks/README.md, "Counting noise", c).
+NOISE_GATE = 1.5
 #: ... and never before this many epochs: a fit built from an empty start can predict the held-out
 #: data worse for a few epochs before it predicts them better (noise-free four-distance holography
 #: from vacuum: the validation loss rose for three epochs, then fell 13x while the correlation
@@ -128,33 +136,37 @@ def _stratified(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.unique(np.minimum(lo + (rng.random(k) * np.maximum(hi - lo, 1)).astype(int), n - 1))
 
 
-#: With the automatic share: at least this many held-out frames (ptychography) or angles
+#: At least this many held-out frames (ptychography) or angles
 #: (full-field tomography), up to :data:`MAX_SHARE` of them: fewer rank the weights unreliably
 #: (benchmarks/README.md, "Counting noise": 6 frames 0.62 of the best weight at worst, 26 0.96).
 MIN_FRAMES, MIN_ANGLES, MAX_SHARE = 25, 4, 0.2
+#: Scans with fewer frames (angles of full-field tomography) hold nothing out: each frame still
+#: shapes the fit (a blind far-field probe from 64 frames: correlation 0.96 with every frame,
+#: 0.18 with 13 held out), and a validation loss of a handful of frames ranks nothing reliably.
+MIN_TOTAL_FRAMES, MIN_TOTAL_ANGLES = 200, 20
 
 
 def choose_holdout(share: float, n_angles: int, n_spots: int, frame_shape: tuple,
-                   splits_spots: bool, seed: int, at_least: bool = False) -> Holdout:
-    """The held-out data of a run (see the module docstring); ``share`` in [0, 0.5);
-    ``at_least``: raise the count to :data:`MIN_FRAMES` / :data:`MIN_ANGLES` (at most
-    :data:`MAX_SHARE` of the data) where ``share`` gives fewer."""
+                   splits_spots: bool, seed: int) -> Holdout:
+    """The held-out data of a run (see the module docstring); ``share`` in [0, 0.5), raised to
+    :data:`MIN_FRAMES` / :data:`MIN_ANGLES` (at most :data:`MAX_SHARE` of the data) where it
+    gives fewer."""
     none = Holdout("none", 0.0, np.zeros((n_angles, n_spots), bool))
     if share <= 0:
         return none
     rng = np.random.default_rng([seed, 0x5EED])
     held = np.zeros((n_angles, n_spots), bool)
-    total = share * n_angles * n_spots
-    if at_least:
-        total = max(total, min(MIN_FRAMES, MAX_SHARE * n_angles * n_spots))
+    total = max(share * n_angles * n_spots, min(MIN_FRAMES, MAX_SHARE * n_angles * n_spots))
     k_spots = min(int(math.ceil(total / n_angles - 1e-9)), n_spots // 2)
+    if splits_spots and n_angles * n_spots < MIN_TOTAL_FRAMES:
+        return none
     if splits_spots and k_spots >= MIN_UNITS:
         for a in range(n_angles):
             held[a, _stratified(n_spots, k_spots, rng)] = True
         return Holdout("frames", share, held)
-    k_angles = int(round(share * n_angles))
-    if at_least:
-        k_angles = max(k_angles, min(MIN_ANGLES, int(MAX_SHARE * n_angles)))
+    k_angles = max(int(round(share * n_angles)), min(MIN_ANGLES, int(MAX_SHARE * n_angles)))
+    if not splits_spots and 1 < n_angles < MIN_TOTAL_ANGLES:
+        return none
     if not splits_spots and k_angles >= MIN_UNITS:
         held[_stratified(n_angles, k_angles, rng)] = True
         return Holdout("angles", share, held)
@@ -268,10 +280,13 @@ class ValidationWatch:
     def active(self) -> bool:
         return self.holdout.active
 
-    def after_epoch(self, epoch: int, params: dict, copy) -> tuple[float, str]:
+    def after_epoch(self, epoch: int, params: dict, copy, noise_ratio: float) -> tuple[float, str]:
         """``(validation loss, why the run stops or "")`` for the estimate ``params`` of
-        ``epoch``; ``copy(params)`` keeps a new best."""
+        ``epoch``; ``copy(params)`` keeps a new best; ``noise_ratio``: the epoch's data misfit
+        over the one expected at the noise level (NaN: unknown), see :data:`NOISE_GATE`."""
         value = self.validator.loss(params)
+        if not noise_ratio <= NOISE_GATE and math.isfinite(noise_ratio):
+            return value, ""     # not near the noise yet: nothing to keep or stop for
         self.best.update(epoch, value, params, copy)
         if not self.early_stop or self.best.since_best < PATIENCE or epoch < MIN_EPOCHS:
             return value, ""

@@ -25,7 +25,7 @@ from ...backend import Backend
 from ...io.datafile import Dataset, spread_indices
 from ...io.noise import NoiseEstimate, estimate_noise
 from ..loop.distributed import agreed_memory_bytes
-from ..loop.validation import Holdout, choose_holdout
+from ..loop.validation import MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, Holdout, choose_holdout
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
@@ -76,11 +76,13 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
     asked = share is not None
     share = VALIDATION_SHARE if share is None else share
     held = choose_holdout(share, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
-                          problem.model.splits_spots, cfg.run.shuffle_seed, at_least=not asked)
+                          problem.model.splits_spots, cfg.run.shuffle_seed)
     if asked:
         return held, None
     if not held.active:
-        return held, Choice("run.validation_share", 0.0, "too little data to hold any out")
+        return held, Choice("run.validation_share", 0.0, "too little data to hold any out (at "
+                            f"least {MIN_TOTAL_FRAMES} frames or {MIN_TOTAL_ANGLES} angles: "
+                            "every frame of a smaller scan still shapes the fit)")
     return held, Choice("run.validation_share", share, f"held out of the fit: {held.describe()}; "
                         "their loss is the validation loss")
 
