@@ -23,12 +23,12 @@ from . import dialogs, errors, settings
 from .data_panel import DataSummary, FrameBrowser
 from .live_views import LiveViews
 from .log_panel import LogPanel
-from .napari_remote import make_3d_view
+from .view3d.remote import make_3d_view
 from .params_panel import ParamsPanel
 from .session import Session
 from .tasks import TaskRunner
 from .views.common import format_duration
-from .window_3d import View3DMixin
+from .view3d.window_tab import View3DMixin
 from .window_actions import build_actions, build_menus_and_toolbar
 from .window_files import FilesMixin
 from .worker import RunController, RunInfo

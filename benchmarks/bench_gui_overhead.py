@@ -13,7 +13,7 @@
    blocks over 100 ms, and the run's sum of epoch times. Then "Pop out to napari..." is
    pressed and the ticks of the next 4 s give the pop-out's longest block. ``--view window``
    draws the 3D view in the window's own process instead of its own (the default under X11,
-   :mod:`slicewise.app.napari_remote`), for comparison.
+   :mod:`slicewise.app.view3d.remote`), for comparison.
 
     python benchmarks/bench_gui_overhead.py [--epochs 20] [--rounds 3] [--backend numpy]
         [--skip-overhead] [--view default|process|window]
@@ -55,7 +55,7 @@ timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 state = {"started": None}
 
 def cpu_3d():
-    # the 3D view's own process (app/napari_remote.py), if the 3D view runs in one
+    # the 3D view's own process (app/view3d/remote.py), if the 3D view runs in one
     proc = getattr(w.napari_view, "process", None)
     try:
         f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
@@ -226,7 +226,7 @@ def responsiveness(cfg: Path, env: dict) -> None:
           f"{n} epochs {esum:.2f} s; the window's process used {res['cpu_s']:.2f} s of CPU "
           f"until the run ended ({100 * res['cpu_s'] / res['run_s']:.1f} % of one core)")
     if res["view_mode"] == "RemoteNapariView":
-        print(f"  the 3D view ran in its own process (app/napari_remote.py), which used "
+        print(f"  the 3D view ran in its own process (app/view3d/remote.py), which used "
               f"{res['cpu_3d_s']:.2f} s of CPU until the run ended "
               f"({100 * res['cpu_3d_s'] / res['run_s']:.1f} % of one core)")
     after = np.asarray(res["gaps_after_ms"] or [0.0])

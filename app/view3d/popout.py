@@ -1,5 +1,5 @@
 """The 3D view's pop-out: the same view in a full napari window (a mixin of
-:class:`.napari_view.NapariView`).
+:class:`.view.NapariView`).
 
 The window is made over several turns of the event loop, so that none blocks the window for
 long: the napari window, one hidden layer per turn, the window shown, then the visible layers
@@ -12,7 +12,7 @@ import logging
 
 from PyQt6.QtCore import QEvent, QObject, pyqtSignal
 
-from .napari_layers import add_state_layer, apply_view_settings
+from .layers import add_state_layer, apply_view_settings
 
 log = logging.getLogger("slicewise.app.napari")
 

@@ -1,9 +1,9 @@
 """The main window's 3D tab: which volume the napari view shows, and when it is refreshed.
 
-A mixin of :class:`.main_window.MainWindow`. Volumes come from the last snapshot of a run or
+A mixin of :class:`..main_window.MainWindow`. Volumes come from the last snapshot of a run or
 from an opened result; a free complex object is turned into phase/amplitude volumes off the
 window's thread. Failures of the 3D view never become dialogs: they go to the log and the view
-shows a message (see :class:`.napari_view.NapariView`).
+shows a message (see :class:`.view.NapariView`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 
 from PyQt6.QtCore import QTimer
 
-from . import dialogs
-from .file_jobs import VolumeSet, object_volumes
+from .. import dialogs
+from ..file_jobs import VolumeSet, object_volumes
 
 log = logging.getLogger("slicewise.app")
 

@@ -1,6 +1,6 @@
 """What the 3D view draws: the layers of a volume set, their grids and look, and previews.
 
-Qt-free helpers of :class:`.napari_view.NapariView`: a volume set (reconstruction and ground
+Qt-free helpers of :class:`.view.NapariView`: a volume set (reconstruction and ground
 truth) becomes a list of :class:`LayerPlan` (data, voxel scale and offset in micrometres,
 contrast limits), binned for live previews; :func:`setup_order` says in which order new layers
 are made, so that a first volume can be set up over several turns of the window's event loop.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .views.common import UM, robust_levels
+from ..views.common import UM, robust_levels
 
 # napari Euler angles (degrees) of the first 3D view: the cone's axis (y) upright, tilted towards
 # the viewer so that its 3D shape reads at a glance

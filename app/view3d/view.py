@@ -5,12 +5,12 @@ own layer list and layer controls beside it. Volumes are ``(z, y, x)`` with voxe
 micrometres (slice thickness along z, pixel size along y and x), so the scale bar and the axes are
 physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
 by side. "Pop out" copies the layers into a full napari window (plugins, export, ...;
-:mod:`.napari_popout`).
+:mod:`.popout`).
 
-napari is loaded in the background (:mod:`.napari_loading`). A new volume's layers are made, and
+napari is loaded in the background (:mod:`.loading`). A new volume's layers are made, and
 changed layers get their new data, one per turn of the event loop (each costs tens of
 milliseconds). The canvas sits in a native child window, drawn smaller while a run is live
-(:mod:`.napari_canvas`); when it grows back to full size, napari's follow-up drawings (grid
+(:mod:`.canvas`); when it grows back to full size, napari's follow-up drawings (grid
 panels, overlays) leave the volumes out and only the last one draws them. The view is
 sturdy: drawing errors of the OpenGL canvas are logged, never shown as dialogs, and the canvas is
 rebuilt (layers, camera and contrast kept), e.g. after a pop-out window that shared its OpenGL
@@ -28,13 +28,13 @@ from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplit
                              QWidget)
 
 from . import shader_cache
-from .napari_canvas import CanvasBox
-from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
+from .canvas import CanvasBox
+from .layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
                             PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, camera_of,
                             grid_of, plan_layers, preview_factor, rotated_fit, setup_order,
                             view_state, voxel_scale_um)
-from .napari_loading import NapariLoading
-from .napari_popout import NapariPopout
+from .loading import NapariLoading
+from .popout import NapariPopout
 
 __all__ = ["NapariView", "bin_volume", "preview_factor", "is_gl_error", "gl_error_seen"]
 
@@ -337,7 +337,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._run_stage()
 
     def _set_live(self, on: bool) -> None:
-        """Cap or free the canvas's size (see :class:`.napari_canvas.CanvasBox`); the camera's
+        """Cap or free the canvas's size (see :class:`.canvas.CanvasBox`); the camera's
         zoom follows, so that the framing stays."""
         zoom = self.canvas_box.zoom_ratio(on)
         if zoom != 1.0 and len(self.viewer.layers):
