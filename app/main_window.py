@@ -48,10 +48,12 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self._napari_shown_at = 0.0
         self._progress_at = 0.0          # when the progress bar last changed (monotonic s)
         self._opening_data: Path | None = None  # a data file being opened for data.path
+        self._result_data: Path | None = None   # the data file of the result on screen
         self._probed_backend: tuple | None = None
         self._autostart = False        # --start: start as soon as the form allows
         self.quit_when_done = False    # --quit-when-done: exit when the run ends
         self.exit_code: int | None = None
+        self._signalled = False        # a stop signal came: stop, then close (stop_and_quit)
 
         self.controller = RunController(self)
         self.controller.adopt(solver)
@@ -238,7 +240,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
         if self.controller.is_active():
-            if not self.quit_when_done and not dialogs.confirm(
+            if not (self.quit_when_done or self._signalled) and not dialogs.confirm(
                     self, "Quit Slicewise",
                     "A reconstruction is running. Stop it and quit?\n\nThe run stops after the "
                     "current minibatch and writes its checkpoint and result."):

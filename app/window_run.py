@@ -9,6 +9,7 @@ A mixin of :class:`.main_window.MainWindow`; the solver runs in a process of its
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import QApplication
 
 from . import dialogs
+from .file_jobs import checkpoint_epoch
+from .stop_signals import signal_name
 from .views.common import format_duration
 from .worker import RunInfo
 
@@ -49,6 +52,8 @@ class RunMixin:
             if why:
                 self.report("Start", f"Cannot start: {why}")
             return
+        if resume and not self._epochs_left(resume):
+            return
         cfg = self.params.config()
         problem = self.session.output_dir_problem(cfg.run.output_dir)
         if problem:
@@ -61,6 +66,27 @@ class RunMixin:
         log.info("starting a reconstruction (%d epochs%s)", cfg.run.epochs,
                  f", resuming {resume}" if resume else "")
         self.controller.start(cfg, self.session.base_dir(), resume)
+
+    def _epochs_left(self, resume: str) -> bool:
+        """A checkpoint already at or past run.epochs would end at once ("finished"): say so
+        and offer to continue for more epochs (run.epochs is the total); False when the user
+        declines (nothing runs)."""
+        done, asked = checkpoint_epoch(resume), int(self.params.value("run.epochs"))
+        if done is None or done < asked:
+            return True
+        text = (f"{Path(resume).name} is at epoch {done}, already past the {asked} epochs "
+                "asked for (run.epochs)")
+        more = None if self.quit_when_done else dialogs.ask_more_epochs(self, done, asked)
+        if more is None:
+            if self.quit_when_done:
+                self.report("Resume", f"Cannot resume: {text}; raise run.epochs.")
+            else:
+                self.statusBar().showMessage(f"{text}; nothing to run", 15000)
+                log.info("%s; not resumed", text)
+            return False
+        self.params.set_value("run.epochs", done + int(more))
+        log.info("%s: continuing for %d more (run.epochs = %d)", text, more, done + more)
+        return True
 
     def resume_from_checkpoint(self) -> None:
         path = dialogs.open_file(self, "Resume from checkpoint", dialogs.RESULT_FILTER)
@@ -239,12 +265,33 @@ class RunMixin:
                      "%.1f %% of %.1f s run time", stats.n_snapshots, stats.callback_s,
                      stats.gui_s, 100 * stats.overhead_fraction(), stats.run_s)
         self.session.set_run_state("idle")
+        if self._signalled:      # stopped by a signal: its checkpoint is written, now close
+            self._quit(0)
+            return
         if self.session.dataset is not None and not self.quit_when_done:
             self.controller.prewarm()  # the next Start finds its process ready
         self.params.revert_invalid()  # values typed while paused that were never applied
         self._on_form_changed()
         if self.quit_when_done:
             self._quit(0 if getattr(self, "_final_state", "") == "finished" else 1)
+
+    def stop_and_quit(self, signum: int) -> None:
+        """A stop signal (:mod:`.stop_signals`): as ``slicewise reconstruct`` does, the run
+        stops after the current minibatch and writes its checkpoint and result; then the window
+        closes and the application exits with code 0."""
+        name = signal_name(signum)
+        if self._signalled:
+            log.info("%s: already stopping", name)
+            return
+        self._signalled = True
+        if self.controller.is_active():
+            text = f"{name}: stopping after this minibatch and writing a checkpoint, then closing"
+            self.stop_run()
+        else:
+            text = f"{name}: closing"
+            self._quit(0)
+        log.warning("%s", text)
+        print(text, file=sys.stderr, flush=True)  # the terminal that sent it sees it too
 
     def _quit(self, code: int) -> None:
         self.exit_code = code

@@ -31,7 +31,7 @@ from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QWindow
 from PyQt6.QtWidgets import QApplication
 
-from ..child_pipe import PipeLogHandler
+from ..child_pipe import PipeLogHandler, ignore_terminal_signals
 
 log = logging.getLogger("slicewise.app.napari")
 
@@ -179,6 +179,7 @@ def serve(conn) -> int:
 if __name__ == "__main__":
     from multiprocessing.connection import Connection
 
+    ignore_terminal_signals()   # Ctrl-C in the window's terminal: the window closes this view
     code = serve(Connection(int(sys.argv[1])))
     logging.shutdown()
     os._exit(code)  # napari's objects need no orderly teardown: the window is closed
