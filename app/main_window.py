@@ -44,8 +44,6 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self.setObjectName("SlicewiseMainWindow")
         self.setAcceptDrops(True)
         self.session = Session()
-        self._volumes = None           # what the 3D view shows (current run or a result)
-        self._napari_shown_at = 0.0
         self._progress_at = 0.0          # when the progress bar last changed (monotonic s)
         self._opening_data: Path | None = None  # a data file being opened for data.path
         self._result_data: Path | None = None   # the data file of the result on screen
@@ -59,6 +57,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self.controller.adopt(solver)
         self.tasks = TaskRunner(self)
         self._build_widgets(log_file)
+        self._init_3d()
         build_actions(self)
         build_menus_and_toolbar(self)
         self._connect()

@@ -242,8 +242,7 @@ class RunMixin:
         energy = info.energy_ev if info else (self.dataset.energy_ev if self.dataset else None)
         self.live.show_snapshot(snap, energy)
         self._volumes = None  # built from last_snapshot when the 3D view needs it
-        if self.tabs.currentWidget() is self.napari_view and self.live_3d_due():
-            self.show_3d(preview=self.run_state == "running")
+        self.live_3d()
 
     def _on_run_finished(self, path, state: str) -> None:
         self.session.set_result(path)

@@ -36,6 +36,30 @@ PREVIEW_STEP = 1.5            # vispy's relative ray step for previews (its defa
 FULL_STEP = 0.8
 
 
+# live 3D updates during a run: one at least every LIVE_MAX_INTERVAL_S (the newest estimate is on
+# screen within that and one drawing), at most every LIVE_MIN_INTERVAL_S, and in between as often
+# as LIVE_BUDGET of the time allows (a drawing's cost, measured, over the budget)
+LIVE_MIN_INTERVAL_S = 1.0
+LIVE_MAX_INTERVAL_S = 3.0
+LIVE_BUDGET = 0.10
+
+
+def live_interval(cost_s: float | None) -> float:
+    """Seconds between live 3D updates when one costs ``cost_s`` (None: not measured yet)."""
+    return min(LIVE_MAX_INTERVAL_S, max(LIVE_MIN_INTERVAL_S, (cost_s or 0.0) / LIVE_BUDGET))
+
+
+def preview_words(f: int, shape) -> str:
+    """How a live preview of a ``shape`` volume binned by ``f`` is drawn, in words."""
+    if f <= 1:
+        return "live preview"
+    times = " \u00d7 "
+    fs = [f if n >= f else 1 for n in shape]
+    shown = times.join(str(n // k) for n, k in zip(shape, fs))
+    return (f"live preview: {times.join(map(str, fs))} voxels averaged into one ({shown} of "
+            f"{times.join(map(str, shape))}); full resolution when paused or finished")
+
+
 def preview_factor(shape) -> int:
     """The binning of a live preview of a ``shape`` volume: 1, 2 or 4 (largest side <= 64)."""
     f = 1

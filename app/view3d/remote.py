@@ -29,6 +29,7 @@ from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..child_pipe import exit_code, relay, spawn
 from .canvas import BACKGROUND, make_native
+from .layers import live_interval
 
 __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
 
@@ -113,9 +114,6 @@ class _Link(QObject):
 
 class RemoteNapariView(QWidget):
     """The 3D tab, drawn by a process of its own (see the module's docstring)."""
-
-    min_interval_s = 2.0
-    budget = 0.03    # live 3D updates may take ~3 % of the time (now the other process's CPU)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -333,7 +331,8 @@ class RemoteNapariView(QWidget):
 
     # ---- what the window and benchmarks read -------------------------------------------------
     def live_interval_s(self) -> float:
-        return max(self.min_interval_s, (self.cost_s or 0.0) / self.budget)
+        """Seconds between live updates during a run (see :func:`.layers.live_interval`)."""
+        return live_interval(self.cost_s)
 
     @property
     def cost_s(self) -> float | None:

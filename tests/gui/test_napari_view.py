@@ -162,38 +162,12 @@ def test_canvas_composites_alone_not_the_whole_window(qtbot, window):
     assert w.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface
 
 
-def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
-    """Software OpenGL pays per canvas pixel: live previews draw on a capped canvas (centred,
-    same framing), a paused or finished run on the whole area again."""
-    from slicewise.app.view3d.canvas import LIVE_CANVAS_PIXELS
-    from slicewise.app.view3d.view import NapariView
-
-    nv = NapariView()
-    qtbot.addWidget(nv)
-    nv.resize(1200, 800)
-    nv.show()
-    vol = np.random.default_rng(2).random((32, 32, 32)).astype(np.float32)
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9, preview=True)
-    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
-    box, canvas = nv.canvas_box, nv.qt_viewer.canvas.native
-    dpr = canvas.devicePixelRatioF()
-    qtbot.waitUntil(lambda: canvas.width() < box.width(), timeout=5000)
-    assert canvas.width() * canvas.height() * dpr * dpr <= LIVE_CANVAS_PIXELS * 1.05
-    centre = nv.qt_viewer.geometry().center()              # the viewer holds the canvas
-    assert abs(centre.x() - box.width() / 2) < 4 and abs(centre.y() - box.height() / 2) < 4
-    zoom = nv.viewer.camera.zoom
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9)          # paused / finished: full size
-    qtbot.waitUntil(lambda: canvas.width() >= box.width() - 2, timeout=5000)
-    assert nv.viewer.camera.zoom > zoom * 1.2             # the same framing on a larger canvas
-    nv.close_viewer()
-
-
 @pytest.mark.parametrize("live_first", [False, True])
 def test_finished_volume_and_truth_fit_their_panels(qtbot, live_first):
     """The reconstruction beside its truth (the grid's two panels), seen from the view's turned
     camera, fits its panel and fills most of it: not fitted to the first layer alone (one
     panel as wide as the canvas), nor to the box's face (a turned box overflows it), whether
-    the volume comes at once (an opened result) or after live previews on the capped canvas."""
+    the volume comes at once (an opened result) or after binned live previews."""
     from slicewise.app.view3d.layers import rotated_fit
     from slicewise.app.view3d.view import NapariView
 
