@@ -19,17 +19,15 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
 
-from .views.common import (colormap, colormap_combo, format_length, log_image, robust_levels,
-                           set_scaled_axis)
-
-MODALITY_TEXT = {"farfield": "far field (ptychography)", "nearfield": "near field (holography)"}
+from .views.common import (colormap, colormap_combo, format_length, log_image, modality_text,
+                           robust_levels, set_scaled_axis, spot_name)
 
 
 def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
     """(label, text) pairs describing ``ds`` in the units a beamline scientist uses."""
     rows = [("file", Path(ds.source_path).name if ds.source_path else "(in memory)"),
             ("layout", str(ds.meta.get("layout", "?"))),
-            ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
+            ("modality", modality_text(ds.modality, ds.n_tiles) +
              (", tomography" if is_tomography(ds.angles_rad) else "")),
             ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
                        f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
@@ -185,7 +183,7 @@ class FrameBrowser(QWidget):
     def set_dataset(self, ds: Dataset | None) -> None:
         self.dataset, self.bad = ds, set()
         if ds is not None:  # holography's second index is the detector distance
-            self.spot_label.setText("distance" if ds.modality == "nearfield" else "position")
+            self.spot_label.setText(spot_name(ds.modality, ds.n_distances, ds.n_tiles))
         if ds is not None:  # holograms are ~1 everywhere: linear; diffraction: decades, log
             self.log.blockSignals(True)
             self.log.setChecked(ds.modality == "farfield")

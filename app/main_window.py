@@ -20,6 +20,7 @@ from PyQt6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QTa
 
 from . import dialogs, errors, settings
 from .data_panel import DataSummary, FrameBrowser
+from .dock_widths import DockWidths
 from .live_views import LiveViews
 from .log_panel import LogPanel
 from .params_panel import ParamsPanel
@@ -107,6 +108,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self.resizeDocks([self.data_dock, self.params_dock], [230, 560], Qt.Orientation.Vertical)
         self.resizeDocks([self.params_dock], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.log_dock], [140], Qt.Orientation.Vertical)
+        self.dock_widths = DockWidths(self, [self.data_dock, self.params_dock])
 
         self.epoch_label = QLabel("epoch \u2013")
         self.epoch_label.setMinimumWidth(130)

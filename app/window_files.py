@@ -81,7 +81,7 @@ class FilesMixin:
         self.frames_browser.set_dataset(ds)
         self.frames_view.set_counts(ds.n_angles, ds.n_spots)
         self.frames_view.set_log_scale(ds.modality == "farfield")
-        self.frames_view.set_modality(ds.modality)
+        self.frames_view.set_modality(ds.modality, ds.n_distances, ds.n_tiles)
         if path:
             self.params.set_value("data.path", str(Path(path).resolve()))
         self.params.set_file_values(ds)

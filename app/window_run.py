@@ -184,7 +184,7 @@ class RunMixin:
         self.backend_label.setText(f"backend: {info.backend}")
         self.frames_view.set_counts(info.n_angles, info.n_spots)
         self.frames_view.set_log_scale(info.modality == "farfield")
-        self.frames_view.set_modality(info.modality)
+        self.frames_view.set_modality(info.modality, info.n_distances, info.n_tiles)
         log.info("output folder: %s", info.output_dir)
 
     def _on_events(self, events: list) -> None:
@@ -255,6 +255,10 @@ class RunMixin:
     def _on_run_failed(self, exc: BaseException, tb: str) -> None:
         self._final_state = "failed"
         self.statusBar().showMessage("the reconstruction failed", 15000)
+        # the failed run's epoch and ETA would read as if it were still going
+        self.epoch_label.setText("failed")
+        self.eta_label.setText("")
+        self.progress.setValue(0)
         self.report_exc(exc, "Reconstruction", title="Reconstruction failed", details=tb)
 
     def _on_solver_ended(self) -> None:

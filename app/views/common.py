@@ -84,6 +84,21 @@ def set_scaled_axis(axis: pg.AxisItem, label: str, lo: float, hi: float) -> None
         axis.setLabel(f"{label}  \u00d710{str(exp).translate(_SUPERSCRIPT)}")
 
 
+def modality_text(modality: str, n_tiles: int = 1) -> str:
+    """What a data set is, in words: far field (ptychography), near field (holography), or near
+    field with a scanned illumination (ptychography)."""
+    if modality == "nearfield":
+        return "near field (ptychography)" if n_tiles > 1 else "near field (holography)"
+    return "far field (ptychography)" if modality == "farfield" else modality
+
+
+def spot_name(modality: str, n_distances: int = 1, n_tiles: int = 1) -> str:
+    """What the second frame index counts (spots are distance-major: distance x tile)."""
+    if modality != "nearfield" or (n_tiles > 1 and n_distances == 1):
+        return "position"
+    return "distance \u00d7 position" if n_tiles > 1 else "distance"
+
+
 def format_length(metres: float) -> str:
     """3.2 nm / 45.1 um / 1.20 mm: the unit a scientist would write."""
     if metres is None or not np.isfinite(metres):

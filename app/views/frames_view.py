@@ -11,7 +11,8 @@ import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from .common import colormap, colormap_combo, log_image, robust_levels, set_scaled_axis
+from .common import (colormap, colormap_combo, log_image, robust_levels, set_scaled_axis,
+                     spot_name)
 
 
 class FramesView(QWidget):
@@ -77,12 +78,14 @@ class FramesView(QWidget):
         """Log scale suits far-field patterns (decades of dynamic range); holograms are ~1."""
         self.log.setChecked(on)
 
-    def set_modality(self, modality: str) -> None:
-        """Holography's second index is the detector distance, not a scan position."""
-        near = modality == "nearfield"
-        self.spot_label.setText("distance" if near else "position")
-        self.spot.setToolTip("detector distance index (x tile, when the field of view is "
-                             "tiled)" if near else "scan position index")
+    def set_modality(self, modality: str, n_distances: int = 1, n_tiles: int = 1) -> None:
+        """Holography's second index is the detector distance; near-field ptychography's, like
+        far-field ptychography's, is the scan position (distance-major when both vary)."""
+        name = spot_name(modality, n_distances, n_tiles)
+        self.spot_label.setText(name)
+        self.spot.setToolTip({"position": "scan position index",
+                              "distance": "detector distance index"}.get(
+            name, "distance \u00d7 scan position index (distance-major)"))
 
     def set_counts(self, n_angles: int, n_spots: int) -> None:
         for box, n in ((self.angle, n_angles), (self.spot, n_spots)):

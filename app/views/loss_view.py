@@ -44,8 +44,10 @@ class LossView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss")
-        # plain powers of ten on the log axis, not an SI-prefix factor in the label
+        # plain powers of ten on the log axis, and epochs as they are (minibatches of the first
+        # epoch sit at 0.001..1: "epoch (x0.001)" otherwise), not an SI-prefix factor
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.addLegend(offset=(-10, 10))
         self._batch_curve = self.plot.plot([], [], pen=pg.mkPen("#9bb7d4", width=1),
                                            name="minibatch")
