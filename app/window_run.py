@@ -206,7 +206,8 @@ class RunMixin:
             elif ev.kind == "checkpoint":
                 log.info("checkpoint written: %s", ev.message)
             elif ev.kind == "config":
-                self.params.show_run_choices(ev.changes)
+                # reasons: from the run's plan (RunPlan), where the run sends them
+                self.params.show_run_choices(ev.changes, getattr(ev, "reasons", None))
         # the progress bar repaints at once (Qt's rule for it): once per bundle of events, and
         # minibatch progress at most every PROGRESS_EVERY_S; epochs always
         now = time.monotonic()
