@@ -56,13 +56,14 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
     win.show()
     log.info("Slicewise started; log file %s", log_file)
     if demo:
+        win.show_workspace()
         QTimer.singleShot(0, lambda: win.load_demo(autostart=True))
     elif path:
+        win.show_workspace()
         if start:
             win.request_autostart()
         QTimer.singleShot(0, lambda: win.open_path(path))
-    else:
-        QTimer.singleShot(0, win.restore_last_session)
+    # else the start page (open, demo, recent files, examples, the last session)
     code = int(app.exec())
     stops.restore()
     code = win.exit_code if win.exit_code is not None else code

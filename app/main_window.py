@@ -31,12 +31,13 @@ from .view3d.window_tab import View3DMixin
 from .window_actions import build_actions, build_menus_and_toolbar
 from .window_files import FilesMixin
 from .window_run import RunMixin
+from .window_start import StartMixin
 from .worker import RunController
 
 log = logging.getLogger("slicewise.app")
 
 
-class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
+class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, QMainWindow):
     def __init__(self, log_file: Path | None = None, parent: QWidget | None = None,
                  solver=None):
         """``solver``: an idle solver process started before the window
@@ -48,6 +49,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self._progress_at = 0.0          # when the progress bar last changed (monotonic s)
         self._opening_data: Path | None = None  # a data file being opened for data.path
         self._result_data: Path | None = None   # the data file of the result on screen
+        self._open_seq = 0             # File > Open requests: only the last one is shown
         self._probed_backend: tuple | None = None
         self._autostart = False        # --start: start as soon as the form allows
         self.quit_when_done = False    # --quit-when-done: exit when the run ends
@@ -64,6 +66,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self._connect()
         self._restore_settings()
         self._on_form_changed()
+        self.show_start_page()   # until something is opened (main.run_gui opens files after)
         # loss curves are redrawn on a timer, not per event: many events, one redraw (each
         # redraw of the curves is CPU time taken from the solver)
         self._refresh_timer = QTimer(self)
@@ -99,7 +102,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
         self.tabs.addTab(self.live, "Reconstruction")
         self.tabs.addTab(self.frames_browser, "Measured data")
         self.tabs.addTab(self.napari_view, "3D view (napari)")
-        self.setCentralWidget(self.tabs)
+        self.setCentralWidget(self._build_start())
 
         self.data_dock = self._dock("Data set", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.params_dock = self._dock("Parameters", self.params,
@@ -158,6 +161,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
     def _on_session_changed(self, what: str) -> None:
         self._update_actions()
         self.setWindowTitle(self.session.title())
+        self._leave_start_page_if_busy()
 
     def _probe_backend(self) -> None:
         """Which backend a run would use (CUDA probing can take a moment: off the UI thread)."""
@@ -224,6 +228,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, QMainWindow):
             log.info("restored the last session's parameters (%s)", cfg.data.path)
 
     def _save_settings(self) -> None:
+        self.restore_docks()   # the workspace's layout, not the start page's
         s = settings.settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())

@@ -72,6 +72,10 @@ def build_actions(w) -> None:
                       "manager")
     w.act_show_3d = A("Show 3D view", w.show_3d, "Ctrl+3",
                       "show the current volume in the napari tab")
+    w.act_start_page = A("Start page", w.show_start_page, "Ctrl+Shift+H",
+                         "open your data, the demo, recent files and example configurations")
+    w.act_walkthrough = A("Your own data, step by step", w.show_walkthrough, None,
+                          "CXI and DXchange files, masks, cone beam (docs/real-data.md)")
 
 
 def build_menus_and_toolbar(w) -> None:
@@ -91,8 +95,10 @@ def build_menus_and_toolbar(w) -> None:
     for d in (w.data_dock, w.params_dock, w.log_dock):
         v.addAction(d.toggleViewAction())
     v.addAction(w.act_show_3d)
+    v.addAction(w.act_start_page)
     h = mb.addMenu("&Help")
     h.addAction(make_action(w, "&Quick start", lambda: quick_start(w), "F1"))
+    h.addAction(w.act_walkthrough)
     h.addAction(make_action(w, "About Slicewise", lambda: about(w)))
 
     tb = QToolBar("Run control")
@@ -105,8 +111,9 @@ def build_menus_and_toolbar(w) -> None:
     for a in (w.act_start, w.act_pause, w.act_stop, w.act_reset):
         tb.addAction(a)
     tb.addSeparator()
-    for widget in (w.epoch_label, w.progress, w.eta_label, w.start_reason):
+    for widget in (w.epoch_label, w.progress, w.eta_label):
         tb.addWidget(widget)
+    w.start_reason_action = tb.addWidget(w.start_reason)  # hidden on the start page
     w.run_toolbar = tb
 
 

@@ -36,6 +36,9 @@ class FilesMixin:
         if not p.exists():
             self.report("Open", f"File not found: {path}")
             return
+        # the file asked for last wins, even if one asked for before takes longer to read
+        self._open_seq += 1
+        seq = self._open_seq
         suffix = p.suffix.lower()
         if suffix == ".toml":
             if self.controller.is_active():  # e.g. dropped on the window during a run
@@ -46,7 +49,7 @@ class FilesMixin:
         elif suffix in HDF5_SUFFIXES:
             self.statusBar().showMessage(f"opening {p.name}\u2026")
             self.tasks.submit(f"opening {p.name}", lambda: load_hdf5(str(p)),
-                              lambda res: self._on_hdf5_loaded(str(p), res, then_3d),
+                              lambda res: self._on_hdf5_loaded(str(p), res, then_3d, seq),
                               lambda exc, tb: self._open_failed(str(p), exc, tb))
         else:
             self.report("Open", f"{p.name}: unknown file type. Slicewise opens HDF5 data (.h5, "
@@ -58,7 +61,12 @@ class FilesMixin:
         self._autostart = False
         self.report_exc(exc, f"Opening {Path(path).name}", "Open", tb)
 
-    def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False) -> None:
+    def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False, seq: int = 0) -> None:
+        if seq and seq != self._open_seq:
+            log.info("%s: another file was opened meanwhile; not shown", path)
+            if res[0] == "data":
+                res[1].close()
+            return
         self.statusBar().clearMessage()
         settings.add_recent_file(path)
         if res[0] == "data":

@@ -45,6 +45,7 @@ class View3DMixin:
     def show_3d(self, preview: bool = False) -> None:
         """Show the current estimate (or the last opened result) in the napari tab;
         ``preview``: a live update of a running reconstruction (binned, see NapariView)."""
+        self.show_workspace()
         if self.tabs.currentWidget() is not self.napari_view:
             self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
             return

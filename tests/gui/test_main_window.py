@@ -265,6 +265,7 @@ def test_drop_and_recent_files(qtbot, window, holo_file):
 def test_window_remembers_layout(qtbot, dialogs, make_window):
     w = make_window()
     w.show()
+    w.show_workspace()                      # the start page hides the docks
     avail = w.screen().availableGeometry()  # offscreen test screens are small
     w.resize(min(1234, avail.width() - 40), min(777, avail.height() - 40))
     w.log_dock.hide()
@@ -273,7 +274,9 @@ def test_window_remembers_layout(qtbot, dialogs, make_window):
     w2 = make_window()
     w2.show()
     assert (w2.width(), w2.height()) == size
-    assert w2.log_dock.isHidden()
+    assert w2.on_start_page() and w2.params_dock.isHidden()
+    w2.show_workspace()
+    assert w2.log_dock.isHidden() and not w2.params_dock.isHidden()
     w2.close()
 
 

@@ -78,16 +78,25 @@ def test_title_follows_the_file_opened(qtbot, window, holo_file, ptycho_file, tm
     fast_run(w, tmp_path / "out", epochs=1)
     w.start_run()
     wait_idle(qtbot, w)
-    w.open_path(str(tmp_path / "out" / "result.h5"))
-    qtbot.waitUntil(lambda: "result" in w.windowTitle(), timeout=10000)
-    open_data(qtbot, w, ptycho_file)
-    assert ptycho_file.name in w.windowTitle()
-    assert "result" not in w.windowTitle() and holo_file.name not in w.windowTitle()
-    assert not w.act_continue.isEnabled()        # "Continue this result": no result open
+    result = tmp_path / "out" / "result.h5"
+    for quick in (False, True):
+        open_data(qtbot, w, holo_file)
+        w.open_path(str(result))
+        if not quick:                            # the result on screen, then another file
+            qtbot.waitUntil(lambda: not w.tasks.busy() and w.result_path == result,
+                            timeout=15000)
+            assert "result out/result.h5" in w.windowTitle()
+        w.open_path(str(ptycho_file))            # asked for last: shown, whichever reads first
+        qtbot.waitUntil(lambda: not w.tasks.busy() and
+                        w.dataset.source_path == str(ptycho_file), timeout=15000)
+        assert ptycho_file.name in w.windowTitle()
+        assert "result" not in w.windowTitle() and holo_file.name not in w.windowTitle()
+        assert not w.act_continue.isEnabled()    # "Continue this result": no result open
 
 
 def test_docks_get_their_width_back_after_shrink_and_enlarge(qtbot, window):
     w = window
+    w.show_workspace()                           # the start page hides the docks
     w.resize(1500, 920)
     _settle(qtbot)
     w.resizeDocks([w.params_dock], [360], Qt.Orientation.Horizontal)   # the user's width
