@@ -19,8 +19,9 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
 
-from .views.common import (colormap, colormap_combo, format_length, log_image, modality_text,
-                           robust_levels, set_scaled_axis, spot_name)
+from .views.common import (colormap, colormap_combo, format_length, frame_units, log_image,
+                           modality_text, robust_levels, set_scaled_axis, spot_name)
+from .views.measure import MeasureTool, mode_combo
 
 
 def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
@@ -168,13 +169,27 @@ class FrameBrowser(QWidget):
             h.addWidget(sl, 1)
             h.addWidget(sp)
             lay.addLayout(h)
+        self.measure = mode_combo()
+        self.tool = MeasureTool(self.plot, {"frame": self.img}, self._units,
+                                lambda: "log\u2081\u2080 intensity" if self.log.isChecked()
+                                else "intensity")
+        self.measure.currentIndexChanged.connect(
+            lambda: self.tool.set_mode(self.measure.currentData()))
         h = QHBoxLayout()
         h.addWidget(self.log)
         h.addWidget(self.cmap)
+        h.addWidget(self.measure)
         h.addWidget(self.frame_info, 1)
         lay.addLayout(h)
         lay.addWidget(self.glw, 1)
+        lay.addWidget(self.tool.panel)
         self._set_ranges(1, 1)
+
+    def _units(self) -> tuple[str, float]:
+        ds = self.dataset
+        if ds is None or self.img.image is None:
+            return "px", 1.0
+        return frame_units(self.img.image.shape, ds.pixel_size_m, ds.modality == "farfield")
 
     def set_bad_frames(self, bad: list) -> None:
         self.bad = {tuple(x) for x in bad}
@@ -239,3 +254,4 @@ class FrameBrowser(QWidget):
             where += f", probe at (y, x) = ({y:.1f}, {x:.1f}) px"
         self.frame_info.setText(f"{where}; total intensity {float(frame.sum()):.4g}")
         self.plot.setTitle(f"measured frame: angle {a}, position {s}")
+        self.tool.refresh()

@@ -15,6 +15,7 @@ import numpy as np
 from slicewise.engine.errors import BadFrameError, DataFileError
 from slicewise.engine.io.readers import open_dataset
 from slicewise.engine.io.results import read_result
+from slicewise.engine.quality.frc import read_frc
 from slicewise.engine.recon import config as cfgmod
 
 log = logging.getLogger("slicewise.app")
@@ -40,10 +41,12 @@ def object_volumes(delta, beta, obj) -> dict:
 
 
 def load_hdf5(path: str):
-    """A data file or a result file? Returns ``("data", Dataset)`` or
-    ``("result", result dict, VolumeSet)``; the result dict also holds ``best_epoch`` and
-    ``data_file`` (:func:`find_data_file`). A file that is neither raises the data-file error,
-    which explains the expected layouts."""
+    """A data file, a result file or an FRC table? Returns ``("data", Dataset)``,
+    ``("result", result dict, VolumeSet)`` (the dict also holds ``best_epoch``, ``data_file``
+    (:func:`find_data_file`) and ``frc_file`` (:func:`frc_near`)) or ``("frc", FRCResult,
+    sources)``. A file that is none raises the data-file error, which explains the layouts."""
+    if _format_of(path) == "slicewise-frc":
+        return ("frc", *load_frc(path))
     try:
         return ("data", open_dataset(path))
     except DataFileError as data_exc:
@@ -55,8 +58,42 @@ def load_hdf5(path: str):
         except DataFileError:
             raise data_exc from None
         res["best_epoch"] = best_epoch_of(path)
+        res["frc_file"] = frc_near(path)
         res["data_file"] = find_data_file(path, res)
         return ("result", res, result_volumes(path, res))
+
+
+def _format_of(path: str) -> str:
+    """The HDF5 file's ``format`` attribute ("" when it has none or is no HDF5 file)."""
+    import h5py  # noqa: PLC0415
+
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format", b"")
+    except (OSError, ValueError):
+        return ""
+    return fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+
+
+def load_frc(path) -> tuple:
+    """An FRC table (``read_frc``) and the two files it compared (its ``sources``)."""
+    import h5py  # noqa: PLC0415
+
+    res = read_frc(path)
+    with h5py.File(path, "r") as f:
+        sources = [s.decode() if isinstance(s, bytes) else str(s)
+                   for s in np.atleast_1d(f["frc"].attrs.get("sources", []))]
+    return res, sources
+
+
+def frc_near(result_path) -> Path | None:
+    """The FRC table of a split-half run next to a result: ``OUT/frc.h5`` for ``OUT/odd/
+    result.h5`` (or beside the result)."""
+    here = Path(result_path).resolve().parent
+    for folder in (here, here.parent):
+        if (folder / "frc.h5").is_file():
+            return folder / "frc.h5"
+    return None
 
 
 def _name_bad_frames(path: str, exc: DataFileError) -> DataFileError | None:

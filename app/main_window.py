@@ -28,7 +28,8 @@ from .session import Session
 from .tasks import TaskRunner
 from .view3d.remote import make_3d_view
 from .view3d.window_tab import View3DMixin
-from .window_actions import build_actions, build_menus_and_toolbar
+from .window_actions import build_actions, build_menus_and_toolbar, make_action
+from .window_analysis import AnalysisMixin
 from .window_files import FilesMixin
 from .window_run import RunMixin
 from .window_start import StartMixin
@@ -37,7 +38,7 @@ from .worker import RunController
 log = logging.getLogger("slicewise.app")
 
 
-class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, QMainWindow):
+class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, AnalysisMixin, QMainWindow):
     def __init__(self, log_file: Path | None = None, parent: QWidget | None = None,
                  solver=None):
         """``solver``: an idle solver process started before the window
@@ -63,6 +64,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, QMainWindow):
         self._init_3d()
         build_actions(self)
         build_menus_and_toolbar(self)
+        self.build_analysis_menus(make_action)
         self._connect()
         self._restore_settings()
         self._on_form_changed()
@@ -102,6 +104,7 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, QMainWindow):
         self.tabs.addTab(self.live, "Reconstruction")
         self.tabs.addTab(self.frames_browser, "Measured data")
         self.tabs.addTab(self.napari_view, "3D view (napari)")
+        self._build_analysis()
         self.setCentralWidget(self._build_start())
 
         self.data_dock = self._dock("Data set", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)

@@ -69,6 +69,9 @@ class FilesMixin:
             return
         self.statusBar().clearMessage()
         settings.add_recent_file(path)
+        if res[0] == "frc":
+            self.show_frc(path, res[1], res[2])
+            return
         if res[0] == "data":
             if self.controller.is_active():  # a run started meanwhile: do not swap its data
                 res[1].close()
@@ -90,6 +93,7 @@ class FilesMixin:
         self.frames_view.set_counts(ds.n_angles, ds.n_spots)
         self.frames_view.set_log_scale(ds.modality == "farfield")
         self.frames_view.set_modality(ds.modality, ds.n_distances, ds.n_tiles)
+        self.frames_view.set_pixel_size(ds.pixel_size_m, ds.modality == "farfield")
         if path:
             self.params.set_value("data.path", str(Path(path).resolve()))
         self.params.set_file_values(ds)
@@ -239,6 +243,8 @@ class FilesMixin:
                 self.session.set_config_path(None)
                 self.params.set_config(cfg)
         self._volumes = volumes
+        if res.get("frc_file"):   # a half of a split-half run: its resolution too
+            self._frc_beside(path)
         log.info("opened %s %s (epoch %s)", res.get("kind", "result"), path, res.get("epoch"))
         if switch_to_3d or self.tabs.currentWidget() is self.napari_view:
             self.show_3d()

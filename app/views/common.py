@@ -134,6 +134,19 @@ def length_unit(extent_m: float) -> tuple[str, float]:
     return "mm", 1e3
 
 
+def frame_units(shape, pixel_size_m: float | None, farfield: bool) -> tuple[str, float]:
+    """(unit, unit per detector pixel) of a ``shape`` frame: near field, lengths in the sample
+    plane; far field, spatial frequencies (a detector pixel is 1 / (N pixel) cycles per metre);
+    ("px", 1) when the pixel size is unknown."""
+    if not pixel_size_m or not shape:
+        return "px", 1.0
+    n = max(shape)
+    if farfield:
+        return "\u00b5m\u207b\u00b9", 1e-6 / (n * pixel_size_m)
+    unit, scale = length_unit(n * pixel_size_m)
+    return unit, pixel_size_m * scale
+
+
 def plain_axes(plot: pg.PlotItem) -> None:
     for name in ("bottom", "left"):
         plot.getAxis(name).enableAutoSIPrefix(False)

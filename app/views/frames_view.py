@@ -11,8 +11,9 @@ import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from .common import (colormap, colormap_combo, log_image, robust_levels, set_scaled_axis,
-                     spot_name)
+from .common import (colormap, colormap_combo, frame_units, log_image, robust_levels,
+                     set_scaled_axis, spot_name)
+from .measure import MeasureTool, mode_combo
 
 
 class FramesView(QWidget):
@@ -30,8 +31,10 @@ class FramesView(QWidget):
         self.cmap = colormap_combo("magma")
         self.info = QLabel("")
         self.spot_label = QLabel("position")
+        self.measure = mode_combo()
         top = QHBoxLayout()
-        for w in (QLabel("angle"), self.angle, self.spot_label, self.spot, self.log, self.cmap):
+        for w in (QLabel("angle"), self.angle, self.spot_label, self.spot, self.log, self.cmap,
+                  self.measure):
             top.addWidget(w)
         top.addWidget(self.info, 1)
 
@@ -58,8 +61,15 @@ class FramesView(QWidget):
         self.glw.addItem(self.bar, 0, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        self._px_m, self._farfield = None, False
+        self.tool = MeasureTool(self.meas_plot, {"measured": self.meas_img,
+                                                 "modelled": self.model_img},
+                                self._units, self._quantity)
+        self.measure.currentIndexChanged.connect(
+            lambda: self.tool.set_mode(self.measure.currentData()))
         lay.addLayout(top)
         lay.addWidget(self.glw, 1)
+        lay.addWidget(self.tool.panel)
         self.angle.valueChanged.connect(self._emit_frame)
         self.spot.valueChanged.connect(self._emit_frame)
         self.log.toggled.connect(self._redraw)
@@ -73,6 +83,17 @@ class FramesView(QWidget):
         p.setLabel("bottom", "detector x (px)")
         p.setLabel("left", "detector y (px)")
         return p
+
+    def set_pixel_size(self, pixel_size_m: float | None, farfield: bool) -> None:
+        """The object pixel, for measurements in physical units (:func:`.common.frame_units`)."""
+        self._px_m, self._farfield = pixel_size_m, farfield
+
+    def _units(self) -> tuple[str, float]:
+        shape = None if self.meas_img.image is None else self.meas_img.image.shape
+        return frame_units(shape, self._px_m, self._farfield)
+
+    def _quantity(self) -> str:
+        return "log\u2081\u2080 intensity" if self.log.isChecked() else "intensity"
 
     def set_log_scale(self, on: bool) -> None:
         """Log scale suits far-field patterns (decades of dynamic range); holograms are ~1."""
@@ -150,3 +171,4 @@ class FramesView(QWidget):
                         else "intensity", *levels)
         if new_extent:
             self.meas_plot.autoRange()
+        self.tool.refresh()
