@@ -4,7 +4,7 @@ Qt's main window takes the room a shrinking window loses from its docks, down to
 and gives the room an enlarged window gains to the central widget: after a shrink and an
 enlargement the parameter form stayed ~80 px wide and clipped. Here every dock has a usable
 minimum width, and when the window grows, docks narrower than the width the user last gave
-them (by dragging their edge) get it back.
+them (by dragging their edge) get it back, and so do docks shown again after being hidden.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ MIN_DOCK_WIDTH = 220   # px: the parameter form's labels and fields stay readabl
 class DockWidths(QObject):
     """Watches ``window`` and its ``docks`` (those beside the central widget)."""
 
-    def __init__(self, window: QMainWindow, docks: list[QDockWidget]):
+    def __init__(self, window: QMainWindow, docks: list[QDockWidget], width: int | None = None):
+        """``width``: the docks' width until the user gives them another (None: the first one
+        they have on screen)."""
         super().__init__(window)
         self._window, self._docks = window, list(docks)
-        self._wanted: dict[QDockWidget, int] = {}
+        self._wanted: dict[QDockWidget, int] = {d: width for d in docks} if width else {}
         self._window_width = window.width()
         self._restoring = False
         for d in self._docks:
@@ -39,7 +41,7 @@ class DockWidths(QObject):
         if obj is self._window:
             self._window_width = event.size().width()
             if event.size().width() > event.oldSize().width() > 0:
-                QTimer.singleShot(0, self._restore)
+                QTimer.singleShot(0, self.restore)
             else:
                 QTimer.singleShot(0, self._note_unknown)
         elif not self._restoring and self._window.isVisible() and not obj.isFloating() and \
@@ -57,12 +59,16 @@ class DockWidths(QObject):
                 if dock not in self._wanted and dock.isVisible() and not dock.isFloating():
                     self._wanted[dock] = dock.width()
 
-    def _restore(self) -> None:
+    def restore(self, shown_again: bool = False) -> None:
+        """Docks narrower than their wanted width get it (as far as the window has room).
+        ``shown_again``: the docks were hidden and are shown again, which lays them out at
+        their minimum width later (their width now is still the old one): resized anyway."""
         self._restoring = True
         try:
             for dock in self._docks:
                 want = self._wanted.get(dock)
-                if want and dock.isVisible() and not dock.isFloating() and dock.width() < want:
+                if want and not dock.isHidden() and not dock.isFloating() and \
+                        (shown_again or dock.width() < want):
                     self._window.resizeDocks([dock], [want], Qt.Orientation.Horizontal)
         finally:
             self._restoring = False

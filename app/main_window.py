@@ -112,9 +112,9 @@ class MainWindow(FilesMixin, RunMixin, View3DMixin, StartMixin, AnalysisMixin, Q
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
         self.log_dock = self._dock("Log", self.log_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.resizeDocks([self.data_dock, self.params_dock], [230, 560], Qt.Orientation.Vertical)
-        self.resizeDocks([self.params_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.params_dock], [400], Qt.Orientation.Horizontal)  # as DockWidths
         self.resizeDocks([self.log_dock], [140], Qt.Orientation.Vertical)
-        self.dock_widths = DockWidths(self, [self.data_dock, self.params_dock])
+        self.dock_widths = DockWidths(self, [self.data_dock, self.params_dock], width=400)
 
         self.epoch_label = QLabel("epoch \u2013")
         self.epoch_label.setMinimumWidth(130)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QStackedWidget
 
 from slicewise.engine.recon import config as cfgmod
@@ -66,6 +67,8 @@ class StartMixin:
         """The docks the start page hid (also before the window's layout is saved)."""
         for d in self._docks_shown or ():
             d.show()
+        if self._docks_shown:   # shown again, they would keep their minimum width
+            QTimer.singleShot(0, lambda: self.dock_widths.restore(shown_again=True))
         self._docks_shown = None
 
     def _docks(self) -> list:

@@ -9,6 +9,8 @@ import pyqtgraph as pg
 from PyQt6.QtWidgets import QComboBox
 
 UM = 1e6  # micrometres per metre (napari voxel scale)
+# how the object's quantities are written on axes and colour bars
+SYMBOLS = {"delta": "\u03b4", "beta": "\u03b2", "phase": "phase [rad]", "amplitude": "|T|"}
 
 # Sequential maps for real quantities, a cyclic one for phases (no false edge at +-pi)
 COLORMAPS = ("gray", "viridis", "magma", "inferno", "cividis")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtCore import QRectF, Qt, QTimer
 from PyQt6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
 from ..measurements import agreement, on_grid
-from .common import (colormap, colormap_combo, image_plot, length_unit, robust_levels,
-                     set_scaled_axis)
+from .common import (SYMBOLS, colormap, colormap_combo, image_plot, length_unit,
+                     robust_levels, set_scaled_axis)
 from .measure import ScaleBar, fit_scale_bar
 
 DIFF_COLORMAP = "CET-D1"   # diverging: zero in the middle
@@ -119,8 +119,14 @@ class CompareView(QWidget):
         n = self._a[common[0]].shape["zyx".index(axis)]
         self._set_range(n, n // 2 if index is None else min(index, n - 1))
         self._redraw()
+        self._fit()
+
+    def _fit(self) -> None:
+        """The images fill their panels; again once the tab has its size (a tab shown after
+        the data came is laid out later)."""
         for p in self.plots:
-            p.autoRange()
+            p.autoRange(padding=0.02)
+        QTimer.singleShot(0, lambda: [p.autoRange(padding=0.02) for p in self.plots])
 
     def _set_range(self, n: int, value: int) -> None:
         for w, lo in ((self.slider, 0), (self.spin, 1)):
@@ -165,8 +171,9 @@ class CompareView(QWidget):
             p.getAxis("left").setLabel(f"{vname} ({unit})")
         self.bar.setLevels((lo, hi))
         self.diff_bar.setLevels((-m, m))
-        set_scaled_axis(self.bar.axis, q, lo, hi)
-        set_scaled_axis(self.diff_bar.axis, f"\u0394{q}", -m, m)
+        sym = SYMBOLS.get(q, q)
+        set_scaled_axis(self.bar.axis, sym, lo, hi)
+        set_scaled_axis(self.diff_bar.axis, f"\u0394{sym.split(' [')[0]}", -m, m)
         fit_scale_bar(self.scale_bar, w_m * scale, unit)
         rms, corr = agreement(a, b)
         vrms, vcorr = self._volume_agreement[q]
@@ -184,5 +191,4 @@ class CompareView(QWidget):
             n = self._a[q].shape["zyx".index(self.axis.currentData())]
             self._set_range(n, n // 2)
             self._redraw()
-            for p in self.plots:
-                p.autoRange()
+            self._fit()

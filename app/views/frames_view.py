@@ -30,6 +30,7 @@ class FramesView(QWidget):
         self.log.setChecked(True)
         self.cmap = colormap_combo("magma")
         self.info = QLabel("")
+        self.info.setWordWrap(True)   # a long note must not widen the window's centre
         self.spot_label = QLabel("position")
         self.measure = mode_combo()
         top = QHBoxLayout()

@@ -2,8 +2,8 @@
 thresholds, and the resolution where the curve crosses each (``engine/quality/frc.py``; the table
 ``OUT/frc.h5`` of ``slicewise reconstruct --halves``).
 
-The x axis is the spatial frequency in cycles per nm (or per um, for pixels of a micrometre and
-more); a frequency ``f`` is a full period, a resolution, of ``1 / f``.
+The x axis is the spatial frequency in cycles per um (per nm for pixels under 5 nm); a frequency
+``f`` is a full period, a resolution, of ``1 / f``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class FRCView(QWidget):
         for name in ("bottom", "left"):
             self.plot.getAxis(name).enableAutoSIPrefix(False)
         self.plot.setLabel("left", "Fourier ring correlation")
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(10, -10))   # lower left: the curves start high
         self.plot.setYRange(-0.1, 1.05)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#1f4e96", width=2.5), symbol="o",
                                     symbolSize=4, symbolBrush="#1f4e96", symbolPen=None,
@@ -58,8 +58,8 @@ class FRCView(QWidget):
         """Draw an :class:`~slicewise.engine.quality.frc.FRCResult`; ``sources``: the two files
         compared; ``title``: where it came from (the table's file)."""
         self.result = res
-        per_nm = res.pixel_size_m < 1e-6
-        unit, per_m = ("nm", 1e-9) if per_nm else ("\u00b5m", 1e-6)
+        # Nyquist (0.5 / pixel) of a few units at least: per nm below 5 nm pixels
+        unit, per_m = ("nm", 1e-9) if res.pixel_size_m < 5e-9 else ("\u00b5m", 1e-6)
         f = np.asarray(res.frequency, float) / res.pixel_size_m * per_m   # cycles per unit
         self.curve.setData(f, np.asarray(res.frc, float))
         self.half_bit.setData(f, np.asarray(res.half_bit, float))
@@ -88,5 +88,6 @@ class FRCView(QWidget):
         self.summary.setText(
             f"<b>Resolution {', '.join(parts)}</b> (full period, pixel "
             f"{format_length(res.pixel_size_m)}; half B shifted by "
-            f"({', '.join(f'{s:.2f}' for s in res.shift_px)}) px onto A)"
+            f"({', '.join(f'{s:.2f}' if abs(s) >= 0.005 else '0' for s in res.shift_px)}) px "
+            "onto A)"
             + (f"<br>{names}" if names else "") + (f"<br>{title}" if title else ""))

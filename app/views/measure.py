@@ -17,6 +17,7 @@ from PyQt6.QtCore import QObject, QPointF, pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from ..measurements import line_profile, nice_length, region_stats
+from .common import set_scaled_axis
 
 MODES = {"off": "measure: off", "line": "line profile", "region": "region statistics"}
 CURVE_PENS = ("#1f4e96", "#d62728", "#2ca02c")
@@ -40,9 +41,11 @@ class ScaleBar(pg.ScaleBar):
     """A scale bar in the image's lower right corner whose label we write ("500 nm")."""
 
     def __init__(self, plot: pg.PlotItem):
-        super().__init__(size=1.0, width=6, brush="k", suffix="", offset=(-18, -18))
+        super().__init__(size=1.0, width=6, brush="k", pen=pg.mkPen("w", width=1),
+                         suffix="", offset=(-18, -18))
         self.setParentItem(plot.getViewBox())
         self.text.setColor("k")
+        self.text.fill = pg.mkBrush(255, 255, 255, 210)   # readable over a dark image too
 
     def set_length(self, size: float, label: str) -> None:
         self.size = size
@@ -175,7 +178,10 @@ class MeasureTool(QObject):
                 p.plot(d, v, pen=pg.mkPen(CURVE_PENS[i % len(CURVE_PENS)], width=1.5),
                        name=name if len(self.profiles) > 1 else None)
             p.setLabel("bottom", f"distance along the line ({unit})")
-            p.setLabel("left", q)
+            vals = np.concatenate([v for _, v in self.profiles.values()] or [np.zeros(1)])
+            vals = vals[np.isfinite(vals)]
+            if vals.size:   # "δ ×10⁻⁶" and ticks 0..4, not "4e-06" on every tick
+                set_scaled_axis(p.getAxis("left"), q, float(vals.min()), float(vals.max()))
             length = next((d[-1] for d, _ in self.profiles.values()), 0.0)
             parts = [f"line {_fmt(length)} {unit}"]
             for name, (_, v) in self.profiles.items():

@@ -19,14 +19,14 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider,
 
 from slicewise.engine.physics.constants import HC_EV_M
 
-from .common import (colormap, colormap_combo, format_length, image_plot, length_unit,
-                     robust_levels, set_scaled_axis)
+from .common import (SYMBOLS, colormap, colormap_combo, format_length, image_plot,
+                     length_unit, robust_levels, set_scaled_axis)
 from .measure import MeasureTool, ScaleBar, fit_scale_bar, mode_combo
 
 QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
               "phase": "phase of one slice (rad)", "amplitude": "amplitude |T| of one slice"}
 # colour bar labels: short, the unit in brackets where there is one
-_BAR_LABELS = {"delta": "\u03b4", "beta": "\u03b2", "phase": "phase [rad]", "amplitude": "|T|"}
+_BAR_LABELS = SYMBOLS
 # view along -> (volume axes shown vertically, horizontally), names of those axes
 _CUTS = {"z": ((1, 2), ("y", "x")), "y": ((0, 2), ("z", "x")), "x": ((1, 0), ("y", "z"))}
 

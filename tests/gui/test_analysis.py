@@ -182,7 +182,7 @@ def test_frc_curve_in_the_window(qtbot, window, holo_file, tmp_path, make_window
     assert w.tabs.currentWidget() is fv
     x, y = fv.curve.getData()
     assert np.allclose(y, res.frc)
-    assert np.allclose(x, res.frequency / 10e-9 * 1e-9)     # cycles per nm
+    assert np.allclose(x, res.frequency / 10e-9 * 1e-6)     # cycles per um
     assert len(fv.marks) == 2 and "half-bit" in fv.summary.text()
     assert f"{res.resolution_m['half-bit'] * 1e9:.4g} nm" in fv.summary.text()
     assert "odd/result.h5 and even/result.h5" in fv.summary.text()
