@@ -75,6 +75,10 @@ def start():
     w.start_run()
 
 def poll():
+    n3 = w.napari_view.updates   # when each live 3D update lands, during the run
+    if state["started"] and "idle" not in state and n3 != state.get("n3", 0):
+        state["n3"] = n3
+        state.setdefault("t3", []).append(time.perf_counter() - state["started"])
     if state["started"] is None and w.can_start()[0] and w.dataset is not None:
         w.tabs.setCurrentWidget(w.napari_view)    # the 3D tab is open during the run ...
         if w.napari_view.ready:                   # ... and napari has loaded in the background
@@ -113,6 +117,7 @@ def poll():
                                               for a, g in zip(ticks[1:], gaps) if g > 100],
                                       "shown_s": shown - state["started"],
                                       "n_3d": w.napari_view.updates,
+                                      "t_3d": state.get("t3", []),
                                       "layers": w.napari_view.layer_names(),
                                       "result": str(w.result_path)}))
         w.close()
@@ -236,6 +241,11 @@ def responsiveness(cfg: Path, env: dict) -> None:
     print(f"  first volume drawn {res['shown_s']:.1f} s after Start; run ended "
           f"{res['run_s']:.1f} s after Start (ticks recorded for 2 s more, the final 3D view's "
           f"drawing included); blocks over 100 ms (s after Start, ms): {res['big']}")
+    t3 = np.asarray(res["t_3d"])
+    if t3.size > 1:
+        print(f"  live 3D updates during the run: {t3.size}, landing at {np.round(t3, 1).tolist()} "
+              f"s after Start; longest interval between two {np.diff(t3).max():.2f} s (a 3D "
+              "update at least every LIVE_MAX_INTERVAL_S = 3 s, plus its drawing)")
     pop = np.asarray(res["gaps_pop_ms"] or [0.0])
     print(f"  then 'Pop out to napari...' ({res['popouts']} pop-out window(s) after 4 s): "
           f"longest block {pop.max():.1f} ms")
