@@ -163,3 +163,24 @@ def test_resume_past_the_requested_epochs_offers_more(qtbot, window, holo_file, 
     assert w.params.value("run.epochs") == 6
     w.loss_view.refresh()
     assert w.loss_view.epochs == [1, 2, 3, 4, 5, 6]
+
+
+def test_live_validation_loss_and_best_epoch(qtbot, window, holo_file, tmp_path, dialogs):
+    """A run whose history records carry "validation" (held-out frames, the shared contract):
+    the loss view draws it as the run goes and marks the epoch of the lowest."""
+    from dataclasses import replace
+
+    w = window
+    open_data(qtbot, w, holo_file)
+    fast_run(w, tmp_path / "out", epochs=3)
+    w.start_run()
+    wait_idle(qtbot, w)
+    snap = w.last_snapshot
+    history = [dict(rec, validation=v) for rec, v in zip(snap.history, (3e-3, 1e-3, 2e-3))]
+    w.show_snapshot(replace(snap, history=history))   # the window's path for a run's snapshot
+    w.loss_view.refresh()
+    x, y = w.loss_view.validation_curve.getData()
+    assert list(x) == [1.0, 2.0, 3.0] and np.allclose(y, np.log10((3e-3, 1e-3, 2e-3)))  # log axis
+    assert w.loss_view.best_line.isVisible() and w.loss_view.best_line.value() == 2
+    assert "validation 0.002; best epoch 2" in w.loss_view.summary.text()
+    assert not dialogs.errors, dialogs.errors
