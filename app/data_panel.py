@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 
 from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import field_line
 
 from .views.common import (colormap, colormap_combo, format_length, frame_units, log_image,
                            modality_text, robust_levels, set_scaled_axis, spot_name)
@@ -30,6 +31,7 @@ def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
             ("layout", str(ds.meta.get("layout", "?"))),
             ("modality", modality_text(ds.modality, ds.n_tiles) +
              (", tomography" if is_tomography(ds.angles_rad) else "")),
+            ("field", field_line(ds, short=True)),
             ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
                        f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
             ("energy", f"{ds.energy_ev / 1e3:.4g} keV  (\u03bb = {format_length(ds.wavelength_m)})"),

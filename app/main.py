@@ -33,11 +33,14 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
     from . import settings  # noqa: PLC0415
     from .errors import install_excepthook  # noqa: PLC0415
     from .log_panel import setup_logging  # noqa: PLC0415
+    from slicewise.resources import APP_ID, window_icon  # noqa: PLC0415
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(settings.ORGANISATION)
     app.setApplicationName(settings.APPLICATION)
     app.setApplicationDisplayName("Slicewise")
+    app.setWindowIcon(window_icon())
+    app.setDesktopFileName(APP_ID)  # Wayland shells match the window to the installed entry
     app.setStyle("Fusion")  # the same look on every platform, crisp at any DPI
     log_file = setup_logging()
     install_excepthook()

@@ -173,12 +173,11 @@ class RunHost:
             self._final_snapshot()  # the last good estimate stays on screen
 
     def _info(self, run) -> RunInfo:
-        ds = run.dataset
-        energy = self.config.data.energy_ev or ds.energy_ev
+        ds, optics = run.dataset, run.problem.model.optics   # the geometry the run uses
         truth = dict(ds.truth) if ds.truth is not None else {}
         return RunInfo(run.backend.describe(), Path(run.output_dir), run.n_epochs, run.epoch,
-                       float(energy), ds.n_angles, ds.n_spots, ds.modality,
-                       (ds.slice_thickness_m, ds.pixel_size_m), truth, ds.n_distances,
+                       float(optics.energy_ev), ds.n_angles, ds.n_spots, ds.modality,
+                       (optics.slice_thickness_m, optics.pixel_size_m), truth, ds.n_distances,
                        ds.n_tiles)
 
     def _on_event(self, ev) -> None:

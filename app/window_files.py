@@ -11,7 +11,9 @@ from pathlib import Path
 
 from slicewise.engine import __version__
 from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.errors import ConfigError
 from slicewise.engine.io.readers import open_dataset
+from slicewise.engine.recon.setup.data_field import data_statements
 from slicewise.engine.recon import config as cfgmod
 
 from . import dialogs, settings
@@ -200,7 +202,12 @@ class FilesMixin:
             self._opening_data = None
             self._open_failed(str(p), exc, tb)
 
-        self.tasks.submit(f"opening {p.name}", lambda: open_dataset(p), done, failed)
+        try:  # the form's statements about the field decide over the reader's guess
+            statements = data_statements(self.params.config())
+        except ConfigError:
+            statements = None  # contradicting statements: the form flags them
+        self.tasks.submit(f"opening {p.name}", lambda: open_dataset(p, statements=statements),
+                          done, failed)
 
     def save_config_dialog(self) -> None:
         cp = self.session.config_path

@@ -6,6 +6,8 @@
 ``slicewise simulate ...``  writes a simulated data set (see ``slicewise simulate --help``)
 ``slicewise reconstruct``   runs a reconstruction from a TOML configuration
 ``slicewise info``          backend, versions, and what a data file contains
+``slicewise frc A B``       Fourier ring correlation of two results (split-half resolution)
+``slicewise doctor``        what works on this machine (packages, GPU, OpenGL, MPI, memory, disk)
 
 This module lives outside the engine (which imports nothing from the GUI): it is the one place
 that knows both. Subcommands import their modules lazily so that ``--help`` and ``--version`` are
@@ -73,21 +75,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if _has_display() and not args.headless:
         return _run_gui()(None, demo=True)
-    from slicewise.engine.demo import run_headless_demo  # noqa: PLC0415
+    from slicewise.cli.demo import run_headless_demo  # noqa: PLC0415 - tqdm and the engine load only now
 
     return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from slicewise.engine.backend import get_backend  # noqa: PLC0415
-
-    print(f"slicewise {__version__}")
-    print("backend:", get_backend(args.backend).describe())
-    if args.file:
-        from slicewise.engine.io.readers import describe_file  # noqa: PLC0415
-
-        print(describe_file(args.file))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,16 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     d.set_defaults(func=_cmd_demo)
 
-    i = sub.add_parser("info", help="backend and versions; with FILE, what the data file holds")
-    i.add_argument("file", nargs="?")
-    i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
-    i.set_defaults(func=_cmd_info)
-
-    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
+    from slicewise.cli.doctor import add_doctor_arguments  # noqa: PLC0415
+    from slicewise.cli.halves import add_frc_arguments  # noqa: PLC0415
+    from slicewise.cli.info import add_info_arguments  # noqa: PLC0415
     from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
 
+    add_info_arguments(sub.add_parser("info", help="backend and versions; with FILE (data or "
+                                                   "configuration), what the data file holds"))
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
+    add_frc_arguments(sub.add_parser("frc", help="Fourier ring correlation of two results "
+                                                 "(split-half resolution)"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
+    add_doctor_arguments(sub.add_parser("doctor", help="check this installation (the first thing "
+                                        "to run when something does not work)"))
     return p
 
 

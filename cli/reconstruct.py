@@ -22,6 +22,10 @@ def add_reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint/result file")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run's results in the output folder (run.overwrite)")
+    p.add_argument("--halves", action="store_true",
+                   help="split-half validation: reconstruct the even and the odd frames (scan "
+                        "positions; angles for a tomogram) into OUT/even and OUT/odd and write "
+                        "their Fourier ring correlation to OUT/frc.h5 and OUT/frc.png")
     p.add_argument("--example", choices=("ptycho", "holo", "tomo", "nearfield-ptycho"),
                    help="print a commented example configuration and exit (redirect it to a file)")
     p.set_defaults(func=run_reconstruct_cli)
@@ -37,9 +41,8 @@ def load_config(path: Path):
 
 
 def run_reconstruct_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
-
     from slicewise.engine.recon.config import example_config, set_value  # noqa: PLC0415
+    from tqdm import tqdm  # noqa: PLC0415
 
     if args.example:
         sys.stdout.write(example_config(args.example))
@@ -56,6 +59,13 @@ def run_reconstruct_cli(args: argparse.Namespace) -> int:
         set_value(cfg, "run.output_dir", str(Path(args.out).resolve()))
     if args.overwrite:
         set_value(cfg, "run.overwrite", True)
+    if args.halves:
+        from slicewise.cli.halves import run_halves  # noqa: PLC0415
+
+        if args.resume:
+            raise ConfigError("--halves starts two new reconstructions; --resume continues one "
+                              "(resume each half with its own checkpoint instead)")
+        return run_halves(cfg, path.resolve().parent, reconstruct_with_progress, tqdm)
     return reconstruct_with_progress(cfg, path.resolve().parent, resume=args.resume, tqdm=tqdm)
 
 
@@ -76,7 +86,7 @@ def _stop_on_signals(rec, write):
 
     def on_signal(signum, frame):
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        if not rec._stop:
+        if not rec.stop_requested:
             write(f"{name}: stopping after this minibatch and writing a checkpoint"
                   + (" (Ctrl-C again to abort)" if single and signum == signal.SIGINT else ""))
         elif single and signum == signal.SIGINT:
@@ -95,11 +105,12 @@ def _stop_on_signals(rec, write):
             signal.signal(sig, handler)
 
 
-def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> int:
-    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly."""
+def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None, dataset=None) -> int:
+    """Build and run a reconstruction, showing a progress bar; Ctrl-C stops cleanly.
+    ``dataset``: the data set to use instead of opening ``data.path`` (e.g. half of it)."""
     from slicewise.engine.recon.run import Reconstruction  # noqa: PLC0415
 
-    rec = Reconstruction(cfg, base_dir=base_dir, resume=resume)
+    rec = Reconstruction(cfg, dataset, base_dir=base_dir, resume=resume)
     dist = rec.distributed
     root = dist is None or dist.is_root
     say = print if root else (lambda *a, **k: None)  # MPI: rank 0 speaks for all ranks
@@ -115,7 +126,10 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     def on_progress(ev):
         if ev.kind == "epoch":
             bar.update(1)
-            bar.set_postfix(loss=f"{ev.loss:.4g}")
+            post = {"loss": f"{ev.loss:.4g}"}
+            if ev.validation == ev.validation:   # measured (not NaN)
+                post["val"] = f"{ev.validation:.4g}"
+            bar.set_postfix(post)
         elif ev.kind == "checkpoint":
             bar.write(f"checkpoint: {ev.message}")
 
@@ -130,5 +144,9 @@ def reconstruct_with_progress(cfg, base_dir: Path, resume=None, tqdm=None) -> in
     total_s = sum(x["time_s"] for x in h if x["time_s"] == x["time_s"])
     say(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
         f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
-    say(f"result: {result}\ncheckpoint: {rec.checkpoint_path}")
+    if rec.stopped_early:
+        say(f"stopped early: the validation loss stopped improving (best at epoch {rec.best.epoch})")
+    kept = (f" (the estimate of epoch {rec.best.epoch}, the best validation loss)"
+            if rec.config.run.early_stop and rec.best.epoch and rec.best.epoch != rec.epoch else "")
+    say(f"result: {result}{kept}\ncheckpoint: {rec.checkpoint_path}")
     return 0 if rec.state in ("finished", "stopped") else 1

@@ -138,7 +138,7 @@ def to_host(a) -> np.ndarray:
 def array_module(a):
     """The array module (numpy or cupy) an array belongs to, without importing cupy needlessly."""
     if type(a).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
+        import cupy  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         return cupy
     return np
@@ -152,10 +152,10 @@ def _make_backend(name: str, precision: str) -> Backend:
             why = " ".join(str(why).split())
             raise BackendError(f"run.backend (--backend) = 'cupy' was requested but cannot be used: "
                                f"{why}. Use backend 'numpy' (or 'auto') to run on the CPU.")
-        import cupy.fft as cfft  # noqa: PLC0415
+        import cupy.fft as cfft  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         return Backend("cupy", cupy, precision, cfft, workers=1)
-    import scipy.fft as sfft  # noqa: PLC0415
+    import scipy.fft as sfft  # noqa: PLC0415 - loaded with the backend that uses it
 
     return Backend("numpy", np, precision, sfft, workers=-1)
 

@@ -233,7 +233,7 @@ def _scatter_add(xp, out, index, g):
     if xp is np:
         np.add.at(out, index, g)
     else:  # pragma: no cover - GPU
-        import cupyx  # noqa: PLC0415
+        import cupyx  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         cupyx.scatter_add(out, index, g)
 
@@ -290,7 +290,7 @@ def crop(a, region: Sequence[tuple[int, int]]):
 def _fft_pair(x):
     """(fft2, ifft2) for the array's backend, unitary over the last two axes."""
     if array_module(x) is np:
-        import scipy.fft as sfft  # noqa: PLC0415
+        import scipy.fft as sfft  # noqa: PLC0415 - loaded with the backend that uses it
 
         return (lambda a: sfft.fft2(a, norm="ortho", workers=fft_workers(a.size)),
                 lambda a: sfft.ifft2(a, norm="ortho", workers=fft_workers(a.size)))

@@ -18,10 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from . import __version__
 from .backend import get_backend, to_host
 from .config_schema import Schema, field_factory
 from .errors import ConfigError
+from .geometry import Geometry
+from .io.adorym import write_adorym
+from .io.datafile import Dataset
+from .io.slicewise_format import write_dataset
 from .materials import parse_material
 from .models.common import Optics
 from .models.holo import HoloModel
@@ -215,11 +221,6 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
 
 def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto", progress=None) -> Path:
     """Simulate and write the data file at ``path`` (atomic). Returns the path."""
-    from .io.adorym import write_adorym  # noqa: PLC0415
-    from .geometry import Geometry  # noqa: PLC0415
-    from .io.datafile import Dataset  # noqa: PLC0415
-    from .io.slicewise_format import write_dataset  # noqa: PLC0415
-    from . import __version__  # noqa: PLC0415
 
     t0 = time.perf_counter()
     sim = simulate_arrays(cfg, backend_name, progress)
@@ -300,7 +301,7 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SimulationConfig:
     d: dict = {}
     if args.config:
-        import tomllib  # noqa: PLC0415
+        import tomllib  # noqa: PLC0415 - tomli on Python 3.10, only when a TOML file is given
 
         try:
             d.update(tomllib.loads(Path(args.config).read_text()))
@@ -334,7 +335,6 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 def run_simulate_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
 
     cfg = config_from_args(args)
     cfg.validate()

@@ -18,7 +18,7 @@ EVERYTHING = {
                "constraints.nonneg": True, "constraints.fix_probe_power": True,
                "refine.probe": True, "refine.positions": True, "refine.positions_start_epoch": 1,
                "regularization.tv_weight": 1e-3, "regularization.l1_weight": 1e-4,
-               "optimizer.kind": "adam", "run.batch_spots": 4},
+               "optimizer.kind": "adam", "run.batch_spots": 4, "run.validation_share": 0.1},
     "holo": {"constraints.support": "auto", "constraints.support_start_epoch": 1,
              "constraints.nonneg": True, "refine.distances": True, "refine.probe": True,
              "regularization.tv_weight": 1e-3, "optimizer.kind": "adam", "run.batch_angles": 1},
@@ -52,6 +52,9 @@ def test_resume_at_several_epochs_is_bitwise_exact(kind, data, tmp_path):
     for name, value in straight["params"].items():
         np.testing.assert_array_equal(chained["params"][name], value, err_msg=name)
     np.testing.assert_array_equal(chained["loss"]["total"], straight["loss"]["total"])
+    if "validation" in straight["loss"]:   # the held-out frames' loss, and the best epoch kept
+        np.testing.assert_array_equal(chained["loss"]["validation"], straight["loss"]["validation"])
+        assert chained["best_epoch"] == straight["best_epoch"]
     state = read_result(tmp_path / "part1" / "checkpoint.h5")["extra"]["run_state"]
     assert state["support"].any() and not state["support"].all()  # the auto support is kept
     assert set(state["penalty_norm"]) == {"l1", "tv"} and "best" in state["guard"]

@@ -112,6 +112,10 @@ class LossView(QWidget):
                 return  # already known (e.g. from a resumed history)
             self.epochs.append(int(ev.epoch))
             self.epoch_loss.append(float(ev.loss))
+            val = getattr(ev, "validation", None)   # the held-out data's loss (NaN: none)
+            if val is not None and np.isfinite(val):
+                self.validation[int(ev.epoch)] = float(val)
+                self.best_epoch = min(self.validation, key=self.validation.get)
             for name, v in (ev.terms or {}).items():
                 col = self.terms.setdefault(name, [np.nan] * (len(self.epochs) - 1))
                 col.append(float(v))

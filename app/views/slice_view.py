@@ -9,7 +9,6 @@ Phase and amplitude are those of one slice's transmission ``T = exp(-k dz (beta 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,7 +16,7 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from slicewise.engine.physics.constants import HC_EV_M
+from slicewise.engine.physics.optics import wavenumber
 
 from .common import (SYMBOLS, colormap, colormap_combo, format_length, image_plot,
                      length_unit, robust_levels, set_scaled_axis)
@@ -184,7 +183,7 @@ class SliceView(QWidget):
     def _k_dz(self) -> float | None:
         if not self._energy_ev:
             return None
-        return 2 * math.pi * self._energy_ev / HC_EV_M * self._dz_m
+        return wavenumber(self._energy_ev) * self._dz_m
 
     def _cut(self, vol: np.ndarray) -> np.ndarray:
         i = min(self.slider.value(), vol.shape[self.current_axis_index()] - 1)

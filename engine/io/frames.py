@@ -55,8 +55,10 @@ class FrameConversion:
 
     def describe(self) -> str:
         parts = ["magnitudes" if self.quantity == "magnitude" else "intensities"]
-        if self.centered or self.fft_norm != "ortho":
-            parts.append("centred, unnormalised FFT" if self.centered else f"fft_norm={self.fft_norm}")
+        if self.centered:
+            parts.append("centred")
+        if self.fft_norm == "backward":
+            parts.append("unnormalised FFT")
         return ", ".join(parts)
 
 
@@ -157,6 +159,24 @@ class LazyH5File:
         state = dict(self.__dict__)
         state["_file"], state["_pid"] = None, None
         return state
+
+
+class SubsetSource:
+    """Some angles and spots of another frame source (e.g. the odd scan positions, for a
+    split-half reconstruction); frames are read from ``parent`` on demand."""
+
+    def __init__(self, parent, angles: np.ndarray, spots: np.ndarray):
+        self.parent = parent
+        self.angles, self.spots = np.asarray(angles, int), np.asarray(spots, int)
+        self.shape = (len(self.angles), len(self.spots)) + tuple(parent.shape[2:])
+        self.label, self.conversion = parent.label, parent.conversion
+
+    def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
+        return self.parent.read(self.angles[np.asarray(a_idx)], self.spots[np.asarray(s_idx)],
+                                check)
+
+    def close(self) -> None:
+        self.parent.close()
 
 
 class H5Source(LazyH5File):

@@ -10,8 +10,8 @@ from ..errors import DataFileError
 
 def h5py_module():
     """Import h5py with the compression filters registered (Blosc, LZ4, Zstd, bitshuffle ...)."""
+    import h5py  # noqa: PLC0415 - deferred: `slicewise --help` and signal set-up come first
     import hdf5plugin  # noqa: F401, PLC0415 - registers the filters with HDF5 on import
-    import h5py  # noqa: PLC0415
 
     return h5py
 
@@ -79,7 +79,7 @@ def compression_kwargs(compression) -> dict:
         return dict(compression)
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    import hdf5plugin  # noqa: PLC0415
+    import hdf5plugin  # noqa: PLC0415 - deferred like h5py_module's (the command line starts fast)
 
     if compression == "blosc":
         return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))

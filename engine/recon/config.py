@@ -37,6 +37,7 @@ from ..config_schema import FieldInfo, Schema, field_factory
 from ..errors import ConfigError
 from ..geometry import ENERGY_RANGE_EV, PIXEL_RANGE_M
 from ..io.arrays import is_array_file
+from ..io.field import statements_from_keys
 from .loop.losses import LOSSES
 
 __all__ = [
@@ -78,6 +79,15 @@ class DataConfig:
                                              "distance / M, M = (z1 + z2) / z1); pixel_size_m and "
                                              "distances_m are then the detector's. Unset = plane "
                                              "wave", "m", min=0, min_exclusive=True)
+    field: str = _f("auto", "near or far field: auto = guessed from the frames and the geometry "
+                    "(`slicewise info` says from what); near = holography or near-field "
+                    "ptychography; far = far-field ptychography or CDI. A near-field model.kind or "
+                    "source_to_sample_m states near, model.kind = ptycho states far",
+                    choices=("auto", "near", "far"))
+    farfield_order: str = _f("auto", "far-field frames in the file: centred (direct beam in the "
+                             "middle, CXI's convention) or fft (direct beam in the corners); "
+                             "auto = detected from the mean frame (CXI files)",
+                             choices=("auto", "centred", "fft"))
     scan_orientation: str = _f("auto", "near-field ptychography: auto = check the sign and axes of "
                                "the scan positions against the frames (features move with the "
                                "sample) and fix them if clearly wrong; as_read = trust the file",
@@ -301,6 +311,16 @@ class RunConfig:
                          safe_while_paused=True)
     snapshot_every_s: float = _f(2.0, "send a preview to the GUI at most this often; 0 = every "
                                  "step", "s", min=0, safe_while_paused=True)
+    validation_share: Optional[float] = _f(None, "share of the data held out of the fit; their "
+                                           "loss after each epoch is the validation loss, which "
+                                           "shows when the fit turns to the noise (scan "
+                                           "positions, tomography angles, or for one full-field "
+                                           "view islands of detector pixels); unset = chosen "
+                                           "(0.05); 0 = off", min=0, max=0.5, max_exclusive=True)
+    early_stop: bool = _f(True, "with a validation loss: the result is the estimate of its best "
+                          "epoch; when it stops improving Adam's rates are halved, then the run "
+                          "stops (run.epochs stays the maximum); false = run every epoch and keep "
+                          "the last estimate", safe_while_paused=True)
 
 
 @dataclass
@@ -331,6 +351,8 @@ def _check_special(path: str, v) -> None:
 
 def _check_consistency(cfg: ReconConfig) -> None:
     """Data-independent rules between fields."""
+    d = cfg.data  # statements about the field that contradict each other: one error naming both
+    statements_from_keys(d.field, cfg.model.kind, d.source_to_sample_m, d.farfield_order)
     if cfg.model.kind == "holo" and cfg.refine.positions:
         raise ConfigError("refine.positions: scan positions exist only in ptychography, but "
                           "model.kind = holo")

@@ -35,21 +35,27 @@ from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from .setup.schedule import estimation_batch
-from .setup import initial_guess
-from .setup import probe_search
-from .loop.divergence import DivergenceGuard, check_batch
 from .loop.checkpoint import Progress, host_params, read_state, write_state
 from .loop.distributed import Distributed
-from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
-from .problem import Problem, build_problem, host_copy
-from .loop.projections import Projections
-from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
+from .loop.divergence import DivergenceGuard, check_batch
 from .loop.output import check_output_dir, prepare_output_dir
+from .loop.projections import Projections
+from .loop.solver import Solver
+from .loop.validation import BestState, Validator
+from .plan import RunPlan
+from .problem import Problem, host_copy
+from .setup.data_field import data_statements, field_choices, restated_dataset
+from .setup.memory import used_memory_bytes
+from .setup.prepare import prepare_run
 
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
+
+#: Epochs without a new best validation loss before the run acts (``run.early_stop``): it halves
+#: Adam's rates :data:`PLATEAU_CUTS` times, each followed by as many epochs; then it stops.
+PATIENCE = 3
+PLATEAU_CUTS = 2
 
 
 @dataclass
@@ -67,7 +73,9 @@ class ProgressEvent:
     eta_s: float = float("nan")
     state: str = "running"
     message: str = ""
+    validation: float = float("nan")             # "epoch": the held-out data's loss (NaN: none)
     changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
+    reasons: dict = field(default_factory=dict)   # "config": dotted path -> why it was chosen
 
 
 @dataclass
@@ -101,8 +109,9 @@ class Reconstruction:
     def __init__(self, config: cfgmod.ReconConfig, dataset: Dataset | None = None, *,
                  backend: Backend | None = None, resume: str | Path | None = None,
                  base_dir: str | Path | None = None, distributed="auto"):
-        self.config = cfgmod.validate(config)
-        self._requested = self.config.copy()  # what the user asked for, before automatic choices
+        # the user's configuration stays as written; the run uses the plan's (see plan.py)
+        self.plan = RunPlan(config)
+        self.config = self.plan.config
         # MPI data parallelism when launched by mpiexec with several ranks (see distributed.py)
         self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
@@ -116,19 +125,16 @@ class Reconstruction:
             if not self.config.data.path:
                 raise ConfigError("data.path is not set: give the measured data file (HDF5)")
             dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
-                                   allow_external=self.config.data.allow_external_links)
-        self.dataset = dataset
-        self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
-                                              self.distributed)
-        resolve_probe_refinement(self.config, dataset, self.problem)
-        schedule = choose_schedule(self.config, dataset, self.problem,
-                                   available_memory_bytes(self.backend), self.backend)
-        if not resume:  # a physics-based start instead of vacuum where the data prefer it
-            initial_guess.apply_initial_guess(self.problem, *estimation_batch(
-                dataset, self.problem.model.splits_spots, schedule))
-            probe_search.run_probe_search(self.config, dataset, self.problem, schedule,
-                                          self.base_dir, self.distributed)
-        self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
+                                   allow_external=self.config.data.allow_external_links,
+                                   statements=data_statements(self.config))
+        # the user's statements about the field win over a reader's guess; auto becomes a choice
+        self.dataset = dataset = restated_dataset(self.config, dataset, self.base_dir)
+        for choice in field_choices(self.config, dataset):
+            self.plan.adopt(choice)
+        prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
+                               resume=bool(resume))
+        self.problem: Problem = prepared.problem
+        self.memory_estimate_bytes = prepared.memory_estimate_bytes
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.progress = Progress()
@@ -140,22 +146,36 @@ class Reconstruction:
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
-        self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
-                             self._lock, self.distributed)
+        self.holdout = prepared.holdout
+        self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
+                             self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)
+        self.validator = Validator(self.holdout, self.problem, self.distributed)
+        self.best = BestState()            # the estimate of the best validation loss
+        self.stopped_early = False
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         if resume:
-            self.progress, opt_state, run_state = read_state(Path(resume), self.problem)
-            # the guard first: its rate cuts apply to the configured rates the optimiser restores
-            self._guard.load_state_dict(run_state.get("guard", {}))
-            self.solver.load_state_dict(opt_state)
-            self.projections.load_state_dict(run_state)
-            self.problem.load_state_dict(run_state)
-            self._partial = run_state.get("partial") or None
+            self._restore(Path(resume))
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
-        self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
+        self.solver.resolve_learning_rates(self.solver.refined(self.epoch), self._when())
         self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
+
+    def _restore(self, path: Path) -> None:
+        """Continue from a checkpoint: unknowns, progress, optimiser and run state."""
+        self.progress, opt_state, run_state = read_state(path, self.problem)
+        self.plan.load_state_dict(run_state.get("plan", {}))
+        # the guard first: its rate cuts apply to the configured rates the optimiser restores
+        self._guard.load_state_dict(run_state.get("guard", {}))
+        self.solver.load_state_dict(opt_state)
+        self.projections.load_state_dict(run_state)
+        self.problem.load_state_dict(run_state)
+        self._load_validation_state(run_state.get("validation", {}))
+        self._partial = run_state.get("partial") or None
+
+    def _when(self) -> str:
+        """When a choice is made, for the plan: before the first epoch or during one."""
+        return "setup" if self.epoch == 0 and not self.batch_losses else f"epoch {self.epoch + 1}"
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -172,6 +192,11 @@ class Reconstruction:
         self._stop = True
         self._resume_evt.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called (the run stops after the current minibatch)."""
+        return self._stop
+
     def apply_changes(self, changes: dict) -> None:
         """Change fields marked ``safe_while_paused`` (learning rates, weights, epochs...); they
         take effect from the next optimiser step."""
@@ -183,8 +208,7 @@ class Reconstruction:
             if not info.safe_while_paused:
                 raise ConfigError(f"{path} cannot change during a run; stop and start again")
         with self._lock:
-            for path, value in changes.items():
-                cfgmod.set_value(self.config, path, value)
+            self.plan.apply_user_changes(changes)
             self.solver.update_learning_rates()
 
     @property
@@ -224,7 +248,7 @@ class Reconstruction:
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
         try:
-            while self.epoch < self.n_epochs and not self._stop_agreed():
+            while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
                 record = self._run_epoch()
                 if record is None:
                     break  # stopped within the epoch: a partial epoch is not an epoch
@@ -293,7 +317,8 @@ class Reconstruction:
                 if not self._guard.epoch_diverged(check):
                     if self._guard.stalled():
                         with self._lock:
-                            self._guard.cut_for_stall(self.solver.refined(self.epoch))
+                            self._guard.cut_for_stall(self.solver.refined(self.epoch),
+                                                      f"epoch {self.epoch + 1}")
                         self._save_config()
                     return record
                 diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
@@ -319,7 +344,7 @@ class Reconstruction:
         try:
             with self._lock:
                 self._guard.roll_back(prob.params, good, names, where, str(self.checkpoint_path),
-                                      partial_loss, memory)
+                                      partial_loss, memory, f"epoch {self.epoch + 1}")
         except DivergenceError:
             self._write(self.checkpoint_path, "checkpoint")
             raise
@@ -346,22 +371,25 @@ class Reconstruction:
         return stop
 
     def automatic_choices(self) -> dict:
-        """Fields the run has set itself (measured learning rates, the optimiser and minibatches
-        chosen by ``auto``, rates cut after a divergence): dotted path -> value in use."""
-        req = {f.path: f.value for f in cfgmod.iter_fields(self._requested)}
-        return {f.path: f.value for f in cfgmod.iter_fields(self.config) if req.get(f.path) != f.value}
+        """Fields the run has set itself (the plan's choices: measured learning rates, the
+        optimiser and minibatches chosen by ``auto``, rates cut after a divergence): dotted path
+        -> value in use."""
+        return self.plan.chosen()
 
     def _save_config(self) -> None:
-        """Write the configuration in use (so rerunning ``config.toml`` repeats this run) and tell
-        observers what the run chose (the GUI's form shows it)."""
+        """Write the configuration in use (so rerunning ``config.toml`` repeats this run), with
+        the plan's reasons as its header, and tell observers what the run chose (the GUI's form
+        shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
-        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.automatic_choices()))
+            cfgmod.to_toml(self.config, self.output_dir / "config.toml",
+                           header=self.plan.toml_header())
+        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.plan.chosen(),
+                                 reasons=self.plan.reasons()))
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         names = self.solver.refined(self.epoch)
         # a parameter whose refinement starts now may need its learning rate measured
-        if self.solver.resolve_learning_rates(names):
+        if self.solver.resolve_learning_rates(names, self._when()):
             self._save_config()
         return self.solver.step(a_idx, s_idx, names)
 
@@ -373,6 +401,7 @@ class Reconstruction:
     def _end_epoch(self, record: dict) -> None:
         nb = record.pop("n_batches")
         self.progress.epoch += 1
+        self._validate(record)
         self.history.append(record)
         self._epoch_times.append(record["time_s"])
         with self._lock:
@@ -380,16 +409,74 @@ class Reconstruction:
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
-                                 self._eta(nb, nb)))
+                                 self._eta(nb, nb),
+                                 validation=record.get("validation", float("nan"))))
         every = self.config.run.checkpoint_every
         if every and self.epoch % every == 0 and self.epoch < self.n_epochs:
             self._write(self.checkpoint_path, "checkpoint")
             self._emit(ProgressEvent("checkpoint", self.epoch, self.n_epochs, state=self.state,
                                      message=str(self.checkpoint_path)))
 
+    # ---- validation -----------------------------------------------------------------------
+    def _validate(self, record: dict) -> None:
+        """The validation loss of the epoch's estimate into ``record``; the best estimate kept;
+        with ``run.early_stop``, a plateau of the validation loss cuts Adam's rates
+        (:data:`PLATEAU_CUTS` times), then ends the run."""
+        if not self.holdout.active:
+            return
+        value = self.validator.loss(self.problem.params)
+        record["validation"] = value
+        with self._lock:
+            self.best.update(self.epoch, value, self.problem.params,
+                             lambda p: {k: host_copy(v) for k, v in p.items()})
+        if not self.config.run.early_stop or self.best.since_best < PATIENCE:
+            return
+        why = (f"the validation loss has not improved for {PATIENCE} epochs (best "
+               f"{self.best.loss:.4g} at epoch {self.best.epoch})")
+        if self.solver.optimizer.per_element_steps and self._guard.validation_cuts < PLATEAU_CUTS:
+            with self._lock:
+                self._guard.cut_rates(self.solver.refined(self.epoch), why,
+                                      f"epoch {self.epoch}", validation=True)
+            self.best.since_best = 0
+            self._save_config()
+            log.warning("%s: learning rates halved", why)
+            return
+        self.stopped_early = True
+        log.warning("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+
+    def _load_validation_state(self, state: dict) -> None:
+        held = state.get("holdout", {})
+        if held and (held.get("unit"), int(held.get("n_held", -1)), int(held.get("n_pixels", -1))) \
+                != tuple(self.holdout.state_dict()[k] for k in ("unit", "n_held", "n_pixels")):
+            raise ConfigError("--resume: the checkpoint held out other data for its validation "
+                              f"loss ({held.get('unit')}, run.validation_share = "
+                              f"{held.get('share')}); set run.validation_share and "
+                              "run.shuffle_seed as in its config.toml")
+        be = self.problem.backend
+        self.best.load_state_dict(state.get("best", {}),
+                                  lambda k, v: be.asarray(v, dtype=self.problem.params[k].dtype))
+        self.stopped_early = bool(state.get("stopped_early", False))
+
+    def _validation_state(self) -> dict:
+        if not self.holdout.active:
+            return {}
+        return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
+                "stopped_early": bool(self.stopped_early)}
+
     def _finish(self) -> None:
-        """Final checkpoint, result and TIFF stacks; the final state."""
+        """Final checkpoint; the result (the estimate of the best validation loss when the run
+        keeps it) and TIFF stacks; the final state."""
         self._write(self.checkpoint_path, "checkpoint")
+        keep_best = (self.config.run.early_stop and self.best.params is not None
+                     and self.best.epoch != self.epoch)
+        if keep_best:
+            with self._lock:
+                for k, v in self.best.params.items():
+                    self.problem.params[k] = self.problem.backend.asarray(
+                        v, dtype=self.problem.params[k].dtype)
+            log.info("result: the estimate of epoch %d, the best validation loss (%.4g), not "
+                     "the last (epoch %d)", self.best.epoch, self.best.loss, self.epoch)
+        self._result_epoch = self.best.epoch if keep_best else 0
         self._write(self.result_path, "result")
         if self.config.run.save_tiff and self._writes_files:
             self._write_tiffs()
@@ -440,11 +527,13 @@ class Reconstruction:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.problem.state_dict()}
+                         **self.problem.state_dict(), "plan": self.plan.state_dict(),
+                         "validation": self._validation_state()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
-                    run_state)
+        write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
+                    run_state, best_epoch=getattr(self, "_result_epoch", 0) if kind == "result"
+                    else 0)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

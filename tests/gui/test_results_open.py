@@ -184,3 +184,27 @@ def test_live_validation_loss_and_best_epoch(qtbot, window, holo_file, tmp_path,
     assert w.loss_view.best_line.isVisible() and w.loss_view.best_line.value() == 2
     assert "validation 0.002; best epoch 2" in w.loss_view.summary.text()
     assert not dialogs.errors, dialogs.errors
+
+
+def test_real_validation_loss_live_and_in_the_result(qtbot, window, holo_file, tmp_path,
+                                                     make_window, dialogs):
+    """A run that holds data out (run.validation_share): its validation loss is drawn while it
+    runs, and again, with the best epoch the result records, when the result is opened."""
+    w = window
+    open_data(qtbot, w, holo_file)
+    fast_run(w, tmp_path / "out", epochs=4, **{"run.validation_share": 0.25})
+    w.start_run()
+    wait_idle(qtbot, w)
+    assert not dialogs.errors, dialogs.errors
+    w.loss_view.refresh()
+    live = dict(w.loss_view.validation)
+    assert sorted(live) == [1, 2, 3, 4] and all(v > 0 for v in live.values())
+    w2 = make_window()
+    w2.show()
+    w2.open_path(str(tmp_path / "out" / "result.h5"))
+    qtbot.waitUntil(lambda: w2.loss_view.epochs == [1, 2, 3, 4], timeout=15000)
+    w2.loss_view.refresh()
+    assert w2.loss_view.validation == pytest.approx(live)
+    from slicewise.app.file_jobs import best_epoch_of
+    best = best_epoch_of(str(tmp_path / "out" / "result.h5"))
+    assert w2.loss_view.best_epoch == (best or min(live, key=live.get))

@@ -36,21 +36,28 @@ class Progress:
     peak_memory_bytes: int = 0
 
     def loss_history(self) -> dict:
-        """``{"total": [...], term: [...]}`` per epoch, the result file's ``/loss``."""
+        """``{"total": [...], term: [...], "validation": [...]}`` per epoch, the result file's
+        ``/loss`` (validation NaN where it was not measured)."""
         out = {"total": [h["loss"] for h in self.history]}
         for h in self.history:
             for k, v in h["terms"].items():
                 out.setdefault(k, []).append(v)
+        if any("validation" in h for h in self.history):
+            out["validation"] = [h.get("validation", float("nan")) for h in self.history]
         return out
 
 
 def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer_state: dict,
-                progress: Progress, config, run_state: dict | None = None) -> None:
+                progress: Progress, plan, run_state: dict | None = None,
+                best_epoch: int = 0) -> None:
     """Write a checkpoint/result: ``params`` are host copies taken under the run's lock;
-    ``run_state``: the rest of the solver's state (support mask, divergence guard), host values,
-    stored under ``/extra/run_state`` and given back by :func:`read_state`. The data file's
-    absolute path goes to ``/extra/data_path_absolute``, so that a result opened from another
-    folder still finds its data."""
+    ``plan``: the run's :class:`~..plan.RunPlan` (its configuration as ``/config``, its choices
+    with their reasons as ``/extra/plan/<path>/{value, reason, when}``); ``run_state``: the rest of
+    the solver's state (support mask, divergence guard), host values, stored under
+    ``/extra/run_state`` and given back by :func:`read_state`; ``best_epoch``: the epoch whose
+    estimate ``params`` are when it is not the last (0: the last). The data file's absolute path
+    goes to ``/extra/data_path_absolute``, so that a result opened from another folder still
+    finds its data."""
     initial = {}
     if problem.initial_positions is not None:
         initial["positions"] = problem.initial_positions
@@ -60,13 +67,14 @@ def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer
              "epoch_time_s": np.asarray([h.get("time_s", np.nan) for h in progress.history], float),
              "pixel_size_m": optics.pixel_size_m, "slice_thickness_m": optics.slice_thickness_m,
              "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes),
-             "run_state": run_state or {}}
+             "run_state": run_state or {}, "plan": plan.to_dict()}
     source = problem.dataset.source_path
     if source:  # beside the configuration's data.path, which may be relative to its folder
         extra["data_path_absolute"] = str(Path(source).resolve())
     write_result(path, params, loss_history=progress.loss_history(),
-                 config_toml=cfgmod.to_toml(config), epoch=progress.epoch, initial=initial,
-                 optimizer_state=optimizer_state, extra=extra, kind=kind)
+                 config_toml=cfgmod.to_toml(plan.config, header=plan.toml_header()),
+                 epoch=progress.epoch, initial=initial,
+                 optimizer_state=optimizer_state, extra=extra, kind=kind, best_epoch=best_epoch)
 
 
 def host_params(problem: Problem) -> dict:
@@ -89,12 +97,16 @@ def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
                                   f"needs {tuple(params[k].shape)}")
             params[k] = problem.backend.asarray(v, dtype=params[k].dtype)
     loss = res["loss"]
-    terms = [k for k in loss if k != "total"]
+    terms = [k for k in loss if k not in ("total", "validation")]
     times = np.asarray(res["extra"].get("epoch_time_s", []), float)
     history = [{"epoch": i + 1, "loss": float(loss["total"][i]),
                 "terms": {k: float(loss[k][i]) for k in terms},
                 "time_s": float(times[i]) if i < len(times) else float("nan")}
                for i in range(len(loss.get("total", [])))]
+    if "validation" in loss:
+        for h, v in zip(history, loss["validation"]):
+            if np.isfinite(v):
+                h["validation"] = float(v)
     progress = Progress(res["epoch"], history,
                         list(np.asarray(res["extra"].get("batch_losses", [])).tolist()),
                         int(res["extra"].get("peak_memory_bytes", 0)))

@@ -33,7 +33,7 @@ class Distributed:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         try:  # the rank among those on this node (they share its GPUs)
-            from mpi4py import MPI  # noqa: PLC0415
+            from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
             self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         except (ImportError, AttributeError):  # a stand-in communicator (tests)
@@ -86,7 +86,7 @@ class Distributed:
 
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
         return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
 
@@ -99,7 +99,7 @@ class Distributed:
         buffer and all gradients in one flat buffer of their precision. Calls that differed in
         number or size between ranks would hang the job.
         """
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
         names = sorted(set().union(*self.comm.allgather(sorted(terms))))
         scalars = np.array([weight, weight * loss, *(weight * terms.get(k, 0.0) for k in names)],

@@ -25,7 +25,7 @@ from ...errors import ConfigError
 from ...materials import absorption_ratio
 from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ...retrieval.fbp import filtered_back_projection
-from .. import config as cfgmod
+from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +160,24 @@ def _known_ratio(problem) -> float | None:
     return ratio
 
 
-def apply_initial_guess(problem, a_idx, s_idx) -> str:
-    """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for; returns what
-    was chosen (``"vacuum"``, ``"ctf"``, ``"paganin"``) and writes it into the configuration."""
+def apply_initial_guess(problem, a_idx, s_idx) -> list[Choice]:
+    """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for (judged on
+    the frames ``a_idx`` x ``s_idx``); returns the choices made for ``init.guess`` (``"vacuum"``,
+    ``"ctf"``, ``"paganin"``) and ``init.absorption_ratio``."""
     cfg = problem.config
     method = cfg.init.guess
-    usable = (problem.kind == "holo" and "delta" in problem.params and cfg.init.object_path is None
+    retrievable = problem.model.whole_object_images
+    usable = (retrievable and "delta" in problem.params and cfg.init.object_path is None
               and cfg.init.delta == 0 and cfg.init.beta == 0)
     if method == "vacuum" or not usable:
         if method not in ("vacuum", "auto"):
             log.warning("init.guess = %s applies to near-field holography with a delta/beta object "
                         "started from constants; starting from %s instead", method,
                         "init.object_path" if cfg.init.object_path else "vacuum")
-        if method == "auto" and problem.kind == "holo":
-            cfgmod.set_value(cfg, "init.guess", "vacuum")
-        return "vacuum"
+        if method == "auto" and retrievable:
+            start = "init.object_path" if cfg.init.object_path else "init.delta/init.beta"
+            return [Choice("init.guess", "vacuum", f"the object starts from {start}")]
+        return []
     ratio = _known_ratio(problem)
     measured = problem.measured_batch(a_idx, s_idx)
     best = ("vacuum", None, _data_loss(problem, {}, a_idx, s_idx, measured), None)
@@ -197,11 +200,16 @@ def apply_initial_guess(problem, a_idx, s_idx) -> str:
                     "the starting guess (%g, the best of %s by the data loss). For quantitative "
                     "delta set init.material (e.g. 'SiO2 glass' or a formula) or "
                     "init.absorption_ratio", best[1], ", ".join(f"{r:g}" for r in RATIOS))
-    log.info("initial guess: %s (data loss of the candidates: %s)", best[0] if best[1] is None else
-             f"{best[0]} with beta/delta = {best[1]:g}", ", ".join(tried))
     if best[3] is not None:
         problem.params.update(_fit_level(problem, best[3], best[2], a_idx, s_idx, measured))
-    cfgmod.set_value(cfg, "init.guess", best[0])
-    if best[1] is not None:
-        cfgmod.set_value(cfg, "init.absorption_ratio", float(best[1]))
-    return best[0]
+    why = f"lowest data loss of the candidates: {', '.join(tried)}"
+    choices = [] if method != "auto" else [Choice("init.guess", best[0], why)]
+    if best[1] is not None and cfg.init.absorption_ratio is None:
+        source = (f"init.material = {cfg.init.material!r}" if ratio is not None else
+                  "refined by the data loss between the candidates"
+                  if problem.dataset.n_distances >= 2 else "the candidate with the lowest data loss")
+        choices.append(Choice("init.absorption_ratio", float(best[1]), source))
+    if method != "auto":
+        log.info("initial guess: %s (%s)", best[0] if best[1] is None else
+                 f"{best[0]} with beta/delta = {best[1]:g}", why)
+    return choices

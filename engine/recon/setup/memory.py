@@ -9,6 +9,7 @@ import numpy as np
 
 from ...backend import Backend
 from ...errors import SlicewiseError
+from ..loop.optimizers import OPTIMIZERS
 from .schedule import ESTIMATION_SPOTS
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,15 @@ _WINDOWS_PER_MODE = 12
 #: fits the traced peak of a 4-slice run).
 _WINDOWS_PER_EXTRA_SLICE = 4
 _WINDOWS_PER_FRAME = 8
-#: Object-sized optimiser slots per unknown: Adam's two moments (momentum's one) and their copy
-#: from the start of the epoch, which a rollback returns to.
-_OPTIMIZER_SLOTS = {"adam": 4, "momentum": 2}
+
+
+def _optimizer_slots(config) -> int:
+    """Object-sized optimiser arrays per unknown: its state (:meth:`Optimizer.state_slots`) and,
+    for a stochastic optimiser, their copy from the start of the epoch, which a rollback returns
+    to. Before ``optimizer.kind = auto`` is resolved: L-BFGS's, the larger."""
+    kind = config.optimizer.kind
+    cls = OPTIMIZERS["lbfgs" if kind == "auto" else kind]
+    return cls.state_slots(config.optimizer.lbfgs_history) * (1 if cls.full_batch else 2)
 
 
 def _itemsizes(backend: Backend) -> tuple[int, int]:
@@ -60,10 +67,7 @@ def object_state_bytes(config, dataset, object_shape, backend: Backend) -> int:
     r, c = _itemsizes(backend)
     n = int(np.prod(object_shape))
     per_voxel = 2 * r if config.model.object_param == "delta_beta" else c
-    kind = config.optimizer.kind
-    slots = (2 * config.optimizer.lbfgs_history + 1 if kind in ("lbfgs", "auto")
-             else _OPTIMIZER_SLOTS.get(kind, 2))
-    total = n * per_voxel * (1 + _OBJECT_COPIES + slots)
+    total = n * per_voxel * (1 + _OBJECT_COPIES + _optimizer_slots(config))
     if dataset.n_angles > 1:  # a view rotates delta/beta and forms its complex transmission
         total += n * (2 * r + c) * 2  # forward values and their gradients
     frames = dataset.n_angles * dataset.n_spots * int(np.prod(dataset.frame_shape)) * 4
@@ -89,7 +93,7 @@ def batch_bytes(config, dataset, object_shape, splits_spots: bool, backend: Back
     nz = int(object_shape[0])
     if splits_spots:
         n_s = min(run.batch_spots or dataset.n_spots, dataset.n_spots)
-        if config.optimizer.kind != "lbfgs":  # the learning rates are measured on more spots
+        if not OPTIMIZERS[config.optimizer.kind].full_batch:  # rates are measured on more spots
             n_s = max(n_s, min(ESTIMATION_SPOTS, dataset.n_spots))
         per_mode = _WINDOWS_PER_MODE + 4 + _WINDOWS_PER_EXTRA_SLICE * (nz - 1)
         windows = n_a * n_s * (max(int(model.probe_modes), 1) * per_mode + _WINDOWS_PER_FRAME)

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...io.datafile import Dataset, estimate_memory_bytes, spread_indices
+from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Schedule", "choose_schedule", "estimation_batch", "TARGET_UPDATES_TOMO",
-           "TARGET_UPDATES_2D", "LBFGS_MAX_SPOTS"]
+__all__ = ["Schedule", "choose_schedule", "decide_schedule", "estimation_batch",
+           "TARGET_UPDATES_TOMO", "TARGET_UPDATES_2D", "LBFGS_MAX_SPOTS"]
 
 #: Stochastic tomography: about this many updates per epoch (one angle per update up to this many
 #: angles; beyond, a few angles per update, which vectorise better at the same progress per epoch).
@@ -107,6 +108,29 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
     else:
         bs = _auto_batch_spots(ds, object_shape, ba or ds.n_angles, avail, dtype)
     return Schedule(kind, ba, bs, why)
+
+
+def decide_schedule(cfg, ds: Dataset, problem, available_bytes: int,
+                    dtype: str) -> tuple[Schedule, list[Choice]]:
+    """:func:`choose_schedule` for a run's configuration and problem, with a choice for each of
+    ``optimizer.kind``, ``run.batch_angles``, ``run.batch_spots`` the configuration left open."""
+    o, r = cfg.optimizer, cfg.run
+    blind = bool(cfg.refine.probe) and problem.probe_is_guess
+    sched = choose_schedule(o.kind, r.batch_angles, r.batch_spots, ds, problem.model.splits_spots,
+                            problem.object_shape, available_bytes, dtype=dtype, blind_probe=blind)
+    choices = []
+    if o.kind == "auto":
+        choices.append(Choice("optimizer.kind", sched.kind, sched.reason))
+    for path, asked, value in (("run.batch_angles", r.batch_angles, sched.batch_angles),
+                               ("run.batch_spots", r.batch_spots, sched.batch_spots)):
+        if asked is None:
+            n, what = ((ds.n_angles, "angles") if path.endswith("angles")
+                       else (ds.n_spots, "scan positions"))
+            why = (f"full batches for {sched.kind}" if sched.kind == "lbfgs" else
+                   f"all {n} {what} per update" if value == 0 else
+                   f"{value} of {n} {what} per update")
+            choices.append(Choice(path, value, why))
+    return sched, choices
 
 
 def _auto_batch_angles(n_angles: int) -> int:

@@ -1,0 +1,136 @@
+"""Held-out data and the validation loss: what is held out, that the fit never sees it, that its
+loss is recorded and stored, and that the run keeps (and stops at) its best estimate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from slicewise.engine.io.results import read_result
+from slicewise.engine.phantoms import PhantomSpec
+from slicewise.engine.recon.loop.validation import BestState, choose_holdout
+from slicewise.engine.recon.run import Reconstruction
+from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star, quick_config
+
+
+def test_scan_positions_are_held_out_spread_and_differently_per_angle():
+    h = choose_holdout(0.1, 4, 100, (16, 16), True, seed=0)
+    assert h.unit == "frames" and h.held.sum(axis=1).tolist() == [10] * 4
+    for row in h.held:   # one per stratum of ten positions: spread over the scan
+        assert sorted(np.flatnonzero(row) // 10) == list(range(10))
+    assert not all(np.array_equal(h.held[0], r) for r in h.held[1:])  # other positions per angle
+    again = choose_holdout(0.1, 4, 100, (16, 16), True, seed=0)
+    assert np.array_equal(h.held, again.held)                        # reproducible from the seed
+    assert not np.array_equal(h.held, choose_holdout(0.1, 4, 100, (16, 16), True, seed=1).held)
+    assert len(h.train_spots) == 100 and len(h.train_angles) == 4   # nothing dropped in tomography
+    flat = choose_holdout(0.1, 1, 100, (16, 16), True, seed=0)
+    assert len(flat.train_spots) == 90                               # 2D: held positions dropped
+
+
+def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
+    h = choose_holdout(0.1, 36, 2, (32, 32), False, seed=3)
+    assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
+    one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
+    assert one.unit == "pixels" and not one.held.any()
+    assert one.pixels.sum() == 20 * 9 and 0.04 < one.pixels.mean() < 0.06   # 3x3 islands
+    assert choose_holdout(0.0, 36, 2, (32, 32), False, seed=3).unit == "none"
+    assert choose_holdout(0.05, 1, 1, (6, 6), False, seed=3).unit == "none"  # too little data
+
+
+def test_weights_of_a_minibatch():
+    h = choose_holdout(0.25, 2, 8, (8, 8), True, seed=0)
+    a, s = np.array([0, 1]), np.arange(8)
+    train, val = h.frame_weights(a, s), h.frame_weights(a, s, held=True)
+    np.testing.assert_array_equal(train + val, np.ones((2, 8)))
+    np.testing.assert_array_equal(val.astype(bool), h.held)
+    kept = np.flatnonzero(~h.held[0])
+    assert h.frame_weights([0], kept) is None        # nothing held in it: full weights
+
+
+def test_best_state_keeps_the_best_estimate():
+    best = BestState()
+    copies = []
+    for epoch, loss in enumerate([3.0, 2.0, 2.5, math.nan, 1.0, 1.5], start=1):
+        best.update(epoch, loss, {"x": np.full(2, epoch)}, lambda p: copies.append(1) or dict(p))
+    assert best.epoch == 5 and best.loss == 1.0 and best.since_best == 1
+    assert best.params["x"].tolist() == [5, 5] and len(copies) == 3   # copied at new bests only
+
+
+@pytest.fixture(scope="module")
+def star(tmp_path_factory):
+    return gold_star(tmp_path_factory.mktemp("val") / "star.h5", n=24, step_px=2.0)
+
+
+def test_the_fit_never_sees_the_held_out_frames(star, tmp_path):
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 2, {"run.validation_share": 0.1,
+                                                               "optimizer.kind": "adam",
+                                                               "run.batch_spots": 5}))
+    held = np.flatnonzero(rec.holdout.held[0])
+    assert rec.holdout.unit == "frames" and len(held) >= 2
+    seen = set()
+    for epoch in range(3):
+        for a_idx, s_idx in rec.solver.batches(epoch):
+            seen.update(s_idx.tolist())
+    assert not seen & set(held.tolist()) and len(seen) == rec.dataset.n_spots - len(held)
+
+
+def test_validation_loss_is_recorded_shown_and_stored(star, tmp_path):
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 4, {"run.validation_share": 0.1,
+                                                               "run.early_stop": False}))
+    events = []
+    rec.add_callback(lambda ev: events.append(ev) if ev.kind == "epoch" else None)
+    rec.run()
+    values = [h["validation"] for h in rec.history]
+    assert len(values) == 4 and all(v > 0 and math.isfinite(v) for v in values)
+    assert [ev.validation for ev in events] == values
+    # the same value as the held-out frames' data loss evaluated directly
+    p = rec.problem
+    a, s = np.nonzero(rec.holdout.held)
+    direct = float(p.data_loss(p.params, np.unique(a), np.unique(s),
+                               p.measured_batch(np.unique(a), np.unique(s)), p.mask))
+    assert direct == pytest.approx(values[-1], rel=1e-5)
+    res = read_result(rec.result_path)
+    np.testing.assert_allclose(res["loss"]["validation"], values)
+    assert res["best_epoch"] == 0    # early_stop off: the last estimate is the result
+
+
+def test_early_stop_keeps_the_best_epoch_and_stops(star, tmp_path, monkeypatch):
+    """A validation loss that falls and then rises (scripted, as noise fitting shows it): after
+    PATIENCE epochs past its best, Adam's rates are halved (twice), then the run stops; the
+    result holds the best epoch's estimate and says so."""
+    from slicewise.engine.recon import run as run_mod
+
+    curve = iter([5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5] + [9.0] * 40)
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 40, {"run.validation_share": 0.1,
+                                                                "optimizer.kind": "adam"}))
+    monkeypatch.setattr(rec.validator, "loss", lambda params: next(curve))
+    kept = {}
+    rec.add_callback(lambda ev: kept.setdefault("e3", rec.snapshot(None).delta)
+                     if ev.kind == "epoch" and ev.epoch == 3 else None)
+    lr0 = rec.config.optimizer.lr_delta
+    rec.run()
+    p = run_mod.PATIENCE
+    assert rec.stopped_early and rec.epoch == 3 + p * (run_mod.PLATEAU_CUTS + 1)
+    assert rec.config.optimizer.lr_delta == pytest.approx(lr0 * 0.5 ** run_mod.PLATEAU_CUTS)
+    assert "validation loss has not improved" in rec.plan.reasons()["optimizer.lr_delta"]
+    res = read_result(rec.result_path)
+    assert res["best_epoch"] == 3 and res["epoch"] == rec.epoch
+    np.testing.assert_array_equal(res["params"]["delta"], kept["e3"])
+    ckpt = read_result(rec.checkpoint_path)   # the checkpoint continues from the last epoch
+    assert not np.array_equal(ckpt["params"]["delta"], kept["e3"])
+
+
+def test_one_full_field_view_holds_out_pixel_islands(tmp_path):
+    data = simulate(SimulationConfig(modality="holo", object_shape=(1, 48, 48),
+                                     phantom=PhantomSpec(kind="siemens"),
+                                     distances_m=(5e-5, 1e-4), photons=1e4), tmp_path / "h.h5",
+                    "numpy")
+    rec = Reconstruction(quick_config(data, tmp_path / "o", 3, {"run.validation_share": 0.05}))
+    assert rec.holdout.unit == "pixels"
+    m, v = np.asarray(rec.problem.mask), np.asarray(rec.problem.validation_mask)
+    np.testing.assert_array_equal(m + v, np.ones_like(m))   # fit and validation split the pixels
+    rec.run()
+    assert all(math.isfinite(h["validation"]) for h in rec.history)
