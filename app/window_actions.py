@@ -23,7 +23,11 @@ QUICK_START = (
     "result.h5, checkpoint.h5, TIFF stacks and the configuration. Opening result.h5 later "
     "restores its settings, so it can be continued or run again.</li>"
     "<li><b>3D</b>: the 3D view tab (Ctrl+3) shows the volume in napari; \u201cPop out\u201d "
-    "opens a full napari window.</li></ol>"
+    "opens a full napari window.</li>"
+    "<li><b>Measure, compare, export</b>: every image view has a line profile and a region "
+    "with its statistics (its \u201cmeasure\u201d box); Analysis \u203a Compare puts a result "
+    "beside another or the ground truth; the Export menu writes the view (PNG/SVG), the slice "
+    "(TIFF) and the loss (CSV).</li></ol>"
     "<p>Scripts: <code>slicewise gui CONFIG.toml --start --quit-when-done</code>; headless: "
     "<code>slicewise reconstruct CONFIG.toml</code>.</p>")
 

@@ -10,9 +10,9 @@ Run under a (virtual) display::
 It uses the built-in cone demo (simulated into a temporary folder), a fresh settings file (so a
 developer's saved layout does not leak into the docs), the real solver, and then saves
 ``main_window.png``, ``napari_3d.png``, ``start_page.png``, ``result_opened.png``,
-``profile.png``, ``compare.png`` and ``frc.png``. The FRC table is made as ``slicewise
-reconstruct --halves`` makes it: the odd and the even angles reconstructed apart, their delta
-volumes correlated shell by shell (:mod:`slicewise.engine.quality.frc`).
+``profile.png``, ``compare.png`` and ``frc.png``. The FRC table is made by ``slicewise
+reconstruct --halves`` (the odd and the even angles reconstructed apart, their delta volumes
+correlated shell by shell), from the demo's holograms with more noise.
 """
 
 from __future__ import annotations
@@ -166,46 +166,36 @@ def _analysis_shots(app, win, result: Path, out: Path, work: Path, epochs: int) 
 
 
 def _split_half_frc(work: Path, result: Path, epochs: int, photons: float = 300.0) -> Path:
-    """OUT/frc.h5 as ``slicewise reconstruct --halves --out OUT`` writes it: the demo's odd
-    and even angles reconstructed apart with the demo's configuration, the two delta volumes
-    compared by Fourier shell correlation. The demo's holograms are nearly noise-free (the two
-    halves then agree up to Nyquist); here they get the Poisson noise of ``photons`` per pixel,
-    so that the curve shows where noise takes over."""
+    """OUT/frc.h5 made by ``slicewise reconstruct CONFIG --halves --out OUT``: the odd and the
+    even angles reconstructed apart with the demo's configuration, their delta volumes
+    correlated shell by shell. The demo's holograms are nearly noise-free (the two halves then
+    agree up to Nyquist); here they get the Poisson noise of ``photons`` per pixel, so that the
+    curve shows where noise takes over."""
+    import subprocess
+
     import numpy as np
 
-    from slicewise.engine.geometry import Geometry
     from slicewise.engine.io.datafile import Dataset
     from slicewise.engine.io.readers import open_dataset
     from slicewise.engine.io.results import read_result
     from slicewise.engine.io.slicewise_format import write_dataset
-    from slicewise.engine.quality.frc import fourier_ring_correlation, write_frc
     from slicewise.engine.recon import config as cfgmod
-    from slicewise.engine.recon.run import Reconstruction
 
-    cfg0 = cfgmod.from_toml(read_result(result)["config_toml"])
-    out = work / f"halves-{photons:g}-photons-per-pixel"
-    deltas = {}
-    with open_dataset(cfg0.data.path) as ds:
+    cfg = cfgmod.from_toml(read_result(result)["config_toml"])
+    noisy = work / f"cone-{photons:g}-photons-per-pixel.h5"
+    with open_dataset(cfg.data.path) as ds:
         rng = np.random.default_rng(0)
         frames = rng.poisson(np.maximum(ds.frames(None, None), 0) * photons) / photons
-        for name, sel in (("odd", slice(1, None, 2)), ("even", slice(0, None, 2))):
-            geo = Geometry(modality=ds.modality, energy_ev=ds.energy_ev,
-                           pixel_size_m=ds.pixel_size_m, slice_thickness_m=ds.slice_thickness_m,
-                           angles_rad=ds.angles_rad[sel], distances_m=ds.distances_m,
-                           object_shape_yx=ds.object_shape_yx)
-            half = Dataset.from_arrays(frames[sel], geo)
-            write_dataset(work / f"{name}.h5", half)
-            cfg = cfg0.copy()
-            cfg.data.path = str(work / f"{name}.h5")
-            cfg.run.output_dir, cfg.run.epochs = str(out / name), epochs
-            cfg.run.save_tiff, cfg.run.overwrite = False, True
-            Reconstruction(cfg, distributed=None).run()
-            deltas[name] = read_result(out / name / "result.h5")["params"]["delta"]
-        pixel = ds.pixel_size_m
-    res = fourier_ring_correlation(deltas["odd"], deltas["even"], pixel)
-    write_frc(out / "frc.h5", res, sources=(out / "odd" / "result.h5",
-                                            out / "even" / "result.h5"))
-    print(res.summary())
+        write_dataset(noisy, Dataset.from_arrays(frames, ds.geometry))
+    out = work / f"halves-{photons:g}-photons-per-pixel"
+    cfg.data.path, cfg.run.output_dir, cfg.run.epochs = str(noisy), str(out), epochs
+    cfg.run.save_tiff, cfg.run.overwrite = False, True
+    cfgmod.to_toml(cfg, work / "halves.toml")
+    proc = subprocess.run([sys.executable, "-m", "slicewise.cli", "reconstruct",
+                           str(work / "halves.toml"), "--halves", "--out", str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"screenshots: --halves failed:\n{proc.stderr[-3000:]}")
     return out / "frc.h5"
 
 
