@@ -10,7 +10,8 @@
    before Start to 2 s after the end (the final full-size 3D view included): a 10 ms QTimer on
    the window's thread records every tick; the longest gap between ticks minus 10 ms is the
    longest the event loop was blocked. Printed with the median and the 99th percentile, the
-   blocks over 100 ms, and the run's sum of epoch times. Then "Pop out to napari..." is
+   blocks over 100 ms, the run's sum of epoch times, the live views' own accounting and when the
+   live 3D updates landed. Then "Pop out to napari..." is
    pressed and the ticks of the next 4 s give the pop-out's longest block. ``--view window``
    draws the 3D view in the window's own process instead of its own (the default under X11,
    :mod:`slicewise.app.view3d.remote`), for comparison.
@@ -118,6 +119,8 @@ def poll():
                                       "shown_s": shown - state["started"],
                                       "n_3d": w.napari_view.updates,
                                       "t_3d": state.get("t3", []),
+                                      "live_share": w.controller.last_stats.overhead_fraction(),
+                                      "snapshots": w.controller.last_stats.n_snapshots,
                                       "layers": w.napari_view.layer_names(),
                                       "result": str(w.result_path)}))
         w.close()
@@ -241,6 +244,8 @@ def responsiveness(cfg: Path, env: dict) -> None:
     print(f"  first volume drawn {res['shown_s']:.1f} s after Start; run ended "
           f"{res['run_s']:.1f} s after Start (ticks recorded for 2 s more, the final 3D view's "
           f"drawing included); blocks over 100 ms (s after Start, ms): {res['big']}")
+    print(f"  live views' own accounting: {res['snapshots']} snapshots, snapshot taking and "
+          f"drawing {100 * res['live_share']:.1f} % of the run time")
     t3 = np.asarray(res["t_3d"])
     if t3.size > 1:
         print(f"  live 3D updates during the run: {t3.size}, landing at {np.round(t3, 1).tolist()} "
