@@ -22,6 +22,8 @@ import logging
 import os
 import signal
 import sys
+import time
+import traceback
 
 from slicewise.engine import __version__, interrupts
 
@@ -127,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:
+        if isinstance(exc, interrupts.RunInterrupted):
+            return _report(exc.message(_checkpoint_epoch(exc.checkpoint)), 128 + exc.signum)
         if not isinstance(exc, interrupts.Interrupted):
             exc = interrupts.Interrupted(signal.SIGINT)
         return _report(f"interrupted ({exc.describe()}) before a run was under way; no result was "
-                       "written", 128 + exc.signum)
+                       "written", 128 + exc.signum, load_mpi=False)
     except MemoryError:
         return _report("error: out of memory; lower run.batch_spots / run.batch_angles, set "
                        "model.checkpoint_slices or choose a smaller model.object_shape", 2)
@@ -139,26 +143,61 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, SlicewiseError):
             return _report(f"error: {' '.join(str(exc).split())}", 2)
+        if _mpi_world(load=True) is not None:  # a bug on one rank: the others wait in MPI calls
+            traceback.print_exc()
+            return _report(f"error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug; "
+                           "the traceback is above, please report it)", 1)
         raise
     finally:
         interrupts.restore(old_handlers)
 
 
-def _report(line: str, code: int) -> int:
+def _checkpoint_epoch(path) -> int | None:
+    """The epoch a checkpoint file holds, None when there is no readable one."""
+    from slicewise.engine.io.hdf5 import open_h5  # noqa: PLC0415
+
+    try:
+        with open_h5(path) as f:
+            return int(f.attrs["epoch"])
+    except Exception:  # missing or unreadable: no checkpoint to point to
+        return None
+
+
+def _report(line: str, code: int, load_mpi: bool = True) -> int:
     """Print one line on stderr; under MPI stop every rank, which may wait in a collective call."""
-    comm = _mpi_world()
+    comm = _mpi_world(load_mpi)
     if comm is not None:
         line = line.replace(":", f" (MPI rank {comm.Get_rank()} of {comm.Get_size()}):", 1)
     print(line, file=sys.stderr, flush=True)
     if comm is not None and code != 0:
+        # mpiexec stops forwarding output once Abort kills the job: give it the line first
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(code)
     return code
 
 
-def _mpi_world():
-    """COMM_WORLD when this process is one of several MPI ranks (mpi4py already loaded), else None."""
+#: Seconds between a rank's last message and its MPI Abort (seen lost without it, under load).
+ABORT_GRACE_S = 0.5
+
+
+def _mpi_world(load: bool = False):
+    """COMM_WORLD when this process is one of several MPI ranks, else None. With ``load``, loads
+    mpi4py when ``mpiexec`` launched this process and the failure came before the run loaded it:
+    a rank that ends without a word to the others leaves them waiting. (Not after a stop signal
+    during start-up: that may have interrupted an import, and every rank got the signal.)"""
     mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or mpi.COMM_WORLD.Get_size() < 2:
+    if mpi is None:
+        if not load:
+            return None
+        from slicewise.engine.runtime import launched_by_mpi  # noqa: PLC0415
+
+        if not launched_by_mpi():
+            return None
+        try:
+            from mpi4py import MPI as mpi  # noqa: PLC0415, N812 - optional dependency
+        except Exception:  # not installed, or MPI cannot start: nobody to tell
+            return None
+    if mpi.COMM_WORLD.Get_size() < 2:
         return None
     return mpi.COMM_WORLD
 
@@ -166,8 +205,12 @@ def _mpi_world():
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from slicewise.engine.runtime import mpi_rank_from_environment  # noqa: PLC0415
+
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if mpi_rank_from_environment() > 0:  # rank 0 speaks for all; the others only warn
+        level = max(level, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     func = getattr(args, "func", None)
     if func is None:  # bare `slicewise` opens the application
         args.file, args.demo = None, False

@@ -35,7 +35,12 @@ def _shape(x) -> tuple:
 
 
 def _conj(x):
-    return np.conj(x) if isinstance(x, (complex, np.generic)) else (x.conj() if np.iscomplexobj(x) else x)
+    """Complex conjugate keeping ``x``'s kind: a Python scalar stays a Python scalar. (NumPy >= 2
+    lets a NumPy scalar set the result's precision: ``np.conj(1j)`` is a complex128 that would
+    turn a single-precision cotangent into double precision.)"""
+    if isinstance(x, (bool, int, float, complex)):
+        return x.conjugate()
+    return np.conj(x) if isinstance(x, np.generic) else (x.conj() if np.iscomplexobj(x) else x)
 
 
 # ---- elementwise arithmetic -------------------------------------------------------------------

@@ -304,7 +304,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         import tomllib  # noqa: PLC0415 - tomli on Python 3.10, only when a TOML file is given
 
         try:
-            d.update(tomllib.loads(Path(args.config).read_text()))
+            d.update(tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read simulation config {args.config}: {exc}") from None
     if args.preset:

@@ -101,12 +101,12 @@ def test_early_stop_keeps_the_best_epoch_and_stops(star, tmp_path, monkeypatch):
     """A validation loss that falls and then rises (scripted, as noise fitting shows it): after
     PATIENCE epochs past its best, Adam's rates are halved (twice), then the run stops; the
     result holds the best epoch's estimate and says so."""
-    from slicewise.engine.recon import run as run_mod
+    from slicewise.engine.recon.loop import validation as run_mod
 
     curve = iter([5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0, 4.1, 4.2, 4.3, 4.4, 4.5] + [9.0] * 40)
     rec = Reconstruction(quick_config(star, tmp_path / "o", 40, {"run.validation_share": 0.1,
                                                                 "optimizer.kind": "adam"}))
-    monkeypatch.setattr(rec.validator, "loss", lambda params: next(curve))
+    monkeypatch.setattr(rec.watch.validator, "loss", lambda params: next(curve))
     kept = {}
     rec.add_callback(lambda ev: kept.setdefault("e3", rec.snapshot(None).delta)
                      if ev.kind == "epoch" and ev.epoch == 3 else None)

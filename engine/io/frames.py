@@ -107,10 +107,16 @@ def grid_names(a_idx, s_idx):
 
 
 def refuse_complex(dtype, label: str) -> None:
-    """Complex frames would lose their imaginary part when converted to intensities: refuse."""
-    if np.dtype(dtype).kind == "c":
+    """Refuse frames that are not real numbers: complex ones would lose their imaginary part when
+    converted to intensities; booleans are a mask or a thresholded image, not measurements."""
+    kind = np.dtype(dtype).kind
+    if kind == "c":
         raise DataFileError(f"{label}: frames are complex ({np.dtype(dtype)}); store measured "
                             "intensities or magnitudes (|field|) as real numbers")
+    if kind not in "iuf":
+        what = "booleans (a mask?)" if kind == "b" else f"not numbers ({np.dtype(dtype)})"
+        raise DataFileError(f"{label}: frames are {what}; store the measured intensities (or "
+                            "magnitudes) as integers or floating-point numbers")
 
 
 class ArraySource:

@@ -31,10 +31,12 @@ from .. import __version__
 from ..backend import to_host
 from ..errors import DataFileError
 from .atomic import atomic_write
-from .hdf5 import h5py_module, open_h5
+from .hdf5 import check_format_version, h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
+#: Bytes a result file needs beyond its arrays (HDF5 structure, attributes, small datasets).
+FILE_OVERHEAD_BYTES = 2**20
 #: Files up to this size are built in memory and written with one plain write, so that a full
 #: disk is an ordinary error rather than a failure inside HDF5's close (seen to crash the process).
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
@@ -128,7 +130,7 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
 
     size = (_tree_nbytes(params) + _tree_nbytes(initial) + _tree_nbytes(optimizer_state)
             + _tree_nbytes(extra) + _tree_nbytes(dict(loss_history or {})) * 2 + len(config_toml)
-            + 2**20)
+            + FILE_OVERHEAD_BYTES)
 
     def writer(tmp):
         if size <= IN_MEMORY_LIMIT_BYTES:
@@ -145,20 +147,22 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     atomic_write(path, writer, expected_bytes=size)
 
 
-def read_result(path) -> dict:
-    """Read a result/checkpoint file.
+def read_result(path, *, allow_external: bool = False) -> dict:
+    """Read a result/checkpoint file (refused when it would make HDF5 read other files, unless
+    ``allow_external``: :func:`~.hdf5.refuse_external`).
 
     Returns a dict with keys ``params``, ``initial``, ``loss`` (term -> float64 array),
     ``config_toml``, ``epoch``, ``best_epoch``, ``version``, ``kind``, ``date``, ``optimizer`` (dict, maybe
     empty), ``extra``. For convenience each parameter is also a top-level key
     (``res["delta"] is res["params"]["delta"]``) unless its name is one of those keys.
     """
-    with open_h5(path) as f:
+    with open_h5(path, allow_external=allow_external) as f:
         fmt = f.attrs.get("format", b"")
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
         if fmt != RESULT_FORMAT or "params" not in f:
             raise DataFileError(f"{path}: not a Slicewise result file (attribute format="
                                 f"{fmt!r}, expected {RESULT_FORMAT!r} and a /params group)")
+        check_format_version(f.attrs, RESULT_FORMAT_VERSION, path, "result file")
         cfg = f["config"][()] if "config" in f else b""
         out = {
             "params": _read_tree(f["params"]),

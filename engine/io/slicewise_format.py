@@ -36,7 +36,7 @@ from ..geometry import Geometry
 from .atomic import atomic_write
 from .datafile import DEFAULT_LABELS, Dataset
 from .frames import FrameConversion, H5Source, LazyTruth
-from .hdf5 import attr_text, compression_kwargs, h5py_module, open_h5
+from .hdf5 import attr_text, check_format_version, compression_kwargs, h5py_module, open_h5
 
 SLICEWISE_FORMAT = "slicewise"
 SLICEWISE_FORMAT_VERSION = 1
@@ -49,6 +49,8 @@ def sniff(f) -> bool:
 
 def read_slicewise(path: str) -> Dataset:
     with open_h5(path) as f:
+        if attr_text(f.attrs, "format", "") == SLICEWISE_FORMAT:
+            check_format_version(f.attrs, SLICEWISE_FORMAT_VERSION, path, "data file")
         if "data/intensities" not in f:
             raise DataFileError(f"{path}: dataset /data/intensities is missing (Slicewise layout)")
         d = f["data/intensities"]

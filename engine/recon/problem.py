@@ -299,7 +299,8 @@ def _load_mask(cfg, ds, model, be, base_dir):
         log.info("detector mask from the data file: %d bad pixel(s) excluded from the loss",
                  int((ds.mask == 0).sum()))
         return be.to_real(ds.mask)
-    m = load_array(resolve_path(cfg.loss.mask_path, base_dir), "loss.mask_path", ("mask",))
+    m = load_array(resolve_path(cfg.loss.mask_path, base_dir), "loss.mask_path", ("mask",),
+                   allow_external=cfg.data.allow_external_links)
     m = np.asarray(m, float)
     if m.shape != tuple(ds.frame_shape):
         raise ConfigError(f"loss.mask_path: mask shape {m.shape} differs from the frame shape "
@@ -314,7 +315,7 @@ def _load_mask(cfg, ds, model, be, base_dir):
 def _load_object(params, cfg, shape, be, base_dir):
     path = resolve_path(cfg.init.object_path, base_dir)
     try:
-        res = read_result(path)
+        res = read_result(path, allow_external=cfg.data.allow_external_links)
     except (OSError, KeyError, ValueError, SlicewiseError) as exc:
         raise ConfigError(f"init.object_path: cannot read {path}: {exc}") from None
     for key in ("delta", "beta", "object"):

@@ -17,11 +17,11 @@ progress, scheduled checkpoint). What a checkpoint holds: :class:`.checkpoint.Pr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -29,19 +29,20 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import Backend, get_backend, to_host
-from ..errors import ConfigError, DivergenceError, SlicewiseError
+from ..errors import ConfigError, DivergenceError, OutputError, SlicewiseError
 from ..io.arrays import resolve_path
 from ..io.datafile import Dataset
 from ..io.readers import open_dataset
-from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from .loop.checkpoint import Progress, host_params, read_state, write_state
+from .events import ProgressEvent, Snapshot
+from .loop.checkpoint import Progress, host_params, read_state, write_state, write_tiffs
 from .loop.distributed import Distributed
 from .loop.divergence import DivergenceGuard, check_batch
-from .loop.output import check_output_dir, prepare_output_dir
+from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
+                          run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
 from .loop.solver import Solver
-from .loop.validation import BestState, Validator
+from .loop.validation import ValidationWatch, Validator
 from .plan import RunPlan
 from .problem import Problem, host_copy
 from .setup.data_field import data_statements, field_choices, restated_dataset
@@ -51,52 +52,6 @@ from .setup.prepare import prepare_run
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
-
-#: Epochs without a new best validation loss before the run acts (``run.early_stop``): it halves
-#: Adam's rates :data:`PLATEAU_CUTS` times, each followed by as many epochs; then it stops.
-PATIENCE = 3
-PLATEAU_CUTS = 2
-
-
-@dataclass
-class ProgressEvent:
-    """What a callback receives after each minibatch/epoch and on state changes."""
-
-    kind: str                      # "batch" | "epoch" | "state" | "checkpoint" | "config"
-    epoch: int
-    n_epochs: int
-    batch: int = 0
-    n_batches: int = 0
-    loss: float = float("nan")
-    terms: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    eta_s: float = float("nan")
-    state: str = "running"
-    message: str = ""
-    validation: float = float("nan")             # "epoch": the held-out data's loss (NaN: none)
-    changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
-    reasons: dict = field(default_factory=dict)   # "config": dotted path -> why it was chosen
-
-
-@dataclass
-class Snapshot:
-    """Host copies of the current estimate, for live views (see docs/ARCHITECTURE.md)."""
-
-    epoch: int
-    delta: np.ndarray | None
-    beta: np.ndarray | None
-    object: np.ndarray | None
-    probe: np.ndarray | None
-    positions: np.ndarray | None
-    initial_positions: np.ndarray | None
-    distances: np.ndarray | None
-    history: list
-    batch_losses: list
-    measured: np.ndarray | None
-    modelled: np.ndarray | None
-    pixel_size_m: float
-    slice_thickness_m: float
-    truth: dict
 
 
 class Reconstruction:
@@ -117,7 +72,8 @@ class Reconstruction:
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
-        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
+        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume,
+                         inputs=run_inputs(self.config, self.base_dir))
         if self.distributed is not None and backend is None and run.backend != "numpy":
             self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
@@ -150,9 +106,9 @@ class Reconstruction:
         self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
                              self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)
-        self.validator = Validator(self.holdout, self.problem, self.distributed)
-        self.best = BestState()            # the estimate of the best validation loss
-        self.stopped_early = False
+        self.watch = ValidationWatch(self.holdout, Validator(self.holdout, self.problem,
+                                                             self.distributed),
+                                     self.config.run.early_stop)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         if resume:
             self._restore(Path(resume))
@@ -170,7 +126,9 @@ class Reconstruction:
         self.solver.load_state_dict(opt_state)
         self.projections.load_state_dict(run_state)
         self.problem.load_state_dict(run_state)
-        self._load_validation_state(run_state.get("validation", {}))
+        be = self.problem.backend
+        self.watch.load_state_dict(run_state.get("validation", {}), lambda k, v: be.asarray(
+            v, dtype=self.problem.params[k].dtype))
         self._partial = run_state.get("partial") or None
 
     def _when(self) -> str:
@@ -238,15 +196,29 @@ class Reconstruction:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> Path:
-        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
-        if self._writes_files:
-            prepare_output_dir(self.output_dir)
+        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds.
+        The output folder is locked while the run writes into it (:func:`.output.output_lock`)."""
+        with contextlib.ExitStack() as held:
+            try:
+                if self._writes_files:
+                    prepare_output_dir(self.output_dir)
+                    check_output_space(self.output_dir, run_file_bytes(self.problem.params,
+                                                                       self.config),
+                                       2 + bool(self.config.run.save_tiff))
+                held.enter_context(output_lock(self.output_dir, enabled=self._writes_files))
+            except SlicewiseError:  # the GUI reads the state
+                self._set_state("failed")
+                raise
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         self._save_config()
         self._set_state("running")
         self._t_start = time.perf_counter()
         if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
+        self._consistent, steps_before = True, len(self.batch_losses)
         try:
             while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
                 record = self._run_epoch()
@@ -255,16 +227,18 @@ class Reconstruction:
                 self._end_epoch(record)
         except KeyboardInterrupt:
             self._stop = True
+            if not self._consistent or self.solver.in_update:  # half-way through an update
+                self._set_state("stopped")
+                log.warning("interrupted within an update: the last checkpoint is kept")
+                raise
             log.warning("interrupted: writing a checkpoint")
-        except SlicewiseError:
+        except Exception as exc:
             self._set_state("failed")
-            raise
-        except MemoryError as exc:
-            self._set_state("failed")
-            raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / run.batch_angles or "
-                                 "enable model.checkpoint_slices") from None
-        except Exception:
-            self._set_state("failed")
+            if len(self.batch_losses) > steps_before:  # progress that a checkpoint can keep
+                self._checkpoint_after_failure(exc)
+            if isinstance(exc, MemoryError):
+                raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / "
+                                     "run.batch_angles or enable model.checkpoint_slices") from None
             raise
         try:
             self._finish()
@@ -305,9 +279,11 @@ class Reconstruction:
                     sums[k] = sums.get(k, 0.0) + v
                 self._partial = {"batch": b + 1, "sums": dict(sums),
                                  "time_s": t_before + time.perf_counter() - t0}
+                self._consistent = True
             if self._agreed_stop and diverged is None:
                 return None
             self._partial = None
+            self._consistent = False  # until _end_epoch: the epoch is done but not recorded
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
                       "terms": {k: v / nb for k, v in sums.items()},
@@ -381,8 +357,7 @@ class Reconstruction:
         the plan's reasons as its header, and tell observers what the run chose (the GUI's form
         shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml",
-                           header=self.plan.toml_header())
+            write_run_config(self.output_dir, self.config, self.plan.toml_header())
         self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.plan.chosen(),
                                  reasons=self.plan.reasons()))
 
@@ -406,6 +381,7 @@ class Reconstruction:
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
+        self._consistent = True
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
@@ -419,79 +395,51 @@ class Reconstruction:
 
     # ---- validation -----------------------------------------------------------------------
     def _validate(self, record: dict) -> None:
-        """The validation loss of the epoch's estimate into ``record``; the best estimate kept;
-        with ``run.early_stop``, a plateau of the validation loss cuts Adam's rates
-        (:data:`PLATEAU_CUTS` times), then ends the run."""
-        if not self.holdout.active:
+        """The validation loss of the epoch's estimate into ``record``, the best estimate kept,
+        and what a plateau asks for (:class:`.loop.validation.ValidationWatch`)."""
+        if not self.watch.active:
             return
-        value = self.validator.loss(self.problem.params)
-        record["validation"] = value
         with self._lock:
-            self.best.update(self.epoch, value, self.problem.params,
-                             lambda p: {k: host_copy(v) for k, v in p.items()})
-        if not self.config.run.early_stop or self.best.since_best < PATIENCE:
-            return
-        why = (f"the validation loss has not improved for {PATIENCE} epochs (best "
-               f"{self.best.loss:.4g} at epoch {self.best.epoch})")
-        if self.solver.optimizer.per_element_steps and self._guard.validation_cuts < PLATEAU_CUTS:
+            value, action, why = self.watch.after_epoch(
+                self.epoch, self.problem.params, lambda p: {k: host_copy(v) for k, v in p.items()},
+                self.solver.optimizer.per_element_steps)
+        record["validation"] = value
+        if action == "cut":
             with self._lock:
-                self._guard.cut_rates(self.solver.refined(self.epoch), why,
-                                      f"epoch {self.epoch}", validation=True)
-            self.best.since_best = 0
+                self._guard.cut_rates(self.solver.refined(self.epoch), why, f"epoch {self.epoch}")
             self._save_config()
             log.warning("%s: learning rates halved", why)
-            return
-        self.stopped_early = True
-        log.warning("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+        elif action == "stop":
+            log.warning("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
-    def _load_validation_state(self, state: dict) -> None:
-        held = state.get("holdout", {})
-        if held and (held.get("unit"), int(held.get("n_held", -1)), int(held.get("n_pixels", -1))) \
-                != tuple(self.holdout.state_dict()[k] for k in ("unit", "n_held", "n_pixels")):
-            raise ConfigError("--resume: the checkpoint held out other data for its validation "
-                              f"loss ({held.get('unit')}, run.validation_share = "
-                              f"{held.get('share')}); set run.validation_share and "
-                              "run.shuffle_seed as in its config.toml")
-        be = self.problem.backend
-        self.best.load_state_dict(state.get("best", {}),
-                                  lambda k, v: be.asarray(v, dtype=self.problem.params[k].dtype))
-        self.stopped_early = bool(state.get("stopped_early", False))
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the run ended before ``run.epochs`` because the validation loss stopped
+        improving."""
+        return self.watch.stopped
 
-    def _validation_state(self) -> dict:
-        if not self.holdout.active:
-            return {}
-        return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
-                "stopped_early": bool(self.stopped_early)}
+    @property
+    def best(self):
+        """The best validation state (:class:`.loop.validation.BestState`)."""
+        return self.watch.best
 
     def _finish(self) -> None:
         """Final checkpoint; the result (the estimate of the best validation loss when the run
         keeps it) and TIFF stacks; the final state."""
         self._write(self.checkpoint_path, "checkpoint")
-        keep_best = (self.config.run.early_stop and self.best.params is not None
-                     and self.best.epoch != self.epoch)
-        if keep_best:
+        best = self.watch.result_params(self.epoch)
+        if best is not None:
             with self._lock:
-                for k, v in self.best.params.items():
+                for k, v in best.items():
                     self.problem.params[k] = self.problem.backend.asarray(
                         v, dtype=self.problem.params[k].dtype)
             log.info("result: the estimate of epoch %d, the best validation loss (%.4g), not "
                      "the last (epoch %d)", self.best.epoch, self.best.loss, self.epoch)
-        self._result_epoch = self.best.epoch if keep_best else 0
+        self._result_epoch = self.best.epoch if best is not None else 0
         self._write(self.result_path, "result")
         if self.config.run.save_tiff and self._writes_files:
-            self._write_tiffs()
+            write_tiffs(self.output_dir, self.problem)
         self._set_state("stopped" if self._stop and self.epoch < self.n_epochs else "finished")
-
-    def _write_tiffs(self) -> None:
-        """delta and beta, or the amplitude and phase of a complex object, as TIFF stacks."""
-        p, pix = self.problem.params, self.problem.model.optics.pixel_size_m
-        if "delta" in p:
-            stacks = {name: to_host(p[name]) for name in ("delta", "beta")}
-        else:
-            obj = to_host(p["object"])
-            stacks = {"object_amplitude": np.abs(obj), "object_phase": np.angle(obj)}
-        for name, vol in stacks.items():
-            write_tiff_stack(self.output_dir / f"{name}.tif", vol, pix)
 
     # ---- products ----------------------------------------------------------------------------
     def snapshot(self, frame: tuple[int, int] | None = (0, 0)) -> Snapshot:
@@ -520,20 +468,42 @@ class Reconstruction:
         """Only MPI rank 0 (or a single process) writes results and checkpoints."""
         return self.distributed is None or self.distributed.is_root
 
-    def _write(self, path: Path, kind: str) -> None:
-        if not self._writes_files:
+    def _checkpoint_after_failure(self, exc: Exception) -> None:
+        """After a failure, the checkpoint of the last consistent state (the end of the last
+        minibatch or epoch) where the failure left one: not within an optimiser update, nor
+        between an epoch's last minibatch and its end. Under MPI the failing rank writes it (rank
+        0 may be waiting in a collective call; every rank holds the whole state)."""
+        if isinstance(exc, (DivergenceError, OutputError)) or not self._consistent \
+                or self.solver.in_update:
+            return  # already written / cannot be written / no consistent state to write
+        try:
+            self._write(self.checkpoint_path, "checkpoint", any_rank=True)
+        except Exception as err:  # best effort: the failure itself is what gets reported
+            log.warning("no checkpoint after the failure (%s)", " ".join(str(err).split()))
+            return
+        where = f", minibatch {self._partial['batch']} of epoch {self.epoch + 1}" \
+            if self._partial else ""
+        log.warning("the run failed; its state after %d epoch(s)%s is in %s: continue with "
+                    "--resume %s", self.epoch, where, self.checkpoint_path, self.checkpoint_path)
+
+    def _write(self, path: Path, kind: str, any_rank: bool = False) -> None:
+        if not (self._writes_files or any_rank):
             return
         with self._lock:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
                          **self.problem.state_dict(), "plan": self.plan.state_dict(),
-                         "validation": self._validation_state()}
+                         "validation": self.watch.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
-                    run_state, best_epoch=getattr(self, "_result_epoch", 0) if kind == "result"
-                    else 0)
+        try:
+            write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
+                        run_state, best_epoch=getattr(self, "_result_epoch", 0)
+                        if kind == "result" else 0)
+        except BaseException:
+            self._consistent = False  # a write that failed is not tried again after the failure
+            raise
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

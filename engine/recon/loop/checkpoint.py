@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...backend import to_host
 from ...errors import ConfigError, SlicewiseError
-from ...io.results import read_result, write_result
+from ...io.results import read_result, write_result, write_tiff_stack
 from .. import config as cfgmod
 from ..problem import Problem, host_copy
 
@@ -86,7 +87,7 @@ def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
     the progress, the optimiser state and the run state (both possibly empty). Errors name
     ``--resume``."""
     try:
-        res = read_result(path)
+        res = read_result(path, allow_external=problem.config.data.allow_external_links)
     except (OSError, SlicewiseError) as exc:
         raise ConfigError(f"--resume {path}: cannot read the checkpoint ({exc})") from None
     params = problem.params
@@ -112,3 +113,16 @@ def read_state(path: Path, problem: Problem) -> tuple[Progress, dict, dict]:
                         int(res["extra"].get("peak_memory_bytes", 0)))
     log.info("resumed from %s at epoch %d", path, progress.epoch)
     return progress, res["optimizer"], res["extra"].get("run_state", {})
+
+
+def write_tiffs(output_dir: Path, problem: Problem) -> None:
+    """delta and beta, or the amplitude and phase of a complex object, as TIFF stacks with the
+    voxel size (``output_dir/delta.tif`` ...)."""
+    p, pix = problem.params, problem.model.optics.pixel_size_m
+    if "delta" in p:
+        stacks = {name: to_host(p[name]) for name in ("delta", "beta")}
+    else:
+        obj = to_host(p["object"])
+        stacks = {"object_amplitude": np.abs(obj), "object_phase": np.angle(obj)}
+    for name, vol in stacks.items():
+        write_tiff_stack(output_dir / f"{name}.tif", vol, pix)

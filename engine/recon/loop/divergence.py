@@ -86,15 +86,13 @@ class DivergenceGuard:
         self.since_best = 0        # accepted epochs since the best check loss last fell
         self.last: float | None = None   # the last accepted check loss
         self.cuts: dict[str, int] = {}
-        self.validation_cuts = 0   # cuts made because the validation loss stopped improving
 
     def state_dict(self) -> dict:
         """The guard's memory, for checkpoints: reference losses, rollbacks, rate cuts."""
         return {"best": float(self.best), "start": self.start, "first": self.first,
                 "rollbacks": int(self.rollbacks), "streak": int(self.streak),
                 "since_best": int(self.since_best), "last": self.last,
-                "cuts": {k: int(v) for k, v in self.cuts.items()},
-                "validation_cuts": int(self.validation_cuts)}
+                "cuts": {k: int(v) for k, v in self.cuts.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` and apply its rate cuts to the configured learning rates
@@ -110,7 +108,6 @@ class DivergenceGuard:
         self.since_best = int(state.get("since_best", 0))
         self.last = state.get("last")
         self.cuts = {k: int(v) for k, v in state.get("cuts", {}).items()}
-        self.validation_cuts = int(state.get("validation_cuts", 0))
         cfg = self.solver.config
         for n, cuts in self.cuts.items():
             lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
@@ -168,12 +165,10 @@ class DivergenceGuard:
         self.since_best = 0
         log.warning("%s: learning rates of %s halved", why, ", ".join(names))
 
-    def cut_rates(self, names: list[str], why: str, when: str, validation: bool = False) -> None:
+    def cut_rates(self, names: list[str], why: str, when: str) -> None:
         """Halve the rates of ``names`` because ``why`` (e.g. the validation loss stopped
-        improving: ``validation``, counted in :attr:`validation_cuts`); kept across checkpoints
-        like every cut."""
+        improving); kept across checkpoints like every cut."""
         self._cut(names, None, why, when)
-        self.validation_cuts += int(validation)
 
     def _cut(self, names: list[str], culprit: str | None, why: str, when: str) -> None:
         """Halve the rates of ``names`` (quarter the ``culprit``'s), counted in :attr:`cuts` and

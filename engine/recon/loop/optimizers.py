@@ -298,7 +298,8 @@ class LBFGS(Optimizer):
             self.reset()
             st = self.state
         x = {n: params[n] for n in names}
-        g = {n: _real_like(x[n], grads[n]) for n in names}
+        # in the parameters' precision: a wider gradient would widen the parameters themselves
+        g = {n: _to(_real_like(x[n], grads[n]), x[n]) for n in names}
         pairs = [(dict((k, _to(a, x[k])) for k, a in pr["s"].items()),
                   dict((k, _to(a, x[k])) for k, a in pr["y"].items()))
                  for _, pr in sorted(st["pairs"].items(), key=lambda kv: int(kv[0]))]
@@ -326,7 +327,7 @@ class LBFGS(Optimizer):
         t = 1.0
         for _ in range(self.max_backtracks + 1):
             trial = dict(params)
-            trial.update({n: x[n] + t * d[n] for n in names})
+            trial.update({n: _to(x[n] + t * d[n], x[n]) for n in names})
             f, gt = closure(trial)
             f = float(f)
             if math.isfinite(f) and f <= f0 + self.c1 * t * gd:

@@ -53,6 +53,7 @@ class Solver:
                                         boost=o.lr_boost or 1.0)
         self.n_evaluations = 0        # loss + gradient evaluations of this process (steps)
         self._last_eval = None        # (names, point, (loss, terms, grads)) for L-BFGS's reuse
+        self.in_update = False        # within the optimiser's update of the unknowns (step)
         if self.optimizer.full_batch:
             self.batches(0)  # refuses minibatches now, before anything is written
 
@@ -239,9 +240,11 @@ class Solver:
 
         with self.lock:
             old_pos = prob.params["positions"].copy() if "positions" in names else None
+            self.in_update = True  # a failure from here on leaves a half-updated state
             new = self.optimizer.step(unknowns, grads, loss=loss, closure=closure if lbfgs else None)
             prob.params.update(new)
             self.projections.apply(prob.params, old_pos)
+            self.in_update = False
             xp = prob.backend.xp
             if lbfgs and accepted and all(xp.array_equal(prob.params[n], accepted["point"][n])
                                           for n in names):
@@ -299,6 +302,12 @@ class Solver:
             raise ConfigError(f"--resume: the checkpoint continues optimizer.kind = {kind!r} but this "
                               f"configuration sets {self.config.optimizer.kind!r}; set optimizer.kind = "
                               f"{kind!r}, or start a new run from it with init.object_path")
+        # the measured rates first: setting a rate resets L-BFGS's curvature pairs, which the
+        # optimiser's state restores next (tests/test_resume_exact.py)
+        for name, lr in state.get("lrs", {}).items():
+            if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
+                self._store_lr(name, float(lr), "as in the checkpoint (measured by the run it "
+                               "continues)", "setup")
         self.optimizer.load_state_dict(state)
         o = self.config.optimizer
         if self.optimizer.per_element_steps:  # the configuration's boost wins, else the checkpoint's
@@ -307,10 +316,6 @@ class Solver:
             elif "boost" in state.get("hyper", {}):
                 self.plan.adopt(Choice("optimizer.lr_boost", float(self.optimizer.boost),
                                        "the checkpoint's"))
-        for name, lr in state.get("lrs", {}).items():
-            if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
-                self._store_lr(name, float(lr), "as in the checkpoint (measured by the run it "
-                               "continues)", "setup")
 
     def reset(self) -> None:
         """Forget the optimiser's memory (moments, curvature pairs) and any reusable evaluation."""

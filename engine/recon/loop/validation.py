@@ -30,8 +30,10 @@ import numpy as np
 
 from ...autodiff import no_grad
 from ...backend import to_host
+from ...errors import ConfigError
 
-__all__ = ["Holdout", "choose_holdout", "BestState", "Validator", "ISLAND_PX", "MIN_UNITS"]
+__all__ = ["Holdout", "choose_holdout", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
+           "MIN_UNITS", "PATIENCE", "PLATEAU_CUTS"]
 
 #: Side of the square islands of held-out detector pixels (a pixel's neighbours share its
 #: smooth part: an island keeps the held-out pixels from being predicted by their neighbours'
@@ -39,6 +41,10 @@ __all__ = ["Holdout", "choose_holdout", "BestState", "Validator", "ISLAND_PX", "
 ISLAND_PX = 3
 #: Fewest held-out units (positions, angles) for a validation loss worth reading.
 MIN_UNITS = 2
+#: Epochs without a new best validation loss before the run acts (``run.early_stop``): it halves
+#: Adam's rates :data:`PLATEAU_CUTS` times, each followed by as many epochs; then it stops.
+PATIENCE = 3
+PLATEAU_CUTS = 2
 
 
 @dataclass(frozen=True)
@@ -223,3 +229,63 @@ class Validator:
             loss, _, _ = dist.combine(total / weight if weight else 0.0, {}, {}, weight)
             return loss
         return total / weight if weight else float("nan")
+
+
+class ValidationWatch:
+    """After each epoch: the validation loss, the best estimate so far, and what a plateau asks
+    for (``run.early_stop``): ``"cut"`` the rates of a stochastic optimiser (at most
+    :data:`PLATEAU_CUTS` times), then ``"stop"``. Checkpoints keep all of it."""
+
+    def __init__(self, holdout: Holdout, validator: Validator, early_stop: bool):
+        self.holdout, self.validator, self.early_stop = holdout, validator, early_stop
+        self.best = BestState()
+        self.stopped = False
+        self.cuts = 0
+
+    @property
+    def active(self) -> bool:
+        return self.holdout.active
+
+    def after_epoch(self, epoch: int, params: dict, copy, can_cut: bool) -> tuple[float, str, str]:
+        """``(validation loss, action, reason)`` for the estimate ``params`` of ``epoch``;
+        ``copy(params)`` keeps a new best; ``can_cut``: the optimiser takes per-element steps
+        (Adam), whose rate a plateau may be too large for. ``action``: "", "cut" or "stop"."""
+        value = self.validator.loss(params)
+        self.best.update(epoch, value, params, copy)
+        if not self.early_stop or self.best.since_best < PATIENCE:
+            return value, "", ""
+        why = (f"the validation loss has not improved for {PATIENCE} epochs (best "
+               f"{self.best.loss:.4g} at epoch {self.best.epoch})")
+        if can_cut and self.cuts < PLATEAU_CUTS:
+            self.cuts += 1
+            self.best.since_best = 0
+            return value, "cut", why
+        self.stopped = True
+        return value, "stop", why
+
+    def result_params(self, last_epoch: int) -> dict | None:
+        """The host copies the result should hold instead of the last estimate (the best
+        validation state, when early stopping keeps it and it is not the last), else None."""
+        if self.early_stop and self.best.params is not None and self.best.epoch != last_epoch:
+            return self.best.params
+        return None
+
+    def state_dict(self) -> dict:
+        if not self.active:
+            return {}
+        return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
+                "stopped_early": bool(self.stopped), "cuts": int(self.cuts)}
+
+    def load_state_dict(self, state: dict, to_device) -> None:
+        """Restore :meth:`state_dict`; a checkpoint that held out other data is refused (its
+        validation loss would not be comparable)."""
+        held = state.get("holdout", {})
+        mine = self.holdout.state_dict()
+        if held and any(held.get(k) != mine[k] for k in ("unit", "n_held", "n_pixels")):
+            raise ConfigError("--resume: the checkpoint held out other data for its validation "
+                              f"loss ({held.get('unit')}, run.validation_share = "
+                              f"{held.get('share')}); set run.validation_share and "
+                              "run.shuffle_seed as in its config.toml")
+        self.best.load_state_dict(state.get("best", {}), to_device)
+        self.stopped = bool(state.get("stopped_early", False))
+        self.cuts = int(state.get("cuts", 0))

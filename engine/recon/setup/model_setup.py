@@ -95,7 +95,8 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float,
     probe, origin = None, "the data file's /probe"
     if cfg.init.probe_path:
         path = resolve_path(cfg.init.probe_path, base_dir)
-        probe = load_array(path, "init.probe_path", ("params/probe", "probe"))
+        probe = load_array(path, "init.probe_path", ("params/probe", "probe"),
+                           allow_external=cfg.data.allow_external_links)
         origin = f"init.probe_path ({path})"
     elif cfg.init.probe in ("auto", "file") and ds.probe is not None:
         probe = ds.probe

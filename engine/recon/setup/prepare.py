@@ -23,11 +23,12 @@ import numpy as np
 
 from ...backend import Backend
 from ...io.datafile import Dataset
+from ..loop.distributed import agreed_memory_bytes
 from ..loop.validation import Holdout, choose_holdout
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
-from .memory import available_memory_bytes, check_memory
+from .memory import check_memory
 from .schedule import Schedule, decide_schedule, estimation_batch
 
 __all__ = ["Prepared", "decide_probe_refinement", "prepare_run"]
@@ -90,7 +91,9 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     if holdout.unit == "pixels":
         problem.hold_out_pixels(holdout.pixels)
     plan.adopt(decide_probe_refinement(cfg, problem))
-    schedule, choices = decide_schedule(cfg, dataset, problem, available_memory_bytes(backend),
+    # under MPI the smallest free memory of any rank: every rank must choose the same minibatches
+    schedule, choices = decide_schedule(cfg, dataset, problem,
+                                        agreed_memory_bytes(backend, distributed),
                                         np.dtype(backend.complex_dtype).name)
     for choice in choices:
         plan.adopt(choice)
