@@ -21,7 +21,7 @@ from slicewise.engine.simulate import SimulationConfig, simulate  # noqa: E402
 
 # The window's own tests look inside the 3D view (napari's layers, camera, pop-outs), so they
 # keep it in the window's process; test_napari_process.py drives the default, where the 3D view
-# runs in a process of its own (app/napari_remote.py).
+# runs in a process of its own (app/view3d/remote.py).
 os.environ.setdefault("SLICEWISE_3D_VIEW", "window")
 
 HAS_GL_DISPLAY = os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("offscreen", "minimal")

@@ -56,7 +56,9 @@ def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer
     with their reasons as ``/extra/plan/<path>/{value, reason, when}``); ``run_state``: the rest of
     the solver's state (support mask, divergence guard), host values, stored under
     ``/extra/run_state`` and given back by :func:`read_state`; ``best_epoch``: the epoch whose
-    estimate ``params`` are when it is not the last (0: the last)."""
+    estimate ``params`` are when it is not the last (0: the last). The data file's absolute path
+    goes to ``/extra/data_path_absolute``, so that a result opened from another folder still
+    finds its data."""
     initial = {}
     if problem.initial_positions is not None:
         initial["positions"] = problem.initial_positions
@@ -67,6 +69,9 @@ def write_state(path: Path, kind: str, problem: Problem, params: dict, optimizer
              "pixel_size_m": optics.pixel_size_m, "slice_thickness_m": optics.slice_thickness_m,
              "energy_ev": optics.energy_ev, "peak_memory_bytes": int(progress.peak_memory_bytes),
              "run_state": run_state or {}, "plan": plan.to_dict()}
+    source = problem.dataset.source_path
+    if source:  # beside the configuration's data.path, which may be relative to its folder
+        extra["data_path_absolute"] = str(Path(source).resolve())
     write_result(path, params, loss_history=progress.loss_history(),
                  config_toml=cfgmod.to_toml(plan.config, header=plan.toml_header()),
                  epoch=progress.epoch, initial=initial,
