@@ -1,15 +1,17 @@
 """Starting objects from physics instead of vacuum (``init.guess``).
 
 Near-field holography (2D, multislice, tomography) with a delta/beta object: per angle, the
-projected phase and absorption are retrieved in closed form (:mod:`..retrieval.ctf`: Paganin for
-one distance, CTF for several) and turned into delta and beta -- spread evenly over the slices for
-a single view, by filtered back-projection through the engine's rotation operator for
-tomography (:mod:`..retrieval.fbp`).
+projected phase and absorption are retrieved (:mod:`..retrieval.ctf`: Paganin for one distance,
+CTF for several, in closed form; :mod:`..retrieval.iterative`: the CTF repeated on the misfit of
+the exact hologram model, for phases beyond the weak object) and turned into delta and beta --
+spread evenly over the slices for a single view, by filtered back-projection through the
+engine's rotation operator for tomography (:mod:`..retrieval.fbp`).
 
 ``init.guess = "auto"`` evaluates the data loss of every candidate (vacuum; CTF with beta and delta
 independent; CTF and Paganin for beta/delta ratios 0.01, 0.1, 1, or the one set in
-``init.absorption_ratio``) on a few angles and starts from the lowest, with its level (a common
-factor on delta and beta) fitted to the data too: a guess is used only where the data prefer it. The choice is logged and written back into the configuration
+``init.absorption_ratio``; the iterated CTF for the same ratios) on a few angles and starts from
+the lowest, with its level (a common factor on delta and beta) fitted to the data too: a guess is
+used only where the data prefer it. The choice is logged and written back into the configuration
 (``init.guess``, ``init.absorption_ratio``), so a saved configuration rebuilds the same start.
 """
 
@@ -25,6 +27,7 @@ from ...errors import ConfigError
 from ...materials import absorption_ratio
 from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ...retrieval.fbp import filtered_back_projection
+from ...retrieval.iterative import iterative_ctf
 from ..plan import Choice
 
 log = logging.getLogger(__name__)
@@ -45,14 +48,25 @@ def candidates(method: str, n_distances: int, ratio: float | None) -> list[tuple
         out += [("ctf", r) for r in ratios]
     if method in ("auto", "paganin"):
         out += [("paganin", r) for r in ratios if r > 0]
+    if method in ("auto", "iterative"):
+        # from one distance without a ratio the low frequencies of the phase are not measured:
+        # the iteration would fit them to whatever the data's noise and round-off say
+        if n_distances >= 2 and ratio is None:
+            out.append(("iterative", None))
+        out += [("iterative", r) for r in ratios]
     return out
 
 
-def _retrieve(inten, distances, optics, method: str, ratio):
-    """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities."""
+def _retrieve(inten, distances, optics, method: str, ratio, nonneg: bool):
+    """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities;
+    ``nonneg``: the iterated retrieval keeps delta and beta >= 0 as the run will."""
     lam, pix = optics.wavelength_m, optics.pixel_size_m
     if method == "ctf":
         return ctf_retrieve(inten, distances, lam, pix, ratio=ratio)
+    if method == "iterative":
+        res = iterative_ctf(inten, distances, lam, pix, ratio=ratio, nonneg=nonneg,
+                            method=optics.method)
+        return res.phi, res.b
     # Paganin per distance, averaged (each is a full estimate)
     res = [paganin_retrieve(inten[d], distances[d], lam, pix, ratio) for d in range(len(distances))]
     return sum(r[0] for r in res) / len(res), sum(r[1] for r in res) / len(res)
@@ -69,10 +83,11 @@ def guess_object(problem, method: str, ratio) -> dict:
     level = 1.0
     if "probe" in problem.params:
         level = float(to_host((abs(problem.params["probe"]) ** 2).mean()))
+    nonneg = problem.config.constraints.nonneg
     phis, bs = [], []
     for a in range(ds.n_angles):
         inten = np.asarray(ds.frames([a], None)[0], np.float64) / level
-        phi, b = _retrieve(inten, distances, optics, method, ratio)
+        phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg)
         phis.append(phi)
         bs.append(b)
     kdz = optics.k * dz
@@ -163,7 +178,7 @@ def _known_ratio(problem) -> float | None:
 def apply_initial_guess(problem, a_idx, s_idx) -> list[Choice]:
     """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for (judged on
     the frames ``a_idx`` x ``s_idx``); returns the choices made for ``init.guess`` (``"vacuum"``,
-    ``"ctf"``, ``"paganin"``) and ``init.absorption_ratio``."""
+    ``"ctf"``, ``"paganin"``, ``"iterative"``) and ``init.absorption_ratio``."""
     cfg = problem.config
     method = cfg.init.guess
     retrievable = problem.model.whole_object_images
