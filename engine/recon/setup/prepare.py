@@ -91,7 +91,8 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
         problem.hold_out_pixels(holdout.pixels)
     plan.adopt(decide_probe_refinement(cfg, problem))
     schedule, choices = decide_schedule(cfg, dataset, problem, available_memory_bytes(backend),
-                                        np.dtype(backend.complex_dtype).name)
+                                        np.dtype(backend.complex_dtype).name,
+                                        watched=holdout.active and cfg.run.early_stop)
     for choice in choices:
         plan.adopt(choice)
     if not resume:  # a physics-based start instead of vacuum where the data prefer it
