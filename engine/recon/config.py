@@ -123,7 +123,8 @@ class InitConfig:
     absorption_ratio: Optional[float] = _f(None, "beta/delta of the sample for the paganin and "
                                            "homogeneous ctf / iterative guesses; unset = chosen "
                                            "by the data loss among 0.01, 0.1, 1 (ctf and "
-                                           "iterative also try beta and delta independently)",
+                                           "iterative also try beta and delta independently; "
+                                           "iterative alone: independently, from two distances)",
                                            min=0)
     material: Optional[str] = _f(None, "sample material whose beta/delta at the data's energy "
                                  "(xraylib) sets the ratio of the paganin and ctf guesses when "

@@ -88,7 +88,7 @@ def _descend(point, direction, err, misfit, nonneg: bool, xp):
 
 
 def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float, *,
-                  ratio: float | None = None, start=None, max_iter: int = 30,
+                  ratio: float | None = None, start=None, max_iter: int = 20,
                   alpha: float = 1e-4, min_alpha: float = 1e-6, tol: float = 0.01,
                   nonneg: bool = True, method: str = "fresnel", xp=np) -> IterativeResult:
     """``(phi, B)`` from near-field intensities by the iterated CTF (module docstring).
