@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..physics.propagation import transfer_function
-from .ctf import ctf_retrieve
+from .ctf import CTFInverse
 
 __all__ = ["IterativeResult", "holograms", "iterative_ctf"]
 
@@ -120,9 +120,9 @@ def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float,
         point = _project(*(xp.asarray(a, dtype=xp.float64) for a in start), nonneg, xp)
     err, resid = misfit(*point)
     misfits = [err]
+    inverse = CTFInverse(inten.shape, dist, wavelength_m, pixel_m, ratio=ratio, alpha=alpha, xp=xp)
     while len(misfits) <= max_iter and err > ROUND_OFF:
-        direction = ctf_retrieve(1.0 - resid, dist, wavelength_m, pixel_m, ratio=ratio,
-                                 alpha=alpha, xp=xp)
+        direction = inverse(1.0 - resid)
         step = _descend(point, direction, err, misfit, nonneg, xp)
         if step is None:
             break  # no step lowers the misfit: at (or stuck near) a fit
@@ -133,4 +133,6 @@ def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float,
             if alpha / 10 < min_alpha:
                 break
             alpha /= 10
+            inverse = CTFInverse(inten.shape, dist, wavelength_m, pixel_m, ratio=ratio,
+                                 alpha=alpha, xp=xp)
     return IterativeResult(point[0], point[1], len(misfits) - 1, tuple(misfits))

@@ -112,7 +112,11 @@ def guess_object(problem, method: str, ratio) -> dict:
     proj_b = np.stack(bs) / kdz
     if problem.tomo:
         delta = filtered_back_projection(be.asarray(proj_d), ds.angles_rad, problem.object_shape, be)
-        beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape, be)
+        if ratio is not None:  # a homogeneous object's beta: FBP is linear, so no second one
+            beta = delta * be.real_dtype(ratio)
+        else:
+            beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape,
+                                            be)
     else:
         delta = be.xp.broadcast_to(be.asarray(proj_d[0] / nz), problem.object_shape)
         beta = be.xp.broadcast_to(be.asarray(proj_b[0] / nz), problem.object_shape)
