@@ -37,12 +37,10 @@ TARGET_UPDATES_TOMO = 32
 TARGET_UPDATES_2D = 16
 
 #: ... in a run the validation loss watches (held-out data and ``run.early_stop``). Where Adam
-#: must build the object up step by step, twice the steps per epoch reach it in fewer epochs (a
-#: weak cell, 1364 positions: epochs to correlation 0.9 7 -> 5 at 16 -> 32 minibatches; the
-#: epoch costs ~1.3x), but unwatched they also fit the noise sooner (the QA's thick gold sample,
-#: 3e3 photons per frame, 400 positions, 40 epochs: correlation 0.85 -> 0.79 at 25 instead of
-#: 16 minibatches); watched, the plateau rule catches that (0.886). See
-#: :data:`.stepsize.ADAM_WATCHED_FACTOR` and benchmarks/README.md, "Time to quality on clean data".
+#: must build the object up step by step (a weak cell's smooth body, seen only through the
+#: overlaps), twice the steps per epoch reach it in fewer epochs at a slightly dearer epoch;
+#: unwatched they would also fit the noise sooner, watched the plateau rule catches that (see
+#: :data:`.stepsize.ADAM_WATCHED_FACTOR`; benchmarks/README.md, "Time to quality on clean data").
 TARGET_UPDATES_2D_WATCHED = 32
 
 #: Far-field ptychography of one view (2D or multislice) with more scan positions than this runs

@@ -67,13 +67,11 @@ ADAM_MAGNITUDE_FRACTION = 0.01
 
 #: Factor on :data:`ADAM_FRACTION` for a run the validation loss watches (held-out data and
 #: ``run.early_stop``). The measured rate is what a noisy fit can afford unwatched: larger steps
-#: fit the noise sooner (the QA's thick gold sample, 3e3 photons per frame, 40 epochs: correlation
-#: 0.85 at the measured rate, 0.72 at twice it). It is slow where the object's lowest spatial
-#: frequencies must be built up through the overlaps -- a weak cell's smooth body in 2D
-#: ptychography is still at 0.9 after seven epochs, each element moving by at most its rate per
-#: step. Watched, the plateau rule halves the rates once the fit turns to the noise and the best
-#: estimate is the result, so the run can start at twice the rate (benchmarks/README.md, "Time to
-#: quality on clean data").
+#: fit the noise sooner. It is slow where the object's lowest spatial frequencies must be built up
+#: through the overlaps (a weak cell's smooth body in 2D ptychography), each element moving by at
+#: most its rate per step. Watched, the plateau rule halves the rates once the fit turns to the
+#: noise and the best estimate is the result, so the run can start at twice the rate (measured:
+#: benchmarks/README.md, "Time to quality on clean data").
 ADAM_WATCHED_FACTOR = 2.0
 
 #: Momentum's learning rate multiplies gradients: a fraction of the inverse curvature t*.
