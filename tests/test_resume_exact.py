@@ -16,7 +16,10 @@ from slicewise.engine.simulate import SimulationConfig, simulate
 from small_runs import gold_star, quick_config
 
 EVERYTHING = {
+    # support threshold 0.3: at 0.1 the first epoch's support of this tiny noisy star covers
+    # 98-100 % of the grid (all of it with the watched run's larger object rate)
     "ptycho": {"constraints.support": "auto", "constraints.support_start_epoch": 1,
+               "constraints.support_threshold": 0.3,
                "constraints.nonneg": True, "constraints.fix_probe_power": True,
                "refine.probe": True, "refine.positions": True, "refine.positions_start_epoch": 1,
                "regularization.tv_weight": 1e-3, "regularization.l1_weight": 1e-4,

@@ -79,6 +79,20 @@ def test_the_fit_never_sees_the_held_out_frames(star, tmp_path):
     assert not seen & set(held.tolist()) and len(seen) == rec.dataset.n_spots - len(held)
 
 
+def test_a_watched_run_says_why_its_object_rate_is_twice_the_usual_share(star, tmp_path):
+    over = {"optimizer.kind": "adam", "run.batch_spots": 5, "optimizer.lr_delta": None,
+            "optimizer.lr_beta": None}
+    plain = Reconstruction(quick_config(star, tmp_path / "a", 1, over))
+    watched = Reconstruction(quick_config(star, tmp_path / "b", 1, {**over,
+                                                                    "run.validation_share": 0.1}))
+    why = watched.plan.reasons()["optimizer.lr_delta"]
+    assert "validation loss watches" in why
+    assert "validation" not in plain.plan.reasons()["optimizer.lr_delta"]
+    unwatched = Reconstruction(quick_config(star, tmp_path / "c", 1, {
+        **over, "run.validation_share": 0.1, "run.early_stop": False}))
+    assert "validation" not in unwatched.plan.reasons()["optimizer.lr_delta"]
+
+
 def test_validation_loss_is_recorded_shown_and_stored(star, tmp_path):
     rec = Reconstruction(quick_config(star, tmp_path / "o", 4, {"run.validation_share": 0.1,
                                                                "run.early_stop": False}))

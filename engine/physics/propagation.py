@@ -45,6 +45,14 @@ def _phase_and_rate(shape, pixel_m, distance_m, wavelength_m, method):
     raise ValueError(f"propagation method must be one of {METHODS}, got {method!r}")
 
 
+def transfer_function(shape, pixel_m: float, distance_m: float, wavelength_m: float,
+                      method: str = "fresnel") -> np.ndarray:
+    """The propagation kernel ``H`` (complex128 ``(ny, nx)``, unshifted FFT grid) of the module
+    docstring, for code outside the tape (closed-form and iterative phase retrieval)."""
+    return _phase_and_rate(tuple(shape), float(pixel_m), float(distance_m), float(wavelength_m),
+                           method)[0]
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_kernel(shape, pixel_m, distance_m, wavelength_m, method, backend: Backend):
     h, rate = _phase_and_rate(shape, pixel_m, distance_m, wavelength_m, method)

@@ -135,12 +135,16 @@ class InitConfig:
 
     guess: str = _f("auto", "starting object: auto = the best (lowest data loss) of vacuum and the "
                     "physics-based guesses; paganin / ctf = near-field phase retrieval per angle "
-                    "(then filtered back-projection for tomography); vacuum = constants below",
-                    choices=("auto", "vacuum", "paganin", "ctf"))
+                    "(then filtered back-projection for tomography); iterative = the CTF repeated "
+                    "on the misfit of the exact hologram model (phase beyond the weak object, "
+                    "about a radian); vacuum = constants below",
+                    choices=("auto", "vacuum", "paganin", "ctf", "iterative"))
     absorption_ratio: Optional[float] = _f(None, "beta/delta of the sample for the paganin and "
-                                           "homogeneous ctf guesses; unset = chosen by the data "
-                                           "loss among 0.01, 0.1, 1 (ctf also tries beta and "
-                                           "delta independently)", min=0)
+                                           "homogeneous ctf / iterative guesses; unset = chosen "
+                                           "by the data loss among 0.01, 0.1, 1 (ctf and "
+                                           "iterative also try beta and delta independently; "
+                                           "iterative alone: independently, from two distances)",
+                                           min=0)
     material: Optional[str] = _f(None, "sample material whose beta/delta at the data's energy "
                                  "(xraylib) sets the ratio of the paganin and ctf guesses when "
                                  "absorption_ratio is unset: a named material ('SiO2 glass', "

@@ -120,11 +120,16 @@ class Solver:
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
-        rates = stepsize.learning_rates(scales, self.optimizer.kind, sizes)
+        watched = self.holdout is not None and self.config.run.early_stop
+        rates = stepsize.learning_rates(scales, self.optimizer.kind, sizes, watched)
         floors = {} if self.optimizer.scales_own_steps else self._rate_floors(missing)
         reasons = {n: (f"measured: the optimal steepest-descent step changes an element by up to "
                        f"{scales[n].max_change:.3g} and lowers the loss by "
                        f"{100 * scales[n].decrease:.0f} %") for n in missing}
+        if watched and self.optimizer.per_element_steps:
+            for n in set(missing) & {"delta", "beta", "object"}:
+                reasons[n] += (f"; {stepsize.ADAM_WATCHED_FACTOR:g}x Adam's usual share of it: the "
+                               "validation loss watches the fit")
         for n, floor in floors.items():
             if rates[n] < floor:
                 rates[n], reasons[n] = self._floored_rate(n, floor, rates[n], grads[n], f0,

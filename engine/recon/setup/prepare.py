@@ -133,7 +133,8 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     # under MPI the smallest free memory of any rank: every rank must choose the same minibatches
     schedule, choices = decide_schedule(cfg, dataset, problem,
                                         agreed_memory_bytes(backend, distributed),
-                                        np.dtype(backend.complex_dtype).name)
+                                        np.dtype(backend.complex_dtype).name,
+                                        watched=holdout.active and cfg.run.early_stop)
     for choice in choices:
         plan.adopt(choice)
     if not resume:  # a physics-based start instead of vacuum where the data prefer it
