@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from slicewise.engine.io.results import read_result
+from slicewise.engine.recon import config as cfgmod
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.recon.loop.validation import BestState, choose_holdout
 from slicewise.engine.recon.run import Reconstruction
@@ -33,8 +34,10 @@ def test_scan_positions_are_held_out_spread_and_differently_per_angle():
 def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
     h = choose_holdout(0.1, 36, 2, (32, 32), False, seed=3)
     assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
-    assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3).unit == "none"   # few angles
-    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "none"   # few frames
+    # automatic: nothing from small scans; asked for: held out all the same
+    assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "frames"
     one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
     assert one.unit == "pixels" and not one.held.any()
     assert one.pixels.sum() == 180 and one.pixels.mean() == 0.05   # scattered single pixels
@@ -156,3 +159,44 @@ def test_one_full_field_view_holds_out_pixels_then_fits_them_all(tmp_path):
     assert rec.config.run.validation_share == 0.0
     assert "every pixel" in rec.plan.reasons()["run.validation_share"]
     assert "regularization.tv_weight" in rec.plan.choices
+
+
+def test_the_weight_search_steps_towards_the_lower_validation_loss():
+    from slicewise.engine.recon.loop.weight_search import FIRST, LADDER, next_weight
+
+    assert next_weight({0.0: 5.0}) == FIRST == 0.1
+    assert next_weight({0.0: 5.0, 0.1: 4.0}) == 0.03            # then the lower neighbour
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 4.5}) == 0.3  # worse: the other side
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 4.5, 0.3: 4.2}) is None   # bracketed
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 3.0}) == 0.01
+    assert next_weight({0.0: 5.0, 0.01: 2.0, 0.03: 3.0, 0.1: 4.0}) is None  # the ladder's end
+    tried = {0.0: 1.0}
+    while (w := next_weight(tried)) is not None:   # a minimum at the top visits the ladder up
+        tried[w] = 1.0 / (1 + w)
+    assert max(tried) == LADDER[-1] and len(tried) <= len(LADDER) + 1
+
+
+def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_path):
+    """A weak noisy 2D scan: the unpenalised fit turns to the noise, trial fits choose a TV weight
+    by their validation loss, the run's result is the winner's best state, and its config.toml
+    (weight, rates, held-out share all stated) reruns the winner's fit exactly."""
+    sim = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
+                           object_shape=(1, 40, 40), material="PMMA", pixel_size_m=10e-9,
+                           probe_shape=(8, 8), probe_size_px=2.0, scan_step_px=2.0, photons=300.0)
+    data = simulate(sim, tmp_path / "weak.h5", "numpy")
+    first = Reconstruction(quick_config(data, tmp_path / "a", 24,
+                                        {"run.validation_share": None, "optimizer.kind": "adam"}))
+    first.run()
+    reasons = first.plan.reasons()
+    weight = first.config.regularization.tv_weight
+    assert "regularization.tv_weight" in first.plan.choices and weight is not None
+    assert "validation loss" in reasons["regularization.tv_weight"]
+    assert first.best.epoch >= 1
+    saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
+    assert saved.regularization.tv_weight == weight and saved.run.validation_share > 0
+    cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "b"))
+    again = Reconstruction(saved)
+    assert "regularization.tv_weight" not in again.plan.choices   # stated now: no search
+    again.run()
+    np.testing.assert_array_equal(read_result(again.result_path)["params"]["delta"],
+                                  read_result(first.result_path)["params"]["delta"])

@@ -12,7 +12,7 @@ Every model returns fields of ONE shape, ``(A, S, m, fy, fx)``: angles, spots, i
 knowledge of which model produced the fields.
 
 To add a model: implement the attributes and methods below (any class; no base class needed),
-then register how to build it from a configuration in ``engine/recon/model_setup.py``.
+then register how to build it from a configuration in ``engine/recon/setup/model_setup.py``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ checking) that the GUI turns into a form and the TOML writer into comments::
 * ``example_config("ptycho" | "holo" | "tomo")``: commented TOML for a typical run.
 
 Units are SI (metres, eV, seconds); pixel quantities say ``px``. Learning rates are in the units of
-their parameter per step (see :mod:`.optimizers`). Fields marked ``safe_while_paused`` may be changed
+their parameter per step (see :mod:`.loop.optimizers`). Fields marked ``safe_while_paused`` may be changed
 from the GUI during a run (:meth:`~.run.Reconstruction.apply_changes`); they take effect from the
 next optimiser step. Relative paths are relative to the configuration file's folder
 (:func:`~..io.arrays.resolve_path`).

@@ -2,7 +2,7 @@
 
 :func:`build_problem` takes the geometry (the file's, overridden by the configuration:
 :func:`.setup.measured.effective_dataset`), decides the
-object grid, lets the chosen model set-up (:mod:`.model_setup`) build the forward model and the
+object grid, lets the chosen model set-up (:mod:`.setup.model_setup`) build the forward model and the
 initial unknowns, and prepares the measured data in the form the loss wants; :meth:`Problem.loss`
 is the function the solver differentiates. Nothing here depends on which model it is.
 """

@@ -1,18 +1,22 @@
 """The reconstruction run: the object the command line and the GUI drive, and its loop.
 
-:class:`Reconstruction` ties the pieces together: :mod:`.problem` (model, unknowns, loss),
-:mod:`.solver` (one optimiser step, the optimiser state), :mod:`.projections` (constraints),
-:mod:`.checkpoint` (files), :mod:`.memory`. ``run()`` blocks (the GUI calls it on a worker thread);
+:class:`Reconstruction` ties the pieces together: its :class:`~.plan.RunPlan` (the user's
+configuration and every choice the run makes), the set-up (:func:`.setup.prepare.prepare_run`:
+problem, held-out data, schedule, starting guess), :mod:`.loop.solver` (one optimiser step),
+:mod:`.loop.projections` (constraints), :mod:`.loop.validation` (validation loss, best state,
+early stop), :mod:`.loop.weight_search` (the regularisation weight by trial fits),
+:mod:`.loop.checkpoint` (files). ``run()`` blocks (the GUI calls it on a worker thread);
 ``pause()``, ``resume()``, ``stop()``, ``apply_changes()`` and ``snapshot()`` are thread-safe and
 take effect within one minibatch. Checkpoints and results are written atomically; resuming is
 explicit (``resume=path``).
 
-The loop, for extension: :meth:`Reconstruction.run` runs epochs; an epoch
+The loop, for extension: :meth:`Reconstruction.loop` runs epochs; an epoch
 (:meth:`~Reconstruction._run_epoch`) is, per minibatch, ``_before_step`` (pause, stop) ->
 ``_step`` (learning rates of newly refined unknowns, :meth:`.Solver.step`) -> ``_after_step``
-(divergence, bookkeeping, progress); then ``_end_epoch`` (history, support update, memory,
-progress, scheduled checkpoint). What a checkpoint holds: :class:`.checkpoint.Progress` and
-:meth:`.Solver.state_dict`.
+(divergence, bookkeeping, progress); then ``_end_epoch`` (validation, history, support update,
+memory, progress, scheduled checkpoint). What a checkpoint holds:
+:class:`.loop.checkpoint.Progress`, :meth:`.Solver.state_dict` and the run state (guard, support,
+plan, validation).
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from .loop.output import (check_output_dir, check_output_space, output_lock, pre
                           run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
 from .loop.solver import Solver
-from .loop.validation import ValidationWatch, Validator, choose_holdout
-from .loop.weight_search import Fit, WeightSearch
+from .loop.validation import ValidationWatch, Validator
+from .loop.weight_search import RunFits, WeightSearch
 from .plan import Choice, RunPlan
 from .problem import Problem, host_copy
 from .setup.data_field import data_statements, field_choices, restated_dataset
@@ -58,7 +62,7 @@ STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
 NOISE_FIT_WARNING = 0.8
 
 
-class Reconstruction:
+class Reconstruction(RunFits):
     """One reconstruction: configuration + data -> refined object (and probe, positions, distances).
 
     ``base_dir``: folder that relative paths in the configuration (data file, output folder, masks)
@@ -81,21 +85,7 @@ class Reconstruction:
         if self.distributed is not None and backend is None and run.backend != "numpy":
             self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
-        if dataset is None:
-            if not self.config.data.path:
-                raise ConfigError("data.path is not set: give the measured data file (HDF5)")
-            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
-                                   allow_external=self.config.data.allow_external_links,
-                                   statements=data_statements(self.config))
-        # the user's statements about the field win over a reader's guess; auto becomes a choice
-        self.dataset = dataset = restated_dataset(self.config, dataset, self.base_dir)
-        for choice in field_choices(self.config, dataset):
-            self.plan.adopt(choice)
-        if resume:  # what the fit is (weight, held-out data) as the run it continues chose
-            for path, value in continued_choices(
-                    Path(resume), self.config.data.allow_external_links).items():
-                if cfgmod.get_value(self.plan.requested, path) is None:
-                    self.plan.adopt(Choice(path, value, "as chosen by the run this one continues"))
+        self.dataset = dataset = self._open_data(dataset, resume)
         prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
                                resume=bool(resume))
         self.problem: Problem = prepared.problem
@@ -128,6 +118,26 @@ class Reconstruction:
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
         self.solver.resolve_learning_rates(self.solver.refined(self.epoch), self._when())
         self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
+
+    def _open_data(self, dataset: Dataset | None, resume) -> Dataset:
+        """The data set as the configuration states it (near/far field: the user's statements
+        win over a reader's guess; ``auto`` becomes a choice); for a resumed run, what the fit is
+        (weight, held-out data) as the run it continues chose."""
+        if dataset is None:
+            if not self.config.data.path:
+                raise ConfigError("data.path is not set: give the measured data file (HDF5)")
+            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
+                                   allow_external=self.config.data.allow_external_links,
+                                   statements=data_statements(self.config))
+        dataset = restated_dataset(self.config, dataset, self.base_dir)
+        for choice in field_choices(self.config, dataset):
+            self.plan.adopt(choice)
+        if resume:
+            for path, value in continued_choices(
+                    Path(resume), self.config.data.allow_external_links).items():
+                if cfgmod.get_value(self.plan.requested, path) is None:
+                    self.plan.adopt(Choice(path, value, "as chosen by the run this one continues"))
+        return dataset
 
     def _restore(self, path: Path) -> None:
         """Continue from a checkpoint: unknowns, progress, optimiser and run state."""
@@ -267,68 +277,6 @@ class Reconstruction:
             if record is None:
                 break  # stopped within the epoch: a partial epoch is not an epoch
             self._end_epoch(record)
-
-    # ---- fits of the weight search (loop/weight_search.py) -----------------------------------
-    def start_state(self) -> dict:
-        """Host-independent copies of what every trial fit starts from."""
-        return {"params": {k: v.copy() for k, v in self.problem.params.items()},
-                "penalty": self.problem.state_dict(), "projections": self.projections.state_dict()}
-
-    def current_fit(self, weight: float) -> Fit:
-        """The fit the run holds now, as a :class:`~.loop.weight_search.Fit`."""
-        return Fit(weight, self.solver.plan, self.solver, self._guard, self.watch, self.projections,
-                   self.progress, self._partial, self.problem.params, self.problem.state_dict())
-
-    def fresh_fit(self, weight: float, start: dict, every_pixel: bool = False) -> Fit:
-        """A new fit from ``start`` with ``regularization.tv_weight = weight``: its own plan (a
-        copy of the run's configuration), solver with freshly measured rates, guard, watch,
-        projections and progress -- what a run with that weight set starts with.
-        ``every_pixel``: the held-out pixels of a single view are fitted too (no validation)."""
-        config = self.plan.config.copy()
-        cfgmod.set_value(config, "regularization.tv_weight", weight)
-        if every_pixel:
-            cfgmod.set_value(config, "run.validation_share", 0.0)
-            self.problem.restore_held_out_pixels()
-            self.holdout = choose_holdout(0.0, self.dataset.n_angles, self.dataset.n_spots,
-                                          self.dataset.frame_shape, False, 0)
-        plan = RunPlan(config, log_choices=False)
-        params = {k: v.copy() for k, v in start["params"].items()}
-        self.problem.params = params
-        self.problem.config = plan.config
-        self.problem.penalty_norm = None
-        self.problem.load_state_dict(start["penalty"])
-        projections = Projections(plan.config, self.problem, self.base_dir)
-        projections.load_state_dict(start["projections"])
-        solver = Solver(plan, self.dataset, self.problem, projections, self.solver.schedule,
-                        self._lock, self.distributed, holdout=self.holdout)
-        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop)
-        fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
-                  None, params, {})
-        self.use_fit(fit)
-        solver.resolve_learning_rates(solver.refined(0), "setup")
-        return fit
-
-    def use_fit(self, fit: Fit) -> None:
-        """Make ``fit`` the run's: the loop, snapshots and files follow it from now on."""
-        with self._lock:
-            self.solver, self._guard, self.watch = fit.solver, fit.guard, fit.watch
-            self.projections, self.progress, self._partial = fit.projections, fit.progress, fit.partial
-            self.problem.params = fit.params
-            self.problem.config = fit.plan.config
-        if not math.isfinite(self._guard.best):
-            self._guard.epoch_diverged(self._check_loss(self.problem.params))
-
-    def _bind_to_plan(self) -> None:
-        """After the weight search: the winning fit reads and adopts into the run's own plan."""
-        cfg = self.plan.config
-        self.problem.config = self.projections.config = cfg
-        self.solver.plan, self.solver.config = self.plan, cfg
-
-    def announce(self, message: str) -> None:
-        """A line for the log and the observers (the GUI's status, the progress bar)."""
-        log.info("%s", message)
-        self._emit(ProgressEvent("state", self.epoch, self.n_epochs, state=self.state,
-                                 message=message))
 
     def _run_epoch(self) -> dict | None:
         """One pass over the minibatches; its record for the history, or None when stopped. An

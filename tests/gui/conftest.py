@@ -141,9 +141,10 @@ def open_data(qtbot, w, path, timeout=10000) -> None:
 
 def fast_run(w, out_dir, epochs: int, **extra) -> None:
     """Settings for a quick CPU run with live previews as often as allowed."""
+    # every frame fitted (no held-out data, no weight search) unless a test asks for it
     values = {"run.epochs": epochs, "run.output_dir": str(out_dir), "run.backend": "numpy",
               "run.snapshot_every_s": 0, "run.checkpoint_every": 0, "run.save_tiff": False,
-              **extra}
+              "run.validation_share": 0.0, **extra}
     for path, value in values.items():
         w.params.set_value(path, value)
     assert w.params.is_valid(), w.params.errors()

@@ -23,7 +23,6 @@ before summing them, and raises the same error on every rank if names or shapes 
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 

@@ -25,7 +25,7 @@ from ..problem import Problem
 from ..setup import stepsize
 from ..setup.schedule import estimation_batch
 from .optimizers import make_optimizer
-from .validation import Holdout
+from .validation import Holdout, watches_fit
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Solver:
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
-        watched = self.holdout is not None and self.config.run.early_stop
+        watched = watches_fit(self.holdout, self.config, prob.params)
         rates = stepsize.learning_rates(scales, self.optimizer.kind, sizes, watched)
         floors = {} if self.optimizer.scales_own_steps else self._rate_floors(missing)
         reasons = {n: (f"measured: the optimal steepest-descent step changes an element by up to "

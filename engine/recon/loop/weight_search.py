@@ -22,11 +22,18 @@ import logging
 import math
 from dataclasses import dataclass
 
-from ..plan import Choice
+from .. import config as cfgmod
+from ..events import ProgressEvent
+from ..plan import Choice, RunPlan
+from .checkpoint import Progress
+from .divergence import DivergenceGuard
+from .projections import Projections
+from .solver import Solver
+from .validation import ValidationWatch, choose_holdout
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Fit", "LADDER", "FIRST", "next_weight", "WeightSearch"]
+__all__ = ["Fit", "LADDER", "FIRST", "next_weight", "RunFits", "WeightSearch"]
 
 #: Relative TV weights tried (a weight of 0.1 starts the penalty at a tenth of the data loss).
 LADDER = (0.01, 0.03, 0.1, 0.3, 1.0)
@@ -143,3 +150,70 @@ class WeightSearch:
         plan.adopt(Choice("regularization.tv_weight", float(fit.weight), why))
         if not math.isfinite(fit.validation):
             log.warning("the weight search saw no finite validation loss")
+
+
+class RunFits:
+    """What a :class:`~..run.Reconstruction` offers :class:`WeightSearch`: its fit as a
+    :class:`Fit`, fresh fits from a start, and switching between them (a mixin: it reads and sets
+    the run's solver, guard, watch, projections, progress and the problem's unknowns)."""
+
+    def start_state(self) -> dict:
+        """Host-independent copies of what every trial fit starts from."""
+        return {"params": {k: v.copy() for k, v in self.problem.params.items()},
+                "penalty": self.problem.state_dict(), "projections": self.projections.state_dict()}
+
+    def current_fit(self, weight: float) -> Fit:
+        """The fit the run holds now, as a :class:`~.loop.weight_search.Fit`."""
+        return Fit(weight, self.solver.plan, self.solver, self._guard, self.watch, self.projections,
+                   self.progress, self._partial, self.problem.params, self.problem.state_dict())
+
+    def fresh_fit(self, weight: float, start: dict, every_pixel: bool = False) -> Fit:
+        """A new fit from ``start`` with ``regularization.tv_weight = weight``: its own plan (a
+        copy of the run's configuration), solver with freshly measured rates, guard, watch,
+        projections and progress -- what a run with that weight set starts with.
+        ``every_pixel``: the held-out pixels of a single view are fitted too (no validation)."""
+        config = self.plan.config.copy()
+        cfgmod.set_value(config, "regularization.tv_weight", weight)
+        if every_pixel:
+            cfgmod.set_value(config, "run.validation_share", 0.0)
+            self.problem.restore_held_out_pixels()
+            self.holdout = choose_holdout(0.0, self.dataset.n_angles, self.dataset.n_spots,
+                                          self.dataset.frame_shape, False, 0)
+        plan = RunPlan(config, log_choices=False)
+        params = {k: v.copy() for k, v in start["params"].items()}
+        self.problem.params = params
+        self.problem.config = plan.config
+        self.problem.penalty_norm = None
+        self.problem.load_state_dict(start["penalty"])
+        projections = Projections(plan.config, self.problem, self.base_dir)
+        projections.load_state_dict(start["projections"])
+        solver = Solver(plan, self.dataset, self.problem, projections, self.solver.schedule,
+                        self._lock, self.distributed, holdout=self.holdout)
+        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop)
+        fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
+                  None, params, {})
+        self.use_fit(fit)
+        solver.resolve_learning_rates(solver.refined(0), "setup")
+        return fit
+
+    def use_fit(self, fit: Fit) -> None:
+        """Make ``fit`` the run's: the loop, snapshots and files follow it from now on."""
+        with self._lock:
+            self.solver, self._guard, self.watch = fit.solver, fit.guard, fit.watch
+            self.projections, self.progress, self._partial = fit.projections, fit.progress, fit.partial
+            self.problem.params = fit.params
+            self.problem.config = fit.plan.config
+        if not math.isfinite(self._guard.best):
+            self._guard.epoch_diverged(self._check_loss(self.problem.params))
+
+    def _bind_to_plan(self) -> None:
+        """After the weight search: the winning fit reads and adopts into the run's own plan."""
+        cfg = self.plan.config
+        self.problem.config = self.projections.config = cfg
+        self.solver.plan, self.solver.config = self.plan, cfg
+
+    def announce(self, message: str) -> None:
+        """A line for the log and the observers (the GUI's status, the progress bar)."""
+        log.info("%s", message)
+        self._emit(ProgressEvent("state", self.epoch, self.n_epochs, state=self.state,
+                                 message=message))

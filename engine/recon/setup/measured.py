@@ -23,7 +23,6 @@ from ...errors import ConfigError
 from ...geometry import is_tomography
 from ...io.counts import frames_are_counts
 from ...io.datafile import Dataset
-from ...models.common import Optics
 from ...models.nfptycho import (
     NearFieldPtychoModel,
     default_pad_px,

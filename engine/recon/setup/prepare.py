@@ -25,7 +25,8 @@ from ...backend import Backend
 from ...io.datafile import Dataset, spread_indices
 from ...io.noise import NoiseEstimate, estimate_noise
 from ..loop.distributed import agreed_memory_bytes
-from ..loop.validation import MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, Holdout, choose_holdout
+from ..loop.validation import (MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, Holdout, choose_holdout,
+                               watches_fit)
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
@@ -76,7 +77,7 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
     asked = share is not None
     share = VALIDATION_SHARE if share is None else share
     held = choose_holdout(share, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
-                          problem.model.splits_spots, cfg.run.shuffle_seed)
+                          problem.model.splits_spots, cfg.run.shuffle_seed, automatic=not asked)
     if asked:
         return held, None
     if not held.active:
@@ -134,7 +135,7 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     schedule, choices = decide_schedule(cfg, dataset, problem,
                                         agreed_memory_bytes(backend, distributed),
                                         np.dtype(backend.complex_dtype).name,
-                                        watched=holdout.active and cfg.run.early_stop)
+                                        watched=watches_fit(holdout, cfg, problem.params))
     for choice in choices:
         plan.adopt(choice)
     if not resume:  # a physics-based start instead of vacuum where the data prefer it

@@ -180,7 +180,7 @@ def learning_rates(scales: dict[str, LineScale], kind: str,
                    magnitudes: dict[str, float] | None = None,
                    watched: bool = False) -> dict[str, float]:
     """Learning rates for optimiser ``kind`` from measured line scales, in the units the optimiser
-    documents (see :mod:`.optimizers`):
+    documents (see :mod:`..loop.optimizers`):
 
     * ``lbfgs`` -- the largest change of the first step: ``max_change`` (its preconditioner then
       equals ``t*``, the measured inverse curvature of each block);
