@@ -336,9 +336,14 @@ class RunConfig:
                                            "at least 25 frames or 4 angles where the data "
                                            "allow; 0 = off", min=0, max=0.5, max_exclusive=True)
     early_stop: bool = _f(True, "with a validation loss: the result is the estimate of its best "
-                          "epoch; when it stops improving Adam's rates are halved, then the run "
-                          "stops (run.epochs stays the maximum); false = run every epoch and keep "
-                          "the last estimate", safe_while_paused=True)
+                          "epoch, and the run stops when it has not improved for 4 epochs "
+                          "(run.epochs stays the maximum); false = run every epoch and keep the "
+                          "last estimate", safe_while_paused=True)
+    watch_from_epoch: Optional[int] = _f(None, "first epoch whose validation loss counts (best "
+                                         "estimate, early stop); unset = from the first epoch "
+                                         "whose data misfit is within 1.5x of the noise level "
+                                         "(before it, a rising validation loss is the fit's own "
+                                         "start, not noise)", "epoch", min=1)
 
 
 @dataclass

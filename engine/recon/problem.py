@@ -61,6 +61,9 @@ class Problem:
     # detector weights of the validation loss when islands of pixels are held out (else None);
     # ``mask`` then excludes them from the fit
     validation_mask: object | None = None
+    # angles whose frames the fit may use (None: all); held-out angles are left out of the
+    # starting guess too
+    fit_angles: np.ndarray | None = None
     # regularisation, fixed at the first evaluation with a non-empty object (_penalty_norm):
     object_unit: float = 1.0                    # the object's largest value; penalties see obj/unit
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term

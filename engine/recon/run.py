@@ -108,7 +108,7 @@ class Reconstruction(RunFits):
         self._guard = DivergenceGuard(self.solver)
         self.watch = ValidationWatch(self.holdout, Validator(self.holdout, self.problem,
                                                              self.distributed),
-                                     self.config.run.early_stop)
+                                     self.config.run.early_stop, self.config.run.watch_from_epoch)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         # the regularisation weight chosen by trial fits (weight_search.py), before the loop
         self._search = WeightSearch(self) if prepared.search_weight and not resume else None

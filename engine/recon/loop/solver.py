@@ -103,7 +103,8 @@ class Solver:
         if not missing:
             return False
         prob = self.problem
-        a_idx, s_idx = estimation_batch(self.dataset, prob.model.splits_spots, self.schedule)
+        a_idx, s_idx = estimation_batch(self.dataset, prob.model.splits_spots, self.schedule,
+                                        angles=prob.fit_angles)
         measured = prob.measured_batch(a_idx, s_idx)
 
         def evaluate(trial):

@@ -282,8 +282,11 @@ class ValidationWatch:
     ``run.early_stop`` whether to stop (:data:`PATIENCE` epochs without a new best). Checkpoints
     keep all of it."""
 
-    def __init__(self, holdout: Holdout, validator: Validator, early_stop: bool):
+    def __init__(self, holdout: Holdout, validator: Validator, early_stop: bool,
+                 from_epoch: int | None = None):
         self.holdout, self.validator, self.early_stop = holdout, validator, early_stop
+        self.from_epoch = from_epoch        # None: from the first epoch near the noise level
+        self.first_counted = 0              # the first epoch that counted (0: none yet)
         self.best = BestState()
         self.stopped = False
 
@@ -296,8 +299,14 @@ class ValidationWatch:
         ``epoch``; ``copy(params)`` keeps a new best; ``noise_ratio``: the epoch's data misfit
         over the one expected at the noise level (NaN: unknown), see :data:`NOISE_GATE`."""
         value = self.validator.loss(params)
-        if not noise_ratio <= NOISE_GATE and math.isfinite(noise_ratio):
+        if self.from_epoch is not None:
+            counts = epoch >= self.from_epoch
+        else:
+            counts = self.first_counted > 0 or noise_ratio <= NOISE_GATE or \
+                not math.isfinite(noise_ratio)
+        if not counts:
             return value, ""     # not near the noise yet: nothing to keep or stop for
+        self.first_counted = self.first_counted or epoch
         self.best.update(epoch, value, params, copy)
         if not self.early_stop or self.best.since_best < PATIENCE or epoch < MIN_EPOCHS:
             return value, ""
@@ -316,7 +325,7 @@ class ValidationWatch:
         if not self.active:
             return {}
         return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
-                "stopped_early": bool(self.stopped)}
+                "stopped_early": bool(self.stopped), "first_counted": int(self.first_counted)}
 
     def load_state_dict(self, state: dict, to_device) -> None:
         """Restore :meth:`state_dict`; a checkpoint that held out other data is refused (its
@@ -330,3 +339,4 @@ class ValidationWatch:
                               "run.shuffle_seed as in its config.toml")
         self.best.load_state_dict(state.get("best", {}), to_device)
         self.stopped = bool(state.get("stopped_early", False))
+        self.first_counted = int(state.get("first_counted", 0))

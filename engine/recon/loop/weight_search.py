@@ -29,7 +29,7 @@ from .checkpoint import Progress
 from .divergence import DivergenceGuard
 from .projections import Projections
 from .solver import Solver
-from .validation import ValidationWatch, choose_holdout
+from .validation import NOISE_GATE, ValidationWatch, choose_holdout
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,11 @@ class WeightSearch:
                 first = self._refit_every_pixel(first, start, why)
             self._adopt(first, why)
             return
+        # penalised fits stay further from the noise than the unpenalised one did: their
+        # validation loss counts from the epoch the unpenalised fit's did (and so does a rerun's)
+        r.plan.adopt(Choice("run.watch_from_epoch", int(first.watch.first_counted),
+                            "the unpenalised fit's data misfit came within "
+                            f"{NOISE_GATE:g}x of the noise level at this epoch"))
         weight = next_weight({w: f.validation for w, f in self.tried.items()})
         while weight is not None and not r.stop_requested:
             r.announce(f"choosing the regularisation weight: trial at tv_weight = {weight:g}")
@@ -189,7 +194,8 @@ class RunFits:
         projections.load_state_dict(start["projections"])
         solver = Solver(plan, self.dataset, self.problem, projections, self.solver.schedule,
                         self._lock, self.distributed, holdout=self.holdout)
-        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop)
+        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop,
+                                plan.config.run.watch_from_epoch)
         fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
                   None, params, {})
         self.use_fit(fit)

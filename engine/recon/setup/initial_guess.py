@@ -101,8 +101,11 @@ def guess_object(problem, method: str, ratio) -> dict:
         level = float(to_host((abs(problem.params["probe"]) ** 2).mean()))
     nonneg = problem.config.constraints.nonneg
     phis, bs = [], []
-    for a in range(ds.n_angles):
-        inten = np.asarray(ds.frames([a], None)[0], np.float64) / level
+    # only the views the fit sees: held-out angles stay unseen (a start made from them would
+    # predict them best, and every fit would seem to get worse)
+    angles = np.arange(ds.n_angles) if problem.fit_angles is None else problem.fit_angles
+    for a in angles:
+        inten = np.asarray(ds.frames([int(a)], None)[0], np.float64) / level
         phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg)
         phis.append(phi)
         bs.append(b)
@@ -111,12 +114,12 @@ def guess_object(problem, method: str, ratio) -> dict:
     proj_d = -np.stack(phis) / kdz
     proj_b = np.stack(bs) / kdz
     if problem.tomo:
-        delta = filtered_back_projection(be.asarray(proj_d), ds.angles_rad, problem.object_shape, be)
+        theta = np.asarray(ds.angles_rad)[angles]
+        delta = filtered_back_projection(be.asarray(proj_d), theta, problem.object_shape, be)
         if ratio is not None:  # a homogeneous object's beta: FBP is linear, so no second one
             beta = delta * be.real_dtype(ratio)
         else:
-            beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape,
-                                            be)
+            beta = filtered_back_projection(be.asarray(proj_b), theta, problem.object_shape, be)
     else:
         delta = be.xp.broadcast_to(be.asarray(proj_d[0] / nz), problem.object_shape)
         beta = be.xp.broadcast_to(be.asarray(proj_b[0] / nz), problem.object_shape)

@@ -130,6 +130,8 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     plan.adopt(choice, quiet=search_weight)
     if holdout.unit == "pixels":
         problem.hold_out_pixels(holdout.pixels)
+    if holdout.unit == "angles":
+        problem.fit_angles = holdout.train_angles
     plan.adopt(decide_probe_refinement(cfg, problem))
     # under MPI the smallest free memory of any rank: every rank must choose the same minibatches
     schedule, choices = decide_schedule(cfg, dataset, problem,
@@ -139,7 +141,8 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     for choice in choices:
         plan.adopt(choice)
     if not resume:  # a physics-based start instead of vacuum where the data prefer it
-        batch = estimation_batch(dataset, problem.model.splits_spots, schedule)
+        batch = estimation_batch(dataset, problem.model.splits_spots, schedule,
+                                 angles=problem.fit_angles)
         for choice in initial_guess.apply_initial_guess(problem, *batch):
             plan.adopt(choice)
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,

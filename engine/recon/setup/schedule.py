@@ -171,20 +171,24 @@ ESTIMATION_SPOTS = 32
 
 
 def estimation_batch(ds: Dataset, splits_spots: bool, schedule: Schedule,
-                     max_angles: int = 2, max_spots: int = ESTIMATION_SPOTS) -> tuple[np.ndarray, np.ndarray]:
+                     max_angles: int = 2, max_spots: int = ESTIMATION_SPOTS,
+                     angles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Angles and spots on which the learning rates are measured: the full batch for L-BFGS (its
     steps see exactly these data), else up to ``max_angles`` angles spread over 180 degrees (two
     orthogonal projections already see the object's extent; measuring costs a few evaluations of
     these frames) and ``max_spots`` evenly spread spots (32 measure the rates within about 40 % of
     64, a spread far inside the optimiser's tolerance, at half the cost: at small 2D scans the
-    measurement otherwise costs more than an epoch)."""
+    measurement otherwise costs more than an epoch). ``angles``: the angles the fit may use
+    (held-out ones excluded), None = all."""
+    allowed = np.arange(ds.n_angles) if angles is None else np.asarray(angles, int)
     if schedule.kind == "lbfgs":
-        return np.arange(ds.n_angles), np.arange(ds.n_spots)
-    ang = np.asarray(ds.angles_rad, float)
+        return allowed, np.arange(ds.n_spots)
+    ang = np.asarray(ds.angles_rad, float)[allowed]
+    n = min(len(allowed), max_angles)
     # directions spread over 180 degrees (a view and its opposite see the same projection)
-    targets = ang[0] + np.pi * np.arange(min(ds.n_angles, max_angles)) / max(min(ds.n_angles, max_angles), 1)
+    targets = ang[0] + np.pi * np.arange(n) / max(n, 1)
     gap = np.abs((ang[None, :] - targets[:, None] + np.pi / 2) % np.pi - np.pi / 2)
-    a = np.unique(gap.argmin(axis=1))
+    a = allowed[np.unique(gap.argmin(axis=1))]
     if not splits_spots:
         s = np.arange(ds.n_spots)
     else:
