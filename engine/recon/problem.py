@@ -137,14 +137,14 @@ class Problem:
         return self.loss_spec.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
 
     def amplitude_misfit(self, params: dict, angle_idx, spot_idx, mask):
-        """The amplitude loss of the minibatch whatever loss the fit uses: the validation
-        metric. (The Poisson deviance of sparse far-field counts is least near the empty
+        """``(loss, fields)``: the amplitude loss of the minibatch whatever loss the fit uses
+        (the validation metric), and the model's fields it compared. (The Poisson deviance of sparse far-field counts is least near the empty
         object's prediction, so it would rank the earliest, vacuum-like estimates best.)"""
         measured = self.measured_batch(angle_idx, spot_idx)
         if self.loss_spec.name != "amplitude":   # prepared as intensities
             measured = self.backend.xp.sqrt(self.backend.xp.maximum(measured, 0))
         f = self.fields(params, angle_idx, spot_idx)
-        return AMPLITUDE.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
+        return AMPLITUDE.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity), f
 
     def weighted_mask(self, mask, weights):
         """``mask`` times per-frame ``weights`` ``(A, S)`` (None: ``mask`` itself)."""

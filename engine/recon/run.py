@@ -107,7 +107,7 @@ class Reconstruction(RunFits):
                              self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)
         self.watch = ValidationWatch(self.holdout, Validator(self.holdout, self.problem,
-                                                             self.distributed),
+                                                             self.distributed, self.noise.model),
                                      self.config.run.early_stop, self.config.run.watch_from_epoch)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
         # the regularisation weight chosen by trial fits (weight_search.py), before the loop
@@ -432,24 +432,29 @@ class Reconstruction(RunFits):
         and whether to stop early (:class:`.loop.validation.ValidationWatch`)."""
         if not self.watch.active:
             return
-        ratio = (record["terms"].get("data", record["loss"]) / self.expected_misfit
-                 if self.expected_misfit > 0 else float("nan"))
         with self._lock:
             value, why = self.watch.after_epoch(self.epoch, self.problem.params,
                                                 lambda p: {k: host_copy(v) for k, v in p.items()},
-                                                ratio)
+                                                record["terms"].get("data", record["loss"]))
         record["validation"] = value
+        record["noise_ratio"] = self.watch.last_noise_ratio
         if why:
             log.log(logging.INFO if self._search is not None else logging.WARNING,
                     "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
     def noise_level_ratio(self) -> float:
         """The last epoch's data loss over the loss expected at the noise level (1 = the fit
-        explains the data as far as the noise allows; well below 1 = it fits the noise)."""
-        if not self.history or not self.expected_misfit > 0:
+        explains the data as far as the noise allows; well below 1 = it fits the noise): from
+        the model's intensities of the held-out data where there are any, else from the
+        measured frames (rougher where counts are sparse)."""
+        if not self.history:
             return float("nan")
-        return float(self.history[-1]["terms"].get("data", self.history[-1]["loss"])
-                     / self.expected_misfit)
+        last = self.history[-1]
+        if math.isfinite(last.get("noise_ratio", float("nan"))):
+            return float(last["noise_ratio"])
+        if not self.expected_misfit > 0:
+            return float("nan")
+        return float(last["terms"].get("data", last["loss"]) / self.expected_misfit)
 
     def _report_noise_level(self) -> None:
         ratio = self.noise_level_ratio()

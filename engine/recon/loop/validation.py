@@ -30,6 +30,7 @@ import numpy as np
 
 from ...autodiff import no_grad
 from ...backend import to_host
+from ...models.base import intensity
 from ...errors import ConfigError
 
 __all__ = ["Holdout", "choose_holdout", "watches_fit", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
@@ -243,38 +244,61 @@ class Validator:
     #: Frames per validation batch (no tape is kept: larger than a training batch is fine).
     BATCH_FRAMES = 64
 
-    def __init__(self, holdout: Holdout, problem, distributed=None):
+    def __init__(self, holdout: Holdout, problem, distributed=None, noise=None):
         self.holdout, self.problem, self.distributed = holdout, problem, distributed
+        self.noise = noise          # the data's NoiseModel (io/noise.py), or None
         self._batches = holdout.validation_batches(self.BATCH_FRAMES) if holdout.active else []
+        #: the training loss expected at the noise level, from the last evaluation's predicted
+        #: intensities (NaN: unknown); the fit's misfit is compared with it
+        self.expected_misfit = float("nan")
 
     def loss(self, params: dict) -> float:
         """Mean amplitude misfit per held-out pixel of ``params`` (NaN without a holdout); the
-        amplitude loss whatever loss the fit uses (:meth:`..problem.Problem.amplitude_misfit`)."""
+        amplitude loss whatever loss the fit uses (:meth:`..problem.Problem.amplitude_misfit`).
+        Also updates :attr:`expected_misfit` from the model's intensities of the held-out data
+        (the measured frames would misjudge it where counts are sparse: a pixel measured at 0
+        or 1 photon says little about its mean)."""
         if not self._batches:
             return float("nan")
-        prob, dist, held = self.problem, self.distributed, self.holdout
-        total = weight = 0.0
+        prob, dist = self.problem, self.distributed
+        sums = np.zeros(3)     # weighted loss, weighted expected misfit, weight
         for a_idx, s_idx in self._batches:
             if dist is not None:
                 a_idx, s_idx = dist.share(a_idx, s_idx, prob.model.splits_spots)
                 if not (len(a_idx) and len(s_idx)):
                     continue
-            if held.unit == "pixels":
-                mask, w = prob.validation_mask, float(len(a_idx) * len(s_idx))
-            else:
-                frames = held.frame_weights(a_idx, s_idx, held=True)
-                w = float(len(a_idx) * len(s_idx)) if frames is None else float(frames.sum())
-                if w == 0:
-                    continue
-                mask = prob.weighted_mask(prob.mask, frames)
-            with no_grad():
-                val = prob.amplitude_misfit(params, a_idx, s_idx, mask)
-            total += w * float(to_host(val))
-            weight += w
+            sums += self._batch(params, a_idx, s_idx)
         if dist is not None:
-            loss, _, _ = dist.combine(total / weight if weight else 0.0, {}, {}, weight)
+            w = sums[2]
+            loss, terms, _ = dist.combine(sums[0] / w if w else 0.0,
+                                          {"expected": sums[1] / w if w else 0.0}, {}, w)
+            self.expected_misfit = terms.get("expected", float("nan")) if self.noise else float("nan")
             return loss
-        return total / weight if weight else float("nan")
+        w = sums[2]
+        self.expected_misfit = sums[1] / w if w and self.noise is not None else float("nan")
+        return sums[0] / w if w else float("nan")
+
+    def _batch(self, params, a_idx, s_idx) -> np.ndarray:
+        """``(w * loss, w * expected misfit, w)`` of one batch, ``w`` its held-out frames."""
+        prob, held = self.problem, self.holdout
+        frames = None
+        if held.unit == "pixels":
+            mask, w = prob.validation_mask, float(len(a_idx) * len(s_idx))
+        else:
+            frames = held.frame_weights(a_idx, s_idx, held=True)
+            w = float(len(a_idx) * len(s_idx)) if frames is None else float(frames.sum())
+            if w == 0:
+                return np.zeros(3)
+            mask = prob.weighted_mask(prob.mask, frames)
+        with no_grad():
+            val, fields = prob.amplitude_misfit(params, a_idx, s_idx, mask)
+            expected = 0.0
+            if self.noise is not None:
+                inten = np.asarray(to_host(intensity(fields)), np.float64)
+                used = np.broadcast_to(np.asarray(to_host(mask)) > 0, inten.shape) \
+                    if mask is not None else np.ones(inten.shape, bool)
+                expected = self.noise.expected_misfit(inten[used], prob.loss_spec.name)
+        return np.array([w * float(to_host(val)), w * expected, w])
 
 
 class ValidationWatch:
@@ -287,6 +311,7 @@ class ValidationWatch:
         self.holdout, self.validator, self.early_stop = holdout, validator, early_stop
         self.from_epoch = from_epoch        # None: from the first epoch near the noise level
         self.first_counted = 0              # the first epoch that counted (0: none yet)
+        self.last_noise_ratio = float("nan")
         self.best = BestState()
         self.stopped = False
 
@@ -294,11 +319,14 @@ class ValidationWatch:
     def active(self) -> bool:
         return self.holdout.active
 
-    def after_epoch(self, epoch: int, params: dict, copy, noise_ratio: float) -> tuple[float, str]:
+    def after_epoch(self, epoch: int, params: dict, copy, misfit: float) -> tuple[float, str]:
         """``(validation loss, why the run stops or "")`` for the estimate ``params`` of
-        ``epoch``; ``copy(params)`` keeps a new best; ``noise_ratio``: the epoch's data misfit
-        over the one expected at the noise level (NaN: unknown), see :data:`NOISE_GATE`."""
+        ``epoch``; ``copy(params)`` keeps a new best; ``misfit``: the epoch's training data loss,
+        compared with the one expected at the noise level (:data:`NOISE_GATE`)."""
         value = self.validator.loss(params)
+        expected = self.validator.expected_misfit
+        noise_ratio = misfit / expected if expected > 0 else float("nan")
+        self.last_noise_ratio = noise_ratio
         if self.from_epoch is not None:
             counts = epoch >= self.from_epoch
         else:

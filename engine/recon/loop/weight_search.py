@@ -63,6 +63,14 @@ class Fit:
         """The least validation loss the fit reached."""
         return self.watch.best.loss
 
+    def misfit_at_best(self) -> float:
+        """The training data misfit of the best-validation epoch over the one expected at the
+        noise level (NaN when unknown)."""
+        e = self.watch.best.epoch
+        if not 1 <= e <= len(self.progress.history):
+            return float("nan")
+        return float(self.progress.history[e - 1].get("noise_ratio", float("nan")))
+
 
 def next_weight(tried: dict) -> float | None:
     """The next weight of :data:`LADDER` to try, given ``tried`` (weight -> least validation
@@ -123,7 +131,9 @@ class WeightSearch:
         best = min(self.tried.values(), key=lambda f: (f.validation, f.weight))
         if best is not self.tried.get(weight):
             r.use_fit(best)
-        losses = ", ".join(f"{w:g}: {f.validation:.4g}" + ("" if f.watch.stopped else " (still falling)")
+        losses = ", ".join(f"{w:g}: {f.validation:.4g} at epoch {f.watch.best.epoch}, misfit "
+                           f"{f.misfit_at_best():.2f}x the noise"
+                           + ("" if f.watch.stopped else ", still falling")
                            for w, f in sorted(self.tried.items()))
         why = (f"the lowest validation loss of fits at relative TV weights ({losses}); the "
                "unpenalised fit had turned to the noise" if not r.stop_requested else
