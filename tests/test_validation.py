@@ -36,7 +36,7 @@ def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
     assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
     # automatic: nothing from small scans; asked for: held out all the same
     assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3, automatic=True).unit == "none"
-    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 90, (16, 16), True, seed=3, automatic=True).unit == "none"
     assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "frames"
     one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
     assert one.unit == "pixels" and not one.held.any()

@@ -15,7 +15,8 @@ the incident beam (holography, near-field ptychography). Stored as:
   flat-fielded hologram of mean ~1, far-field patterns summing to ~1): photons per data unit =
   ``photons``.
 
-Sizes: ``"tiny"`` (CI: a reduced sweep of a few dozen cases runs in a minute or two) and
+Sizes: ``"tiny"`` (CI: a reduced sweep of a few dozen cases runs in a minute or two), ``"ci"``
+(2D ptychography and holotomography just large enough for the defaults to hold data out) and
 ``"bench"`` (the evidence and the benchmark: holotomography 32^3 / 36 angles, ptychotomography
 24^3 / 8 angles x 64 positions, 2D ptychography of 625 positions, as the issue's cases).
 
@@ -46,7 +47,7 @@ MODALITIES = ("ptycho2d", "ptychoms", "nfptycho", "holo1", "holo4", "holotomo", 
 PHOTONS = (1e3, 1e4, 1e5, 1e6, 1e7)
 CONTRASTS = ("weak", "strong")
 STORAGE = ("counts", "floats")
-SIZES = ("tiny", "bench")
+SIZES = ("tiny", "ci", "bench")
 
 #: Largest projected phase shift (rad) of the weak cell; strong is ten times this.
 PHASE_RAD = {"weak": 0.02, "strong": 0.2}
@@ -69,6 +70,12 @@ GEOMETRY = {
         "holo4": dict(shape=(1, 32, 32), angles=1, blobs=6),
         "holotomo": dict(shape=(16, 16, 16), angles=12, blobs=4),
         "ptychotomo": dict(shape=(12, 12, 12), angles=8, probe=8, step=2.0, blobs=3),
+    },
+    # the smallest scans from which the defaults hold data out (200 frames, 20 angles): the CI
+    # check of the noise-aware defaults (tests/test_noise_defaults.py)
+    "ci": {
+        "ptycho2d": dict(shape=(1, 40, 40), angles=1, probe=8, step=2.0, blobs=8),
+        "holotomo": dict(shape=(16, 16, 16), angles=24, blobs=4),
     },
     "bench": {
         "ptycho2d": dict(shape=(1, 64, 64), angles=1, probe=16, step=2.0, blobs=14),

@@ -144,7 +144,7 @@ MIN_FRAMES, MIN_ANGLES, MAX_SHARE = 25, 4, 0.2
 #: Scans with fewer frames (angles of full-field tomography) hold nothing out: each frame still
 #: shapes the fit (a blind far-field probe from 64 frames: correlation 0.96 with every frame,
 #: 0.18 with 13 held out), and a validation loss of a handful of frames ranks nothing reliably.
-MIN_TOTAL_FRAMES, MIN_TOTAL_ANGLES = 200, 20
+MIN_TOTAL_FRAMES, MIN_TOTAL_ANGLES = 100, 20
 
 
 def choose_holdout(share: float, n_angles: int, n_spots: int, frame_shape: tuple,
