@@ -117,7 +117,9 @@ def shift_probe(probe, shifts, backend: Backend):
     fy, fx = _ramps(pd.shape[-2:], backend)
     sy = sd[:, 0, None, None].astype(backend.real_dtype)
     sx = sd[:, 1, None, None].astype(backend.real_dtype)
-    ramp = xp.exp((-2j * np.pi) * (fy * sy + fx * sx))[:, None]  # (n, 1, py, px)
+    # separable: 2 (py + px) complex exponentials per position instead of py px
+    ramp = (xp.exp((-2j * np.pi) * (fy * sy)) * xp.exp((-2j * np.pi) * (fx * sx)))[:, None]
+    # (n, 1, py, px)
     spec = backend.fft2(pd)[None]  # (1, m, py, px)
     shifted_spec = spec * ramp
     out = backend.ifft2(shifted_spec)
