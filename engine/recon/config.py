@@ -166,6 +166,13 @@ class RefineConfig:
                                     safe_while_paused=True)
     position_max_step_px: float = _f(0.5, "largest move of one position in one update", "px", min=0,
                                      safe_while_paused=True)
+    position_search_px: Optional[float] = _f(None, "registration: every few epochs each frame is "
+                                             "searched for on the current object within this "
+                                             "distance of where the scan's geometry puts it (errors "
+                                             "of several pixels, beyond the gradient's reach); "
+                                             "0 = gradient refinement only; unset = 10 px (at most "
+                                             "a third of the frame)", "px", min=0,
+                                             safe_while_paused=True)
     distances: bool = _f(False, "refine the holography propagation distances",
                          safe_while_paused=True)
     distances_start_epoch: int = _f(0, "first epoch that updates the distances", "epoch", min=0,

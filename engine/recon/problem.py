@@ -55,6 +55,9 @@ class Problem:
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
     # rows/columns of ``measured`` for each angle/spot of the data set (-1: not preloaded here)
     measured_index: tuple | None = None
+    # per scan spot ``(n_spots,)`` weights of the frames in the data term (None: all 1); set by
+    # position correction (loop/positions.py) while some frames are not yet placed
+    frame_weights: object | None = None
 
     @property
     def kind(self) -> str:
@@ -89,7 +92,8 @@ class Problem:
     def loss(self, params: dict, angle_idx, spot_idx, measured) -> tuple:
         """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape."""
         f = self.fields(params, angle_idx, spot_idx)
-        data_term = self.loss_spec.field_loss(f, measured, self.mask, MODE_AXIS, self.mean_intensity)
+        data_term = self.loss_spec.field_loss(f, measured, self._weights(spot_idx), MODE_AXIS,
+                                              self.mean_intensity)
         terms = {"data": data_term}
         reg = self.config.regularization
         total = data_term
@@ -108,6 +112,14 @@ class Problem:
                     terms[name] = ops.mul(value, weight * norm[name])
                     total = ops.add(total, terms[name])
         return total, terms
+
+    def _weights(self, spot_idx):
+        """The detector mask, times the frames' weights where they are set: broadcasts against
+        ``(A, S, fy, fx)``."""
+        if self.frame_weights is None:
+            return self.mask
+        w = self.frame_weights[self.backend.asarray(np.asarray(spot_idx))][None, :, None, None]
+        return w if self.mask is None else w * self.mask
 
     def _penalty_norm(self, params, data_term) -> dict | None:
         """Factors that make regularisation weights relative to the data term: at the first

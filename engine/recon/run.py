@@ -44,6 +44,7 @@ from .loop.distributed import Distributed
 from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
 from .problem import Problem, build_problem, host_copy
 from .loop.projections import Projections
+from .loop.positions import PositionCorrection
 from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
 from .loop.output import check_output_dir, prepare_output_dir
 
@@ -140,6 +141,7 @@ class Reconstruction:
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
+        self.positions = PositionCorrection(self.config, self.problem)
         self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
                              self._lock, self.distributed)
         self._guard = DivergenceGuard(self.solver)
@@ -150,6 +152,7 @@ class Reconstruction:
             self._guard.load_state_dict(run_state.get("guard", {}))
             self.solver.load_state_dict(opt_state)
             self.projections.load_state_dict(run_state)
+            self.positions.load_state_dict(run_state)
             self.problem.load_state_dict(run_state)
             self._partial = run_state.get("partial") or None
         if self.distributed is not None:  # every rank starts from rank 0's state
@@ -377,6 +380,7 @@ class Reconstruction:
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
+            self.positions.after_epoch(self.epoch)
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
@@ -440,7 +444,7 @@ class Reconstruction:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.problem.state_dict()}
+                         **self.positions.state_dict(), **self.problem.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
         write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,

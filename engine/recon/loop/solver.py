@@ -23,6 +23,7 @@ from ...errors import ConfigError
 from ..setup import schedule
 from ..setup import stepsize
 from .. import config as cfgmod
+from . import positions
 from .optimizers import make_optimizer
 from ..problem import Problem
 
@@ -98,7 +99,8 @@ class Solver:
         names = [n for n in ("delta", "beta", "object") if n in p]
         if r.probe and "probe" in p and epoch >= r.probe_start_epoch:
             names.append("probe")
-        if r.positions and "positions" in p and epoch >= r.positions_start_epoch:
+        if r.positions and "positions" in p and epoch >= r.positions_start_epoch \
+                and not positions.searches(self.config, self.problem):
             names.append("positions")
         if r.distances and "distances" in p and epoch >= r.distances_start_epoch:
             names.append("distances")

@@ -1,0 +1,473 @@
+"""Scan-position correction by registration: every frame is searched for on the current object.
+
+Gradient refinement of the positions converges only from within about a feature size: from a
+few pixels off, the object first grows around the wrong positions (a mosaic of misplaced
+patches) and each position's gradient then points nowhere in particular. Registration looks
+further. A *pass*, every :data:`PASS_EVERY` epochs from epoch :data:`FIRST_PASS_EPOCH` (or
+``refine.positions_start_epoch``) on, works on the object as it stands
+(:class:`PositionCorrection`):
+
+1. the data misfit of each frame at candidate positions: a pattern search from its current
+   estimate on the integer pixel lattice (the centre and its four neighbours, stepping to the
+   best until the centre wins, then a parabola through them for the sub-pixel minimum), and,
+   for frames that fit much worse than their neighbours in the scan, the lattice within
+   ``refine.position_search_px`` of the frame's *anchor* (its recorded position through the
+   scan's affine map) followed by the same pattern search;
+2. each candidate's cost is ``N/2 m/m_typ + |p - anchor|^2 / (2 s^2)``: the misfit ``m`` in units
+   of the typical misfit ``m_typ`` of the frame's neighbours (``N`` detector pixels: a
+   chi-square-like scale that needs no noise model) plus a prior on the stage error, whose
+   spread ``s`` is that of the displacements of the well-placed frames. No frame ends further
+   than the search radius from its anchor;
+3. frames that barely see the object (the object's contribution to their fit is below the
+   noise's: vacuum) stay where they are: they fit the noise the object has learnt there,
+   sharply but meaninglessly;
+4. the scan as a whole (:mod:`.scan_map`): the common offset is removed (it only moves the
+   object); the affine map of the displacements is fitted and kept where its linear part stands
+   out from the frames' own errors, else taken out (the data barely fix the scan's scale and
+   rotation: the object scales and turns with them); and smooth displacements over a region
+   about a frame wide, *domains* (a group of frames off by the same amount, with an object patch
+   grown around them, consistent inside), are taken out of the positions with the object warped
+   along, which changes no frame's fit but lets the conflicting edges of the domains pull the
+   right way;
+5. frames that fit worse than their neighbours get less weight in the loss
+   (``Problem.frame_weights``, ``(m_typ / m)^4``, at least :data:`MIN_WEIGHT`): until they are
+   placed they would smear their misplaced signal over the object the others are being
+   registered on.
+
+Candidates are evaluated with the model's own forward pass (no gradient), so this works for
+every scanned model of one view (2D and multislice far-field ptychography, near-field
+ptychography); ptychotomography keeps the gradient refinement. While passes run, the optimiser
+leaves the positions alone (:func:`searches`). A pass costs about five forward passes over all
+frames per pattern-search step, and about 80 per frame searched over the whole radius.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ...autodiff import no_grad
+from ...backend import to_host
+from ...models.base import MODE_AXIS
+from . import scan_map
+from .scan_map import Affine
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PositionCorrection", "frame_misfits", "search_radius", "searches",
+           "FIRST_PASS_EPOCH", "PASS_EVERY"]
+
+#: The first pass comes after this many epochs: frames are placed on an object that must exist.
+FIRST_PASS_EPOCH = 5
+#: Epochs between passes; doubled (up to :data:`MAX_EVERY`) after a quiet pass.
+PASS_EVERY = 2
+MAX_EVERY = 16
+#: A pass whose median move is below this (px) is quiet.
+QUIET_MOVE_PX = 0.1
+#: Default search radius (px), unless a third of the frame is smaller.
+DEFAULT_RADIUS_PX = 10.0
+#: Moves of the pattern search per frame and pass (one pixel each).
+LOCAL_STEPS = 4
+#: Neighbours in the scan whose median misfit is a frame's typical one.
+NEIGHBOURS = 12
+#: Frames whose misfit is this many times the typical one are searched over the whole radius.
+SUSPECT_MISFIT = 2.0
+#: Smallest weight of a frame in the loss, and the power of ``m_typ / m`` that gives the weights.
+MIN_WEIGHT = 0.05
+WEIGHT_POWER = 4.0
+#: A frame whose data curvature (cost per px^2) exceeds this is placed to better than 1 px; only
+#: such frames inform the scan's affine map and the prior's spread.
+INFORMATIVE = 1.0
+#: A frame sees the object when its misfit with the object replaced by vacuum exceeds its own by
+#: more than this factor of its own.
+SIGNAL = 1.0
+#: The affine map is kept when the rms of its linear part exceeds this fraction of the frames'
+#: spread around it.
+AFFINE_SIGNIFICANT = 0.5
+#: Width of the smooth displacements taken out with the object (Gaussian sigma), in frame sizes.
+DOMAIN_FRAMES = 0.75
+#: Smooth displacements below this rms (px) are left alone (no warp of the object).
+DOMAIN_MIN_PX = 0.2
+#: Floor of the prior's spread, px.
+MIN_PRIOR_PX = 0.5
+
+#: The centre and its four neighbours along the axes (a diagonal move takes two steps).
+_NEIGHBOURS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], float)
+
+
+def search_radius(config, frame_shape) -> float:
+    """``refine.position_search_px``, or when unset :data:`DEFAULT_RADIUS_PX` (at most a third
+    of the frame's smaller side)."""
+    r = config.refine.position_search_px
+    return float(r) if r is not None else min(DEFAULT_RADIUS_PX, min(frame_shape) / 3)
+
+
+def searches(config, problem) -> bool:
+    """Whether the run places its positions by registration passes: refined positions, a search
+    radius, one view, recorded positions. The optimiser then leaves them alone (its gradient
+    steps wander on featureless regions and follow the mosaic's local fits)."""
+    return bool(config.refine.positions) and problem.dataset.n_angles == 1 \
+        and search_radius(config, problem.model.frame_shape) > 0 \
+        and problem.initial_positions is not None and "positions" in problem.params
+
+
+def frame_misfits(problem, params: dict, spots: np.ndarray, positions: np.ndarray, amplitudes,
+                  chunk: int) -> np.ndarray:
+    """Amplitude misfit ``sum_pixels mask (|psi| - a)^2`` of frames ``spots`` (view 0) with their
+    windows at ``positions`` ``(len(spots), 2)`` (held on the model's grid); ``amplitudes``: the
+    measured ``a`` ``(1, len(spots), fy, fx)``. Returns float64 ``(len(spots),)``. The amplitude
+    misfit whatever the run's loss: its noise is about the same at every count level."""
+    xp = problem.backend.xp
+    lo, hi = problem.model.position_bounds()
+    trial = np.array(to_host(params["positions"]), dtype=float)
+    trial[spots] = np.clip(positions, lo, hi)
+    p = {**params, "positions": problem.backend.to_real(trial)}
+    out = np.empty(len(spots))
+    for i in range(0, len(spots), chunk):
+        with no_grad():
+            f = problem.fields(p, [0], spots[i:i + chunk])
+        amp = xp.sqrt((f.real ** 2 + f.imag ** 2).sum(axis=MODE_AXIS))   # (1, s, fy, fx)
+        r = (amp - amplitudes[:, i:i + chunk]) ** 2
+        if problem.mask is not None:
+            r = r * problem.mask
+        out[i:i + chunk] = to_host(r.sum(axis=(0, 2, 3)))
+    return out
+
+
+@dataclass
+class _Block:
+    """The frames of one block of a pass and what scores their candidates."""
+
+    spots: np.ndarray         # (b,) frame indices
+    amplitudes: object        # (1, b, fy, fx) measured amplitudes, backend
+    anchors: np.ndarray       # (b, 2) prior centres, px
+    scale: np.ndarray         # (b,) N / (2 m_typ): misfit -> cost
+    prior_px: float           # spread of the prior
+
+    def cost(self, misfit: np.ndarray, pos: np.ndarray, idx) -> np.ndarray:
+        d2 = ((pos - self.anchors[idx]) ** 2).sum(axis=-1)
+        return self.scale[idx] * misfit + d2 / (2 * self.prior_px ** 2)
+
+
+@dataclass
+class _Placed:
+    """What a pass found: positions ``(n, 2)``, misfits ``(n,)`` and the data's curvature there
+    ``(n,)`` (cost per px^2, the smaller axis; 0 where a frame is still moving)."""
+
+    positions: np.ndarray
+    misfit: np.ndarray
+    sharpness: np.ndarray
+    typical: np.ndarray       # (n,) the neighbours' median misfit before the pass
+    searched: int             # frames searched over the whole radius
+
+
+class PositionCorrection:
+    """Registration passes during a run (see the module docstring). The run calls
+    :meth:`after_epoch` at the end of every epoch (under its lock) and keeps :meth:`state_dict`
+    in its checkpoints."""
+
+    def __init__(self, config, problem):
+        self.config, self.problem = config, problem
+        init = problem.initial_positions
+        self.recorded = None if init is None else np.array(init, dtype=float)
+        self.affine = None if init is None else Affine.identity(self.recorded)
+        self.fitted = self.affine        # the last fit, kept or not
+        self.affine_kept = False
+        self.prior_px: float | None = None   # spread of the stage errors, from the last pass
+        self.every = PASS_EVERY
+        self.next_pass: int | None = None    # finished epochs at which the next pass runs
+        self.passes = 0
+        self.weights: np.ndarray | None = None
+        self._neighbours = None              # (n, k) nearest recorded positions of each
+
+    @property
+    def radius(self) -> float:
+        return search_radius(self.config, self.problem.model.frame_shape)
+
+    def due(self, finished: int) -> bool:
+        """Whether a pass runs after ``finished`` epochs."""
+        if not searches(self.config, self.problem):
+            return False
+        if self.next_pass is None:
+            return finished >= max(FIRST_PASS_EPOCH, self.config.refine.positions_start_epoch)
+        return finished >= self.next_pass
+
+    def after_epoch(self, finished: int) -> bool:
+        """Run a pass if one is due after ``finished`` epochs; returns whether one ran."""
+        if not self.due(finished):
+            return False
+        moved = self.run_pass(finished)
+        self.every = min(2 * self.every, MAX_EVERY) if moved < QUIET_MOVE_PX else PASS_EVERY
+        self.next_pass = finished + self.every
+        return True
+
+    # ---- one pass -----------------------------------------------------------------------------
+    def run_pass(self, finished: int) -> float:
+        """Place every frame (module docstring, steps 1-5): new positions, object (warped along
+        domains), anchors, prior and frame weights. Returns the median move (px)."""
+        prob = self.problem
+        params = prob.params
+        old = np.array(to_host(params["positions"]), dtype=float)
+        anchors = self.affine.apply(self.recorded)
+        if self.prior_px is None:
+            self.prior_px = self.radius / 2
+        placed = self._search(params, old, anchors)
+        new = self._constrain(placed.positions, anchors)
+        seen = self._sees_object(params, new, placed.misfit)
+        new[~seen] = old[~seen]   # and nothing below moves them
+        common = (new - old)[seen].mean(axis=0) if seen.any() else np.zeros(2)
+        new[seen] -= common       # the common translation only moves the object
+        self.weights = np.clip((placed.typical / np.maximum(placed.misfit, 1e-30)) ** WEIGHT_POWER,
+                               MIN_WEIGHT, 1.0)
+        trusted = self.weights * (seen & (placed.sharpness > INFORMATIVE))
+        new[seen] = self._fit_scan(new, trusted)[seen]
+        new, domains = self._align_domains(params, new, trusted, seen)
+        lo, hi = prob.model.position_bounds()
+        new = np.clip(self._constrain(new, self.affine.apply(self.recorded)), lo, hi)
+        spread = scan_map.robust_spread((new - self.affine.apply(self.recorded))[trusted > 0])
+        self.prior_px = max(MIN_PRIOR_PX, spread if np.isfinite(spread) else self.prior_px)
+        params["positions"] = prob.backend.to_real(new).astype(params["positions"].dtype, copy=False)
+        prob.frame_weights = prob.backend.to_real(self.weights)
+        self.passes += 1
+        step = np.sqrt(((new - old) ** 2).sum(axis=1))
+        self._log(finished, step, placed.searched, int((trusted > 0).sum()), int((~seen).sum()),
+                  common, domains, new)
+        return float(np.median(step))
+
+    def _search(self, params, old: np.ndarray, anchors: np.ndarray) -> _Placed:
+        """Step 1-2 for all frames, block by block."""
+        n, chunk = len(old), self._chunk()
+        current = self._misfits_all(params, old, chunk)
+        typical = self._typical(current)
+        wide = current > SUSPECT_MISFIT * typical
+        pos, misfit, sharp = old.copy(), current.copy(), np.zeros(n)
+        for start in range(0, n, chunk):
+            spots = np.arange(start, min(n, start + chunk))
+            block = _Block(spots, self._amplitudes(spots), anchors[spots],
+                           self._pixels() / (2 * typical[spots]), self.prior_px)
+            pos[spots], misfit[spots], sharp[spots] = self._register(params, block, old[spots],
+                                                                     wide[spots])
+        return _Placed(pos, misfit, sharp, typical, int(wide.sum()))
+
+    def _register(self, params, block: _Block, start: np.ndarray, wide: np.ndarray):
+        """Positions, misfits and curvatures (see :class:`_Placed`) of one block: the pattern
+        search from the current estimates, and for ``wide`` frames also from the best lattice
+        point around their anchors, whichever costs less."""
+        pos, mis, cost, sharp = self._local(params, block, np.rint(start), np.arange(len(start)))
+        idx = np.flatnonzero(wide)
+        if len(idx):
+            w_pos, w_mis, w_cost, w_sharp = self._local(
+                params, block, self._lattice_search(params, block, idx), idx)
+            better = w_cost < cost[idx]
+            b = idx[better]
+            pos[b], mis[b], sharp[b] = w_pos[better], w_mis[better], w_sharp[better]
+        return pos, mis, sharp
+
+    def _local(self, params, block: _Block, start: np.ndarray, idx: np.ndarray):
+        """Pattern search for frames ``idx`` of ``block`` from lattice points ``start``
+        ``(len(idx), 2)``: up to :data:`LOCAL_STEPS` moves of one pixel to the best of the
+        centre and its four axis neighbours, then a parabola through them where the centre is
+        best. Returns positions, misfits, costs and curvatures."""
+        pos = np.array(start, dtype=float)
+        k = len(idx)
+        table = np.zeros((k, len(_NEIGHBOURS)))
+        misfit = np.zeros_like(table)
+        settled = np.zeros(k, bool)
+        for _ in range(LOCAL_STEPS):
+            todo = np.flatnonzero(~settled)
+            if not len(todo):
+                break
+            for j, d in enumerate(_NEIGHBOURS):
+                trial = pos[todo] + d
+                misfit[todo, j] = self._misfits(params, block, idx[todo], trial)
+                table[todo, j] = block.cost(misfit[todo, j], trial, idx[todo])
+            best = table[todo].argmin(axis=1)
+            pos[todo] += _NEIGHBOURS[best]
+            settled[todo[best == 0]] = True
+        rows, best = np.arange(k), table.argmin(axis=1)
+        pos[settled] += _parabola(table[settled])
+        sharp = np.where(settled, _curvature(block.scale[idx, None] * misfit), 0.0)
+        return pos, misfit[rows, best], table[rows, best], sharp
+
+    def _lattice_search(self, params, block: _Block, idx: np.ndarray) -> np.ndarray:
+        """The least-cost point ``(len(idx), 2)`` of the integer lattice within the search
+        radius of each frame's anchor (on a step that keeps about 80 points)."""
+        centre = np.rint(block.anchors[idx])
+        best_cost = np.full(len(idx), np.inf)
+        best = centre.copy()
+        for d in _lattice(self.radius):
+            trial = centre + d
+            c = block.cost(self._misfits(params, block, idx, trial), trial, idx)
+            better = c < best_cost
+            best_cost[better], best[better] = c[better], trial[better]
+        return best
+
+    def _constrain(self, positions: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+        """Positions at most the search radius from their anchors."""
+        d = positions - anchors
+        length = np.sqrt((d ** 2).sum(axis=1, keepdims=True))
+        return anchors + d * np.minimum(1.0, self.radius / np.maximum(length, 1e-12))
+
+    def _sees_object(self, params, positions: np.ndarray, misfit: np.ndarray) -> np.ndarray:
+        """Frames ``(n,)`` bool whose misfit with the object replaced by vacuum exceeds their own
+        by more than :data:`SIGNAL` times their own (step 3)."""
+        empty = {**params, **self.problem.model.view.vacuum()}
+        return self._misfits_all(empty, positions, self._chunk()) > (1 + SIGNAL) * misfit
+
+    # ---- the scan as a whole ------------------------------------------------------------------
+    def _fit_scan(self, positions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Fit the scan's affine map; keep it where its linear part stands out from the frames'
+        own errors (:data:`AFFINE_SIGNIFICANT`), else take that part out of the positions.
+        Sets :attr:`affine` (the anchors' map), :attr:`fitted` and :attr:`affine_kept`."""
+        fitted = scan_map.fit_affine(self.recorded, positions, weights)
+        use = weights > 0
+        linear = fitted.linear(self.recorded)
+        spread = scan_map.robust_spread((positions - fitted.apply(self.recorded))[use])
+        size = float(np.sqrt((linear[use] ** 2).sum(axis=1).mean())) if use.any() else 0.0
+        self.fitted = fitted
+        self.affine_kept = bool(size > AFFINE_SIGNIFICANT * max(spread, MIN_PRIOR_PX))
+        if self.affine_kept:
+            self.affine = fitted
+            return positions
+        self.affine = Affine(np.zeros((2, 2)), fitted.offset, fitted.centre)
+        return positions - linear
+
+    def _align_domains(self, params, positions: np.ndarray, weights: np.ndarray,
+                       seen: np.ndarray):
+        """Take the smooth displacements from the anchors (Gaussian of :data:`DOMAIN_FRAMES`
+        frames, of the ``weights``' frames) out of the positions of the frames that see the
+        object, warping the object along so that their views do not change. Returns the
+        positions and the rms taken out (px; 0: none)."""
+        prob = self.problem
+        frame = np.asarray(prob.model.frame_shape, float)
+        centres = positions + frame / 2
+        shape = prob.object_shape[-2:]
+        field = scan_map.smooth_field(centres, positions - self.affine.apply(self.recorded),
+                                      weights, shape, DOMAIN_FRAMES * frame.min())
+        iy = np.clip(np.rint(centres[:, 0]).astype(int), 0, shape[0] - 1)
+        ix = np.clip(np.rint(centres[:, 1]).astype(int), 0, shape[1] - 1)
+        moves = field[:, iy, ix].T * seen[:, None]
+        size = float(np.sqrt((moves[seen] ** 2).sum(axis=1).mean())) if seen.any() else 0.0
+        if size < DOMAIN_MIN_PX:
+            return positions, 0.0
+        for name in prob.model.view.names:
+            vol = np.asarray(to_host(params[name]))
+            params[name] = prob.backend.asarray(scan_map.warp(vol, field), dtype=params[name].dtype)
+        return positions - moves, size
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _typical(self, misfit: np.ndarray) -> np.ndarray:
+        """Each frame's typical misfit ``(n,)``: the median over its :data:`NEIGHBOURS` nearest
+        neighbours in the scan. The object fits some regions better than others (vacuum
+        perfectly); a frame is judged against frames that see the same kind of region."""
+        if self._neighbours is None:
+            k = min(NEIGHBOURS + 1, len(self.recorded))
+            self._neighbours = cKDTree(self.recorded).query(self.recorded, k)[1][:, 1:]
+        if self._neighbours.shape[1] == 0:
+            return np.maximum(misfit, 1e-30)
+        return np.maximum(np.median(misfit[self._neighbours], axis=1), 1e-30)
+
+    def _misfits(self, params, block: _Block, idx: np.ndarray, positions: np.ndarray):
+        return frame_misfits(self.problem, params, block.spots[idx], positions,
+                             block.amplitudes[:, idx], max(len(idx), 1))
+
+    def _misfits_all(self, params, positions: np.ndarray, chunk: int) -> np.ndarray:
+        n = len(positions)
+        out = np.empty(n)
+        for start in range(0, n, chunk):
+            spots = np.arange(start, min(n, start + chunk))
+            out[spots] = frame_misfits(self.problem, params, spots, positions[spots],
+                                       self._amplitudes(spots), chunk)
+        return out
+
+    def _amplitudes(self, spots: np.ndarray):
+        """Measured amplitudes ``(1, b, fy, fx)`` of frames ``spots`` (the loss's prepared
+        frames are amplitudes or intensities)."""
+        m = self.problem.measured_batch([0], spots)
+        if self.problem.loss_spec.name == "amplitude":
+            return m
+        xp = self.problem.backend.xp
+        return xp.sqrt(xp.maximum(m, 0))
+
+    def _pixels(self) -> float:
+        """Detector pixels a frame's misfit sums over (the mask's weight)."""
+        mask = self.problem.mask
+        if mask is None:
+            return float(np.prod(self.problem.model.frame_shape))
+        return float(to_host(mask.sum()))
+
+    def _chunk(self) -> int:
+        """Frames per model evaluation: a few minibatches' worth (no gradient tape is kept)."""
+        return max(64, 4 * int(self.config.run.batch_spots or 0))
+
+    def _log(self, finished: int, step: np.ndarray, n_wide: int, n_trusted: int, n_blind: int,
+             common, domains: float, new: np.ndarray) -> None:
+        total = np.sqrt(((new - self.recorded) ** 2).sum(axis=1))
+        worst = int(np.argmax(step))
+        log.info("positions, pass %d after epoch %d: moved rms %.2f px, median %.2f px, max %.2f "
+                 "px (frame %d); from the file: rms %.2f px, max %.2f px; scan affine %s (%s); "
+                 "common shift (%+.2f, %+.2f) px%s taken out with the object; %d frame(s) "
+                 "searched within %.3g px, %d placed to better than 1 px, %d see no object and "
+                 "stay, %d fit worse than their neighbours and count less", self.passes,
+                 finished, float(np.sqrt((step ** 2).mean())), float(np.median(step)),
+                 float(step[worst]), worst, float(np.sqrt((total ** 2).mean())),
+                 float(total.max()), self.fitted.words(),
+                 "kept" if self.affine_kept else "within the frames' own errors: taken out",
+                 common[0], common[1], f" and domains of rms {domains:.2f} px" if domains else "",
+                 n_wide, self.radius, n_trusted, n_blind, int((self.weights < 0.5).sum()))
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue the passes exactly."""
+        if self.passes == 0:
+            return {}
+        return {"positions_pass": {"passes": self.passes, "every": self.every,
+                                   "next_pass": self.next_pass, "prior_px": self.prior_px,
+                                   "matrix": self.affine.matrix, "offset": self.affine.offset},
+                "frame_weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (and the frame weights it set in the problem)."""
+        s = state.get("positions_pass")
+        if not s or self.recorded is None:
+            return
+        self.passes, self.every = int(s["passes"]), int(s["every"])
+        self.next_pass, self.prior_px = int(s["next_pass"]), float(s["prior_px"])
+        self.affine = Affine(np.asarray(s["matrix"], float), np.asarray(s["offset"], float),
+                             self.recorded.mean(axis=0))
+        self.fitted = self.affine
+        self.weights = np.asarray(state["frame_weights"], float)
+        self.problem.frame_weights = self.problem.backend.to_real(self.weights)
+
+
+def _lattice(radius: float) -> np.ndarray:
+    """Integer offsets ``(k, 2)`` within ``radius`` px, on a step that keeps them about 80 (2 px
+    for a radius of 10: the pattern search that follows covers the gaps)."""
+    step = max(1.0, float(np.round(radius / 5)))
+    r = np.arange(-np.floor(radius / step), np.floor(radius / step) + 1) * step
+    yy, xx = np.meshgrid(r, r, indexing="ij")
+    d = np.stack([yy.ravel(), xx.ravel()], axis=1)
+    return d[np.hypot(d[:, 0], d[:, 1]) <= radius + 1e-9]
+
+
+def _parabola(table: np.ndarray) -> np.ndarray:
+    """Sub-pixel offsets ``(k, 2)`` of the minimum from cost tables ``(k, 5)`` over
+    :data:`_NEIGHBOURS` (centre best): a parabola through the centre and its two neighbours along
+    each axis, within half a step."""
+    out = np.zeros((len(table), 2))
+    for axis, (lo, hi) in enumerate(((1, 2), (3, 4))):
+        curv = table[:, lo] + table[:, hi] - 2 * table[:, 0]
+        ok = curv > 0
+        out[ok, axis] = np.clip(0.5 * (table[ok, lo] - table[ok, hi]) / curv[ok], -0.5, 0.5)
+    return out
+
+
+def _curvature(table: np.ndarray) -> np.ndarray:
+    """The smaller of the two axes' second differences ``(k,)`` of tables ``(k, 5)`` over
+    :data:`_NEIGHBOURS` (a frame's position is known to about ``1 / sqrt`` of it, px, where the
+    table is a chi-square)."""
+    return np.minimum(table[:, 1] + table[:, 2] - 2 * table[:, 0],
+                      table[:, 3] + table[:, 4] - 2 * table[:, 0])
