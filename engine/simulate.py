@@ -165,13 +165,16 @@ def make_positions(cfg: SimulationConfig) -> np.ndarray:
 
 
 def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=None,
-                    truth: dict | None = None) -> dict:
+                    truth: dict | None = None, true_positions_px=None) -> dict:
     """Run the forward model. Returns a dict with ``intensities`` ``(n_angles, n_spots, fy, fx)``
     float32 in the model convention (see docs/ARCHITECTURE.md), geometry and ``truth``.
 
     ``truth``: optional ``{"delta", "beta"}`` volumes ``cfg.object_shape`` to image instead of the
     phantom that ``cfg.phantom`` and ``cfg.material`` describe (objects no phantom kind builds,
-    e.g. separated layers for multislice tests)."""
+    e.g. separated layers for multislice tests). ``true_positions_px``: ptychography, optional
+    ``(n, 2)`` positions the frames are made at instead of the scan pattern plus
+    ``stage_error_std_px`` (one per point of the pattern, which the file holds): a scan with
+    errors no option describes, e.g. a miscalibrated stage."""
     cfg.validate()
     be = get_backend(backend_name, "double")
     dz = cfg.slice_thickness_m or cfg.pixel_size_m
@@ -192,12 +195,17 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
         probe = make_probe(cfg, optics)
         pos = make_positions(cfg)
         true_pos = pos + stage_errors(len(pos), cfg.stage_error_std_px, cfg.seed + 2)
+        if true_positions_px is not None:
+            true_pos = np.asarray(true_positions_px, dtype=float)
+            if true_pos.shape != pos.shape:
+                raise ConfigError(f"true_positions_px: the scan pattern has {len(pos)} positions "
+                                  f"(shape {pos.shape}), got shape {true_pos.shape}")
         model = PtychoModel(cfg.object_shape, cfg.probe_shape, optics, be, angles_rad=angles,
                             positions_px=true_pos)
         params.update(probe=be.asarray(probe), positions=be.asarray(true_pos))
         spots = np.arange(len(pos))
         out.update(probe=probe, positions_px=pos, modality="farfield")
-        if cfg.stage_error_std_px > 0:
+        if not np.array_equal(true_pos, pos):
             out["true_positions_px"] = true_pos
     else:
         dist = np.asarray(cfg.distances_m, float)
