@@ -69,6 +69,8 @@ MAX_EVERY = 16
 QUIET_MOVE_PX = 0.1
 #: Default search radius (px), unless a third of the frame is smaller.
 DEFAULT_RADIUS_PX = 10.0
+#: Step of the lattice searched around a frame's anchor, px.
+LATTICE_STEP_PX = 2.0
 #: Moves of the pattern search per frame and pass (one pixel each).
 LOCAL_STEPS = 4
 #: Neighbours in the scan whose median misfit is a frame's typical one.
@@ -90,7 +92,7 @@ AFFINE_SIGNIFICANT = 0.5
 #: Width of the smooth displacements taken out with the object (Gaussian sigma), in frame sizes.
 DOMAIN_FRAMES = 0.75
 #: Smooth displacements below this rms (px) are left alone (no warp of the object).
-DOMAIN_MIN_PX = 0.2
+DOMAIN_MIN_PX = 0.5
 #: Floor of the prior's spread, px.
 MIN_PRIOR_PX = 0.5
 
@@ -444,9 +446,9 @@ class PositionCorrection:
 
 
 def _lattice(radius: float) -> np.ndarray:
-    """Integer offsets ``(k, 2)`` within ``radius`` px, on a step that keeps them about 80 (2 px
-    for a radius of 10: the pattern search that follows covers the gaps)."""
-    step = max(1.0, float(np.round(radius / 5)))
+    """Integer offsets ``(k, 2)`` within ``radius`` px on a step of :data:`LATTICE_STEP_PX` (the
+    pattern search that follows covers the gaps): about 80 for a radius of 10 px."""
+    step = LATTICE_STEP_PX
     r = np.arange(-np.floor(radius / step), np.floor(radius / step) + 1) * step
     yy, xx = np.meshgrid(r, r, indexing="ij")
     d = np.stack([yy.ravel(), xx.ravel()], axis=1)
