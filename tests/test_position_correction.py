@@ -258,3 +258,30 @@ def test_the_optimiser_refines_positions_only_without_a_search(tmp_path):
     rec = Reconstruction(config(tmp_path / "b", 2, refine__position_search_px=0.0), ds)
     assert "positions" in rec.solver.refined(3)
     assert not rec.positions.due(10)
+
+
+def test_unset_positions_turn_on_only_for_a_scan_with_errors(tmp_path, caplog):
+    """``refine.positions`` unset: after 5 epochs a trial registration decides (a Choice, logged
+    and written into the run's config.toml). Without stage errors no frame of the trial moves
+    and the run goes on exactly as with positions off; with 2 px (std) errors the frames move
+    and the passes start."""
+    caplog.set_level(logging.INFO, logger="slicewise.engine.recon.loop.positions")
+    for std, expect in ((0.0, False), (2.0, True)):
+        ds, true, _ = dataset(particles(std))
+        out = tmp_path / f"auto{std}"
+        rec = Reconstruction(config(out, 12, refine__positions=None), ds)
+        rec.run()
+        assert rec.config.refine.positions is expect
+        assert rec.automatic_choices()["refine.positions"] is expect
+        line = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("refine.positions = ")][-1]
+        assert line.startswith(f"refine.positions = {expect} (") and "frames registered" in line
+        assert f"positions = {str(expect).lower()}" in (out / "config.toml").read_text()
+        found = rec.snapshot(None).positions
+        if expect:
+            assert rms_error(found, true) < 0.5 * rms_error(ds.positions_px, true)
+        else:
+            off = Reconstruction(config(tmp_path / "off", 12, refine__positions=False), ds)
+            off.run()
+            np.testing.assert_array_equal(found, ds.positions_px)
+            np.testing.assert_array_equal(rec.snapshot(None).delta, off.snapshot(None).delta)

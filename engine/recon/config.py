@@ -161,17 +161,23 @@ class RefineConfig:
                                "guess), for scanned-probe ptychography", safe_while_paused=True)
     probe_start_epoch: int = _f(0, "first epoch that updates the probe", "epoch", min=0,
                                 safe_while_paused=True)
-    positions: bool = _f(False, "refine the ptychographic scan positions", safe_while_paused=True)
-    positions_start_epoch: int = _f(0, "first epoch that updates the positions", "epoch", min=0,
-                                    safe_while_paused=True)
-    position_max_step_px: float = _f(0.5, "largest move of one position in one update", "px", min=0,
+    positions: Optional[bool] = _f(None, "refine the ptychographic scan positions; unset = when "
+                                   "the data show position errors (frames registered on the "
+                                   "object after 5 epochs move; one view only)",
+                                   safe_while_paused=True)
+    positions_start_epoch: int = _f(0, "first epoch that updates the positions (registration: "
+                                    "not before epoch 5, when there is an object to register on)",
+                                    "epoch", min=0, safe_while_paused=True)
+    position_max_step_px: float = _f(0.5, "gradient steps (position_search_px = 0): largest move "
+                                     "of one position in one update", "px", min=0,
                                      safe_while_paused=True)
-    position_search_px: Optional[float] = _f(None, "registration: every few epochs each frame is "
-                                             "searched for on the current object within this "
-                                             "distance of where the scan's geometry puts it (errors "
-                                             "of several pixels, beyond the gradient's reach); "
-                                             "0 = gradient refinement only; unset = 10 px (at most "
-                                             "a third of the frame)", "px", min=0,
+    position_search_px: Optional[float] = _f(None, "every few epochs each frame is searched for on "
+                                             "the current object within this distance of where "
+                                             "the scan's geometry puts it (registration: errors "
+                                             "of several pixels, beyond gradient steps' reach); "
+                                             "set it above the largest error expected; 0 = "
+                                             "gradient steps of the optimiser instead; unset = "
+                                             "10 px (at most a third of the frame)", "px", min=0,
                                              safe_while_paused=True)
     distances: bool = _f(False, "refine the holography propagation distances",
                          safe_while_paused=True)
@@ -218,7 +224,8 @@ class OptimizerConfig:
     lr_probe: Optional[float] = _f(None, "learning rate of the probe, as a fraction of its initial "
                                    "peak amplitude; unset = measured when probe refinement starts",
                                    "1/step", min=0, safe_while_paused=True)
-    lr_positions: float = _f(0.1, "learning rate of the scan positions", "px/step", min=0,
+    lr_positions: float = _f(0.1, "learning rate of the scan positions (gradient steps: "
+                             "refine.position_search_px = 0)", "px/step", min=0,
                              safe_while_paused=True)
     lr_distances: Optional[float] = _f(None, "learning rate of the propagation distances; unset = "
                                        "measured when distance refinement starts", "m/step", min=0,

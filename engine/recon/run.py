@@ -380,7 +380,9 @@ class Reconstruction:
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
-            self.positions.after_epoch(self.epoch)
+            chose = self.positions.after_epoch(self.epoch)
+        if chose:
+            self._save_config()
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,

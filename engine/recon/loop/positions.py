@@ -51,14 +51,17 @@ from scipy.spatial import cKDTree
 
 from ...autodiff import no_grad
 from ...backend import to_host
+from ...io.datafile import spread_indices
 from ...models.base import MODE_AXIS
+from .. import config as cfgmod
+from ..plan import Choice
 from . import scan_map
 from .scan_map import Affine
 
 log = logging.getLogger(__name__)
 
 __all__ = ["PositionCorrection", "frame_misfits", "search_radius", "searches",
-           "FIRST_PASS_EPOCH", "PASS_EVERY"]
+           "FIRST_PASS_EPOCH", "PASS_EVERY", "TRIAL_FRAMES", "TRIAL_MOVE_PX", "TRIAL_SHARE"]
 
 #: The first pass comes after this many epochs: frames are placed on an object that must exist.
 FIRST_PASS_EPOCH = 5
@@ -93,6 +96,15 @@ AFFINE_SIGNIFICANT = 0.5
 DOMAIN_FRAMES = 0.75
 #: Smooth displacements below this rms (px) are left alone (no warp of the object).
 DOMAIN_MIN_PX = 0.5
+#: ``refine.positions`` unset: after :data:`FIRST_PASS_EPOCH` epochs up to this many frames, spread
+#: over the scan, are registered on the object as it stands; when more than :data:`TRIAL_SHARE` of
+#: those that see the object fit best over :data:`TRIAL_MOVE_PX` from their positions, the data
+#: show position errors and passes start. Measured at that epoch (bench_auto_positions.py):
+#: without errors at most 0.31 of the frames move that far (a strong object not yet formed), with
+#: 0.5 px (std) errors 0.39-0.47, with 1 px 0.68-0.81.
+TRIAL_FRAMES = 256
+TRIAL_MOVE_PX = 0.5
+TRIAL_SHARE = 0.5
 #: Floor of the prior's spread, px.
 MIN_PRIOR_PX = 0.5
 
@@ -198,13 +210,64 @@ class PositionCorrection:
         return finished >= self.next_pass
 
     def after_epoch(self, finished: int) -> bool:
-        """Run a pass if one is due after ``finished`` epochs; returns whether one ran."""
-        if not self.due(finished):
-            return False
-        moved = self.run_pass(finished)
-        self.every = min(2 * self.every, MAX_EVERY) if moved < QUIET_MOVE_PX else PASS_EVERY
-        self.next_pass = finished + self.every
-        return True
+        """Decide ``refine.positions`` when it is unset and the time has come
+        (:meth:`choose`), then run a pass if one is due after ``finished`` epochs. Returns
+        whether the configuration changed (an automatic choice was made)."""
+        choice = self.choose(finished)
+        if choice is not None:
+            cfgmod.set_value(self.config, choice.path, choice.value)
+            log.info("%s", choice.line())
+        if self.due(finished):
+            moved = self.run_pass(finished)
+            self.every = min(2 * self.every, MAX_EVERY) if moved < QUIET_MOVE_PX else PASS_EVERY
+            self.next_pass = finished + self.every
+        return choice is not None
+
+    def choose(self, finished: int) -> Choice | None:
+        """``refine.positions`` for a run that left it unset, or None while it stays open: off
+        for several views (ptychotomography: gradient steps only when asked); for one view, after
+        :data:`FIRST_PASS_EPOCH` epochs, on when a trial registration moves the frames
+        (:meth:`trial_moves`)."""
+        p, when = self.problem, f"epoch {finished}"
+        if self.config.refine.positions is not None or "positions" not in p.params \
+                or self.recorded is None:
+            return None
+        if p.dataset.n_angles > 1:
+            return Choice("refine.positions", False, "several views: their positions are refined "
+                          "only when asked", when)
+        if finished < FIRST_PASS_EPOCH or self.radius <= 0:
+            return None
+        moves = self.trial_moves()
+        share = float((moves > TRIAL_MOVE_PX).mean()) if len(moves) else 0.0
+        words = (f"{100 * share:.0f} % of {len(moves)} frames registered on the object after "
+                 f"{finished} epochs fit best over {TRIAL_MOVE_PX:g} px from their positions")
+        if share > TRIAL_SHARE:
+            return Choice("refine.positions", True, f"{words}: the scan has position errors", when)
+        return Choice("refine.positions", False, words if len(moves) else
+                      "no frame sees enough of the object to tell", when)
+
+    def trial_moves(self) -> np.ndarray:
+        """Moves (px) of up to :data:`TRIAL_FRAMES` frames spread over the scan, those that see
+        the object, when registered on the current object (the pattern search of a pass, prior
+        centred on their positions). Nothing is changed."""
+        params = self.problem.params
+        pos = np.array(to_host(params["positions"]), dtype=float)
+        spots = spread_indices(len(pos), TRIAL_FRAMES)
+        amps = self._amplitudes(spots)
+        misfit = frame_misfits(self.problem, params, spots, pos[spots], amps, self._chunk())
+        typical = np.full(len(spots), max(float(np.median(misfit)), 1e-30))
+        block = _Block(spots, amps, pos[spots], self._pixels() / (2 * typical), self.radius / 2)
+        found, found_misfit, cost, _ = self._register(params, block, pos[spots],
+                                                      np.zeros(len(spots), bool))
+        # a frame whose position fits at least as well as every lattice point tried has not
+        # moved (the parabola between lattice points only guesses where a sub-pixel minimum
+        # lies: on data without errors it lands ~0.3 px off)
+        stay = block.cost(misfit, pos[spots], np.arange(len(spots))) <= cost
+        found[stay], found_misfit[stay] = pos[spots][stay], misfit[stay]
+        empty = {**params, **self.problem.model.view.vacuum()}
+        vacuum = frame_misfits(self.problem, empty, spots, found, amps, self._chunk())
+        seen = vacuum > (1 + SIGNAL) * found_misfit
+        return np.sqrt(((found - pos[spots]) ** 2).sum(axis=1))[seen]
 
     # ---- one pass -----------------------------------------------------------------------------
     def run_pass(self, finished: int) -> float:
@@ -250,14 +313,14 @@ class PositionCorrection:
             spots = np.arange(start, min(n, start + chunk))
             block = _Block(spots, self._amplitudes(spots), anchors[spots],
                            self._pixels() / (2 * typical[spots]), self.prior_px)
-            pos[spots], misfit[spots], sharp[spots] = self._register(params, block, old[spots],
-                                                                     wide[spots])
+            pos[spots], misfit[spots], _, sharp[spots] = self._register(params, block, old[spots],
+                                                                        wide[spots])
         return _Placed(pos, misfit, sharp, typical, int(wide.sum()))
 
     def _register(self, params, block: _Block, start: np.ndarray, wide: np.ndarray):
-        """Positions, misfits and curvatures (see :class:`_Placed`) of one block: the pattern
-        search from the current estimates, and for ``wide`` frames also from the best lattice
-        point around their anchors, whichever costs less."""
+        """Positions, misfits, costs and curvatures (see :class:`_Placed`) of one block: the
+        pattern search from the current estimates ``start``, and for ``wide`` frames also from
+        the best lattice point around their anchors, whichever costs less."""
         pos, mis, cost, sharp = self._local(params, block, np.rint(start), np.arange(len(start)))
         idx = np.flatnonzero(wide)
         if len(idx):
@@ -265,8 +328,9 @@ class PositionCorrection:
                 params, block, self._lattice_search(params, block, idx), idx)
             better = w_cost < cost[idx]
             b = idx[better]
-            pos[b], mis[b], sharp[b] = w_pos[better], w_mis[better], w_sharp[better]
-        return pos, mis, sharp
+            pos[b], mis[b], cost[b], sharp[b] = (w_pos[better], w_mis[better], w_cost[better],
+                                                 w_sharp[better])
+        return pos, mis, cost, sharp
 
     def _local(self, params, block: _Block, start: np.ndarray, idx: np.ndarray):
         """Pattern search for frames ``idx`` of ``block`` from lattice points ``start``
