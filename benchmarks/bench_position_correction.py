@@ -10,7 +10,8 @@ where that exceeds its default 10 px), and with the true positions. Reported, af
 and at ``--early`` epochs: rms / max position error (after removing the mean: a common shift is
 invisible in the data) and the correlation of delta with the truth where every window's centre
 half passed, against the true-position run's. At 4 px also the optimiser's gradient steps
-(``refine.position_search_px = 0``, the behaviour before registration) and no refinement.
+(``refine.position_search_px = 0``, the behaviour before registration), no refinement, and
+``refine.positions`` unset (decided by the run after 5 epochs).
 
     python benchmarks/bench_position_correction.py [--epochs 60] [--early 30] [--only 4]
 """
@@ -129,7 +130,8 @@ def main() -> None:
             if std == 4.0:
                 methods["gradient steps"] = {"refine__positions": True,
                                              "refine__position_search_px": 0.0}
-                methods["none"] = {}
+                methods["off"] = {"refine__positions": False}
+                methods["unset (the run decides)"] = {}
             for name, settings in methods.items():
                 r = run(ds, true, truth, args.epochs, args.early, backend,
                         Path(tmp) / f"{name}{std}", **settings)

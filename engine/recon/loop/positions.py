@@ -18,8 +18,8 @@ further. A *pass*, every :data:`PASS_EVERY` epochs from epoch :data:`FIRST_PASS_
    chi-square-like scale that needs no noise model) plus a prior on the stage error, whose
    spread ``s`` is that of the displacements of the well-placed frames. No frame ends further
    than the search radius from its anchor;
-3. frames that barely see the object (the object's contribution to their fit is below the
-   noise's: vacuum) stay where they are: they fit the noise the object has learnt there,
+3. frames that barely see the object (replacing the object by vacuum hardly changes their fit:
+   a featureless region) stay where they are: they fit the noise the object has learnt there,
    sharply but meaninglessly;
 4. the scan as a whole (:mod:`.scan_map`): the common offset is removed (it only moves the
    object); the affine map of the displacements is fitted and kept where its linear part stands
@@ -87,8 +87,9 @@ WEIGHT_POWER = 4.0
 #: such frames inform the scan's affine map and the prior's spread.
 INFORMATIVE = 1.0
 #: A frame sees the object when its misfit with the object replaced by vacuum exceeds its own by
-#: more than this factor of its own.
-SIGNAL = 1.0
+#: more than this factor of its own (its own still holds the model's other errors: in near-field
+#: ptychography early on, the probe's).
+SIGNAL = 0.1
 #: The affine map is kept when the rms of its linear part exceeds this fraction of the frames'
 #: spread around it.
 AFFINE_SIGNIFICANT = 0.5
@@ -99,9 +100,8 @@ DOMAIN_MIN_PX = 0.5
 #: ``refine.positions`` unset: after :data:`FIRST_PASS_EPOCH` epochs up to this many frames, spread
 #: over the scan, are registered on the object as it stands; when more than :data:`TRIAL_SHARE` of
 #: those that see the object fit best over :data:`TRIAL_MOVE_PX` from their positions, the data
-#: show position errors and passes start. Measured at that epoch (bench_auto_positions.py):
-#: without errors at most 0.31 of the frames move that far (a strong object not yet formed), with
-#: 0.5 px (std) errors 0.39-0.47, with 1 px 0.68-0.81.
+#: show position errors and passes start (sub-pixel errors stay below it; the shares measured
+#: with and without errors: benchmarks/README.md, bench_auto_positions.py).
 TRIAL_FRAMES = 256
 TRIAL_MOVE_PX = 0.5
 TRIAL_SHARE = 0.5
@@ -385,37 +385,26 @@ class PositionCorrection:
 
     # ---- the scan as a whole ------------------------------------------------------------------
     def _fit_scan(self, positions: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """Fit the scan's affine map; keep it where its linear part stands out from the frames'
-        own errors (:data:`AFFINE_SIGNIFICANT`), else take that part out of the positions.
-        Sets :attr:`affine` (the anchors' map), :attr:`fitted` and :attr:`affine_kept`."""
-        fitted = scan_map.fit_affine(self.recorded, positions, weights)
-        use = weights > 0
-        linear = fitted.linear(self.recorded)
-        spread = scan_map.robust_spread((positions - fitted.apply(self.recorded))[use])
-        size = float(np.sqrt((linear[use] ** 2).sum(axis=1).mean())) if use.any() else 0.0
-        self.fitted = fitted
-        self.affine_kept = bool(size > AFFINE_SIGNIFICANT * max(spread, MIN_PRIOR_PX))
-        if self.affine_kept:
-            self.affine = fitted
-            return positions
-        self.affine = Affine(np.zeros((2, 2)), fitted.offset, fitted.centre)
-        return positions - linear
+        """:func:`.scan_map.settle_affine` (threshold :data:`AFFINE_SIGNIFICANT`); sets
+        :attr:`affine` (the anchors' map), :attr:`fitted` and :attr:`affine_kept`."""
+        positions, self.fitted, self.affine_kept = scan_map.settle_affine(
+            self.recorded, positions, weights, AFFINE_SIGNIFICANT, MIN_PRIOR_PX)
+        self.affine = self.fitted if self.affine_kept else \
+            Affine(np.zeros((2, 2)), self.fitted.offset, self.fitted.centre)
+        return positions
 
     def _align_domains(self, params, positions: np.ndarray, weights: np.ndarray,
                        seen: np.ndarray):
-        """Take the smooth displacements from the anchors (Gaussian of :data:`DOMAIN_FRAMES`
-        frames, of the ``weights``' frames) out of the positions of the frames that see the
-        object, warping the object along so that their views do not change. Returns the
-        positions and the rms taken out (px; 0: none)."""
+        """Take the smooth displacements from the anchors (:func:`.scan_map.domains`, Gaussian of
+        :data:`DOMAIN_FRAMES` frames) out of the positions of the frames that see the object,
+        warping the object along so that their views do not change. Returns the positions and
+        the rms taken out (px; 0: none)."""
         prob = self.problem
         frame = np.asarray(prob.model.frame_shape, float)
-        centres = positions + frame / 2
-        shape = prob.object_shape[-2:]
-        field = scan_map.smooth_field(centres, positions - self.affine.apply(self.recorded),
-                                      weights, shape, DOMAIN_FRAMES * frame.min())
-        iy = np.clip(np.rint(centres[:, 0]).astype(int), 0, shape[0] - 1)
-        ix = np.clip(np.rint(centres[:, 1]).astype(int), 0, shape[1] - 1)
-        moves = field[:, iy, ix].T * seen[:, None]
+        field, moves = scan_map.domains(positions + frame / 2,
+                                        positions - self.affine.apply(self.recorded), weights,
+                                        prob.object_shape[-2:], DOMAIN_FRAMES * frame.min())
+        moves *= seen[:, None]
         size = float(np.sqrt((moves[seen] ** 2).sum(axis=1).mean())) if seen.any() else 0.0
         if size < DOMAIN_MIN_PX:
             return positions, 0.0

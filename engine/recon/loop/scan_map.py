@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-__all__ = ["Affine", "fit_affine", "robust_spread", "smooth_field", "warp"]
+__all__ = ["Affine", "fit_affine", "settle_affine", "robust_spread", "smooth_field", "domains",
+           "warp"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,23 @@ def fit_affine(recorded: np.ndarray, positions: np.ndarray, weights: np.ndarray)
     return Affine(coef[:2].T.copy(), coef[2].copy(), centre)
 
 
+def settle_affine(recorded: np.ndarray, positions: np.ndarray, weights: np.ndarray,
+                  significant: float, floor_px: float) -> tuple[np.ndarray, Affine, bool]:
+    """Fit the affine map of ``positions`` on ``recorded`` (weighted) and keep it when the rms of
+    its linear part over the weighted frames exceeds ``significant`` times their spread around
+    it (at least ``floor_px``); else take the linear part out of the positions: the data barely
+    fix a scan's scale and rotation (the object scales and turns with them), and registration
+    on a growing object shows spurious ones (frames at the scan's edges pulled inwards) that
+    would run away if kept. Returns the positions, the fit and whether it was kept."""
+    fitted = fit_affine(recorded, positions, weights)
+    use = weights > 0
+    linear = fitted.linear(recorded)
+    spread = robust_spread((positions - fitted.apply(recorded))[use])
+    size = float(np.sqrt((linear[use] ** 2).sum(axis=1).mean())) if use.any() else 0.0
+    kept = bool(size > significant * max(spread, floor_px))
+    return (positions if kept else positions - linear), fitted, kept
+
+
 def robust_spread(d: np.ndarray) -> float:
     """Robust standard deviation (1.4826 x the median absolute deviation) of displacements
     ``(n, 2)``, averaged over the two axes; NaN for none."""
@@ -93,6 +111,17 @@ def smooth_field(centres: np.ndarray, values: np.ndarray, weights: np.ndarray, s
     acc = np.stack([gaussian_filter(a, sigma_px, mode="constant") for a in acc])
     floor = 1e-3 * max(float(acc[0].max()), 1e-300)
     return np.where(acc[0] > floor, acc[1:] / np.maximum(acc[0], floor), 0.0)
+
+
+def domains(centres: np.ndarray, displacements: np.ndarray, weights: np.ndarray, shape,
+            sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The smooth part of per-frame ``displacements`` ``(n, 2)`` (:func:`smooth_field` over the
+    grid ``shape`` from frames at ``centres``): the field ``(2, ny, nx)`` and its values at the
+    frames ``(n, 2)``."""
+    field = smooth_field(centres, displacements, weights, shape, sigma_px)
+    iy = np.clip(np.rint(centres[:, 0]).astype(int), 0, int(shape[0]) - 1)
+    ix = np.clip(np.rint(centres[:, 1]).astype(int), 0, int(shape[1]) - 1)
+    return field, field[:, iy, ix].T
 
 
 def warp(volume: np.ndarray, field: np.ndarray) -> np.ndarray:
