@@ -9,6 +9,7 @@ loggers (its log panel, its log file). This module imports no Qt.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import subprocess
 import sys
@@ -67,3 +68,13 @@ class PipeLogHandler(logging.Handler):
             self._send_msg(("log", rec))
         except Exception:  # noqa: BLE001 - a closed pipe: the window is gone
             pass
+
+
+def ignore_terminal_signals() -> None:
+    """In a child process of the window: SIGINT and SIGHUP, which a terminal sends to the whole
+    process group (Ctrl-C, the terminal closed), are the window's to act on; it then stops or
+    closes this process."""
+    for name in ("SIGINT", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)

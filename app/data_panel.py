@@ -18,19 +18,20 @@ from PyQt6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QSlide
 
 from slicewise.engine.geometry import is_tomography
 from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.io.readers import field_line
 
-from .views.common import (colormap, colormap_combo, format_length, log_image, robust_levels,
-                           set_scaled_axis)
-
-MODALITY_TEXT = {"farfield": "far field (ptychography)", "nearfield": "near field (holography)"}
+from .views.common import (colormap, colormap_combo, format_length, frame_units, log_image,
+                           modality_text, robust_levels, set_scaled_axis, spot_name)
+from .views.measure import MeasureTool, mode_combo
 
 
 def summary_rows(ds: Dataset) -> list[tuple[str, str]]:
     """(label, text) pairs describing ``ds`` in the units a beamline scientist uses."""
     rows = [("file", Path(ds.source_path).name if ds.source_path else "(in memory)"),
             ("layout", str(ds.meta.get("layout", "?"))),
-            ("modality", MODALITY_TEXT.get(ds.modality, ds.modality) +
+            ("modality", modality_text(ds.modality, ds.n_tiles) +
              (", tomography" if is_tomography(ds.angles_rad) else "")),
+            ("field", field_line(ds, short=True)),
             ("frames", f"{ds.n_angles} \u00d7 {ds.n_spots} \u00d7 {ds.frame_shape[0]}"
                        f"\u00d7{ds.frame_shape[1]} px  (angles \u00d7 spots \u00d7 y\u00d7x)"),
             ("energy", f"{ds.energy_ev / 1e3:.4g} keV  (\u03bb = {format_length(ds.wavelength_m)})"),
@@ -170,13 +171,27 @@ class FrameBrowser(QWidget):
             h.addWidget(sl, 1)
             h.addWidget(sp)
             lay.addLayout(h)
+        self.measure = mode_combo()
+        self.tool = MeasureTool(self.plot, {"frame": self.img}, self._units,
+                                lambda: "log\u2081\u2080 intensity" if self.log.isChecked()
+                                else "intensity")
+        self.measure.currentIndexChanged.connect(
+            lambda: self.tool.set_mode(self.measure.currentData()))
         h = QHBoxLayout()
         h.addWidget(self.log)
         h.addWidget(self.cmap)
+        h.addWidget(self.measure)
         h.addWidget(self.frame_info, 1)
         lay.addLayout(h)
         lay.addWidget(self.glw, 1)
+        lay.addWidget(self.tool.panel)
         self._set_ranges(1, 1)
+
+    def _units(self) -> tuple[str, float]:
+        ds = self.dataset
+        if ds is None or self.img.image is None:
+            return "px", 1.0
+        return frame_units(self.img.image.shape, ds.pixel_size_m, ds.modality == "farfield")
 
     def set_bad_frames(self, bad: list) -> None:
         self.bad = {tuple(x) for x in bad}
@@ -185,7 +200,7 @@ class FrameBrowser(QWidget):
     def set_dataset(self, ds: Dataset | None) -> None:
         self.dataset, self.bad = ds, set()
         if ds is not None:  # holography's second index is the detector distance
-            self.spot_label.setText("distance" if ds.modality == "nearfield" else "position")
+            self.spot_label.setText(spot_name(ds.modality, ds.n_distances, ds.n_tiles))
         if ds is not None:  # holograms are ~1 everywhere: linear; diffraction: decades, log
             self.log.blockSignals(True)
             self.log.setChecked(ds.modality == "farfield")
@@ -241,3 +256,4 @@ class FrameBrowser(QWidget):
             where += f", probe at (y, x) = ({y:.1f}, {x:.1f}) px"
         self.frame_info.setText(f"{where}; total intensity {float(frame.sum()):.4g}")
         self.plot.setTitle(f"measured frame: angle {a}, position {s}")
+        self.tool.refresh()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PyQt6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from . import settings
 
@@ -28,3 +28,13 @@ def save_file(parent: QWidget | None, title: str, file_filter: str, name: str = 
     path, _ = QFileDialog.getSaveFileName(parent, title, start, file_filter)
     return path or None
 
+
+
+def ask_more_epochs(parent: QWidget | None, done: int, asked: int) -> int | None:
+    """A checkpoint at epoch ``done`` is already past the ``asked`` epochs: how many more to
+    run (None: none)."""
+    n, ok = QInputDialog.getInt(
+        parent, "Resume", f"The checkpoint is at epoch {done}, already past the {asked} epochs "
+        "asked for (run.epochs).\n\nContinue for how many more epochs?",
+        max(1, asked), 1, 1_000_000)
+    return int(n) if ok else None

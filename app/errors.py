@@ -87,7 +87,7 @@ def install_excepthook() -> None:
             return
         exc = value if value is not None else etype()
         exc.__traceback__ = tb
-        from .napari_view import gl_error_seen, is_gl_error  # noqa: PLC0415
+        from .view3d.view import gl_error_seen, is_gl_error  # noqa: PLC0415
 
         if is_gl_error(exc, "".join(traceback.format_tb(tb))):
             # the 3D canvas failed to draw: never a modal dialog (one per frame); log it once

@@ -59,10 +59,12 @@ class LiveViews(QSplitter):
         if snap.history and (not lv.epochs or lv.epochs[0] > snap.history[0]["epoch"]):
             # resumed from a checkpoint: the epochs before it come from the run's history
             lv.set_history(snap.history, snap.batch_losses)
+        lv.set_validation(snap.history)  # held-out frames' loss, when the run has them
         self._enable_tabs()
 
-    def show_data_frame(self, ds) -> None:
-        """Before a run: the measured side of "Measured vs model" shows the data set's frame."""
+    def show_data_frame(self, ds, scan: bool = True) -> None:
+        """Before a run: the measured side of "Measured vs model" shows the data set's frame;
+        ``scan``: the probe and scan positions the file holds too (not over a result's own)."""
         a, s = self.frames_view.frame()
         try:
             meas = ds.frames([min(a, ds.n_angles - 1)], [min(s, ds.n_spots - 1)])[0, 0]
@@ -78,15 +80,16 @@ class LiveViews(QSplitter):
                                       + (f"; {self.frames_view.n_masked} masked px (x)"
                                          if self.frames_view.n_masked else ""))
         # what the file says about the scan and the probe, until a run replaces it
-        if ds.positions_px is not None:
+        if scan and ds.positions_px is not None:
             self.positions_view.set_positions(ds.positions_px, None, ds.pixel_size_m,
                                               ds.frame_shape)
-        if ds.probe is not None:
+        if scan and ds.probe is not None:
             self.probe_view.set_probe(ds.probe, ds.pixel_size_m)
         self._enable_tabs()
 
     def show_result(self, res: dict, pixel_size_m: float, slice_thickness_m: float) -> None:
-        """A result/checkpoint file as returned by ``read_result``."""
+        """A result/checkpoint file as returned by ``read_result`` (with ``best_epoch``, the
+        epoch of the lowest validation loss, 0 = none)."""
         p, extra = res["params"], res.get("extra", {})
         self.slice_view.set_volume(p.get("delta"), p.get("beta"), p.get("object"),
                                    pixel_size_m=pixel_size_m, slice_thickness_m=slice_thickness_m,
@@ -98,7 +101,8 @@ class LiveViews(QSplitter):
                                           pixel_size_m, window)
         self.frames_view.clear()
         self.loss_view.set_history(history_from_result(res),
-                                   list(np.ravel(extra.get("batch_losses", []))))
+                                   list(np.ravel(extra.get("batch_losses", []))),
+                                   best_epoch=int(res.get("best_epoch", 0)))
         self._enable_tabs()
 
     def _enable_tabs(self) -> None:

@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+from slicewise.engine import interrupts
+
 log = logging.getLogger("slicewise.app")
 
 
@@ -31,30 +33,42 @@ def run_gui(path: str | None = None, demo: bool = False, start: bool = False,
     from . import settings  # noqa: PLC0415
     from .errors import install_excepthook  # noqa: PLC0415
     from .log_panel import setup_logging  # noqa: PLC0415
+    from slicewise.resources import APP_ID, window_icon  # noqa: PLC0415
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(settings.ORGANISATION)
     app.setApplicationName(settings.APPLICATION)
     app.setApplicationDisplayName("Slicewise")
+    app.setWindowIcon(window_icon())
+    app.setDesktopFileName(APP_ID)  # Wayland shells match the window to the installed entry
     app.setStyle("Fusion")  # the same look on every platform, crisp at any DPI
     log_file = setup_logging()
     install_excepthook()
 
     from .main_window import MainWindow  # noqa: PLC0415 - after the QApplication exists
+    from .stop_signals import StopSignals  # noqa: PLC0415
 
     win = MainWindow(log_file=log_file, solver=solver)
     win.quit_when_done = quit_when_done
+    stops = StopSignals(win.stop_and_quit)
+    try:
+        interrupts.raise_if_received()  # one that came while Qt and the window started
+    except interrupts.Interrupted as exc:
+        signum = exc.signum
+        QTimer.singleShot(0, lambda: win.stop_and_quit(signum))
     win.show()
     log.info("Slicewise started; log file %s", log_file)
     if demo:
+        win.show_workspace()
         QTimer.singleShot(0, lambda: win.load_demo(autostart=True))
     elif path:
+        win.show_workspace()
         if start:
             win.request_autostart()
         QTimer.singleShot(0, lambda: win.open_path(path))
-    else:
-        QTimer.singleShot(0, win.restore_last_session)
+    # else the start page (open, demo, recent files, examples, the last session)
     code = int(app.exec())
+    stops.restore()
     code = win.exit_code if win.exit_code is not None else code
     if quit_when_done:
         _exit_now(code)

@@ -281,6 +281,9 @@ class ParamsPanel(QWidget):
         for path in self._chosen:  # another configuration: the last run's choices no longer apply
             row = self._rows[path]
             row.label.setText(field_label(row.info))
+            tip = _tooltip(row.info, self._schema is cfgmod.SCHEMA)
+            for w in (row.label, row.editor):
+                w.setToolTip(tip)
             if row.line is not None:
                 row.line.setPlaceholderText("unset")
         self._chosen = set()
@@ -408,20 +411,24 @@ class ParamsPanel(QWidget):
             self._style_label(self._rows[path])
         self._revalidate()
 
-    def show_run_choices(self, changes: dict) -> None:
+    def show_run_choices(self, changes: dict, reasons: dict | None = None) -> None:
         """Show what a run chose for fields left to it (measured learning rates, the optimiser and
         minibatches of ``auto``). An unset field stays unset -- the next run measures again -- and
-        shows the value as its placeholder; a choice field names it in its tooltip and label."""
+        shows the value as its placeholder; a choice field names it in its tooltip and label.
+        ``reasons``: dotted path -> why the run chose it (one line), shown in the tooltips."""
+        reasons = reasons or {}
         for path, value in changes.items():
             row = self._rows.get(path)
             if row is None:
                 continue
             self._chosen.add(path)
             text = f"run chose: {format_value(value)}"
+            why = f"\nwhy: {reasons[path]}" if reasons.get(path) else ""
             if row.line is not None and self._schema.get(self._cfg, path) is None:
                 row.line.setPlaceholderText(text)
-            row.editor.setToolTip(f"{text}\n{row.info.help}")
+            row.editor.setToolTip(f"{text}{why}\n\n{row.info.help}")
             row.label.setText(f"{field_label(row.info)} \u2192 {format_value(value)}")
+            row.label.setToolTip(f"{text}{why}")
 
     def set_file_values(self, ds) -> None:
         """Unset geometry fields show the values read from the data file (as placeholders: the

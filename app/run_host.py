@@ -44,6 +44,8 @@ class RunInfo:
     modality: str
     truth_voxel_m: tuple[float, float]  # (slice thickness, pixel) of the data set's ground truth
     truth: dict = field(default_factory=dict)  # sent once here, not with every snapshot
+    n_distances: int = 1                # spots are distance-major: n_distances x n_tiles
+    n_tiles: int = 1
 
 
 @dataclass
@@ -171,12 +173,12 @@ class RunHost:
             self._final_snapshot()  # the last good estimate stays on screen
 
     def _info(self, run) -> RunInfo:
-        ds = run.dataset
-        energy = self.config.data.energy_ev or ds.energy_ev
+        ds, optics = run.dataset, run.problem.model.optics   # the geometry the run uses
         truth = dict(ds.truth) if ds.truth is not None else {}
         return RunInfo(run.backend.describe(), Path(run.output_dir), run.n_epochs, run.epoch,
-                       float(energy), ds.n_angles, ds.n_spots, ds.modality,
-                       (ds.slice_thickness_m, ds.pixel_size_m), truth)
+                       float(optics.energy_ev), ds.n_angles, ds.n_spots, ds.modality,
+                       (optics.slice_thickness_m, optics.pixel_size_m), truth, ds.n_distances,
+                       ds.n_tiles)
 
     def _on_event(self, ev) -> None:
         """Run's callback, on the solver thread: must stay cheap (queue, maybe snapshot)."""

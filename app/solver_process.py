@@ -14,10 +14,11 @@ sends commands: ``("pause",)``, ``("resume", changes)``, ``("stop",)``, ``("fram
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from pathlib import Path
 
-from .child_pipe import PipeLogHandler
+from .child_pipe import PipeLogHandler, ignore_terminal_signals
 
 LOGGER_NAME = "slicewise"
 RUN_LOG = "slicewise-run.log"
@@ -35,9 +36,23 @@ def _file_log(output_dir: Path) -> logging.Handler | None:
     return h
 
 
+def _stop_on_sigterm(hosts: list) -> None:
+    """SIGTERM (e.g. to the window's whole process group) stops the run as the window's Stop
+    does, result and checkpoint written; an idle process just ends."""
+    def on_term(signum, frame):
+        if not hosts:
+            raise SystemExit(0)
+        hosts[0].command("stop")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+
+
 def serve(conn) -> None:
     """Child process entry point: wait for one run, run it, report, exit."""
     lock = threading.Lock()
+    hosts: list = []   # the run's host, once there is one
+    _stop_on_sigterm(hosts)
 
     def send(msg) -> None:
         with lock:
@@ -80,6 +95,7 @@ def serve(conn) -> None:
         send(m)
 
     host = RunHost(send_and_log, config, base_dir, resume, frame, prepared=prepared)
+    hosts.append(host)
     listener = threading.Thread(target=_listen, args=(conn, host), daemon=True,
                                 name="slicewise-commands")
     listener.start()
@@ -143,6 +159,7 @@ if __name__ == "__main__":
     import sys
     from multiprocessing.connection import Connection
 
+    ignore_terminal_signals()   # Ctrl-C in the window's terminal: the window stops the run
     serve(Connection(int(sys.argv[1])))
     # the result is written and closed, the window told: skip tearing the interpreter down
     # module by module (the window waits for this process to end, e.g. to quit after a run)

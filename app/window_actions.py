@@ -23,7 +23,11 @@ QUICK_START = (
     "result.h5, checkpoint.h5, TIFF stacks and the configuration. Opening result.h5 later "
     "restores its settings, so it can be continued or run again.</li>"
     "<li><b>3D</b>: the 3D view tab (Ctrl+3) shows the volume in napari; \u201cPop out\u201d "
-    "opens a full napari window.</li></ol>"
+    "opens a full napari window.</li>"
+    "<li><b>Measure, compare, export</b>: every image view has a line profile and a region "
+    "with its statistics (its \u201cmeasure\u201d box); Analysis \u203a Compare puts a result "
+    "beside another or the ground truth; the Export menu writes the view (PNG/SVG), the slice "
+    "(TIFF) and the loss (CSV).</li></ol>"
     "<p>Scripts: <code>slicewise gui CONFIG.toml --start --quit-when-done</code>; headless: "
     "<code>slicewise reconstruct CONFIG.toml</code>.</p>")
 
@@ -72,6 +76,10 @@ def build_actions(w) -> None:
                       "manager")
     w.act_show_3d = A("Show 3D view", w.show_3d, "Ctrl+3",
                       "show the current volume in the napari tab")
+    w.act_start_page = A("Start page", w.show_start_page, "Ctrl+Shift+H",
+                         "open your data, the demo, recent files and example configurations")
+    w.act_walkthrough = A("Your own data, step by step", w.show_walkthrough, None,
+                          "CXI and DXchange files, masks, cone beam (docs/real-data.md)")
 
 
 def build_menus_and_toolbar(w) -> None:
@@ -91,8 +99,10 @@ def build_menus_and_toolbar(w) -> None:
     for d in (w.data_dock, w.params_dock, w.log_dock):
         v.addAction(d.toggleViewAction())
     v.addAction(w.act_show_3d)
+    v.addAction(w.act_start_page)
     h = mb.addMenu("&Help")
     h.addAction(make_action(w, "&Quick start", lambda: quick_start(w), "F1"))
+    h.addAction(w.act_walkthrough)
     h.addAction(make_action(w, "About Slicewise", lambda: about(w)))
 
     tb = QToolBar("Run control")
@@ -105,8 +115,9 @@ def build_menus_and_toolbar(w) -> None:
     for a in (w.act_start, w.act_pause, w.act_stop, w.act_reset):
         tb.addAction(a)
     tb.addSeparator()
-    for widget in (w.epoch_label, w.progress, w.eta_label, w.start_reason):
+    for widget in (w.epoch_label, w.progress, w.eta_label):
         tb.addWidget(widget)
+    w.start_reason_action = tb.addWidget(w.start_reason)  # hidden on the start page
     w.run_toolbar = tb
 
 

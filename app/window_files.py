@@ -11,11 +11,14 @@ from pathlib import Path
 
 from slicewise.engine import __version__
 from slicewise.engine.io.datafile import Dataset
+from slicewise.engine.errors import ConfigError
 from slicewise.engine.io.readers import open_dataset
+from slicewise.engine.recon.setup.data_field import data_statements
 from slicewise.engine.recon import config as cfgmod
 
-from . import dialogs, errors, settings
-from .file_jobs import bad_frames, config_of_result, load_hdf5
+from . import dialogs, settings
+from .file_jobs import (bad_frames, config_of_result, data_file_candidates, find_data_file,
+                        load_hdf5, truth_of)
 
 log = logging.getLogger("slicewise.app")
 
@@ -35,6 +38,9 @@ class FilesMixin:
         if not p.exists():
             self.report("Open", f"File not found: {path}")
             return
+        # the file asked for last wins, even if one asked for before takes longer to read
+        self._open_seq += 1
+        seq = self._open_seq
         suffix = p.suffix.lower()
         if suffix == ".toml":
             if self.controller.is_active():  # e.g. dropped on the window during a run
@@ -45,7 +51,7 @@ class FilesMixin:
         elif suffix in HDF5_SUFFIXES:
             self.statusBar().showMessage(f"opening {p.name}\u2026")
             self.tasks.submit(f"opening {p.name}", lambda: load_hdf5(str(p)),
-                              lambda res: self._on_hdf5_loaded(str(p), res, then_3d),
+                              lambda res: self._on_hdf5_loaded(str(p), res, then_3d, seq),
                               lambda exc, tb: self._open_failed(str(p), exc, tb))
         else:
             self.report("Open", f"{p.name}: unknown file type. Slicewise opens HDF5 data (.h5, "
@@ -57,9 +63,17 @@ class FilesMixin:
         self._autostart = False
         self.report_exc(exc, f"Opening {Path(path).name}", "Open", tb)
 
-    def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False) -> None:
+    def _on_hdf5_loaded(self, path: str, res, then_3d: bool = False, seq: int = 0) -> None:
+        if seq and seq != self._open_seq:
+            log.info("%s: another file was opened meanwhile; not shown", path)
+            if res[0] == "data":
+                res[1].close()
+            return
         self.statusBar().clearMessage()
         settings.add_recent_file(path)
+        if res[0] == "frc":
+            self.show_frc(path, res[1], res[2])
+            return
         if res[0] == "data":
             if self.controller.is_active():  # a run started meanwhile: do not swap its data
                 res[1].close()
@@ -70,19 +84,28 @@ class FilesMixin:
         else:
             self.show_result(path, res[1], res[2], switch_to_3d=then_3d)
 
-    def set_dataset(self, ds: Dataset, path: str | None = None) -> None:
-        """Show ``ds`` (data summary, frame browser) and point data.path at its file."""
+    def set_dataset(self, ds: Dataset, path: str | None = None,
+                    keep_views: bool = False) -> None:
+        """Show ``ds`` (data summary, frame browser) and point data.path at its file.
+        ``keep_views``: ``ds`` is the data of the result on screen, whose views stay (it adds
+        the measured frames and, when the result could not find it, the ground truth)."""
         self.session.set_dataset(ds)
         self.summary.set_dataset(ds)
         self.frames_browser.set_dataset(ds)
         self.frames_view.set_counts(ds.n_angles, ds.n_spots)
         self.frames_view.set_log_scale(ds.modality == "farfield")
-        self.frames_view.set_modality(ds.modality)
+        self.frames_view.set_modality(ds.modality, ds.n_distances, ds.n_tiles)
+        self.frames_view.set_pixel_size(ds.pixel_size_m, ds.modality == "farfield")
         if path:
             self.params.set_value("data.path", str(Path(path).resolve()))
         self.params.set_file_values(ds)
-        self.reset_run()
-        self.live.show_data_frame(ds)
+        if keep_views:
+            self._add_truth(ds)
+        else:  # another data set: the result on screen (and its name in the title) goes
+            self._result_data = None
+            self.session.set_result(None)
+            self.reset_run()
+        self.live.show_data_frame(ds, scan=not keep_views)
         log.info("opened %s: %s data, %d angle(s) x %d spot(s) of %dx%d px", ds.source_path,
                  ds.modality, ds.n_angles, ds.n_spots, *ds.frame_shape)
         if not self.controller.is_active():  # a run started by --start: no competition
@@ -144,6 +167,8 @@ class FilesMixin:
             self.report_exc(exc, f"Loading {Path(path).name}", "Configuration")
             return
         self.session.set_config_path(path)
+        self._result_data = None
+        self.session.set_result(None)
         self.params.set_config(cfg)  # its data file is opened by _sync_data_with_config
         settings.add_recent_file(path)
         log.info("loaded configuration %s", path)
@@ -168,8 +193,8 @@ class FilesMixin:
         def done(ds: Dataset) -> None:
             self._opening_data = None
             cur = self.session.resolved_data_path()
-            if cur is not None and cur.resolve() == p:
-                self.set_dataset(ds, None)  # data.path stays as written (maybe relative)
+            if cur is not None and cur.resolve() == p:  # data.path stays as written
+                self.set_dataset(ds, None, keep_views=self._result_data == p)
             else:
                 ds.close()  # the field changed again meanwhile
 
@@ -177,7 +202,12 @@ class FilesMixin:
             self._opening_data = None
             self._open_failed(str(p), exc, tb)
 
-        self.tasks.submit(f"opening {p.name}", lambda: open_dataset(p), done, failed)
+        try:  # the form's statements about the field decide over the reader's guess
+            statements = data_statements(self.params.config())
+        except ConfigError:
+            statements = None  # contradicting statements: the form flags them
+        self.tasks.submit(f"opening {p.name}", lambda: open_dataset(p, statements=statements),
+                          done, failed)
 
     def save_config_dialog(self) -> None:
         cp = self.session.config_path
@@ -201,22 +231,48 @@ class FilesMixin:
 
     # ---- results -----------------------------------------------------------------------------
     def show_result(self, path: str, res: dict, volumes, switch_to_3d: bool = False) -> None:
-        """Show a result/checkpoint file: its slices and loss, its configuration in the form
-        (so that it can be continued or run again) and, on request, its volume in 3D."""
+        """Show a result/checkpoint file: its slices, loss, probe and positions, its
+        configuration in the form (so that it can be continued or run again) with the data
+        file found (or asked for), and, on request, its volume in 3D."""
         if self.controller.is_active():
             log.info("a run is active: %s goes to the 3D view only", path)
         else:
             self.session.last_snapshot = None
             self.live.show_result(res, volumes.pixel_size_m, volumes.slice_thickness_m)
-            cfg = config_of_result(path, res)
+            data = res["data_file"] if "data_file" in res else find_data_file(path, res)
+            if data is None:
+                data = self._ask_for_data(path, res)
+            cfg = config_of_result(path, res, data)
+            # its data set opens next (_sync_data_with_config) and must keep these views
+            self._result_data = None if data is None else Path(data).resolve()
+            self.session.set_result(path)
             if cfg is not None:
                 self.session.set_config_path(None)
                 self.params.set_config(cfg)
-            self.session.set_result(path)
         self._volumes = volumes
+        if res.get("frc_file"):   # a half of a split-half run: its resolution too
+            self._frc_beside(path)
         log.info("opened %s %s (epoch %s)", res.get("kind", "result"), path, res.get("epoch"))
         if switch_to_3d or self.tabs.currentWidget() is self.napari_view:
             self.show_3d()
+
+    def _ask_for_data(self, path: str, res: dict) -> Path | None:
+        """The result's data file is nowhere it could be: the user is asked where it is (never
+        in a scripted run, which reports the missing file when it tries to start)."""
+        names = [c.name for c in data_file_candidates(path, res)]
+        if not names or self.quit_when_done:
+            return None
+        log.info("%s: its data file %s was not found; asking for it", path, names[0])
+        chosen = dialogs.open_file(self, f"Where is {names[0]}, the data of this result?",
+                                   dialogs.DATA_FILTER)
+        return Path(chosen).resolve() if chosen else None
+
+    def _add_truth(self, ds: Dataset) -> None:
+        """The ground truth of the result's data set, for the 3D view, when the result could not
+        find the data file itself (it was chosen in a dialog)."""
+        vs = self._volumes
+        if vs is not None and not vs.truth and len(ds.truth):
+            vs.truth, vs.truth_voxel_m = truth_of(ds)
 
     # ---- simulation and demo -----------------------------------------------------------------
     def new_simulation(self) -> None:

@@ -28,6 +28,7 @@ from slicewise.engine.recon import config as cfgmod
 from slicewise.engine.recon.loop import constraints
 from slicewise.engine.recon.config import ReconConfig
 from slicewise.engine.recon.loop.optimizers import make_optimizer
+from slicewise.engine.recon.plan import RunPlan
 from slicewise.engine.recon.problem import build_problem
 from slicewise.engine.scans import raster_scan
 
@@ -121,7 +122,7 @@ def _scratch_dir() -> str:
 
 
 def make_problem(cfg: ReconConfig, ds: Dataset, be):
-    return build_problem(cfg, ds, be, Path("."))
+    return build_problem(RunPlan(cfg), ds, be, Path("."))
 
 
 class Solver:

@@ -10,10 +10,11 @@
    before Start to 2 s after the end (the final full-size 3D view included): a 10 ms QTimer on
    the window's thread records every tick; the longest gap between ticks minus 10 ms is the
    longest the event loop was blocked. Printed with the median and the 99th percentile, the
-   blocks over 100 ms, and the run's sum of epoch times. Then "Pop out to napari..." is
+   blocks over 100 ms, the run's sum of epoch times, the live views' own accounting and when the
+   live 3D updates landed. Then "Pop out to napari..." is
    pressed and the ticks of the next 4 s give the pop-out's longest block. ``--view window``
    draws the 3D view in the window's own process instead of its own (the default under X11,
-   :mod:`slicewise.app.napari_remote`), for comparison.
+   :mod:`slicewise.app.view3d.remote`), for comparison.
 
     python benchmarks/bench_gui_overhead.py [--epochs 20] [--rounds 3] [--backend numpy]
         [--skip-overhead] [--view default|process|window]
@@ -55,7 +56,7 @@ timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 state = {"started": None}
 
 def cpu_3d():
-    # the 3D view's own process (app/napari_remote.py), if the 3D view runs in one
+    # the 3D view's own process (app/view3d/remote.py), if the 3D view runs in one
     proc = getattr(w.napari_view, "process", None)
     try:
         f = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
@@ -75,6 +76,10 @@ def start():
     w.start_run()
 
 def poll():
+    n3 = w.napari_view.updates   # when each live 3D update lands, during the run
+    if state["started"] and "idle" not in state and n3 != state.get("n3", 0):
+        state["n3"] = n3
+        state.setdefault("t3", []).append(time.perf_counter() - state["started"])
     if state["started"] is None and w.can_start()[0] and w.dataset is not None:
         w.tabs.setCurrentWidget(w.napari_view)    # the 3D tab is open during the run ...
         if w.napari_view.ready:                   # ... and napari has loaded in the background
@@ -113,6 +118,9 @@ def poll():
                                               for a, g in zip(ticks[1:], gaps) if g > 100],
                                       "shown_s": shown - state["started"],
                                       "n_3d": w.napari_view.updates,
+                                      "t_3d": state.get("t3", []),
+                                      "live_share": w.controller.last_stats.overhead_fraction(),
+                                      "snapshots": w.controller.last_stats.n_snapshots,
                                       "layers": w.napari_view.layer_names(),
                                       "result": str(w.result_path)}))
         w.close()
@@ -226,7 +234,7 @@ def responsiveness(cfg: Path, env: dict) -> None:
           f"{n} epochs {esum:.2f} s; the window's process used {res['cpu_s']:.2f} s of CPU "
           f"until the run ended ({100 * res['cpu_s'] / res['run_s']:.1f} % of one core)")
     if res["view_mode"] == "RemoteNapariView":
-        print(f"  the 3D view ran in its own process (app/napari_remote.py), which used "
+        print(f"  the 3D view ran in its own process (app/view3d/remote.py), which used "
               f"{res['cpu_3d_s']:.2f} s of CPU until the run ended "
               f"({100 * res['cpu_3d_s'] / res['run_s']:.1f} % of one core)")
     after = np.asarray(res["gaps_after_ms"] or [0.0])
@@ -236,6 +244,13 @@ def responsiveness(cfg: Path, env: dict) -> None:
     print(f"  first volume drawn {res['shown_s']:.1f} s after Start; run ended "
           f"{res['run_s']:.1f} s after Start (ticks recorded for 2 s more, the final 3D view's "
           f"drawing included); blocks over 100 ms (s after Start, ms): {res['big']}")
+    print(f"  live views' own accounting: {res['snapshots']} snapshots, snapshot taking and "
+          f"drawing {100 * res['live_share']:.1f} % of the run time")
+    t3 = np.asarray(res["t_3d"])
+    if t3.size > 1:
+        print(f"  live 3D updates during the run: {t3.size}, landing at {np.round(t3, 1).tolist()} "
+              f"s after Start; longest interval between two {np.diff(t3).max():.2f} s (a 3D "
+              "update at least every LIVE_MAX_INTERVAL_S = 3 s, plus its drawing)")
     pop = np.asarray(res["gaps_pop_ms"] or [0.0])
     print(f"  then 'Pop out to napari...' ({res['popouts']} pop-out window(s) after 4 s): "
           f"longest block {pop.max():.1f} ms")

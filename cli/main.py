@@ -6,6 +6,8 @@
 ``slicewise simulate ...``  writes a simulated data set (see ``slicewise simulate --help``)
 ``slicewise reconstruct``   runs a reconstruction from a TOML configuration
 ``slicewise info``          backend, versions, and what a data file contains
+``slicewise frc A B``       Fourier ring correlation of two results (split-half resolution)
+``slicewise doctor``        what works on this machine (packages, GPU, OpenGL, MPI, memory, disk)
 
 This module lives outside the engine (which imports nothing from the GUI): it is the one place
 that knows both. Subcommands import their modules lazily so that ``--help`` and ``--version`` are
@@ -20,6 +22,8 @@ import logging
 import os
 import signal
 import sys
+import time
+import traceback
 
 from slicewise.engine import __version__, interrupts
 
@@ -73,21 +77,9 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     if _has_display() and not args.headless:
         return _run_gui()(None, demo=True)
-    from slicewise.engine.demo import run_headless_demo  # noqa: PLC0415
+    from slicewise.cli.demo import run_headless_demo  # noqa: PLC0415 - tqdm and the engine load only now
 
     return run_headless_demo(out_dir=args.out, epochs=args.epochs, backend=args.backend)
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from slicewise.engine.backend import get_backend  # noqa: PLC0415
-
-    print(f"slicewise {__version__}")
-    print("backend:", get_backend(args.backend).describe())
-    if args.file:
-        from slicewise.engine.io.readers import describe_file  # noqa: PLC0415
-
-        print(describe_file(args.file))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,16 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     d.set_defaults(func=_cmd_demo)
 
-    i = sub.add_parser("info", help="backend and versions; with FILE, what the data file holds")
-    i.add_argument("file", nargs="?")
-    i.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
-    i.set_defaults(func=_cmd_info)
-
-    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
+    from slicewise.cli.doctor import add_doctor_arguments  # noqa: PLC0415
+    from slicewise.cli.halves import add_frc_arguments  # noqa: PLC0415
+    from slicewise.cli.info import add_info_arguments  # noqa: PLC0415
     from slicewise.cli.reconstruct import add_reconstruct_arguments  # noqa: PLC0415
+    from slicewise.engine.simulate import add_simulate_arguments  # noqa: PLC0415
 
+    add_info_arguments(sub.add_parser("info", help="backend and versions; with FILE (data or "
+                                                   "configuration), what the data file holds"))
     add_simulate_arguments(sub.add_parser("simulate", help="write a simulated data set"))
+    add_frc_arguments(sub.add_parser("frc", help="Fourier ring correlation of two results "
+                                                 "(split-half resolution)"))
     add_reconstruct_arguments(sub.add_parser("reconstruct", help="reconstruct from a configuration"))
+    add_doctor_arguments(sub.add_parser("doctor", help="check this installation (the first thing "
+                                        "to run when something does not work)"))
     return p
 
 
@@ -133,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as exc:
+        if isinstance(exc, interrupts.RunInterrupted):
+            return _report(exc.message(_checkpoint_epoch(exc.checkpoint)), 128 + exc.signum)
         if not isinstance(exc, interrupts.Interrupted):
             exc = interrupts.Interrupted(signal.SIGINT)
         return _report(f"interrupted ({exc.describe()}) before a run was under way; no result was "
-                       "written", 128 + exc.signum)
+                       "written", 128 + exc.signum, load_mpi=False)
     except MemoryError:
         return _report("error: out of memory; lower run.batch_spots / run.batch_angles, set "
                        "model.checkpoint_slices or choose a smaller model.object_shape", 2)
@@ -145,26 +143,61 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(exc, SlicewiseError):
             return _report(f"error: {' '.join(str(exc).split())}", 2)
+        if _mpi_world(load=True) is not None:  # a bug on one rank: the others wait in MPI calls
+            traceback.print_exc()
+            return _report(f"error: {type(exc).__name__}: {' '.join(str(exc).split())} (a bug; "
+                           "the traceback is above, please report it)", 1)
         raise
     finally:
         interrupts.restore(old_handlers)
 
 
-def _report(line: str, code: int) -> int:
+def _checkpoint_epoch(path) -> int | None:
+    """The epoch a checkpoint file holds, None when there is no readable one."""
+    from slicewise.engine.io.hdf5 import open_h5  # noqa: PLC0415
+
+    try:
+        with open_h5(path) as f:
+            return int(f.attrs["epoch"])
+    except Exception:  # missing or unreadable: no checkpoint to point to
+        return None
+
+
+def _report(line: str, code: int, load_mpi: bool = True) -> int:
     """Print one line on stderr; under MPI stop every rank, which may wait in a collective call."""
-    comm = _mpi_world()
+    comm = _mpi_world(load_mpi)
     if comm is not None:
         line = line.replace(":", f" (MPI rank {comm.Get_rank()} of {comm.Get_size()}):", 1)
     print(line, file=sys.stderr, flush=True)
     if comm is not None and code != 0:
+        # mpiexec stops forwarding output once Abort kills the job: give it the line first
+        time.sleep(ABORT_GRACE_S)
         comm.Abort(code)
     return code
 
 
-def _mpi_world():
-    """COMM_WORLD when this process is one of several MPI ranks (mpi4py already loaded), else None."""
+#: Seconds between a rank's last message and its MPI Abort (seen lost without it, under load).
+ABORT_GRACE_S = 0.5
+
+
+def _mpi_world(load: bool = False):
+    """COMM_WORLD when this process is one of several MPI ranks, else None. With ``load``, loads
+    mpi4py when ``mpiexec`` launched this process and the failure came before the run loaded it:
+    a rank that ends without a word to the others leaves them waiting. (Not after a stop signal
+    during start-up: that may have interrupted an import, and every rank got the signal.)"""
     mpi = sys.modules.get("mpi4py.MPI")
-    if mpi is None or mpi.COMM_WORLD.Get_size() < 2:
+    if mpi is None:
+        if not load:
+            return None
+        from slicewise.engine.runtime import launched_by_mpi  # noqa: PLC0415
+
+        if not launched_by_mpi():
+            return None
+        try:
+            from mpi4py import MPI as mpi  # noqa: PLC0415, N812 - optional dependency
+        except Exception:  # not installed, or MPI cannot start: nobody to tell
+            return None
+    if mpi.COMM_WORLD.Get_size() < 2:
         return None
     return mpi.COMM_WORLD
 
@@ -172,8 +205,12 @@ def _mpi_world():
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    from slicewise.engine.runtime import mpi_rank_from_environment  # noqa: PLC0415
+
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if mpi_rank_from_environment() > 0:  # rank 0 speaks for all; the others only warn
+        level = max(level, logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     func = getattr(args, "func", None)
     if func is None:  # bare `slicewise` opens the application
         args.file, args.demo = None, False

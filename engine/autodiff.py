@@ -57,7 +57,13 @@ PRIMITIVES: dict[str, Callable] = {}
 
 def primitive(fn: Callable) -> Callable:
     """Register ``fn`` (a function written as in "Adding a primitive" above, whose ``record``
-    call carries its VJP) under its name; returns it unchanged."""
+    call carries its VJP) under its name; returns it unchanged. A second primitive of the same
+    name from elsewhere is an error (it would silently replace the first everywhere); the same
+    function registered again (its module reloaded) replaces itself."""
+    old = PRIMITIVES.get(fn.__name__)
+    if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+        raise ADError(f"primitive {fn.__name__!r} of {fn.__module__} is already registered by "
+                      f"{old.__module__}; give one of them another name")
     PRIMITIVES[fn.__name__] = fn
     return fn
 

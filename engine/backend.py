@@ -125,7 +125,8 @@ class Backend:
             except Exception:  # pragma: no cover - depends on the driver
                 gpu = "CUDA GPU"
             return f"CuPy on {gpu} ({self.precision} precision)"
-        return f"NumPy/SciPy on {os.cpu_count()} CPU cores ({self.precision} precision)"
+        threads = f", {self.workers} FFT thread(s) (OMP_NUM_THREADS)" if self.workers > 0 else ""
+        return f"NumPy/SciPy on {os.cpu_count()} CPU cores{threads} ({self.precision} precision)"
 
 
 def to_host(a) -> np.ndarray:
@@ -138,7 +139,7 @@ def to_host(a) -> np.ndarray:
 def array_module(a):
     """The array module (numpy or cupy) an array belongs to, without importing cupy needlessly."""
     if type(a).__module__.startswith("cupy"):
-        import cupy  # noqa: PLC0415
+        import cupy  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         return cupy
     return np
@@ -152,12 +153,22 @@ def _make_backend(name: str, precision: str) -> Backend:
             why = " ".join(str(why).split())
             raise BackendError(f"run.backend (--backend) = 'cupy' was requested but cannot be used: "
                                f"{why}. Use backend 'numpy' (or 'auto') to run on the CPU.")
-        import cupy.fft as cfft  # noqa: PLC0415
+        import cupy.fft as cfft  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         return Backend("cupy", cupy, precision, cfft, workers=1)
-    import scipy.fft as sfft  # noqa: PLC0415
+    import scipy.fft as sfft  # noqa: PLC0415 - loaded with the backend that uses it
 
-    return Backend("numpy", np, precision, sfft, workers=-1)
+    return Backend("numpy", np, precision, sfft, workers=cpu_threads())
+
+
+def cpu_threads() -> int:
+    """FFT threads of the NumPy backend: ``OMP_NUM_THREADS`` when set (the usual cap per process,
+    e.g. one per MPI rank: ``OMP_NUM_THREADS=1 mpiexec -n 4 ...``), else every core (-1)."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return -1
+    return n if n >= 1 else -1
 
 
 def get_backend(name: str = "auto", precision: str = "single") -> Backend:

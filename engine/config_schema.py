@@ -284,14 +284,15 @@ def read_source(src, suffix: str) -> tuple[str, str]:
     if is_path:
         p = Path(src)
         try:
-            return p.read_text(encoding="utf-8"), str(p)
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the TOML
+            return p.read_text(encoding="utf-8-sig"), str(p)
         except OSError as exc:
             raise ConfigError(f"{p}: cannot read the configuration file ({exc.strerror})") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p}: the configuration file is not UTF-8 text (byte "
                               f"0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as "
                               "UTF-8") from None
-    return str(src), ""
+    return str(src).removeprefix("\ufeff"), ""
 
 
 class Schema:

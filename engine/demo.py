@@ -11,8 +11,8 @@ already reaches 0.98 (measured: 0.9 after 1 epoch / 1.3 s, 0.95 after 4 / 4.8 s,
 * :data:`DEMO_SIM` -- the simulation (the ``cone-holotomo`` preset plus noise).
 * :func:`ensure_demo_data` -- simulate into a folder once; reuse a valid earlier file.
 * :func:`demo_config` -- the tuned reconstruction configuration (the GUI starts from it).
-* :func:`run_headless_demo` -- ``slicewise demo --headless``: simulate if needed, reconstruct with
-  a progress bar, print the correlation with the truth, leave everything in the output folder.
+* :func:`demo_summary` -- the correlation of a finished demo run with the truth
+  (``slicewise demo --headless``, :mod:`slicewise.cli.demo`, prints it).
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SlicewiseError
+from .io.atomic import atomic_write_text
+from .io.readers import open_dataset
+from .io.results import read_result
+from .recon.config import ReconConfig, validate
 from .simulate import PRESETS, SimulationConfig, simulate
 
 log = logging.getLogger(__name__)
@@ -49,8 +53,6 @@ def _sim_signature(cfg: SimulationConfig) -> dict:
 
 def _is_valid_demo_file(path: Path) -> bool:
     """The file opens, holds the truth, and was simulated from exactly :data:`DEMO_SIM`."""
-    from .io.readers import open_dataset  # noqa: PLC0415
-
     try:
         ds = open_dataset(path)
     except (SlicewiseError, OSError):
@@ -85,8 +87,6 @@ def ensure_demo_data(folder, backend: str = "auto") -> Path:
 
 def demo_config(data_path, output_dir):
     """The tuned :class:`~.recon.config.ReconConfig` of the cone demo (absolute paths)."""
-    from .recon.config import ReconConfig, validate  # noqa: PLC0415
-
     cfg = ReconConfig()
     cfg.data.path = str(Path(data_path).resolve())
     cfg.model.kind = "holo"
@@ -115,42 +115,22 @@ def correlation(a, b) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def run_headless_demo(out_dir="slicewise-demo", epochs: int | None = None, backend: str = "auto") -> int:
-    """``slicewise demo --headless``: simulate (once), reconstruct with a progress bar, report the
-    3D correlation with the truth. Data, result, checkpoint, TIFFs and ``demo_summary.json`` end
-    up in ``out_dir``. Returns the exit code (0 on success)."""
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from .io.readers import open_dataset  # noqa: PLC0415
-    from .io.results import read_result  # noqa: PLC0415
-    from slicewise.cli.reconstruct import reconstruct_with_progress  # noqa: PLC0415
-    from .recon.config import set_value  # noqa: PLC0415
-
-    out = Path(out_dir).resolve()
-    print(f"Slicewise demo: holotomography of a hollow glass cone {DEMO_SIM.object_shape}, "
-          f"{DEMO_SIM.n_angles} angles, {len(DEMO_SIM.distances_m)} distances -> {out}")
-    data = ensure_demo_data(out, backend)
-    cfg = demo_config(data, out)
-    if epochs is not None:
-        set_value(cfg, "run.epochs", epochs)
-    set_value(cfg, "run.backend", backend)
-    rc = reconstruct_with_progress(cfg, out, tqdm=tqdm)
-    result = read_result(out / "result.h5")
+def demo_summary(out_dir: Path, data: Path) -> dict:
+    """Epochs run and the 3D correlation of the result in ``out_dir`` with the simulated truth in
+    ``data``, written atomically to ``out_dir / demo_summary.json`` and returned."""
+    result = read_result(out_dir / "result.h5")
     ds = open_dataset(data)
     try:
         truth = {k: np.asarray(ds.truth[k]) for k in ("delta", "beta") if k in ds.truth}
     finally:
         ds.close()
-    summary = {"epochs": int(result["epoch"]), "data": str(data), "result": str(out / "result.h5")}
+    summary = {"epochs": int(result["epoch"]), "data": str(data),
+               "result": str(out_dir / "result.h5")}
     for k, t in truth.items():
         summary[f"correlation_{k}"] = correlation(result["params"][k], t)
-    print(f"3D correlation with the truth: delta {summary.get('correlation_delta', float('nan')):.4f}, "
-          f"beta {summary.get('correlation_beta', float('nan')):.4f}")
-    from .io.atomic import atomic_write_text  # noqa: PLC0415
-
-    atomic_write_text(out / "demo_summary.json", json.dumps(summary, indent=2) + "\n")
-    return rc
+    atomic_write_text(out_dir / "demo_summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 __all__ = ["DEMO_SIM", "DEMO_DATA_NAME", "DEMO_EPOCHS", "ensure_demo_data", "demo_config",
-           "run_headless_demo", "correlation"]
+           "demo_summary", "correlation"]

@@ -1,5 +1,8 @@
 """Stop signals before a run is under way: Ctrl-C, SIGTERM and SIGHUP end the command quietly.
 
+A command ended by a stop signal exits with ``128 + the signal's number`` (Ctrl-C 130, SIGTERM
+143, SIGHUP 129), during a run too (after its checkpoint), so that batch scripts can tell.
+
 :func:`install` makes each raise :class:`Interrupted` (a ``KeyboardInterrupt``) and also records
 it: an exception raised while Python runs a finaliser is swallowed ("Exception ignored in ..."),
 and the record lets the command notice the signal anyway before it starts computing
@@ -24,6 +27,23 @@ class Interrupted(KeyboardInterrupt):
 
     def describe(self) -> str:
         return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+
+class RunInterrupted(Interrupted):
+    """A stop signal ended a run before it could stop cleanly (a second Ctrl-C within an update,
+    or during the final writes): ``checkpoint`` is the run's checkpoint file, which may exist."""
+
+    def __init__(self, signum: int, checkpoint):
+        super().__init__(signum)
+        self.checkpoint = checkpoint
+
+    def message(self, epoch: int | None) -> str:
+        """One line for the user; ``epoch``: the checkpoint's epoch, None when there is none."""
+        head = f"interrupted ({self.describe()}) during the run"
+        if epoch is None:
+            return f"{head}, before its first checkpoint; nothing was written"
+        return (f"{head}; its last checkpoint, after epoch {epoch}, is {self.checkpoint}: continue "
+                f"with --resume {self.checkpoint}")
 
 
 def _handler(signum, frame):

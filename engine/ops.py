@@ -35,7 +35,12 @@ def _shape(x) -> tuple:
 
 
 def _conj(x):
-    return np.conj(x) if isinstance(x, (complex, np.generic)) else (x.conj() if np.iscomplexobj(x) else x)
+    """Complex conjugate keeping ``x``'s kind: a Python scalar stays a Python scalar. (NumPy >= 2
+    lets a NumPy scalar set the result's precision: ``np.conj(1j)`` is a complex128 that would
+    turn a single-precision cotangent into double precision.)"""
+    if isinstance(x, (bool, int, float, complex)):
+        return x.conjugate()
+    return np.conj(x) if isinstance(x, np.generic) else (x.conj() if np.iscomplexobj(x) else x)
 
 
 # ---- elementwise arithmetic -------------------------------------------------------------------
@@ -233,7 +238,7 @@ def _scatter_add(xp, out, index, g):
     if xp is np:
         np.add.at(out, index, g)
     else:  # pragma: no cover - GPU
-        import cupyx  # noqa: PLC0415
+        import cupyx  # noqa: PLC0415 - optional dependency (the gpu extra)
 
         cupyx.scatter_add(out, index, g)
 
@@ -290,7 +295,7 @@ def crop(a, region: Sequence[tuple[int, int]]):
 def _fft_pair(x):
     """(fft2, ifft2) for the array's backend, unitary over the last two axes."""
     if array_module(x) is np:
-        import scipy.fft as sfft  # noqa: PLC0415
+        import scipy.fft as sfft  # noqa: PLC0415 - loaded with the backend that uses it
 
         return (lambda a: sfft.fft2(a, norm="ortho", workers=fft_workers(a.size)),
                 lambda a: sfft.ifft2(a, norm="ortho", workers=fft_workers(a.size)))

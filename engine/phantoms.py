@@ -20,7 +20,7 @@ import numpy as np
 from .config_schema import field_factory
 from .errors import ConfigError
 
-PHANTOM_KINDS = ("cone", "siemens", "spheres")
+PHANTOM_KINDS = ("cone", "siemens", "spheres", "cell")
 _f = field_factory("phantom")
 
 
@@ -198,6 +198,67 @@ def projected_spheres(shape_yx, n: int = 10, radius_range=(2.0, 6.0), seed: int 
     return np.minimum(occ, 1.0).astype(np.float32)
 
 
+def _ellipsoid_depth(shape, centre, semi_axes):
+    """Signed depth (px, > 0 inside) below the surface of an ellipsoid, to first order: the
+    normalised radius's distance from 1 times the smallest semi-axis. Axes of length 1 are left
+    out (a single slice holds the central section)."""
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    keep = [i for i, n in enumerate(shape) if n > 1]
+    r = np.sqrt(sum(((grids[i] - centre[i]) / semi_axes[i]) ** 2 for i in keep))
+    return (1.0 - r) * min(semi_axes[i] for i in keep)
+
+
+def biological_cell(shape, n_blobs: int = 12, blob_radius_range=(1.0, 3.0),
+                    seed: int = 0) -> np.ndarray:
+    """A weak-contrast biological object: an ellipsoidal cell (cytoplasm density 0.3, a denser
+    membrane 1 px thick, 0.6) holding an off-centre nucleus (0.45) with a nucleolus (0.7), and
+    ``n_blobs`` protein-like blobs (densities 0.5-1, radii uniform in ``blob_radius_range`` px)
+    in the cytoplasm. Values are densities relative to the densest blob (1): scale them to the
+    contrast wanted (a cell's excess over the water around it is small). The cell fills about 80 %
+    of the lateral field and of the depth (a single slice, ``nz = 1``, is its central section).
+    Deterministic for a seed.
+
+    Returns float32 ``(nz, ny, nx)`` in [0, 1], anti-aliased edges (one-voxel ramps).
+    """
+    shape = _check_shape(shape, 3)
+    try:
+        rmin, rmax = (float(v) for v in blob_radius_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"blob_radius_range must be (min, max) in pixels, got "
+                          f"{blob_radius_range!r}") from None
+    if not (0 < rmin <= rmax):
+        raise ConfigError(f"blob_radius_range must satisfy 0 < min <= max, got {blob_radius_range!r}")
+    if int(n_blobs) != n_blobs or n_blobs < 0:
+        raise ConfigError(f"n_blobs must be a non-negative integer, got {n_blobs!r}")
+    nz, ny, nx = shape
+    rng = np.random.default_rng(seed)
+    c = ((nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2)
+    axes = (max(0.4 * nz, 0.5), 0.42 * ny, 0.36 * nx)
+    body = _ellipsoid_depth(shape, c, axes)
+    inside = _ramp(body)
+    dens = 0.3 * inside + 0.3 * np.minimum(inside, _ramp(1.0 - body))      # membrane
+    nuc_c = (c[0], c[1] - 0.12 * ny, c[2] + 0.08 * nx)
+    nuc_axes = (max(0.22 * nz, 0.5), 0.18 * ny, 0.15 * nx)
+    dens = np.maximum(dens, 0.45 * _ramp(_ellipsoid_depth(shape, nuc_c, nuc_axes)))
+    nl_axes = tuple(max(a / 3, 0.5) for a in nuc_axes)
+    dens = np.maximum(dens, 0.7 * _ramp(_ellipsoid_depth(shape, nuc_c, nl_axes)))
+    for _ in range(int(n_blobs)):
+        r = rng.uniform(rmin, rmax)
+        # a point of the cytoplasm, outside the nucleus
+        for _try in range(50):
+            u = rng.uniform(-0.75, 0.75, 3)
+            p = tuple(ci + ui * ai for ci, ui, ai in zip(c, u, axes))
+            if nz == 1:
+                p = (c[0], p[1], p[2])
+            dn = sum(((pi - ci) / ai) ** 2 for pi, ci, ai in zip(p, nuc_c, nuc_axes))
+            if np.sum(u[1:] ** 2) + (0 if nz == 1 else u[0] ** 2) < 0.6 and dn > 1.5:
+                break
+        g = np.ogrid[tuple(slice(0, n) for n in shape)]
+        d = np.sqrt(sum((gi - pi) ** 2 for gi, pi in zip(g, p)))
+        dens = np.maximum(dens, rng.uniform(0.5, 1.0) * _ramp(r - d))
+    return np.clip(dens, 0.0, 1.0).astype(np.float32)
+
+
 def occupancy_to_delta_beta(occupancy, delta: float, beta: float,
                             dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Optical-constant volumes of a single-material phantom surrounded by vacuum.
@@ -220,9 +281,12 @@ class PhantomSpec:
       volume centre along z; default all ``nz``).
     * ``"spheres"``: ``n_spheres``, ``radius_min_px``, ``radius_max_px``, ``seed``; in a
       one-slice object their projections (:func:`projected_spheres`).
+    * ``"cell"``: ``n_spheres`` (protein-like blobs), ``radius_min_px``, ``radius_max_px`` (their
+      radii), ``seed`` (see :func:`biological_cell`).
     """
 
-    kind: str = _f("cone", "the test object: a hollow cone, a Siemens star or random spheres",
+    kind: str = _f("cone", "the test object: a hollow cone, a Siemens star, random spheres or a "
+                   "biological cell (weak, graded contrast)",
                    choices=PHANTOM_KINDS)
     height_px: float | None = _f(None, "cone: apex-to-base length; unset: 0.8 ny", "px",
                                  min=0, min_exclusive=True)
@@ -235,7 +299,7 @@ class PhantomSpec:
                                  "px", min=0, min_exclusive=True)
     thickness_px: int | None = _f(None, "Siemens star: slices filled around the centre along z; "
                                   "unset: all nz", "px", min=1)
-    n_spheres: int = _f(10, "spheres: how many", min=1)
+    n_spheres: int = _f(10, "spheres: how many (cell: its protein-like blobs)", min=1)
     radius_min_px: float = _f(2.0, "spheres: smallest radius", "px", min=0, min_exclusive=True)
     radius_max_px: float = _f(6.0, "spheres: largest radius", "px", min=0, min_exclusive=True)
     seed: int = _f(0, "spheres: random seed of their placement", min=0)
@@ -272,6 +336,9 @@ def make_phantom(spec: PhantomSpec, shape) -> np.ndarray:
         if kind == "spheres":
             return random_spheres((nz, ny, nx), spec.n_spheres,
                                   (spec.radius_min_px, spec.radius_max_px), spec.seed)
+        if kind == "cell":
+            return biological_cell((nz, ny, nx), spec.n_spheres,
+                                   (spec.radius_min_px, spec.radius_max_px), spec.seed)
     except ConfigError as exc:
         raise ConfigError(f"phantom ({kind}): {exc}") from None
     raise ConfigError(f"phantom kind must be one of {PHANTOM_KINDS}, got {spec.kind!r}")

@@ -1,5 +1,8 @@
 """Process-wide settings an application (CLI, GUI) applies once at start-up; the engine never does.
 
+:func:`launched_by_mpi`, :func:`mpi_rank_from_environment` -- whether an MPI launcher started this
+process, and its rank, from the launcher's environment (before MPI itself is loaded).
+
 :func:`keep_freed_memory` -- glibc only: serve large arrays from the heap and do not return freed
 memory to the OS. Every optimiser step allocates and frees the same large temporaries (the tape's
 wavefields); by default glibc unmaps them and the next step page-faults them in again (40-60k faults
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 
 log = logging.getLogger(__name__)
@@ -33,3 +37,19 @@ def keep_freed_memory() -> str:
             else "memory setting had no effect (not glibc)")
     log.debug(note)
     return note
+
+
+def launched_by_mpi() -> bool:
+    """Whether an MPI launcher (``mpiexec`` of MPICH, Open MPI, PMIx) started this process."""
+    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_SIZE"))
+
+
+def mpi_rank_from_environment() -> int:
+    """This process's MPI rank as the launcher's environment states it (0 when not launched by
+    MPI or not stated)."""
+    for key in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        try:
+            return int(os.environ[key])
+        except (KeyError, ValueError):
+            continue
+    return 0

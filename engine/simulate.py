@@ -18,15 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from . import __version__
 from .backend import get_backend, to_host
 from .config_schema import Schema, field_factory
 from .errors import ConfigError
+from .geometry import Geometry
+from .io.adorym import write_adorym
+from .io.datafile import Dataset
+from .io.slicewise_format import write_dataset
 from .materials import parse_material
 from .models.common import Optics
 from .models.holo import HoloModel
 from .models.ptycho import PtychoModel
-from .phantoms import PhantomSpec, make_phantom, occupancy_to_delta_beta
+from .phantoms import PHANTOM_KINDS, PhantomSpec, make_phantom, occupancy_to_delta_beta
 from .probes import airy_probe, gaussian_probe
 from .scans import (STAGE_ERROR_CUT, fermat_spiral_scan, overlap_to_step, perturb_positions,
                     raster_scan, stage_errors)
@@ -234,11 +240,6 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
 
 def simulate(cfg: SimulationConfig, path: str | Path, backend_name: str = "auto", progress=None) -> Path:
     """Simulate and write the data file at ``path`` (atomic). Returns the path."""
-    from .io.adorym import write_adorym  # noqa: PLC0415
-    from .geometry import Geometry  # noqa: PLC0415
-    from .io.datafile import Dataset  # noqa: PLC0415
-    from .io.slicewise_format import write_dataset  # noqa: PLC0415
-    from . import __version__  # noqa: PLC0415
 
     t0 = time.perf_counter()
     sim = simulate_arrays(cfg, backend_name, progress)
@@ -291,7 +292,7 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="data file to write (.h5)")
     p.add_argument("--config", help="simulation TOML (keys of SimulationConfig); flags override it")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a ready-made data set")
-    p.add_argument("--phantom", choices=("cone", "siemens", "spheres"))
+    p.add_argument("--phantom", choices=PHANTOM_KINDS)
     p.add_argument("--modality", choices=MODALITIES)
     p.add_argument("--material", help="named material or FORMULA:DENSITY (default SiO2 glass)")
     p.add_argument("--shape", type=int, nargs=3, metavar=("NZ", "NY", "NX"))
@@ -323,10 +324,10 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> SimulationConfig:
     d: dict = {}
     if args.config:
-        import tomllib  # noqa: PLC0415
+        import tomllib  # noqa: PLC0415 - tomli on Python 3.10, only when a TOML file is given
 
         try:
-            d.update(tomllib.loads(Path(args.config).read_text()))
+            d.update(tomllib.loads(Path(args.config).read_text(encoding="utf-8-sig")))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read simulation config {args.config}: {exc}") from None
     if args.preset:
@@ -358,7 +359,6 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 
 
 def run_simulate_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm  # noqa: PLC0415
 
     cfg = config_from_args(args)
     cfg.validate()

@@ -26,8 +26,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .backend import get_backend
+from .io.cxi import write_cxi
 from .phantoms import siemens_star
-from .physics.optics import wavelength_m
+from .physics.constants import wavelength_m
 from .physics.propagation import Propagator
 
 
@@ -60,12 +61,18 @@ class ConeBeamGeometry:
 
 
 def structured_probe(shape, rng: np.random.Generator, pixel_m: float, distance_m: float,
-                     wl_m: float) -> np.ndarray:
-    """A KB-focus-like near-field probe ``(wy, wx)`` complex128 (peak amplitude ~1)."""
+                     wl_m: float, lit_px: float | None = None) -> np.ndarray:
+    """A KB-focus-like near-field probe ``(wy, wx)`` complex128 (peak amplitude ~1).
+
+    ``lit_px``: the illuminated field is a disc of this many pixels (area), dark outside, as a
+    focused beam's cone seen on the detector; None: a soft-edged field over most of the window."""
     wy, wx = shape
     y = (np.arange(wy) - wy / 2)[:, None] / (wy / 2)
     x = (np.arange(wx) - wx / 2)[None, :] / (wx / 2)
     envelope = np.exp(-((y / 0.8) ** 6 + (x / 0.85) ** 6))           # soft-edged illuminated field
+    if lit_px is not None:
+        r = np.hypot(y * wy / 2, x * wx / 2)
+        envelope = 0.5 * (1 - np.tanh((r - np.sqrt(lit_px / np.pi)) / 1.5))
     phase = gaussian_filter(rng.standard_normal(shape), 4.0)
     phase *= 3.0 / np.abs(phase).max()                                # +-3 rad wavefront errors
     phase += 0.8 * np.sin(2 * np.pi * 7.3 * y + 0.5) + 0.6 * np.sin(2 * np.pi * 5.1 * x)  # mirror stripes
@@ -90,8 +97,11 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
                   max_counts: float = 29000.0, n_dead: int = 5, phase_rad: float = 0.9,
                   absorption: float = 0.08, n_spokes: int = 36, seed: int = 0,
                   geometry: ConeBeamGeometry = ConeBeamGeometry(), margin_px: int = 40,
-                  position_error_px: float = 0.0) -> dict:
+                  position_error_px: float = 0.0, lit_fraction: float | None = None) -> dict:
     """Write the twin as a CXI file at ``path``; return the truth.
+
+    ``lit_fraction``: the illumination is a disc over this share of the detector with a dark rim
+    (a focused beam; real scans light 20-50 %), instead of a soft field over most of it.
 
     Returns a dict: ``transmission`` complex ``(ny, nx)`` (object pixels, frame windows at
     ``positions``), ``probe`` complex (the sample-plane probe on the simulation window, frame at
@@ -108,7 +118,8 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     star = siemens_star((ny, nx), n_spokes=n_spokes, radius_px=0.47 * min(ny, nx))
     trans = np.exp((-1j * phase_rad - absorption) * star.astype(np.float64))
     win = frame + 2 * margin_px
-    probe = structured_probe((win, win), rng, px, z, wl)
+    probe = structured_probe((win, win), rng, px, z, wl,
+                             None if lit_fraction is None else lit_fraction * frame * frame)
     be = get_backend("numpy", "double")
     prop = Propagator((win, win), px, z, wl, be)
     fy = np.fft.fftfreq(win)[:, None]
@@ -136,7 +147,6 @@ def simulate_twin(path, *, n_frames: int = 200, frame: int = 100, scan_m: float 
     t[:, 0] = written[:, 1] * px + 1.234e-3
     t[:, 1] = written[:, 0] * px - 0.5e-3
     t[:, 2] = 0.01
-    from .io.cxi import write_cxi  # noqa: PLC0415
 
     write_cxi(path, counts, energy_ev=g.energy_ev, distance_m=g.detector_distance_m,
               pixel_size_m=g.detector_pixel_m, translations_m=t, mask=mask)

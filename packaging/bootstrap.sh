@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-step set-up for a fresh Debian/Ubuntu machine, then the demo or the test suite.
 #   bash packaging/bootstrap.sh demo   -> cone demo: GUI with a display, headless reconstruction without
-#   bash packaging/bootstrap.sh test   -> the whole test suite (GUI tests under Xvfb)
+#   bash packaging/bootstrap.sh test   -> the whole test suite (GUI tests under Xvfb); under CI
+#                                         (CI=true) or with SLICEWISE_BUILD_BUNDLE=1 it first builds
+#                                         the desktop bundle, which tests/test_bundle.py then starts
 #   bash packaging/bootstrap.sh setup  -> only install
 # Safe to run again: installed pieces are skipped. Environment: VENV (default .venv), PYTHON (python3).
 set -euo pipefail
@@ -13,7 +15,8 @@ shift || true
 
 APT_PACKAGES=(python3-venv xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon0 libxkbcommon-x11-0
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
-  libxcb-randr0 libxcb-xkb1 libxcb-xinerama0 libdbus-1-3 libfontconfig1 fonts-dejavu-core libglib2.0-0)
+  libxcb-randr0 libxcb-xkb1 libxcb-xinerama0 libdbus-1-3 libfontconfig1 fonts-dejavu-core libglib2.0-0
+  appstream desktop-file-utils binutils)  # validators of resources/, objdump for PyInstaller
 
 install_system() {
   command -v dpkg-query >/dev/null || { echo "not a Debian system: install the Qt/OpenGL/Xvfb libraries yourself"; return 0; }
@@ -52,6 +55,10 @@ case "$what" in
       exec "$VENV/bin/slicewise" demo --headless "$@"
     fi ;;
   test)
+    if [ "${CI:-}" = true ] || [ -n "${SLICEWISE_BUILD_BUNDLE:-}" ]; then
+      VENV="$VENV" bash packaging/build_bundle.sh --no-test   # about 3 minutes on 2 cores
+      export SLICEWISE_BUNDLE="$(pwd)/dist/slicewise/slicewise"
+    fi
     export QT_QPA_PLATFORM=xcb
     export PATH="$(cd "$VENV" && pwd)/bin:$PATH"   # the venv's commands (slicewise, mpiexec) for subprocess tests
     # pytest exits 5 when it collected no test: with set -e that fails the run, as it must.

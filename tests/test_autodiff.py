@@ -224,3 +224,18 @@ def test_tensor_operators_and_reflected_numpy_operands():
     check_grad(f1, [x], rtol=1e-6)
     f2 = lambda z: ops.sum(ops.abs2((-z).conj() + z[0] * 3).real)  # noqa: E731
     check_grad(f2, [x], rtol=1e-6)
+
+
+def test_a_second_primitive_of_the_same_name_is_refused():
+    """@primitive registers by name; a primitive from another module under a name already taken
+    would replace the first for every caller, so it is an error naming both."""
+    from slicewise.engine.autodiff import PRIMITIVES, primitive
+
+    def fft2(x):  # a homonym of ops.fft2, defined here
+        return x
+
+    before = PRIMITIVES["fft2"]
+    with pytest.raises(ADError, match="already registered by slicewise.engine.ops"):
+        primitive(fft2)
+    assert PRIMITIVES["fft2"] is before
+    assert primitive(before) is before   # the same function again (a reload) is fine

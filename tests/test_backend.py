@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -101,3 +105,16 @@ def test_cupy_forward_models_match_numpy():
         out.append((to_host(pt), to_host(ho)))
     np.testing.assert_allclose(out[0][0], out[1][0], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-8, atol=1e-10)
+
+
+def test_omp_num_threads_caps_the_fft_threads():
+    """One thread per MPI rank (OMP_NUM_THREADS=1 mpiexec ...): scipy.fft's workers follow it."""
+    code = ("from slicewise.engine.backend import get_backend; b = get_backend('numpy'); "
+            "print(b.workers, '|', b.describe())")
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    for env, workers in (({"OMP_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "x"}, "-1"),
+                         ({}, "-1")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**base, **env}, check=True).stdout
+        assert out.split(" | ")[0] == workers, out
+        assert ("1 FFT thread(s)" in out) == (workers == "1"), out

@@ -210,3 +210,41 @@ def test_cli_refuses_bad_data_in_one_line(tmp_path, capsys):
     assert "Traceback" not in captured.err + captured.out
     cfg.write_text(cfg.read_text().replace("[run]", "allow_external_links = true\n[run]"))
     assert main(["reconstruct", str(cfg), "--out", str(tmp_path / "o")]) == 0
+
+
+@pytest.mark.parametrize("layout", ["adorym", "slicewise"])
+def test_boolean_frames_are_refused(layout, tmp_path):
+    """A mask or a thresholded image stored where the frames belong is not a measurement."""
+    path = tmp_path / "b.h5"
+    if layout == "adorym":
+        adorym(path)
+        name = "exchange/data"
+    else:
+        write_dataset(path, Dataset.from_arrays(frames(), far_geometry()))
+        name = "data/intensities"
+    with h5py.File(path, "r+") as f:
+        data = f[name][()]
+        del f[name]
+        f[name] = data > 1.0
+    assert_refused(path, name, "bool")
+    with pytest.raises(DataFileError, match="booleans"):
+        Dataset.from_arrays(frames() > 1.0, far_geometry())
+
+
+def test_a_newer_format_version_is_refused_naming_it(tmp_path):
+    path = tmp_path / "v.h5"
+    write_dataset(path, Dataset.from_arrays(frames(), far_geometry()))
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 99
+    assert_refused(path, "format_version 99", "newer", "update Slicewise")
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = "one"
+    assert_refused(path, "format_version 'one'", "not a version number")
+    from slicewise.engine.io.results import read_result, write_result
+
+    result = tmp_path / "result.h5"
+    write_result(result, {"delta": np.zeros((1, 2, 2), np.float32)})
+    with h5py.File(result, "r+") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(DataFileError, match="format_version 99 of this result file is newer"):
+        read_result(result)

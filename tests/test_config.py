@@ -210,3 +210,11 @@ def test_configuration_and_data_files_accept_the_same_energies_and_pixel_sizes()
         for good in (lo, hi):
             C.set_value(ReconConfig(), path, good)
             Dataset.from_arrays(frames, Geometry("farfield", **{**geo, key: good}))
+
+
+def test_a_toml_file_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors save UTF-8 with a byte-order mark; it is not part of the TOML."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes("\ufeff[run]\nepochs = 7\n".encode("utf-8"))
+    assert C.from_toml(path).run.epochs == 7
+    assert C.from_toml("\ufeff[run]\nepochs = 8\n").run.epochs == 8

@@ -15,7 +15,7 @@ from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.readers import describe_file, open_dataset
 from slicewise.engine.recon.loop import losses as L
 from slicewise.engine.recon.config import ReconConfig
-from slicewise.engine.recon.setup.measured import choose_loss
+from slicewise.engine.recon.setup.measured import decide_loss
 
 
 def _farfield(tmp_path, frames, name="f.h5"):
@@ -43,14 +43,14 @@ def test_counts_in_an_adorym_magnitude_file_are_recognised(tmp_path, caplog):
     assert ds.meta.get("integer_counts") is not True   # float32 magnitudes on disk
     ok, why = frames_are_counts(ds)
     assert ok, why
-    with caplog.at_level(logging.INFO, logger="slicewise"):
-        # the amplitude loss stays the default (robust from a wrong probe); the log says why
-        assert choose_loss(ReconConfig(), ds) == "amplitude"
-    assert "hold photon counts" in caplog.text and "loss.kind = poisson" in caplog.text
+    # the amplitude loss stays the default (robust from a wrong probe); the reason says why
+    choice = decide_loss(ReconConfig(), ds)
+    assert choice.value == "amplitude"
+    assert "holding photon counts" in choice.reason and "loss.kind = poisson" in choice.reason
     assert "loss.kind = poisson fits their noise" in describe_file(counts)
     ds_clean = open_dataset(clean)
     assert frames_are_counts(ds_clean)[0] is False
-    assert choose_loss(ReconConfig(), ds_clean) == "amplitude"
+    assert decide_loss(ReconConfig(), ds_clean).value == "amplitude"
 
 
 def test_flat_fielded_holograms_near_one_are_not_counts():

@@ -78,7 +78,7 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         fourier_ring_correlation(np.full((16, 16), np.nan), np.zeros((16, 16)), 1e-9)
     (tmp_path / "x.h5").write_bytes(b"not hdf5")
-    with pytest.raises(DataFileError, match="FRC"):
+    with pytest.raises(DataFileError, match="HDF5"):
         read_frc(tmp_path / "x.h5")
 
 

@@ -97,3 +97,44 @@ def test_huge_object_refused_before_it_is_allocated(files, tmp_path, capsys):
     assert main(["reconstruct", str(toml), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "model.object_shape" in err
+
+
+@pytest.fixture()
+def star(tmp_path):
+    return gold_star(tmp_path / "star.h5")  # 8x8 probe window: 64 pixels
+
+
+def _no_modes_made(monkeypatch):
+    """Fail if the (quadratic) construction of probe modes starts."""
+    from slicewise.engine.recon.setup import measured, model_setup
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("probe modes were made before the check")
+    for module in (model_setup, measured):
+        monkeypatch.setattr(module, "probe_modes", refuse)
+
+
+def test_more_probe_modes_than_window_pixels_refused_before_any_work(star, tmp_path, monkeypatch,
+                                                                   capsys):
+    _no_modes_made(monkeypatch)
+    with pytest.raises(SlicewiseError) as info:
+        Reconstruction(config(star, tmp_path / "o", model__probe_modes=10000))
+    msg = str(info.value)
+    assert msg.startswith("model.probe_modes = 10000") and "64 pixels of the 8x8" in msg, msg
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[data]\npath = "{star.as_posix()}"\n[model]\nprobe_modes = 10000\n'
+                    '[run]\nbackend = "numpy"\n')
+    assert main(["reconstruct", str(toml), "--out", str(tmp_path / "o2")]) == 2
+    assert "model.probe_modes" in capsys.readouterr().err
+
+
+def test_probe_modes_that_cannot_fit_are_refused_before_they_are_made(star, tmp_path,
+                                                                      monkeypatch):
+    """Memory first: 60 modes of the star's 8x8 window fit the count, not a 1 MiB machine."""
+    from slicewise.engine.recon.setup import memory
+
+    _no_modes_made(monkeypatch)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda backend: 2**20)
+    with pytest.raises(SlicewiseError) as info:
+        Reconstruction(config(star, tmp_path / "o", model__probe_modes=60))
+    assert "model.probe_modes = 60" in str(info.value) and "fewer probe modes" in str(info.value)

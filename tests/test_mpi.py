@@ -92,12 +92,19 @@ def test_ranks_without_frames_do_not_hang(case, tmp_path):
 LAUNCH = "import sys\nfrom slicewise.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
+STOPS = {"Ctrl-C in the terminal": 130, "SIGTERM to mpiexec": 143,
+         "SIGHUP to slicewise --ranks and its mpiexec": 129}
+
+
 @pytest.mark.parametrize("ranks, how", [(2, "Ctrl-C in the terminal"), (3, "Ctrl-C in the terminal"),
-                                        (3, "SIGTERM to mpiexec")])
+                                        (3, "SIGTERM to mpiexec"),
+                                        (2, "SIGHUP to slicewise --ranks and its mpiexec")])
 def test_ctrl_c_stops_every_rank_after_the_checkpoint(ranks, how, tmp_path):
     """A terminal's Ctrl-C reaches mpiexec and every rank (some twice); a scheduler signals mpiexec.
     Either way all ranks agree to stop after the same minibatch, rank 0 writes the checkpoint and
-    every process exits cleanly (no "BAD TERMINATION", nothing left waiting)."""
+    every process exits with 128 + the signal (no "BAD TERMINATION", nothing left waiting).
+    mpiexec itself dies on SIGHUP, and its ranks with it: ``slicewise reconstruct --ranks N``
+    starts it immune to SIGHUP and relays the hangup (a closed terminal, a scheduler) as SIGTERM."""
     import signal
     import time
 
@@ -106,8 +113,10 @@ def test_ctrl_c_stops_every_rank_after_the_checkpoint(ranks, how, tmp_path):
     cfg.write_text('[data]\npath = "ptycho.h5"\n[run]\nepochs = 100000\nbatch_spots = 2\n'
                    'checkpoint_every = 1\nbackend = "numpy"\nsave_tiff = false\n')
     out = tmp_path / "out"
-    proc = subprocess.Popen([MPIEXEC, "-n", str(ranks), sys.executable, "-c", LAUNCH, "reconstruct",
-                             str(cfg), "--out", str(out)], cwd=tmp_path, start_new_session=True,
+    launcher = [sys.executable, "-c", LAUNCH, "reconstruct", str(cfg), "--ranks", str(ranks)] \
+        if "--ranks" in how else [MPIEXEC, "-n", str(ranks), sys.executable, "-c", LAUNCH,
+                                  "reconstruct", str(cfg)]
+    proc = subprocess.Popen(launcher + ["--out", str(out)], cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -118,14 +127,18 @@ def test_ctrl_c_stops_every_rank_after_the_checkpoint(ranks, how, tmp_path):
         time.sleep(0.2)  # into the middle of an epoch
         if how.startswith("Ctrl-C"):
             os.killpg(proc.pid, signal.SIGINT)  # what the terminal does: the whole process group
-        else:
+        elif how.startswith("SIGTERM"):
             proc.send_signal(signal.SIGTERM)
+        else:  # a hangup of the launcher's terminal, and one sent to mpiexec (the launcher's child)
+            mpiexec = int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()[0])
+            os.killpg(proc.pid, signal.SIGHUP)
+            os.kill(mpiexec, signal.SIGHUP)
         text, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    assert proc.returncode == 0, text[-3000:]
+    assert proc.returncode == STOPS[how], text[-3000:]
     assert "BAD TERMINATION" not in text and "Traceback" not in text, text[-3000:]
     assert "stopped:" in text
     from slicewise.engine.io.results import read_result

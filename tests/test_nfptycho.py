@@ -209,3 +209,18 @@ def test_sub_pixel_position_moves_the_object_not_the_detector():
     # whole 0.4 px makes (a sign error would give ~2)
     err = np.abs(sub - ref)[6:-6, 6:-6].max() / np.abs(wrong - ref)[6:-6, 6:-6].max()
     assert err < 0.25, err
+
+
+def test_padded_windows_have_fft_friendly_sizes():
+    """The padding holds the light reaching the frame and is grown to a window whose sides have
+    small prime factors (100 + 2 x 9 = 118 = 2 x 59 would make every FFT ~3x slower)."""
+    import scipy.fft as sfft
+
+    from slicewise.engine.models.nfptycho import default_pad_px
+
+    for frame in (48, 64, 100, 101, 128):
+        pad = default_pad_px((frame, frame), 178.7e-9, 3.638e-3, 97.93e-12)
+        zone = np.sqrt(97.93e-12 * 3.638e-3) / 178.7e-9
+        assert pad >= min(2 * zone + 2, frame // 4)
+        assert sfft.next_fast_len(frame + 2 * pad) == frame + 2 * pad
+    assert default_pad_px((100, 100), 178.7e-9, 3.638e-3, 97.93e-12) == 10

@@ -102,6 +102,24 @@ def test_single_precision_and_real_params_stay_real():
         assert np.all(q["r"] < 0)  # moved against the real part of the gradient
 
 
+def test_lbfgs_keeps_each_parameters_precision_whatever_the_gradients():
+    """A double-precision gradient of a single-precision parameter must not turn the parameter
+    into double precision (a finished run's file would hold float64 that a resumed run rounds
+    back to float32, moving every voxel by an ulp)."""
+    p = lsq_params(np.complex64)
+
+    def closure(q):
+        val, g = value_and_grad(lsq_loss)({k: v.astype(np.result_type(v, np.float64))
+                                           for k, v in q.items()})
+        return val, g  # float64 / complex128 gradients
+
+    opt = LBFGS({"z": 0.1, "r": 0.1})
+    for _ in range(3):
+        loss, g = closure(p)
+        p = opt.step(p, g, closure=closure, loss=loss)
+        assert p["z"].dtype == np.complex64 and p["r"].dtype == np.float32
+
+
 def test_zero_lr_freezes_and_set_lr_validates():
     opt = Adam({"z": 0.1, "r": 0.1})
     opt.set_lr("r", 0.0)

@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -168,3 +169,121 @@ def test_failed_final_write_marks_the_run_failed(data, tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="run.output_dir"):
         rec.run()
     assert rec.state == "failed"
+
+
+# ---- one run per folder, and only files a run wrote are replaced ----------------------------
+
+def _lock(out, **owner):
+    import json
+    import socket
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".slicewise.lock").write_text(json.dumps(
+        {"pid": os.getpid(), "host": socket.gethostname(), "started": "earlier", **owner}))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_a_folder_another_run_writes_into_is_refused(data, tmp_path):
+    out = tmp_path / "out"
+    _lock(out)  # held by a live process (this one) on this host
+    with pytest.raises(ConfigError) as info:
+        Reconstruction(config(data, out, epochs=1))
+    msg = str(info.value)
+    assert "another run is writing" in msg and f"process {os.getpid()}" in msg, msg
+    assert str(out / ".slicewise.lock") in msg and not (out / "result.h5").exists()
+    _lock(out, host="some-other-node")  # cannot be checked from here: refused as well
+    with pytest.raises(ConfigError, match="some-other-node"):
+        Reconstruction(config(data, out, epochs=1))
+
+
+def test_a_stale_lock_is_replaced_and_a_run_removes_its_own(data, tmp_path):
+    out = tmp_path / "out"
+    _lock(out, pid=_dead_pid())  # a run killed on this host
+    rec = Reconstruction(config(data, out, epochs=1))
+    seen = []
+    rec.add_callback(lambda ev: seen.append((out / ".slicewise.lock").read_text())
+                     if ev.kind == "epoch" else None)
+    rec.run()
+    assert rec.state == "finished" and f'"pid": {os.getpid()}' in seen[0]
+    assert not (out / ".slicewise.lock").exists()
+
+
+def test_two_command_line_runs_into_one_folder_at_once(data, tmp_path):
+    """The second is refused while the first writes; the first finishes undisturbed."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[data]\npath = "{data.as_posix()}"\n[run]\nepochs = 100000\nbackend = "numpy"\n'
+                   'save_tiff = false\ncheckpoint_every = 1\nbatch_spots = 2\n')
+    out = tmp_path / "o"
+    launch = [sys.executable, "-m", "slicewise.cli", "reconstruct", str(cfg), "--out", str(out)]
+    first = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (out / ".slicewise.lock").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(launch + ["--overwrite"], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert "another run is writing" in second.stderr and f"process {first.pid}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        text, _ = first.communicate(timeout=60)
+    assert "stopped:" in text, text[-2000:]
+    assert read_result(out / "result.h5")["epoch"] >= 1
+    assert not (out / ".slicewise.lock").exists()
+
+
+def test_output_dir_dot_beside_config_toml_leaves_the_configuration_alone(data, tmp_path, capsys):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'# my notes\n[data]\npath = "{data.as_posix()}"\n[run]\nepochs = 1\n'
+                   'backend = "numpy"\nsave_tiff = false\noutput_dir = "."\n')
+    before = cfg.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert_one_line_exit_2(main(["reconstruct", str(cfg), *extra]), capsys, "config.toml")
+    assert cfg.read_bytes() == before and not (tmp_path / "result.h5").exists()
+    # the engine alone (e.g. the GUI) refuses a config.toml that no run wrote, too
+    with pytest.raises(ConfigError, match="no Slicewise run wrote"):
+        Reconstruction(config(data, tmp_path, epochs=1))
+    # a configuration a run wrote is its own to rewrite: rerunning it continues its folder
+    out = tmp_path / "run"
+    Reconstruction(config(data, out, epochs=1, overrides={"run.output_dir": "."}), base_dir=out).run()
+    written = out / "config.toml"
+    assert main(["reconstruct", str(written), "--epochs", "2", "--resume",
+                 str(out / "checkpoint.h5")]) == 0
+    assert read_result(out / "result.h5")["epoch"] == 2
+
+
+@pytest.mark.parametrize("how", ["the run's data file", "another file"])
+def test_overwrite_replaces_only_slicewise_results(how, data, tmp_path, capsys):
+    """--overwrite with a data file named result.h5 inside the output folder must not delete it."""
+    out = tmp_path / "o"
+    out.mkdir()
+    import shutil
+
+    shutil.copy(data, out / "result.h5")
+    before = (out / "result.h5").read_bytes()
+    cfg = cli_config(tmp_path, out / "result.h5" if how == "the run's data file" else data)
+    err = assert_one_line_exit_2(main(["reconstruct", str(cfg), "--out", str(out), "--overwrite"]),
+                                 capsys, "result.h5")
+    assert ("data.path reads" in err) if how == "the run's data file" else ("not a Slicewise result"
+                                                                             in err), err
+    assert (out / "result.h5").read_bytes() == before
+
+
+def test_free_disk_is_checked_before_the_first_epoch_with_a_stated_margin(data, tmp_path,
+                                                                           monkeypatch):
+    out = tmp_path / "o"
+    rec = Reconstruction(config(data, out, epochs=3))
+
+    class Usage:
+        free = 17 * 2**20  # enough for each small file alone, not for the margin as well
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda d: Usage)
+    steps = []
+    rec.add_callback(lambda ev: steps.append(ev) if ev.kind == "batch" else None)
+    with pytest.raises(OutputError) as info:
+        rec.run()
+    assert "margin of 16 MiB" in str(info.value) and "17 MiB are free" in str(info.value)
+    assert steps == [] and rec.state == "failed" and not (out / "checkpoint.h5").exists()

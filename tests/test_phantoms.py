@@ -90,7 +90,7 @@ def test_random_spheres_deterministic():
 
 def test_make_phantom_and_optics():
     shape = (8, 32, 32)
-    for kind in ("cone", "siemens", "spheres"):
+    for kind in ("cone", "siemens", "spheres", "cell"):
         vol = make_phantom(PhantomSpec(kind=kind, radius_max_px=3.0), shape)
         assert vol.shape == shape and vol.dtype == np.float32 and vol.max() > 0
     star = make_phantom(PhantomSpec(kind="siemens", thickness_px=2), shape)
@@ -107,3 +107,22 @@ def test_make_phantom_and_optics():
     with pytest.raises(ConfigError, match="colour"):
         PhantomSpec.from_dict({"kind": "cone", "colour": "red"})
     assert PhantomSpec.from_dict({"kind": "spheres", "seed": 2}).seed == 2
+
+
+def test_biological_cell_is_graded_weak_contrast_and_deterministic():
+    from slicewise.engine.phantoms import biological_cell
+
+    vol = biological_cell((24, 32, 32), n_blobs=8, seed=4)
+    assert vol.shape == (24, 32, 32) and vol.dtype == np.float32
+    assert vol.min() == 0 and 0.6 < vol.max() <= 1
+    np.testing.assert_array_equal(vol, biological_cell((24, 32, 32), n_blobs=8, seed=4))
+    assert not np.array_equal(vol, biological_cell((24, 32, 32), n_blobs=8, seed=5))
+    # cytoplasm (0.3), nucleus (0.45), nucleolus (0.7) and blobs: several density levels
+    levels = np.unique(np.round(vol[vol > 0.05], 2))
+    assert levels.size > 20 and np.mean(np.isclose(vol, 0.3, atol=0.01)) > 0.05
+    # inside the field: the border is empty
+    assert vol[:, 0].max() == 0 and vol[:, :, 0].max() == 0 and vol[0].max() == 0
+    section = make_phantom(PhantomSpec(kind="cell", n_spheres=8, seed=4), (1, 32, 32))
+    assert section.shape == (1, 32, 32) and 0.2 < np.mean(section > 0) < 0.8
+    with pytest.raises(ConfigError, match="blob_radius_range"):
+        biological_cell((8, 8, 8), blob_radius_range=(3, 1))

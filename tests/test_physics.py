@@ -11,7 +11,7 @@ from slicewise.engine.models.common import Optics
 from slicewise.engine.models.holo import HoloModel
 from slicewise.engine.models.ptycho import PtychoModel
 from slicewise.engine.physics.farfield import FarField
-from slicewise.engine.physics.optics import wavelength_m
+from slicewise.engine.physics.constants import wavelength_m
 from slicewise.engine.physics.propagation import Propagator
 
 BE = get_backend("numpy", "double")

@@ -22,7 +22,7 @@ from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.results import read_result
 from slicewise.engine.phantoms import PhantomSpec
 from slicewise.engine.recon.config import ReconConfig
-from slicewise.engine.recon.loop import positions, scan_map
+from slicewise.engine.recon.loop import registration, scan_map
 from slicewise.engine.recon.run import Reconstruction
 from slicewise.engine.scans import STAGE_ERROR_CUT, raster_scan
 from slicewise.engine.simulate import SimulationConfig, simulate_arrays
@@ -50,9 +50,12 @@ def dataset(sim: SimulationConfig, **arrays_kw):
 
 
 def config(out, epochs=40, **kw) -> ReconConfig:
+    """Position correction on every frame (held-out data and the weight search are tested in
+    test_validation.py; one test here runs with them)."""
     cfg = ReconConfig()
     cfg.run.backend, cfg.run.output_dir, cfg.run.epochs = "numpy", str(out), epochs
     cfg.run.save_tiff, cfg.run.checkpoint_every = False, 0
+    cfg.run.validation_share = 0.0
     cfg.refine.positions = True
     for path, value in kw.items():
         group, key = path.split("__")
@@ -128,10 +131,10 @@ def test_warp_moves_the_content_by_the_field():
 
 
 def test_parabola_finds_the_minimum_of_a_quadratic():
-    d = positions._NEIGHBOURS
+    d = registration._NEIGHBOURS
     table = ((d - [0.3, -0.2]) ** 2 * [2.0, 5.0]).sum(axis=1)[None]
-    np.testing.assert_allclose(positions._parabola(table), [[0.3, -0.2]], atol=1e-12)
-    assert positions._curvature(table)[0] == pytest.approx(4.0)     # 2 x the smaller weight
+    np.testing.assert_allclose(registration._parabola(table), [[0.3, -0.2]], atol=1e-12)
+    assert registration._curvature(table)[0] == pytest.approx(4.0)     # 2 x the smaller weight
 
 
 def test_a_pass_on_the_true_object_finds_the_true_positions(tmp_path):
@@ -265,7 +268,7 @@ def test_unset_positions_turn_on_only_for_a_scan_with_errors(tmp_path, caplog):
     and written into the run's config.toml). Without stage errors no frame of the trial moves
     and the run goes on exactly as with positions off; with 2 px (std) errors the frames move
     and the passes start."""
-    caplog.set_level(logging.INFO, logger="slicewise.engine.recon.loop.positions")
+    caplog.set_level(logging.INFO)
     for std, expect in ((0.0, False), (2.0, True)):
         ds, true, _ = dataset(particles(std))
         out = tmp_path / f"auto{std}"
@@ -275,7 +278,8 @@ def test_unset_positions_turn_on_only_for_a_scan_with_errors(tmp_path, caplog):
         assert rec.automatic_choices()["refine.positions"] is expect
         line = [r.getMessage() for r in caplog.records
                 if r.getMessage().startswith("refine.positions = ")][-1]
-        assert line.startswith(f"refine.positions = {expect} (") and "frames registered" in line
+        assert line.startswith(f"refine.positions = {str(expect).lower()} (") \
+            and "frames registered" in line
         assert f"positions = {str(expect).lower()}" in (out / "config.toml").read_text()
         found = rec.snapshot(None).positions
         if expect:
@@ -285,3 +289,17 @@ def test_unset_positions_turn_on_only_for_a_scan_with_errors(tmp_path, caplog):
             off.run()
             np.testing.assert_array_equal(found, ds.positions_px)
             np.testing.assert_array_equal(rec.snapshot(None).delta, off.snapshot(None).delta)
+
+
+def test_with_held_out_frames_and_early_stopping(tmp_path):
+    """The defaults of a run: a share of the frames held out for the validation loss (the run
+    stops when it stops improving and keeps its best state). The held-out frames are placed too
+    (their positions are as wrong as the others'), and the result is corrected."""
+    ds, true, _ = dataset(particles(2.0))
+    cfg = config(tmp_path, 40)
+    cfg.run.validation_share = None
+    rec = Reconstruction(cfg, ds)
+    assert rec.holdout is not None and rec.holdout.active
+    rec.run()
+    found = rec.snapshot(None).positions
+    assert rms_error(found, true) < 0.6, rms_error(found, true)

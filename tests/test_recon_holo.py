@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from slicewise.cli.demo import run_headless_demo
 from slicewise.engine import demo
 from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.datafile import Dataset
@@ -89,7 +90,7 @@ def test_headless_demo_reconstructs_the_cone(tmp_path, capsys):
     delta correlation 0.976 (0.96 after 10 epochs, levelling off from 15: the noise limits it).
     Threshold 0.95: the cone's wall and cavity are resolved (a blurred blob of the right size
     scores ~0.7); below it the tuned learning rates or epochs have regressed."""
-    rc = demo.run_headless_demo(tmp_path, backend="numpy")
+    rc = run_headless_demo(tmp_path, backend="numpy")
     assert rc == 0
     out = capsys.readouterr().out
     assert "3D correlation with the truth" in out

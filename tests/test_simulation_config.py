@@ -13,7 +13,7 @@ def test_every_field_carries_metadata_for_the_form():
     infos = {i.path: i for i in SCHEMA.fields(SimulationConfig())}
     assert infos["energy_ev"].unit == "eV" and infos["energy_ev"].min == 100
     assert infos["modality"].choices == ("ptycho", "holo")
-    assert infos["phantom.kind"].choices == ("cone", "siemens", "spheres")
+    assert infos["phantom.kind"].choices == ("cone", "siemens", "spheres", "cell")
     assert infos["distances_m"].type_name == "tuple[float, ...]"
     assert all(i.help for i in infos.values())
 

@@ -93,6 +93,30 @@ def test_schedule_chooses_lbfgs_for_one_view_and_minibatches_for_tomography():
     assert big.kind == "adam" and 0 < big.batch_spots <= 25
 
 
+def test_a_watched_run_takes_more_minibatches_of_a_large_scan_and_twice_adams_object_rate():
+    """With the validation loss watching (held-out data, early stop), 2D scans of more than 512
+    positions get about 32 minibatches per epoch instead of 16 (never fewer than 16 positions
+    each), and Adam's object rates twice the usual share of the measured step; the probe's rate,
+    L-BFGS and tomography's batches are unchanged."""
+    args = ("auto", None, None, _ds(1, 1364), True, (1, 119, 119), 8 * 2**30)
+    plain, watched = schedule.choose_schedule(*args), schedule.choose_schedule(*args, watched=True)
+    assert (plain.batch_spots, watched.batch_spots) == (86, 43)
+    small = [schedule.choose_schedule("auto", None, None, _ds(1, 100), True, (1, 40, 40), 8 * 2**30,
+                                      watched=w).batch_spots for w in (False, True)]
+    assert small == [16, 16]
+    tomo = schedule.choose_schedule("auto", None, None, _ds(64, 4, modality="nearfield"), False,
+                                    (16, 16, 16), 8 * 2**30, watched=True)
+    assert (tomo.batch_angles, tomo.batch_spots) == (2, 0)
+    scales = {n: stepsize.LineScale(1.0, 1e-6, 0.5, 3) for n in ("delta", "beta", "probe")}
+    usual = stepsize.learning_rates(scales, "adam")
+    more = stepsize.learning_rates(scales, "adam", watched=True)
+    assert more["delta"] == pytest.approx(stepsize.ADAM_WATCHED_FACTOR * usual["delta"])
+    assert more["beta"] == pytest.approx(stepsize.ADAM_WATCHED_FACTOR * usual["beta"])
+    assert more["probe"] == usual["probe"]
+    assert stepsize.learning_rates(scales, "lbfgs", watched=True) == \
+        stepsize.learning_rates(scales, "lbfgs")
+
+
 def test_safe_adam_floor_keeps_a_floor_whose_first_step_lowers_the_loss_and_cuts_one_that_raises_it():
     """Loss sum(w (x - x0)^2) at x = x0 + d: Adam's first step moves every element by the rate
     against its gradient's sign. From d = 1e-3 a floor of 1e-3 overshoots nothing (kept); from

@@ -9,6 +9,8 @@ import pyqtgraph as pg
 from PyQt6.QtWidgets import QComboBox
 
 UM = 1e6  # micrometres per metre (napari voxel scale)
+# how the object's quantities are written on axes and colour bars
+SYMBOLS = {"delta": "\u03b4", "beta": "\u03b2", "phase": "phase [rad]", "amplitude": "|T|"}
 
 # Sequential maps for real quantities, a cyclic one for phases (no false edge at +-pi)
 COLORMAPS = ("gray", "viridis", "magma", "inferno", "cividis")
@@ -84,6 +86,21 @@ def set_scaled_axis(axis: pg.AxisItem, label: str, lo: float, hi: float) -> None
         axis.setLabel(f"{label}  \u00d710{str(exp).translate(_SUPERSCRIPT)}")
 
 
+def modality_text(modality: str, n_tiles: int = 1) -> str:
+    """What a data set is, in words: far field (ptychography), near field (holography), or near
+    field with a scanned illumination (ptychography)."""
+    if modality == "nearfield":
+        return "near field (ptychography)" if n_tiles > 1 else "near field (holography)"
+    return "far field (ptychography)" if modality == "farfield" else modality
+
+
+def spot_name(modality: str, n_distances: int = 1, n_tiles: int = 1) -> str:
+    """What the second frame index counts (spots are distance-major: distance x tile)."""
+    if modality != "nearfield" or (n_tiles > 1 and n_distances == 1):
+        return "position"
+    return "distance \u00d7 position" if n_tiles > 1 else "distance"
+
+
 def format_length(metres: float) -> str:
     """3.2 nm / 45.1 um / 1.20 mm: the unit a scientist would write."""
     if metres is None or not np.isfinite(metres):
@@ -117,6 +134,19 @@ def length_unit(extent_m: float) -> tuple[str, float]:
     if extent_m < 1e-3:
         return "\u00b5m", 1e6
     return "mm", 1e3
+
+
+def frame_units(shape, pixel_size_m: float | None, farfield: bool) -> tuple[str, float]:
+    """(unit, unit per detector pixel) of a ``shape`` frame: near field, lengths in the sample
+    plane; far field, spatial frequencies (a detector pixel is 1 / (N pixel) cycles per metre);
+    ("px", 1) when the pixel size is unknown."""
+    if not pixel_size_m or not shape:
+        return "px", 1.0
+    n = max(shape)
+    if farfield:
+        return "\u00b5m\u207b\u00b9", 1e-6 / (n * pixel_size_m)
+    unit, scale = length_unit(n * pixel_size_m)
+    return unit, pixel_size_m * scale
 
 
 def plain_axes(plot: pg.PlotItem) -> None:

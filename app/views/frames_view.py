@@ -11,7 +11,9 @@ import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from .common import colormap, colormap_combo, log_image, robust_levels, set_scaled_axis
+from .common import (colormap, colormap_combo, frame_units, log_image, robust_levels,
+                     set_scaled_axis, spot_name)
+from .measure import MeasureTool, mode_combo
 
 
 class FramesView(QWidget):
@@ -28,9 +30,12 @@ class FramesView(QWidget):
         self.log.setChecked(True)
         self.cmap = colormap_combo("magma")
         self.info = QLabel("")
+        self.info.setWordWrap(True)   # a long note must not widen the window's centre
         self.spot_label = QLabel("position")
+        self.measure = mode_combo()
         top = QHBoxLayout()
-        for w in (QLabel("angle"), self.angle, self.spot_label, self.spot, self.log, self.cmap):
+        for w in (QLabel("angle"), self.angle, self.spot_label, self.spot, self.log, self.cmap,
+                  self.measure):
             top.addWidget(w)
         top.addWidget(self.info, 1)
 
@@ -57,8 +62,15 @@ class FramesView(QWidget):
         self.glw.addItem(self.bar, 0, 2)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        self._px_m, self._farfield = None, False
+        self.tool = MeasureTool(self.meas_plot, {"measured": self.meas_img,
+                                                 "modelled": self.model_img},
+                                self._units, self._quantity)
+        self.measure.currentIndexChanged.connect(
+            lambda: self.tool.set_mode(self.measure.currentData()))
         lay.addLayout(top)
         lay.addWidget(self.glw, 1)
+        lay.addWidget(self.tool.panel)
         self.angle.valueChanged.connect(self._emit_frame)
         self.spot.valueChanged.connect(self._emit_frame)
         self.log.toggled.connect(self._redraw)
@@ -73,16 +85,29 @@ class FramesView(QWidget):
         p.setLabel("left", "detector y (px)")
         return p
 
+    def set_pixel_size(self, pixel_size_m: float | None, farfield: bool) -> None:
+        """The object pixel, for measurements in physical units (:func:`.common.frame_units`)."""
+        self._px_m, self._farfield = pixel_size_m, farfield
+
+    def _units(self) -> tuple[str, float]:
+        shape = None if self.meas_img.image is None else self.meas_img.image.shape
+        return frame_units(shape, self._px_m, self._farfield)
+
+    def _quantity(self) -> str:
+        return "log\u2081\u2080 intensity" if self.log.isChecked() else "intensity"
+
     def set_log_scale(self, on: bool) -> None:
         """Log scale suits far-field patterns (decades of dynamic range); holograms are ~1."""
         self.log.setChecked(on)
 
-    def set_modality(self, modality: str) -> None:
-        """Holography's second index is the detector distance, not a scan position."""
-        near = modality == "nearfield"
-        self.spot_label.setText("distance" if near else "position")
-        self.spot.setToolTip("detector distance index (x tile, when the field of view is "
-                             "tiled)" if near else "scan position index")
+    def set_modality(self, modality: str, n_distances: int = 1, n_tiles: int = 1) -> None:
+        """Holography's second index is the detector distance; near-field ptychography's, like
+        far-field ptychography's, is the scan position (distance-major when both vary)."""
+        name = spot_name(modality, n_distances, n_tiles)
+        self.spot_label.setText(name)
+        self.spot.setToolTip({"position": "scan position index",
+                              "distance": "detector distance index"}.get(
+            name, "distance \u00d7 scan position index (distance-major)"))
 
     def set_counts(self, n_angles: int, n_spots: int) -> None:
         for box, n in ((self.angle, n_angles), (self.spot, n_spots)):
@@ -147,3 +172,4 @@ class FramesView(QWidget):
                         else "intensity", *levels)
         if new_extent:
             self.meas_plot.autoRange()
+        self.tool.refresh()

@@ -1,4 +1,5 @@
-"""Loss curve: total and per-term losses per epoch, and the per-minibatch loss, on a log scale.
+"""Loss curve: total and per-term losses per epoch, and the per-minibatch loss, on a log scale;
+the validation loss (held-out frames) and its best epoch when the run has them.
 
 The x axis is in epochs. Minibatch ``b`` of ``n`` in (1-based) epoch ``e`` sits at
 ``e - 1 + b / n``, so the last minibatch of an epoch lines up with that epoch's mean.
@@ -43,8 +44,10 @@ class LossView(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss")
-        # plain powers of ten on the log axis, not an SI-prefix factor in the label
+        # plain powers of ten on the log axis, and epochs as they are (minibatches of the first
+        # epoch sit at 0.001..1: "epoch (x0.001)" otherwise), not an SI-prefix factor
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.addLegend(offset=(-10, 10))
         self._batch_curve = self.plot.plot([], [], pen=pg.mkPen("#9bb7d4", width=1),
                                            name="minibatch")
@@ -52,6 +55,14 @@ class LossView(QWidget):
                                            symbol="o", symbolSize=5, symbolBrush="#1f4e96",
                                            symbolPen=None, name="total (epoch mean)")
         self._term_curves: dict[str, pg.PlotDataItem] = {}
+        self.validation_curve: pg.PlotDataItem | None = None  # made when the first value comes
+        self.best_line = pg.InfiniteLine(angle=90, movable=False,
+                                         pen=pg.mkPen("#e67e22", width=1.2,
+                                                      style=pg.QtCore.Qt.PenStyle.DashLine),
+                                         label="best", labelOpts={"position": 0.9,
+                                                                  "color": "#e67e22"})
+        self.best_line.setVisible(False)
+        self.plot.addItem(self.best_line, ignoreBounds=True)
         self.show_batches = QCheckBox("minibatches")
         self.show_batches.setChecked(True)
         self.show_terms = QCheckBox("terms")
@@ -76,11 +87,17 @@ class LossView(QWidget):
         self.epochs: list[int] = []
         self.epoch_loss: list[float] = []
         self.terms: dict[str, list[float]] = {}
+        self.validation: dict[int, float] = {}   # epoch -> validation loss
+        self.best_epoch = 0                      # 0: none
         self._dirty = True
         for c in self._term_curves.values():
             self.plot.removeItem(c)
             self.plot.getPlotItem().legend.removeItem(c)
         self._term_curves.clear()
+        if self.validation_curve is not None:
+            self.plot.removeItem(self.validation_curve)
+            self.plot.getPlotItem().legend.removeItem(self.validation_curve)
+            self.validation_curve = None
         self.refresh()
         self.summary.setText("no run yet")
 
@@ -95,6 +112,10 @@ class LossView(QWidget):
                 return  # already known (e.g. from a resumed history)
             self.epochs.append(int(ev.epoch))
             self.epoch_loss.append(float(ev.loss))
+            val = getattr(ev, "validation", None)   # the held-out data's loss (NaN: none)
+            if val is not None and np.isfinite(val):
+                self.validation[int(ev.epoch)] = float(val)
+                self.best_epoch = min(self.validation, key=self.validation.get)
             for name, v in (ev.terms or {}).items():
                 col = self.terms.setdefault(name, [np.nan] * (len(self.epochs) - 1))
                 col.append(float(v))
@@ -104,9 +125,12 @@ class LossView(QWidget):
             self._dirty = True
 
     def set_history(self, history: list[dict], batch_losses: list[float] | None = None,
-                    n_batches: int | None = None) -> None:
-        """Replace everything by a run's history (a resumed run or a result file)."""
+                    n_batches: int | None = None, best_epoch: int = 0) -> None:
+        """Replace everything by a run's history (a resumed run or a result file);
+        ``best_epoch``: the epoch of the lowest validation loss as the run recorded it (0: the
+        lowest of the records' ``"validation"`` values, if any)."""
         self.clear()
+        self.set_validation(history, best_epoch)
         for rec in history:
             self.epochs.append(int(rec["epoch"]))
             self.epoch_loss.append(float(rec["loss"]))
@@ -122,6 +146,17 @@ class LossView(QWidget):
             self.batch_loss = [float(v) for v in batch_losses]
         self._dirty = True
         self.refresh()
+
+    def set_validation(self, history: list[dict], best_epoch: int = 0) -> None:
+        """The validation losses of a history's records (``"validation"``, where present) and
+        the best epoch (``best_epoch``, else the one of the lowest validation loss)."""
+        vals = {int(r["epoch"]): float(r["validation"]) for r in history
+                if r.get("validation") is not None and np.isfinite(r["validation"])}
+        if not best_epoch and vals:
+            best_epoch = min(vals, key=vals.get)
+        if vals != self.validation or best_epoch != self.best_epoch:
+            self.validation, self.best_epoch = vals, int(best_epoch)
+            self._dirty = True
 
     def has_data(self) -> bool:
         return bool(self.batch_loss or self.epoch_loss)
@@ -146,13 +181,32 @@ class LossView(QWidget):
                     curve = self.plot.plot([], [], pen=pen, name=name)
                     self._term_curves[name] = curve
                 curve.setData(np.asarray(self.epochs, float), _positive(values), connect="finite")
+        self._draw_validation()
         self._apply_visibility()
         if self.epoch_loss:
             first, last = self.epoch_loss[0], self.epoch_loss[-1]
             change = f" ({last / first:.3g} \u00d7 epoch 1)" if first > 0 else ""
-            self.summary.setText(f"epoch {self.epochs[-1]}: loss {last:.4g}{change}")
+            text = f"epoch {self.epochs[-1]}: loss {last:.4g}{change}"
+            if self.validation:
+                text += f"; validation {self.validation[max(self.validation)]:.4g}"
+            if self.best_epoch:
+                text += f"; best epoch {self.best_epoch}"
+            self.summary.setText(text)
         elif self.batch_loss:
             self.summary.setText(f"minibatch loss {self.batch_loss[-1]:.4g}")
+
+    def _draw_validation(self) -> None:
+        if self.validation and self.validation_curve is None:
+            self.validation_curve = self.plot.plot(
+                [], [], pen=pg.mkPen("#e67e22", width=2), symbol="s", symbolSize=5,
+                symbolBrush="#e67e22", symbolPen=None, name="validation (held-out frames)")
+        if self.validation_curve is not None:
+            x = np.asarray(self.epochs, float)
+            y = [self.validation.get(int(e), np.nan) for e in self.epochs]
+            self.validation_curve.setData(x, _positive(y), connect="finite")
+        self.best_line.setVisible(self.best_epoch > 0)
+        if self.best_epoch:
+            self.best_line.setValue(self.best_epoch)
 
     def _apply_visibility(self) -> None:
         self._batch_curve.setVisible(self.show_batches.isChecked())

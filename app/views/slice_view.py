@@ -9,7 +9,6 @@ Phase and amplitude are those of one slice's transmission ``T = exp(-k dz (beta 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,15 +16,16 @@ from PyQt6.QtCore import QRectF, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QSpinBox,
                              QVBoxLayout, QWidget)
 
-from slicewise.engine.physics.constants import HC_EV_M
+from slicewise.engine.physics.optics import wavenumber
 
-from .common import (colormap, colormap_combo, format_length, image_plot, length_unit,
-                     robust_levels, set_scaled_axis)
+from .common import (SYMBOLS, colormap, colormap_combo, format_length, image_plot,
+                     length_unit, robust_levels, set_scaled_axis)
+from .measure import MeasureTool, ScaleBar, fit_scale_bar, mode_combo
 
 QUANTITIES = {"delta": "\u03b4 (refractive decrement)", "beta": "\u03b2 (absorption index)",
               "phase": "phase of one slice (rad)", "amplitude": "amplitude |T| of one slice"}
 # colour bar labels: short, the unit in brackets where there is one
-_BAR_LABELS = {"delta": "\u03b4", "beta": "\u03b2", "phase": "phase [rad]", "amplitude": "|T|"}
+_BAR_LABELS = SYMBOLS
 # view along -> (volume axes shown vertically, horizontally), names of those axes
 _CUTS = {"z": ((1, 2), ("y", "x")), "y": ((0, 2), ("z", "x")), "x": ((1, 0), ("y", "z"))}
 
@@ -49,6 +49,7 @@ class SliceView(QWidget):
         lay.addLayout(top)
         lay.addLayout(nav)
         lay.addWidget(self.glw, 1)
+        lay.addWidget(self.tool.panel)
         lay.addWidget(self.cursor)
 
         self._connect()
@@ -77,8 +78,9 @@ class SliceView(QWidget):
         self.auto.setToolTip("rescale the colour bar to every new image (0.5-99.5 percentile); "
                              "untick, or drag the colour bar, to keep fixed levels")
 
+        self.measure = mode_combo()
         top = QHBoxLayout()
-        for w in (self.quantity, self.axis, self.cmap, self.auto):
+        for w in (self.quantity, self.axis, self.cmap, self.auto, self.measure):
             top.addWidget(w)
         top.addStretch(1)
         nav = QHBoxLayout()
@@ -100,6 +102,9 @@ class SliceView(QWidget):
         self.glw.addItem(self.cbar, 0, 1)
         self.cursor = QLabel(" ")
         self.cursor.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.scale_bar = ScaleBar(self.plot)
+        self.tool = MeasureTool(self.plot, {"slice": self.img}, lambda: (self._unit, 1.0),
+                                lambda: _BAR_LABELS[self.quantity.currentData()])
 
     def _connect(self) -> None:
         self.quantity.currentIndexChanged.connect(self._on_quantity)
@@ -112,6 +117,8 @@ class SliceView(QWidget):
         self.auto.toggled.connect(lambda on: on and self._redraw())
         self.cbar.sigLevelsChangeFinished.connect(self._user_levels)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+        self.measure.currentIndexChanged.connect(
+            lambda: self.tool.set_mode(self.measure.currentData()))
 
     # ---- data --------------------------------------------------------------------------------
     def set_volume(self, delta=None, beta=None, obj=None, *, pixel_size_m: float,
@@ -144,6 +151,16 @@ class SliceView(QWidget):
         """The 2D array on screen (tests, export)."""
         return self._image
 
+    def image_pixel_m(self) -> tuple[float, float]:
+        """(vertical, horizontal) size of a pixel of :meth:`image`, metres."""
+        (rows, cols), _ = _CUTS[self.axis.currentData()]
+        size = {0: self._dz_m, 1: self._px_m, 2: self._px_m}
+        return size[rows], size[cols]
+
+    def describe(self) -> str:
+        """What is on screen, for file names and titles ("delta_z12")."""
+        return f"{self.quantity.currentData()}_{self.axis.currentData()}{self.slider.value() + 1}"
+
     def _shape(self):
         for a in (self._delta, self._beta, self._object):
             if a is not None:
@@ -166,7 +183,7 @@ class SliceView(QWidget):
     def _k_dz(self) -> float | None:
         if not self._energy_ev:
             return None
-        return 2 * math.pi * self._energy_ev / HC_EV_M * self._dz_m
+        return wavenumber(self._energy_ev) * self._dz_m
 
     def _cut(self, vol: np.ndarray) -> np.ndarray:
         i = min(self.slider.value(), vol.shape[self.current_axis_index()] - 1)
@@ -231,6 +248,7 @@ class SliceView(QWidget):
         self.img.setRect(QRectF(0, 0, w_u, h_u))
         if new_extent:
             self.plot.autoRange()
+        fit_scale_bar(self.scale_bar, w_u, self._unit)
         set_scaled_axis(self.cbar.axis, _BAR_LABELS[q], *levels)
         self.plot.getAxis("bottom").setLabel(f"{hname} ({self._unit})")
         self.plot.getAxis("left").setLabel(f"{vname} ({self._unit})")
@@ -242,6 +260,7 @@ class SliceView(QWidget):
         self.plot.setTitle(f"{_BAR_LABELS[q].split(' [')[0]}, slice {i + 1}/"
                            f"{self._shape()[self.current_axis_index()]} along {axis}{ep}")
         self.plot.setToolTip(QUANTITIES[q])
+        self.tool.refresh()
         self.updates += 1
 
     # ---- controls ----------------------------------------------------------------------------

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import to_host
 from ..errors import DataFileError
 from ..geometry import Geometry
+from .atomic import atomic_write
 from .datafile import Dataset
 from .frames import FrameConversion, H5Source, LazyTruth
 from .hdf5 import compression_kwargs, h5py_module, open_h5
@@ -193,8 +195,6 @@ def write_adorym(path, intensities, geometry: Geometry, *, probe=None, truth=Non
         ``quantity`` on ``exchange/data``.
     compression: None, ``"gzip"``, ``"blosc"``, ``"lz4"`` or an h5py keyword dict.
     """
-    from ..backend import to_host  # noqa: PLC0415
-    from .atomic import atomic_write  # noqa: PLC0415
 
     far = _check_write_args(geometry, quantity)
     data = np.asarray(to_host(intensities), dtype=np.float64)
@@ -237,7 +237,6 @@ def _check_write_args(g: Geometry, quantity: str) -> bool:
 
 def _write_metadata(m, g: Geometry, probe) -> None:
     """Adorym's ``metadata`` group (cm, radians) from a geometry; ``m`` is the open group."""
-    from ..backend import to_host  # noqa: PLC0415
 
     m["energy_ev"] = float(g.energy_ev)
     m["psize_cm"] = float(g.pixel_size_m) / CM

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from .hdf5 import h5py_module
+from ..errors import ConfigError, DataFileError
+from .hdf5 import open_h5
 
 #: Suffixes read as HDF5 by :func:`load_array`.
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -39,11 +39,14 @@ def is_array_file(name: str) -> bool:
     return str(name).lower().endswith((".npy",) + HDF5_SUFFIXES)
 
 
-def load_array(path: str | os.PathLike, field: str, h5_names: tuple[str, ...]) -> np.ndarray:
+def load_array(path: str | os.PathLike, field: str, h5_names: tuple[str, ...], *,
+               allow_external: bool = False) -> np.ndarray:
     """The array in ``path``: a ``.npy`` file, or the first of ``h5_names`` in an HDF5 file.
 
     ``field`` is the configuration field that named the file; every failure is a
-    :class:`ConfigError` that starts with it and says what the file should hold.
+    :class:`ConfigError` that starts with it and says what the file should hold. An HDF5 file
+    that would make HDF5 read other files is refused unless ``allow_external``
+    (``data.allow_external_links``, the rule for every file a run reads).
     """
     path = Path(path)
     want = f"a .npy array or an HDF5 file with one of the datasets {', '.join(h5_names)}"
@@ -52,10 +55,10 @@ def load_array(path: str | os.PathLike, field: str, h5_names: tuple[str, ...]) -
             return np.asarray(np.load(path, allow_pickle=False))
         if path.suffix.lower() not in HDF5_SUFFIXES:
             raise ValueError(f"unknown file type {path.suffix!r}")
-        with h5py_module().File(path, "r") as f:
+        with open_h5(path, allow_external=allow_external) as f:
             for name in h5_names:
                 if name in f:
                     return np.asarray(f[name][()])
         raise KeyError(f"none of {', '.join(h5_names)} in the file")
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, DataFileError) as exc:
         raise ConfigError(f"{field}: cannot read an array from {path} ({want}): {exc}") from None

@@ -6,7 +6,7 @@ Adorym stores magnitudes as float32 (``sqrt`` of the counts, times the unnormali
 is Poisson -- which the Poisson likelihood uses and the amplitude loss does not: in a weak far-field
 pattern most pixels hold 0 or 1 photon, where the amplitude loss is biased towards a dimmer model.
 The run log and ``slicewise info`` say so; the default stays the amplitude loss (see
-:func:`..recon.measured.choose_loss`).
+:func:`..recon.setup.measured.decide_loss`).
 """
 
 from __future__ import annotations

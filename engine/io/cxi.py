@@ -31,9 +31,12 @@ the smallest is 0. Units attributes (``units`` = m, mm, um, nm, J, eV, keV, A) a
 present; unlabelled values are read in CXI's SI units (an energy that is obviously in eV or keV is
 recognised and logged).
 
-The modality is decided from the frames: far-field diffraction concentrates the counts in a few
-pixels around the direct beam (the mean frame's peak over its median is > 500, or the median is
-0), near-field (holographic) frames are spread. Pass ``modality=`` to override.
+Near or far field: the user's statements decide (``statements``, :mod:`.field`: ``data.field``,
+``model.kind``, ``data.source_to_sample_m``); otherwise a guess from the frames and the geometry
+(:mod:`.field_guess`) does, and the dataset's ``meta["field"]`` says which. Far-field frames are
+stored centred in CXI, but some writers keep the direct beam in the corners (FFT order):
+``data.farfield_order`` states it, ``auto`` detects it (and says so in the log and
+``meta["farfield_order"]``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ import numpy as np
 
 from ..errors import DataFileError
 from ..geometry import Geometry
-from ..physics.constants import HC_EV_M
+from ..physics.constants import energy_ev as energy_from_wavelength
+from ..physics.constants import wavelength_m
+from .atomic import atomic_write
 from .datafile import Dataset
+from .field import DataStatements, decide_field, decide_order
+from .field_guess import clean_mean_frame, guess_field, hot_pixels, scan_sample
 from .frames import FrameConversion, LazyH5File, check_raw, refuse_complex
 from .hdf5 import compression_kwargs, h5py_module, open_h5
 
@@ -53,7 +60,6 @@ log = logging.getLogger(__name__)
 
 EV_J = 1.602176634e-19               # joules per electronvolt
 CXI_SIGNAL_BIT = 0x1000              # CXI mask bit "pixel has signal above background": not bad
-FARFIELD_PEAK_RATIO = 500.0          # mean-frame max/median above this: a diffraction pattern
 _LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "um": 1e-6, "micron": 1e-6,
                  "µm": 1e-6, "nm": 1e-9, "a": 1e-10, "angstrom": 1e-10, "cm": 1e-2}
 _ENERGY_UNITS_EV = {"j": 1.0 / EV_J, "joule": 1.0 / EV_J, "ev": 1.0, "kev": 1e3}
@@ -118,7 +124,7 @@ def _energy_ev(src) -> tuple[float, str]:
         if lam > 1e-6:  # a wavelength in nm or A without a unit attribute
             raise DataFileError(f"{src.name}/wavelength = {lam!r} m is not an X-ray wavelength; "
                                 "give it in metres (CXI) or add a units attribute")
-        return HC_EV_M / lam, f"{src.name}/wavelength"
+        return energy_from_wavelength(lam), f"{src.name}/wavelength"
     raise DataFileError(f"{src.name}: neither energy (J) nor wavelength (m) is given; the photon "
                         "energy is needed (or set data.energy_ev)")
 
@@ -264,8 +270,13 @@ class CxiSource(LazyH5File):
         s_u, s_inv = np.unique(s_idx, return_inverse=True)
         dset = self._dataset()
         refuse_complex(dset.dtype, self.name)
-        if len(s_u) and s_u[-1] - s_u[0] + 1 == len(s_u):
+        span = int(s_u[-1] - s_u[0] + 1) if len(s_u) else 0
+        if len(s_u) and span == len(s_u):
             raw = np.asarray(dset[int(s_u[0]):int(s_u[-1]) + 1], dtype=np.float32)
+        elif len(s_u) and span <= 4 * len(s_u):
+            # h5py's list selection is slow (per-element); a slice read and a take is not, for
+            # spread indices such as every other frame (a split half)
+            raw = np.asarray(dset[int(s_u[0]):int(s_u[-1]) + 1][s_u - s_u[0]], dtype=np.float32)
         else:
             raw = np.asarray(dset[s_u.tolist()], dtype=np.float32)
         if self.bad is not None:
@@ -275,14 +286,6 @@ class CxiSource(LazyH5File):
             check_raw(raw, self.name, "", lambda i: f"{int(s_u[i])}")
         out = raw[s_inv.ravel()][None].repeat(len(a_idx), axis=0)
         return self.conversion.to_model(out)
-
-
-def _decide_modality(mean_frame: np.ndarray) -> str:
-    med = float(np.median(mean_frame))
-    peak = float(mean_frame.max())
-    if med <= 0 or peak / med > FARFIELD_PEAK_RATIO:
-        return "farfield"
-    return "nearfield"
 
 
 def _detector_geometry(det) -> dict:
@@ -349,7 +352,8 @@ def flagged_pixels(raw: np.ndarray, dtype) -> np.ndarray:
     raw: ``(k, fy, fx)`` frames as stored (not clipped). Detectors without a written mask mark dead
     or saturated pixels in the data: the integer type's maximum (2^32-1, 65535, 2^31-1 ...) or a
     negative value (-1, -2) in any frame, or 0 in every frame where the neighbourhood holds > 50
-    counts (a dead pixel; Poisson P(0 | 50) ~ 1e-22).
+    counts (a dead pixel; Poisson P(0 | 50) ~ 1e-22). Hot pixels (far brighter than all their
+    neighbours in most frames, :func:`~.field_guess.hot_pixels`) are bad too.
     """
     raw = np.asarray(raw)
     bad = np.zeros(raw.shape[1:], bool)
@@ -361,55 +365,71 @@ def flagged_pixels(raw: np.ndarray, dtype) -> np.ndarray:
     neigh = np.median(np.stack([pad[1 + dy:1 + dy + clean.shape[0], 1 + dx:1 + dx + clean.shape[1]]
                                 for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]), axis=0)
     bad |= np.all(raw == 0, axis=0) & (neigh > 50)
+    bad |= hot_pixels(raw, ~bad)
     return bad
 
 
-def _flags_in_frames(path: str, g: dict) -> np.ndarray:
-    n = g["shape"][0]
-    idx = np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)).tolist()
+def _sample_indices(n: int, trans) -> tuple[np.ndarray, list]:
+    """Frames a look at the data reads: neighbours across the scan (for the field guess's
+    translation cue) or 16 frames spread over the file; and the neighbour pairs among them."""
+    if trans is not None and n > 4:
+        return scan_sample(trans)
+    return np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)), []
+
+
+def _flags_in_frames(path: str, g: dict, idx: np.ndarray) -> np.ndarray:
     with open_h5(path) as f:
-        raw = np.asarray(f[g["frames"]][idx])
+        raw = np.asarray(f[g["frames"]][idx.tolist()])
     return flagged_pixels(raw, g["dtype"])
 
 
-def read_cxi(path, modality: str | None = None) -> Dataset:
-    """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions)."""
-    path = str(path)
-    g = _read_layout(path)
-    n, fy, fx = g["shape"]
+def _bad_pixels(path: str, g: dict, idx) -> tuple:
+    """Detector weights (1 = use; the file's mask and the pixels flagged in the frames) and the
+    bad-pixel map, or ``(None, None)`` when every pixel is good."""
+    fy, fx = g["shape"][1:]
     weights = g["weights"]
-    flagged = _flags_in_frames(path, g)
+    flagged = _flags_in_frames(path, g, idx)
     if weights is not None:
         flagged &= weights != 0
     if flagged.any():
         log.warning("%s: %d pixel(s) flagged in the frames themselves (the type's maximum, "
-                    "negative, or 0 in every frame among bright neighbours) and not in %s: "
+                    "negative, 0 in every frame among bright neighbours, or hot) and not in %s: "
                     "treated as bad pixels", g["frames"], int(flagged.sum()),
                     g["mask_from"] or "a mask (the file has none)")
         weights = (np.ones((fy, fx), np.float32) if weights is None else weights.copy())
         weights[flagged] = 0
         g["mask_from"] = (g["mask_from"] + " + " if g["mask_from"] else "") + \
             f"{int(flagged.sum())} pixel(s) flagged in the frames"
-    bad = None if weights is None else weights == 0
-    source = CxiSource(path, g["frames"], g["shape"], bad)
-    sample = source.read(np.zeros(1, int), np.unique(np.linspace(0, n - 1, min(n, 16)).astype(int)))
-    mean_frame = sample[0].mean(axis=0)
-    if bad is not None:
-        mean_frame = np.where(bad, np.median(mean_frame[~bad]), mean_frame)
-    ratio = mean_frame.max() / max(np.median(mean_frame), 1e-30)
-    modality_from = "argument" if modality else f"frames (mean-frame peak/median {ratio:.3g})"
-    modality = modality or _decide_modality(mean_frame)
-    scale = 1.0
-    if modality == "farfield":
-        # object pixel lambda z / (N p); the frames' centre is the direct beam (CXI stores
-        # diffraction patterns centred)
-        source.conversion = FrameConversion(centered=True)
-        weights = None if weights is None else np.fft.ifftshift(weights)
-        scale = HC_EV_M / g["energy_ev"] * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
+    return weights, (None if weights is None else weights == 0)
+
+
+def read_cxi(path, statements: DataStatements | None = None) -> Dataset:
+    """Open a CXI file as a :class:`Dataset` (see the module docstring for the conventions);
+    ``statements``: what the user stated about the field and the far-field order."""
+    path = str(path)
+    g = _read_layout(path)
+    n, fy, fx = g["shape"]
     trans = g["trans"]
     if trans is None and n > 1:
         raise DataFileError(f"{path}: {n} frames but no sample translations "
                             f"({g['entry']}/sample_1/geometry_1/translation, m)")
+    idx, pairs = _sample_indices(n, trans)
+    weights, bad = _bad_pixels(path, g, idx)
+    source = CxiSource(path, g["frames"], g["shape"], bad)
+    look = source.read(np.zeros(1, int), idx)[0]          # raw (bad pixels 0), not re-ordered
+    good = None if bad is None else ~bad
+    decision = decide_field(statements, lambda: guess_field(
+        look, good, energy_ev=g["energy_ev"], distance_m=g["distance"], pixel_m=g["pixel"],
+        translations_m=None if trans is None else trans[idx], pairs=pairs))
+    log.info("%s: %s", path, decision.describe())
+    modality, scale, order, fft = decision.modality, 1.0, None, None
+    if modality == "farfield":
+        fft, order = decide_order(statements, clean_mean_frame(look, good)[0], path)
+        source.conversion = FrameConversion(centered=not fft)
+        if weights is not None and not fft:
+            weights = np.fft.ifftshift(weights)
+        # object pixel lambda z / (N p)
+        scale = wavelength_m(g["energy_ev"]) * g["distance"] / (max(fy, fx) * g["pixel"]) / g["pixel"]
     positions = None if trans is None else positions_from_translations(trans, g["basis"], scale)
     meta = {"layout": "cxi", "frames_dataset": g["frames"], "frames_dtype": str(g["dtype"]),
             "integer_counts": bool(np.issubdtype(g["dtype"], np.integer)),
@@ -417,7 +437,7 @@ def read_cxi(path, modality: str | None = None) -> Dataset:
             "energy_from": g["energy_from"], "basis_from": g["basis_from"],
             "translations_from": g["trans_from"], "mask_from": g["mask_from"],
             "n_bad_pixels": 0 if bad is None else int(bad.sum()), "probe_from": g["probe_from"],
-            "modality_from": modality_from}
+            "field": decision.as_meta(), "farfield_order": order, "farfield_fft": fft}
     if trans is not None:
         meta["scan_range_m"] = (float(np.ptp(trans[:, 0])), float(np.ptp(trans[:, 1])))
     det = g["det"]
@@ -425,7 +445,7 @@ def read_cxi(path, modality: str | None = None) -> Dataset:
               "distances_m": f"{det}/distance", "positions_px": g["trans_from"] or "translation",
               "probe": g["probe_from"] or "probe", "mask": g["mask_from"] or "mask",
               "slice_thickness_m": f"{det}/x_pixel_size", "angles_rad": "(one angle)",
-              "modality": "frames", "object_shape_yx": "translations"}
+              "modality": decision.describe(), "object_shape_yx": "translations"}
     geometry = Geometry(modality=modality, energy_ev=g["energy_ev"],
                         pixel_size_m=g["pixel"] * scale, positions_px=positions,
                         distances_m=[g["distance"]] if modality == "nearfield" else None)
@@ -444,7 +464,6 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
     slow = (0, -p, 0), fast = (-p, 0, 0)). ``data_link``: ``entry_1/data_1/data`` is a soft link
     to the detector data, as CXI writers do.
     """
-    from .atomic import atomic_write  # noqa: PLC0415
 
     h5py = h5py_module()
     frames = np.asarray(frames)
@@ -467,7 +486,7 @@ def write_cxi(path, frames, *, energy_ev: float, distance_m: float, pixel_size_m
                 det["mask"] = np.asarray(mask).astype(np.uint32)
             src = inst.create_group("source_1")
             src["energy"] = float(energy_ev) * EV_J
-            src["wavelength"] = HC_EV_M / float(energy_ev)
+            src["wavelength"] = wavelength_m(energy_ev)
             if probe is not None:
                 src["illumination"] = np.asarray(probe, np.complex64)
             if translations_m is not None:

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from ..backend import to_host
 from ..errors import DataFileError
 from ..geometry import (
     ENERGY_RANGE_EV,
@@ -28,8 +29,7 @@ from ..geometry import (
     Geometry,
     is_tomography,
 )
-from ..physics.constants import HC_EV_M
-from .frames import ArraySource, FrameConversion, check_raw, refuse_complex
+from .frames import ArraySource, FrameConversion, SubsetSource, check_raw, refuse_complex
 
 MAX_ABS_POSITION_PX = 1e6           # beyond this, positions are surely in the wrong unit
 
@@ -47,7 +47,8 @@ class Dataset:
 
     Attributes
     ----------
-    geometry: the checked :class:`~..geometry.Geometry`; its fields are also attributes:
+    geometry: the checked :class:`~..geometry.Geometry`; its fields are also read-only attributes
+    (properties reading it):
     modality: ``"farfield"`` (ptychography / CDI) or ``"nearfield"`` (holography).
     energy_ev: photon energy, eV.  pixel_size_m: object/detector-plane pixel, m.
     slice_thickness_m: multislice slice thickness, m (default: the pixel size, cubic voxels).
@@ -65,12 +66,9 @@ class Dataset:
     def __init__(self, source, geometry: Geometry, *, probe=None, mask=None, source_path=None,
                  truth=None, meta=None, labels=None, n_sample_frames: int = 4):
         g = geometry
-        modality, energy_ev, pixel_size_m = g.modality, g.energy_ev, g.pixel_size_m
-        angles_rad, positions_px, distances_m = g.angles_rad, g.positions_px, g.distances_m
-        slice_thickness_m, object_shape_yx = g.slice_thickness_m, g.object_shape_yx
         self._source = source
-        self._labels = {**DEFAULT_LABELS, **(labels or {})}
-        lab = self._labels
+        self.labels = {**DEFAULT_LABELS, **(labels or {})}   # geometry field -> the file's name
+        lab = self.labels
         shape = tuple(source.shape)
         if len(shape) != 4 or min(shape) < 1:
             raise DataFileError(f"{source.label}: frames must have shape (n_angles, n_spots, fy, fx) "
@@ -78,50 +76,76 @@ class Dataset:
         n_a, n_s = shape[0], shape[1]
         self.frame_shape = (int(shape[2]), int(shape[3]))
 
-        if modality not in MODALITIES:
-            raise DataFileError(f"{lab['modality']}: modality must be one of {MODALITIES}, got {modality!r}")
-        self.modality = modality
-        self.energy_ev = _ranged(energy_ev, ENERGY_RANGE_EV, lab["energy_ev"], "photon energy", "eV")
-        self.pixel_size_m = _ranged(pixel_size_m, PIXEL_RANGE_M, lab["pixel_size_m"], "pixel size", "m")
-        self.slice_thickness_m = (self.pixel_size_m if slice_thickness_m is None else
-                                  _ranged(slice_thickness_m, PIXEL_RANGE_M,
-                                          lab["slice_thickness_m"], "slice thickness", "m"))
-
-        if angles_rad is None:
-            if n_a != 1:
-                raise DataFileError(f"{lab['angles_rad']} is missing: {n_a} rotation angles "
-                                    "(first axis of the frames) need one angle each, in radians")
-            angles_rad = [0.0]
-        self.angles_rad = _vector(angles_rad, lab["angles_rad"], "rotation angles (rad)")
-        if len(self.angles_rad) != n_a:
-            raise DataFileError(f"{lab['angles_rad']}: {len(self.angles_rad)} angles, but the frames "
-                                f"have n_angles = {n_a} (first axis); expected shape ({n_a},)")
-
-        self.distances_m = self._check_distances(distances_m, n_s)
+        if g.modality not in MODALITIES:
+            raise DataFileError(f"{lab['modality']}: modality must be one of {MODALITIES}, got "
+                                f"{g.modality!r}")
+        pixel = _ranged(g.pixel_size_m, PIXEL_RANGE_M, lab["pixel_size_m"], "pixel size", "m")
+        # the checked geometry, completed field by field below (the checks read earlier fields)
+        self.geometry = Geometry(
+            g.modality, _ranged(g.energy_ev, ENERGY_RANGE_EV, lab["energy_ev"], "photon energy",
+                                "eV"), pixel,
+            slice_thickness_m=(pixel if g.slice_thickness_m is None else
+                               _ranged(g.slice_thickness_m, PIXEL_RANGE_M,
+                                       lab["slice_thickness_m"], "slice thickness", "m")),
+            angles_rad=self._check_angles(g.angles_rad, n_a),
+            object_shape_yx=self._check_object_shape(g.object_shape_yx))
+        self.geometry = self.geometry.replace(distances_m=self._check_distances(g.distances_m, n_s))
         self.n_tiles = n_s // self.n_distances
-
-        self._object_shape_yx = None
-        if object_shape_yx is not None:
-            osh = np.asarray(object_shape_yx)
-            if osh.shape != (2,) or np.any(osh < 1) or np.any(osh != np.round(osh)):
-                raise DataFileError(f"{lab['object_shape_yx']}: expected two positive integers "
-                                    f"(ny, nx), got {object_shape_yx!r}")
-            self._object_shape_yx = (int(osh[0]), int(osh[1]))
-        self.positions_px = self._check_positions(positions_px, n_s)
+        self.geometry = self.geometry.replace(positions_px=self._check_positions(g.positions_px, n_s))
         self.probe = self._check_probe(probe)
         self.mask = self._check_mask(mask)
 
         self.source_path = None if source_path is None else str(source_path)
         self.truth = {} if truth is None else truth
         self.meta = dict(meta or {})
-        self.geometry = Geometry(modality, self.energy_ev, self.pixel_size_m, self.angles_rad,
-                                 self.positions_px, self.distances_m, self.slice_thickness_m,
-                                 self._object_shape_yx)
         self._check_sample(n_sample_frames)
 
+    # the geometry's fields, read from the one checked Geometry (not copies of it)
+    modality = property(lambda self: self.geometry.modality,
+                        doc='``"farfield"`` (ptychography / CDI) or ``"nearfield"`` (holography)')
+    energy_ev = property(lambda self: self.geometry.energy_ev, doc="photon energy, eV")
+    pixel_size_m = property(lambda self: self.geometry.pixel_size_m, doc="pixel size, m")
+    slice_thickness_m = property(lambda self: self.geometry.slice_thickness_m,
+                                 doc="multislice slice thickness, m")
+    angles_rad = property(lambda self: self.geometry.angles_rad,
+                          doc="float64 ``(n_angles,)`` rotation angles about y")
+    positions_px = property(lambda self: self.geometry.positions_px,
+                            doc="float64 ``(n_spots, 2)`` window corners ``(y, x)``, or None")
+    distances_m = property(lambda self: self.geometry.distances_m,
+                           doc="float64 ``(n_distances,)`` sample-detector distances, or None")
+    wavelength_m = property(lambda self: self.geometry.wavelength_m, doc="wavelength, m")
+
+    @property
+    def stated_object_shape_yx(self) -> tuple[int, int] | None:
+        """The object grid ``(ny, nx)`` as the file states it, or None (then inferred:
+        :attr:`object_shape_yx`)."""
+        return self.geometry.object_shape_yx
+
     # ---- validation helpers ----------------------------------------------------------------
+    def _check_angles(self, angles_rad, n_a) -> np.ndarray:
+        lab = self.labels["angles_rad"]
+        if angles_rad is None:
+            if n_a != 1:
+                raise DataFileError(f"{lab} is missing: {n_a} rotation angles (first axis of the "
+                                    "frames) need one angle each, in radians")
+            angles_rad = [0.0]
+        angles = _vector(angles_rad, lab, "rotation angles (rad)")
+        if len(angles) != n_a:
+            raise DataFileError(f"{lab}: {len(angles)} angles, but the frames have n_angles = {n_a} "
+                                f"(first axis); expected shape ({n_a},)")
+        return angles
+
+    def _check_object_shape(self, object_shape_yx) -> tuple[int, int] | None:
+        if object_shape_yx is None:
+            return None
+        osh = np.asarray(object_shape_yx)
+        if osh.shape != (2,) or np.any(osh < 1) or np.any(osh != np.round(osh)):
+            raise DataFileError(f"{self.labels['object_shape_yx']}: expected two positive integers "
+                                f"(ny, nx), got {object_shape_yx!r}")
+        return (int(osh[0]), int(osh[1]))
+
     def _check_distances(self, distances_m, n_s):
-        lab = self._labels["distances_m"]
+        lab = self.labels["distances_m"]
         if self.modality == "farfield":
             if distances_m is not None:
                 raise DataFileError(f"{lab}: far-field data take no propagation distances (give "
@@ -139,7 +163,7 @@ class Dataset:
         return d
 
     def _check_positions(self, positions_px, n_s):
-        lab = self._labels["positions_px"]
+        lab = self.labels["positions_px"]
         if positions_px is None:
             if (self.modality == "farfield" and n_s > 1) or self.n_tiles > 1:
                 raise DataFileError(f"{lab} is missing: {self.n_tiles} scan positions need "
@@ -160,20 +184,21 @@ class Dataset:
                                 f"(|value| < {MAX_ABS_POSITION_PX:g}); check the units")
         fy, fx = self.frame_shape
         bad = (p[:, 0] <= -fy) | (p[:, 1] <= -fx)
-        if self._object_shape_yx is not None:
-            bad |= (p[:, 0] >= self._object_shape_yx[0]) | (p[:, 1] >= self._object_shape_yx[1])
+        grid = self.stated_object_shape_yx
+        if grid is not None:
+            bad |= (p[:, 0] >= grid[0]) | (p[:, 1] >= grid[1])
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
             raise DataFileError(f"{lab}: position {i} (y, x) = {tuple(p[i].tolist())} puts the {fy}x{fx} "
                                 f"window entirely outside the object grid "
-                                f"{self._object_shape_yx or '(starting at 0, 0)'}; "
+                                f"{grid or '(starting at 0, 0)'}; "
                                 "positions are the top-left corner in object pixels")
         return p
 
     def _check_probe(self, probe):
         if probe is None:
             return None
-        lab = self._labels["probe"]
+        lab = self.labels["probe"]
         p = np.asarray(probe)
         if p.ndim == 2:
             p = p[None]
@@ -193,13 +218,13 @@ class Dataset:
             return None
         m = np.asarray(mask, dtype=np.float32)
         if m.shape != self.frame_shape:
-            raise DataFileError(f"{self._labels.get('mask', 'mask')}: detector mask shape {m.shape} "
+            raise DataFileError(f"{self.labels.get('mask', 'mask')}: detector mask shape {m.shape} "
                                 f"differs from the frame shape {self.frame_shape}")
         if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
-            raise DataFileError(f"{self._labels.get('mask', 'mask')}: detector weights must lie in "
+            raise DataFileError(f"{self.labels.get('mask', 'mask')}: detector weights must lie in "
                                 "[0, 1] (1 = use the pixel, 0 = ignore it)")
         if m.sum() <= 0:
-            raise DataFileError(f"{self._labels.get('mask', 'mask')}: the detector mask excludes "
+            raise DataFileError(f"{self.labels.get('mask', 'mask')}: the detector mask excludes "
                                 "every pixel")
         return m
 
@@ -210,9 +235,30 @@ class Dataset:
         conversion to the effective geometry."""
         geo = {k: changes.pop(k) for k in list(changes) if k in GEOMETRY_FIELDS}
         kwargs = dict(probe=self.probe, source_path=self.source_path, truth=self.truth,
-                      meta=self.meta, labels=self._labels, mask=self.mask)
+                      meta=self.meta, labels=self.labels, mask=self.mask)
         kwargs.update(changes)
         return Dataset(self._source, self.geometry.replace(**geo), **kwargs, n_sample_frames=0)
+
+    def subset(self, angles=None, spots=None, label: str = "") -> "Dataset":
+        """The frames of some ``angles`` and scan ``spots`` (index arrays; None = all), on the
+        same object grid (so that two subsets reconstruct on identical grids), for split-half
+        validation. Spots are scan positions of a one-distance data set; a data set with
+        several distances is split by angle only. ``label`` is kept in ``meta["subset"]``."""
+        a = np.arange(self.n_angles) if angles is None else np.asarray(angles, int)
+        s = np.arange(self.n_spots) if spots is None else np.asarray(spots, int)
+        if spots is not None and self.n_distances > 1:
+            raise DataFileError("a subset of spots of a data set with several distances would "
+                                "break the distance-major spot order; split by angle")
+        if len(a) == 0 or len(s) == 0:
+            raise DataFileError(f"{self.source_path or 'the data'}: an empty subset of frames")
+        geo = self.geometry.replace(
+            angles_rad=self.angles_rad[a],
+            positions_px=None if self.positions_px is None else self.positions_px[s],
+            object_shape_yx=self.object_shape_yx if self.positions_px is not None else None)
+        return Dataset(SubsetSource(self._source, a, s), geo, probe=self.probe, mask=self.mask,
+                       source_path=self.source_path, truth=self.truth,
+                       meta={**self.meta, "subset": label or f"{len(a)} angles x {len(s)} spots"},
+                       labels=self.labels, n_sample_frames=0)
 
     def _check_sample(self, n: int) -> None:
         """Read a few frames spread over the data (cheap) and check them."""
@@ -241,10 +287,6 @@ class Dataset:
         return (self.n_angles, self.n_spots, *self.frame_shape)
 
     @property
-    def wavelength_m(self) -> float:
-        return HC_EV_M / self.energy_ev
-
-    @property
     def conversion(self) -> FrameConversion:
         """How the stored frames are converted into model convention."""
         return self._source.conversion
@@ -259,8 +301,8 @@ class Dataset:
         ends as far inside the last window as the first window starts before 0. (Adorym's cone
         demo: corners -36..228, 72-px windows, 256 px: inferred 264, where the last window's edge
         gives 300 and a rotation axis 22 px off.) The object is padded with vacuum outside."""
-        if self._object_shape_yx is not None:
-            return self._object_shape_yx
+        if self.stated_object_shape_yx is not None:
+            return self.stated_object_shape_yx
         if self.positions_px is None:
             return tuple(self.frame_shape)
         pos = np.asarray(self.positions_px, float)
@@ -302,7 +344,6 @@ class Dataset:
         """In-memory data set; ``intensities`` float ``(n_angles, n_spots, fy, fx)`` in model
         convention (NumPy or CuPy), taken as described by ``geometry``. Same validation as files;
         all frames are checked."""
-        from ..backend import to_host  # noqa: PLC0415
 
         host = to_host(intensities)
         refuse_complex(np.asarray(host).dtype, "intensities")

@@ -30,8 +30,9 @@ import logging
 import numpy as np
 
 from ..errors import DataFileError
-from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
 from ..geometry import Geometry
+from .atomic import atomic_write
+from .cxi import _ENERGY_UNITS_EV, _LENGTH_UNITS, _units
 from .datafile import Dataset
 from .frames import FrameConversion, LazyH5File, check_raw, refuse_complex
 from .hdf5 import h5py_module, open_h5
@@ -182,7 +183,6 @@ def write_dxchange(path, projections, *, theta_deg, energy_kev: float, pixel_siz
                    distance_m: float, white=None, dark=None) -> None:
     """Write a minimal DXchange file (tests, simulations): projections as stored, theta in
     degrees, energy in keV, lengths in metres, each with a ``units`` attribute."""
-    from .atomic import atomic_write  # noqa: PLC0415
 
     h5py = h5py_module()
 

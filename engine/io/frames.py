@@ -55,8 +55,10 @@ class FrameConversion:
 
     def describe(self) -> str:
         parts = ["magnitudes" if self.quantity == "magnitude" else "intensities"]
-        if self.centered or self.fft_norm != "ortho":
-            parts.append("centred, unnormalised FFT" if self.centered else f"fft_norm={self.fft_norm}")
+        if self.centered:
+            parts.append("centred")
+        if self.fft_norm == "backward":
+            parts.append("unnormalised FFT")
         return ", ".join(parts)
 
 
@@ -105,10 +107,16 @@ def grid_names(a_idx, s_idx):
 
 
 def refuse_complex(dtype, label: str) -> None:
-    """Complex frames would lose their imaginary part when converted to intensities: refuse."""
-    if np.dtype(dtype).kind == "c":
+    """Refuse frames that are not real numbers: complex ones would lose their imaginary part when
+    converted to intensities; booleans are a mask or a thresholded image, not measurements."""
+    kind = np.dtype(dtype).kind
+    if kind == "c":
         raise DataFileError(f"{label}: frames are complex ({np.dtype(dtype)}); store measured "
                             "intensities or magnitudes (|field|) as real numbers")
+    if kind not in "iuf":
+        what = "booleans (a mask?)" if kind == "b" else f"not numbers ({np.dtype(dtype)})"
+        raise DataFileError(f"{label}: frames are {what}; store the measured intensities (or "
+                            "magnitudes) as integers or floating-point numbers")
 
 
 class ArraySource:
@@ -157,6 +165,24 @@ class LazyH5File:
         state = dict(self.__dict__)
         state["_file"], state["_pid"] = None, None
         return state
+
+
+class SubsetSource:
+    """Some angles and spots of another frame source (e.g. the odd scan positions, for a
+    split-half reconstruction); frames are read from ``parent`` on demand."""
+
+    def __init__(self, parent, angles: np.ndarray, spots: np.ndarray):
+        self.parent = parent
+        self.angles, self.spots = np.asarray(angles, int), np.asarray(spots, int)
+        self.shape = (len(self.angles), len(self.spots)) + tuple(parent.shape[2:])
+        self.label, self.conversion = parent.label, parent.conversion
+
+    def read(self, a_idx: np.ndarray, s_idx: np.ndarray, check: bool = True) -> np.ndarray:
+        return self.parent.read(self.angles[np.asarray(a_idx)], self.spots[np.asarray(s_idx)],
+                                check)
+
+    def close(self) -> None:
+        self.parent.close()
 
 
 class H5Source(LazyH5File):

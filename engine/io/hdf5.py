@@ -10,21 +10,33 @@ from ..errors import DataFileError
 
 def h5py_module():
     """Import h5py with the compression filters registered (Blosc, LZ4, Zstd, bitshuffle ...)."""
+    import h5py  # noqa: PLC0415 - deferred: `slicewise --help` and signal set-up come first
     import hdf5plugin  # noqa: F401, PLC0415 - registers the filters with HDF5 on import
-    import h5py  # noqa: PLC0415
 
     return h5py
 
 
-def open_h5(path):
-    """Open ``path`` read-only; :class:`DataFileError` when it is missing or not HDF5."""
+def open_h5(path, *, allow_external: bool | None = None):
+    """Open ``path`` read-only; :class:`DataFileError` when it is missing or not HDF5.
+
+    ``allow_external``: False refuses a file that would make HDF5 read other files
+    (:func:`refuse_external`), True allows it; None leaves the check to the caller (the data
+    readers, once :func:`~.readers.open_dataset` has checked the file with the user's setting).
+    """
     p = Path(path)
     if not p.is_file():
         raise DataFileError(f"{path}: no such data file")
     try:
-        return h5py_module().File(p, "r")
+        f = h5py_module().File(p, "r")
     except OSError as exc:
         raise DataFileError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if allow_external is not None:
+        try:
+            refuse_external(f, path, allow_external)
+        except BaseException:
+            f.close()
+            raise
+    return f
 
 
 def external_references(h5) -> list[str]:
@@ -54,7 +66,11 @@ def external_references(h5) -> list[str]:
 
 
 def refuse_external(h5, path, allow: bool) -> None:
-    """Refuse a file that would make Slicewise read other files, unless the user allows it."""
+    """Refuse a file that would make Slicewise read other files, unless the user allows it.
+
+    The one rule for every HDF5 file a run reads -- the data, ``init.object_path``, ``--resume``,
+    ``loss.mask_path``, ``init.probe_path``, ``constraints.support`` -- and for ``slicewise
+    info``: ``data.allow_external_links`` decides for all of them."""
     if allow:
         return
     found = external_references(h5)
@@ -63,6 +79,24 @@ def refuse_external(h5, path, allow: bool) -> None:
                                                       else "")
                             + "; links that leave the file are not followed: set "
                             "data.allow_external_links = true if you trust this file")
+
+
+def check_format_version(attrs, known: int, path, what: str) -> None:
+    """Refuse a file whose ``format_version`` attribute is not one this Slicewise reads: newer
+    (written by a later Slicewise) or not a positive integer. A file without one is version 1."""
+    raw = attrs.get("format_version", 1)
+    try:
+        version = int(raw)
+        valid = version == raw and version >= 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise DataFileError(f"{path}: format_version {raw!r} of this {what} is not a version "
+                            f"number; the files Slicewise writes have format_version {known}")
+    if version > known:
+        raise DataFileError(f"{path}: format_version {version} of this {what} is newer than this "
+                            f"Slicewise reads (up to {known}); update Slicewise "
+                            "(pip install -U slicewise)")
 
 
 def attr_text(attrs, key, default=None):
@@ -79,7 +113,7 @@ def compression_kwargs(compression) -> dict:
         return dict(compression)
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    import hdf5plugin  # noqa: PLC0415
+    import hdf5plugin  # noqa: PLC0415 - deferred like h5py_module's (the command line starts fast)
 
     if compression == "blosc":
         return dict(hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))

@@ -24,7 +24,9 @@ __all__ = ["object_grid_note"]
 
 def object_grid_note(ds) -> str | None:
     """A note for ``slicewise info`` and the run log when the unstated object grid matters."""
-    if getattr(ds, "_object_shape_yx", None) is not None or ds.positions_px is None:
+    if ds.stated_object_shape_yx is not None or ds.positions_px is None:
+        return None
+    if ds.meta.get("layout") == "cxi":  # CXI's translations imply no object grid to guess
         return None
     pos = np.asarray(ds.positions_px, float)
     lo = pos.min(axis=0)

@@ -3,12 +3,14 @@
 Result/checkpoint layout (``format = "slicewise-result"``, ``format_version = 1``)::
 
     /                     attrs: format, format_version, kind ("result" | "checkpoint"),
-                          version (software), epoch, date (ISO 8601 UTC)
+                          version (software), epoch, best_epoch (the epoch /params holds when
+                          the run kept its best validation state; 0 = the last), date (ISO 8601)
     /params/<name>        reconstructed parameters by ARCHITECTURE.md name: delta, beta (nz, ny, nx),
                           object (complex (nz, ny, nx)), probe (n_modes, py, px),
                           positions (n_pos, 2) px, distances (n_dist,) m
     /initial/<name>       starting values worth keeping, e.g. positions before refinement
-    /loss/<term>          float64 (n_epochs,) per loss term ("total", "data", "tv", ...)
+    /loss/<term>          float64 (n_epochs,) per loss term ("total", "data", "tv", ...) and
+                          "validation" (the held-out data's loss; NaN where not measured)
     /config               UTF-8 string dataset: the run's configuration as TOML text
     /optimizer/...        optimiser state: nested groups of arrays / scalars (optional)
     /extra/...            any other nested dict of arrays / scalars / strings (optional)
@@ -23,22 +25,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
+from .. import __version__
+from ..backend import to_host
 from ..errors import DataFileError
 from .atomic import atomic_write
-from .hdf5 import h5py_module, open_h5
+from .hdf5 import check_format_version, h5py_module, open_h5
 
 RESULT_FORMAT = "slicewise-result"
 RESULT_FORMAT_VERSION = 1
+#: Bytes a result file needs beyond its arrays (HDF5 structure, attributes, small datasets).
+FILE_OVERHEAD_BYTES = 2**20
 #: Files up to this size are built in memory and written with one plain write, so that a full
 #: disk is an ordinary error rather than a failure inside HDF5's close (seen to crash the process).
 IN_MEMORY_LIMIT_BYTES = 512 * 2**20
-
-
-def _host(a):
-    from ..backend import to_host  # noqa: PLC0415
-
-    return to_host(a)
 
 
 def _write_tree(group, tree: Mapping) -> None:
@@ -52,7 +53,7 @@ def _write_tree(group, tree: Mapping) -> None:
         elif value is None:
             continue
         else:
-            arr = np.asarray(_host(value))
+            arr = np.asarray(to_host(value))
             if arr.dtype.kind in "OU":
                 raise DataFileError(f"cannot store {group.name}/{key} of dtype {arr.dtype} in a "
                                     "result file; use numeric arrays or strings")
@@ -86,7 +87,7 @@ def _read_tree(group) -> dict:
 def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
                  config_toml: str = "", epoch: int = 0, initial: Mapping | None = None,
                  optimizer_state: Mapping | None = None, extra: Mapping | None = None,
-                 kind: str = "result") -> None:
+                 kind: str = "result", best_epoch: int = 0) -> None:
     """Write a result (or checkpoint) file atomically.
 
     Parameters
@@ -100,8 +101,9 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     optimizer_state: nested dict of arrays / scalars (e.g. Adam moments and step count).
     extra: anything else, nested dict of arrays / scalars / strings.
     kind: ``"result"`` or ``"checkpoint"``.
+    best_epoch: the epoch whose estimate ``params`` holds when it is not the last (the best
+        validation loss); 0 = the last epoch's, or no validation.
     """
-    from .. import __version__  # noqa: PLC0415
 
     if kind not in ("result", "checkpoint"):
         raise DataFileError(f"kind must be 'result' or 'checkpoint', got {kind!r}")
@@ -113,6 +115,7 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
         f.attrs["kind"] = kind
         f.attrs["version"] = __version__
         f.attrs["epoch"] = int(epoch)
+        f.attrs["best_epoch"] = int(best_epoch)
         f.attrs["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         _write_tree(f.create_group("params"), params)
         _write_tree(f.create_group("initial"), initial or {})
@@ -127,7 +130,7 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
 
     size = (_tree_nbytes(params) + _tree_nbytes(initial) + _tree_nbytes(optimizer_state)
             + _tree_nbytes(extra) + _tree_nbytes(dict(loss_history or {})) * 2 + len(config_toml)
-            + 2**20)
+            + FILE_OVERHEAD_BYTES)
 
     def writer(tmp):
         if size <= IN_MEMORY_LIMIT_BYTES:
@@ -144,20 +147,22 @@ def write_result(path, params: Mapping, *, loss_history: Mapping | None = None,
     atomic_write(path, writer, expected_bytes=size)
 
 
-def read_result(path) -> dict:
-    """Read a result/checkpoint file.
+def read_result(path, *, allow_external: bool = False) -> dict:
+    """Read a result/checkpoint file (refused when it would make HDF5 read other files, unless
+    ``allow_external``: :func:`~.hdf5.refuse_external`).
 
     Returns a dict with keys ``params``, ``initial``, ``loss`` (term -> float64 array),
-    ``config_toml``, ``epoch``, ``version``, ``kind``, ``date``, ``optimizer`` (dict, maybe
+    ``config_toml``, ``epoch``, ``best_epoch``, ``version``, ``kind``, ``date``, ``optimizer`` (dict, maybe
     empty), ``extra``. For convenience each parameter is also a top-level key
     (``res["delta"] is res["params"]["delta"]``) unless its name is one of those keys.
     """
-    with open_h5(path) as f:
+    with open_h5(path, allow_external=allow_external) as f:
         fmt = f.attrs.get("format", b"")
         fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
         if fmt != RESULT_FORMAT or "params" not in f:
             raise DataFileError(f"{path}: not a Slicewise result file (attribute format="
                                 f"{fmt!r}, expected {RESULT_FORMAT!r} and a /params group)")
+        check_format_version(f.attrs, RESULT_FORMAT_VERSION, path, "result file")
         cfg = f["config"][()] if "config" in f else b""
         out = {
             "params": _read_tree(f["params"]),
@@ -165,6 +170,7 @@ def read_result(path) -> dict:
             "loss": {k: np.asarray(v[()]) for k, v in f["loss"].items()} if "loss" in f else {},
             "config_toml": cfg.decode("utf-8") if isinstance(cfg, bytes) else str(cfg),
             "epoch": int(f.attrs.get("epoch", 0)),
+            "best_epoch": int(f.attrs.get("best_epoch", 0)),
             "version": str(f.attrs.get("version", "")),
             "kind": str(f.attrs.get("kind", "result")),
             "date": str(f.attrs.get("date", "")),
@@ -183,9 +189,8 @@ def write_tiff_stack(path, volume, pixel_size_m: float) -> None:
     Fiji/ImageJ and napari show physical units. Complex volumes are refused: export the real
     and imaginary parts (or delta and beta) separately.
     """
-    import tifffile  # noqa: PLC0415
 
-    vol = np.asarray(_host(volume))
+    vol = np.asarray(to_host(volume))
     if np.iscomplexobj(vol):
         raise DataFileError(f"{Path(path).name}: a TIFF stack must be real; write the real and "
                             "imaginary parts (or delta and beta) as separate files")

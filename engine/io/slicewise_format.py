@@ -29,11 +29,14 @@ import json
 
 import numpy as np
 
+from .. import __version__
+from ..backend import to_host
 from ..errors import DataFileError
 from ..geometry import Geometry
+from .atomic import atomic_write
 from .datafile import DEFAULT_LABELS, Dataset
 from .frames import FrameConversion, H5Source, LazyTruth
-from .hdf5 import attr_text, compression_kwargs, h5py_module, open_h5
+from .hdf5 import attr_text, check_format_version, compression_kwargs, h5py_module, open_h5
 
 SLICEWISE_FORMAT = "slicewise"
 SLICEWISE_FORMAT_VERSION = 1
@@ -46,6 +49,8 @@ def sniff(f) -> bool:
 
 def read_slicewise(path: str) -> Dataset:
     with open_h5(path) as f:
+        if attr_text(f.attrs, "format", "") == SLICEWISE_FORMAT:
+            check_format_version(f.attrs, SLICEWISE_FORMAT_VERSION, path, "data file")
         if "data/intensities" not in f:
             raise DataFileError(f"{path}: dataset /data/intensities is missing (Slicewise layout)")
         d = f["data/intensities"]
@@ -103,9 +108,6 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
     ``compression``: None, ``"gzip"``, ``"blosc"``, ``"lz4"`` or h5py keyword dict.
     Reading the file back gives identical arrays and geometry.
     """
-    from .. import __version__  # noqa: PLC0415
-    from ..backend import to_host  # noqa: PLC0415
-    from .atomic import atomic_write  # noqa: PLC0415
 
     all_truth = {**{k: dataset.truth[k] for k in dataset.truth}, **(truth or {})}
     ckw = compression_kwargs(compression)
@@ -134,8 +136,8 @@ def write_dataset(path, dataset: Dataset, truth=None, provenance=None, compressi
                 g["positions_px"] = dataset.positions_px
             if dataset.distances_m is not None:
                 g["distances_m"] = dataset.distances_m
-            if dataset._object_shape_yx is not None:
-                g["object_shape_yx"] = np.asarray(dataset._object_shape_yx, dtype=np.int64)
+            if dataset.stated_object_shape_yx is not None:
+                g["object_shape_yx"] = np.asarray(dataset.stated_object_shape_yx, dtype=np.int64)
             if dataset.probe is not None:
                 f["probe"] = dataset.probe
             if dataset.mask is not None:

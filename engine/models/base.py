@@ -12,7 +12,7 @@ Every model returns fields of ONE shape, ``(A, S, m, fy, fx)``: angles, spots, i
 knowledge of which model produced the fields.
 
 To add a model: implement the attributes and methods below (any class; no base class needed),
-then register how to build it from a configuration in ``engine/recon/model_setup.py``.
+then register how to build it from a configuration in ``engine/recon/setup/model_setup.py``.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class ForwardModel(Protocol):
         (distances of holography), so a minibatch always holds all of them.
     unshifted_frames: True when the detector frames have the zero spatial frequency at ``[0, 0]``
         (far field); displays ``fftshift`` them.
+    whole_object_images: True when each view's frames are near-field images of the whole object
+        (one per distance), from which closed-form phase retrieval (Paganin, CTF) gives a starting
+        object.
     """
 
     name: str
@@ -54,6 +57,7 @@ class ForwardModel(Protocol):
     unknowns: tuple
     splits_spots: bool
     unshifted_frames: bool
+    whole_object_images: bool
 
     def fields(self, params: dict, angle_idx, spot_idx):
         """Complex detector fields ``(len(angle_idx), len(spot_idx), m, fy, fx)`` (recorded on the

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import ops
 from ..backend import Backend
-from ..physics.optics import transmission_of_index, wavelength_m
+from ..physics.constants import wavelength_m
+from ..physics.optics import transmission_of_index
 from ..physics.rotation import Rotation
 
 OBJECT_PARAMS = ("delta_beta", "complex")

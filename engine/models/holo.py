@@ -15,9 +15,9 @@ import numpy as np
 
 from .. import ops
 from ..backend import Backend
+from ..geometry import is_tomography
 from ..physics.multislice import multislice
 from ..physics.propagation import Propagator, propagate
-from ..geometry import is_tomography
 from .base import intensity, object_words
 from .common import ObjectView, Optics
 
@@ -34,6 +34,7 @@ class HoloModel:
     name = "holo"
     splits_spots = False       # the distances of one angle share one exit wave
     unshifted_frames = False   # near-field images are images
+    whole_object_images = True   # full-field holograms
 
     def __init__(self, object_shape, optics: Optics, backend: Backend, *, angles_rad=(0.0,),
                  param: str = "delta_beta", illumination=None, checkpoint_slices: int = 0):

@@ -20,9 +20,10 @@ Positions are the (y, x) top-left corners of the *frame* (not the padded window)
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
 from .. import ops
-from ..backend import Backend
+from ..backend import Backend, get_backend
 from ..physics.propagation import Propagator, propagate_and_shift
 from .base import object_words
 from .common import Optics
@@ -32,11 +33,16 @@ from .ptycho import PtychoModel
 def default_pad_px(frame_shape, pixel_m: float, distance_m: float, wavelength_m: float) -> int:
     """Padding (px) that holds the light reaching the frame: a few Fresnel-zone widths
     ``sqrt(lambda z)`` plus the diffraction spread of one-pixel features ``lambda z / (2 p)``,
-    at most a quarter of the frame."""
+    at most a quarter of the frame; then grown until the padded window's sides have only small
+    prime factors (the window's FFTs are most of an epoch's cost, and one with a large prime
+    factor, e.g. 118 = 2 x 59, is several times slower: benchmarks/README.md)."""
     zone = np.sqrt(wavelength_m * distance_m) / pixel_m
     spread = wavelength_m * distance_m / (2 * pixel_m) / pixel_m
     pad = int(np.ceil(max(2 * zone, spread))) + 2
-    return int(min(pad, max(frame_shape) // 4))
+    pad = int(min(pad, max(frame_shape) // 4))
+    while any(sfft.next_fast_len(int(n) + 2 * pad) != int(n) + 2 * pad for n in frame_shape):
+        pad += 1
+    return pad
 
 
 class NearFieldPtychoModel(PtychoModel):
@@ -54,6 +60,7 @@ class NearFieldPtychoModel(PtychoModel):
 
     name = "nfptycho"
     unshifted_frames = False   # near-field images are images
+    whole_object_images = False
 
     def __init__(self, object_shape, frame_shape, optics: Optics, backend: Backend, *,
                  distance_m: float, pad_px: int = 0, angles_rad=(0.0,), positions_px,
@@ -107,7 +114,6 @@ def probe_guess_from_frames(mean_frame, pad_px: int, optics: Optics, distance_m:
         m[bad] = np.median(m[~bad])
     amp = np.sqrt(np.maximum(m, 0))
     amp = np.pad(amp, pad_px, mode="edge")
-    from ..backend import get_backend  # noqa: PLC0415
 
     be = get_backend("numpy", "double")
     back = Propagator(amp.shape, optics.pixel_size_m, -float(distance_m), optics.wavelength_m, be,

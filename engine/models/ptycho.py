@@ -14,15 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..backend import Backend
+from ..autodiff import data, is_traced
+from ..backend import Backend, to_host
+from ..geometry import is_tomography
 from ..physics.farfield import FarField
 from ..physics.multislice import multislice
 from ..physics.optics import transmission
 from ..physics.patches import PatchExtractor, shift_probe
 from ..physics.propagation import Propagator
-from ..autodiff import data, is_traced
-from ..backend import to_host
-from ..geometry import is_tomography
 from .base import intensity, object_words
 from .common import ObjectView, Optics
 
@@ -44,6 +43,7 @@ class PtychoModel:
     name = "ptycho"
     splits_spots = True       # scan positions are independent views
     unshifted_frames = True   # far field: zero frequency at [0, 0]
+    whole_object_images = False
 
     def __init__(self, object_shape, probe_shape, optics: Optics, backend: Backend, *,
                  angles_rad=(0.0,), positions_px, param: str = "delta_beta", margin_px: int = 4,

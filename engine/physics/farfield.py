@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..autodiff import data, record
 from ..backend import Backend
+from ..ops import abs2
 
 
 class FarField:
@@ -36,6 +37,5 @@ class FarField:
 
 def intensity(psi):
     """Detector intensity ``|psi|^2`` (photons per pixel when psi is in sqrt(photons))."""
-    from ..ops import abs2  # noqa: PLC0415
 
     return abs2(psi)

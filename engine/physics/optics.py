@@ -10,8 +10,7 @@ import numpy as np
 
 from ..autodiff import data, is_traced, primitive, record
 from ..backend import array_module
-
-from .constants import HC_EV_M, wavelength_m  # noqa: F401 - re-exported
+from .constants import wavelength_m
 
 
 def wavenumber(energy_ev: float) -> float:

@@ -78,7 +78,7 @@ class PatchExtractor:
                 order, starts, targets = self._sorted_segments()
                 out[..., targets] = np.add.reduceat(g[..., order], starts, axis=-1)
         else:  # pragma: no cover - GPU: atomic adds, one call per leading slice (not per position)
-            import cupyx  # noqa: PLC0415
+            import cupyx  # noqa: PLC0415 - optional dependency (the gpu extra)
 
             o2, g2, idx = out.reshape(-1, ny * nx), g.reshape(-1, g.shape[-1]), self.flat.ravel()
             for row in range(o2.shape[0]):
@@ -117,11 +117,10 @@ def shift_probe(probe, shifts, backend: Backend):
     fy, fx = _ramps(pd.shape[-2:], backend)
     sy = sd[:, 0, None, None].astype(backend.real_dtype)
     sx = sd[:, 1, None, None].astype(backend.real_dtype)
-    # separable: 2 (py + px) complex exponentials per position instead of py px
+    # the ramp is separable: two small complex exponentials and one product, not a full-size exp
     ramp = (xp.exp((-2j * np.pi) * (fy * sy)) * xp.exp((-2j * np.pi) * (fx * sx)))[:, None]
-    # (n, 1, py, px)
     spec = backend.fft2(pd)[None]  # (1, m, py, px)
-    shifted_spec = spec * ramp
+    shifted_spec = spec * ramp     # (n, m, py, px)
     out = backend.ifft2(shifted_spec)
 
     def vjp(g):
@@ -132,9 +131,10 @@ def shift_probe(probe, shifts, backend: Backend):
         g_shift = None
         if is_traced(shifts):
             # d out / d sy = ifft2(shifted_spec * (-2 pi i fy)); dL/dsy = Re<that, g> (Parseval)
-            cross = shifted_spec.conj() * gspec
-            cy = (cross * (2j * np.pi) * fy).real.sum(axis=(1, 2, 3))
-            cx = (cross * (2j * np.pi) * fx).real.sum(axis=(1, 2, 3))
+            # = -2 pi sum fy Im(conj(shifted_spec) gspec), reduced along x (and modes) first
+            im = (shifted_spec.conj() * gspec).imag
+            cy = (-2 * np.pi) * (im.sum(axis=(1, 3)) @ fy[:, 0])
+            cx = (-2 * np.pi) * (im.sum(axis=(1, 2)) @ fx[0])
             g_shift = xp.stack([cy, cx], axis=1).astype(sd.dtype)
         return g_probe, g_shift
 

@@ -45,6 +45,14 @@ def _phase_and_rate(shape, pixel_m, distance_m, wavelength_m, method):
     raise ValueError(f"propagation method must be one of {METHODS}, got {method!r}")
 
 
+def transfer_function(shape, pixel_m: float, distance_m: float, wavelength_m: float,
+                      method: str = "fresnel") -> np.ndarray:
+    """The propagation kernel ``H`` (complex128 ``(ny, nx)``, unshifted FFT grid) of the module
+    docstring, for code outside the tape (closed-form and iterative phase retrieval)."""
+    return _phase_and_rate(tuple(shape), float(pixel_m), float(distance_m), float(wavelength_m),
+                           method)[0]
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_kernel(shape, pixel_m, distance_m, wavelength_m, method, backend: Backend):
     h, rate = _phase_and_rate(shape, pixel_m, distance_m, wavelength_m, method)
@@ -155,7 +163,9 @@ def propagate_and_shift(psi, shifts, propagator: Propagator):
     lead = (len(sd),) + (1,) * (pd.ndim - 3)
     sy = sd[:, 0].astype(be.real_dtype).reshape(lead + (1, 1))
     sx = sd[:, 1].astype(be.real_dtype).reshape(lead + (1, 1))
-    mult = propagator.kernel * xp.exp((-2j * np.pi) * (fy * sy + fx * sx))
+    # the shift ramp is separable: small exponentials along y and x, not a full-size exp
+    mult = propagator.kernel * xp.exp((-2j * np.pi) * (fy * sy))
+    mult *= xp.exp((-2j * np.pi) * (fx * sx))
     out_spec = be.fft2(pd) * mult
     out = be.ifft2(out_spec)
 
@@ -165,10 +175,11 @@ def propagate_and_shift(psi, shifts, propagator: Propagator):
         g_shift = None
         if is_traced(shifts):
             # d out / d sy = ifft2(out_spec * (-2 pi i fy)); Re <that, g> by Parseval
-            cross = out_spec.conj() * gspec
-            axes = tuple(range(1, cross.ndim))
-            cy = (cross * (2j * np.pi) * fy).real.sum(axis=axes)
-            cx = (cross * (2j * np.pi) * fx).real.sum(axis=axes)
+            # = -2 pi sum fy Im(conj(out_spec) gspec), reduced along the other axes first
+            im = (out_spec.conj() * gspec).imag
+            rest = tuple(range(1, im.ndim - 2))
+            cy = (-2 * np.pi) * (im.sum(axis=rest + (im.ndim - 1,)) @ fy[:, 0])
+            cx = (-2 * np.pi) * (im.sum(axis=rest + (im.ndim - 2,)) @ fx[0])
             g_shift = xp.stack([cy, cx], axis=1).astype(sd.dtype)
         return g_psi, g_shift
 

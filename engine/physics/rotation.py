@@ -121,7 +121,7 @@ class Rotation:
         mat = _stacked(nz, nx, self.angles, np.dtype(np.float64 if backend.precision == "double"
                                                       else np.float32), angle_axis)
         if backend.is_gpu:  # pragma: no cover - GPU
-            import cupyx.scipy.sparse as csp  # noqa: PLC0415
+            import cupyx.scipy.sparse as csp  # noqa: PLC0415 - optional dependency (gpu extra)
 
             mat = csp.csr_matrix(mat)
             self.matrix_t = mat.T.tocsr()

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataFileError
+from ..io.atomic import atomic_write
+from ..io.hdf5 import h5py_module, open_h5
 
 __all__ = ["FRCResult", "fourier_ring_correlation", "half_bit_threshold", "register_shift",
            "write_frc", "read_frc", "ONE_SEVENTH"]
@@ -104,9 +106,11 @@ def _fourier_shift(b: np.ndarray, shift: tuple) -> np.ndarray:
 
 
 def _crossing(freq: np.ndarray, curve: np.ndarray, threshold: np.ndarray) -> float | None:
-    """First frequency (interpolated) where ``curve`` falls below ``threshold``, after the
-    lowest ring; None if it never does."""
-    below = np.flatnonzero(curve[1:] < threshold[1:]) + 1
+    """First frequency (interpolated) where ``curve`` falls below ``threshold``, after the two
+    lowest rings (ring 0 holds the removed mean, ring 1 mostly the window's own spectrum: after
+    the Hann window either can be anything, e.g. -0.2, which would put the crossing at ~0 and
+    the resolution at ~infinity); None if it never does."""
+    below = np.flatnonzero(curve[2:] < threshold[2:]) + 2
     if not len(below):
         return None
     i = int(below[0])
@@ -164,12 +168,8 @@ def write_frc(path: str | Path, result: FRCResult, *, sources: tuple = ()) -> No
     """The curve as an HDF5 table (atomically): ``/frc/{frequency_per_px, frc, n_pixels,
     half_bit}``, attributes ``pixel_size_m``, ``resolution_1_7_m``, ``resolution_half_bit_m``,
     ``reached_1_7``, ``reached_half_bit``, ``shift_px``, ``sources`` (the two files compared)."""
-    import h5py  # noqa: PLC0415 - h5py is a base dependency; kept local like the other writers
-
-    from ..io.atomic import atomic_write  # noqa: PLC0415
-
     def write(tmp):
-        with h5py.File(tmp, "w") as f:
+        with h5py_module().File(tmp, "w") as f:
             f.attrs["format"] = "slicewise-frc"
             g = f.create_group("frc")
             g["frequency_per_px"] = result.frequency
@@ -189,10 +189,8 @@ def write_frc(path: str | Path, result: FRCResult, *, sources: tuple = ()) -> No
 
 def read_frc(path: str | Path) -> FRCResult:
     """Read :func:`write_frc`'s table back."""
-    import h5py  # noqa: PLC0415
-
     try:
-        with h5py.File(path, "r") as f:
+        with open_h5(path) as f:
             if f.attrs.get("format") != "slicewise-frc" or "frc" not in f:
                 raise DataFileError(f"{path}: not a Slicewise FRC table (no /frc group); make one "
                                     "with `slicewise frc A B` or `slicewise reconstruct --halves`")

@@ -9,7 +9,7 @@ configuration object (:attr:`RunPlan.requested`) is never modified.
 
 The plan is logged (one line per choice), written into the run's ``config.toml`` (the values as
 fields, so rerunning the file repeats the run; the reasons as a comment block) and into
-``result.h5`` (``/plan``), and shown in the GUI ("run chose: ...").
+``result.h5`` (``/extra/plan``), and shown in the GUI ("run chose: ...").
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class Choice:
 
 
 def _text(value) -> str:
+    if isinstance(value, bool):   # as TOML writes it
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, str):
@@ -57,11 +59,11 @@ class RunPlan:
     ``choices``: the latest choice per path, in the order first made.
     """
 
-    def __init__(self, requested: cfgmod.ReconConfig):
+    def __init__(self, requested: cfgmod.ReconConfig, *, log_choices: bool = True):
         self.requested = cfgmod.validate(requested.copy())
         self.config = self.requested.copy()
         self.choices: dict[str, Choice] = {}
-        self._listeners = []
+        self.log_choices = log_choices   # False for trial fits inside a decision (probe search)
 
     def adopt(self, choice: Choice | None, *, quiet: bool = False):
         """Apply ``choice`` to :attr:`config`, record and log it; returns its value (None: no
@@ -75,15 +77,9 @@ class RunPlan:
                         choice.when)
         self.choices.pop(choice.path, None)   # re-inserted last: the newest decision
         self.choices[choice.path] = choice
-        if not quiet:
+        if self.log_choices and not quiet:
             log.info("%s", choice.line())
-        for fn in list(self._listeners):
-            fn(choice)
         return choice.value
-
-    def add_listener(self, fn) -> None:
-        """``fn(choice)`` after every adopted choice (the run tells its observers)."""
-        self._listeners.append(fn)
 
     def apply_user_changes(self, changes: dict) -> None:
         """Edits the user makes during a run: they win over earlier choices for those paths."""
@@ -116,13 +112,16 @@ class RunPlan:
                           "repeats them):"] + [f"  {line}" for line in self.lines()])
 
     def to_dict(self) -> dict:
-        """For ``result.h5``'s ``/plan``: path -> {"value": text, "reason", "when"}."""
+        """For ``result.h5``'s ``/extra/plan``: path -> {"value": text, "reason", "when"}."""
         return {c.path: {"value": _text(c.value), "reason": c.reason, "when": c.when}
                 for c in self.choices.values()}
 
     # checkpoints keep the plan so that a resumed run still says why its values are what they are
     def state_dict(self) -> dict:
-        return {c.path: {"reason": c.reason, "when": c.when} for c in self.choices.values()}
+        return {c.path: {"reason": c.reason, "when": c.when,
+                         **({"value": c.value} if isinstance(c.value, (bool, int, float, str))
+                            else {})}
+                for c in self.choices.values()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore choices recorded by an earlier run for paths this run did not decide again

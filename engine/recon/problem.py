@@ -1,7 +1,8 @@
 """From a configuration and a data set to a differentiable problem: model, unknowns, loss.
 
-:func:`build_problem` resolves geometry (file values, overridden by the configuration), decides the
-object grid, lets the chosen model set-up (:mod:`.model_setup`) build the forward model and the
+:func:`build_problem` takes the geometry (the file's, overridden by the configuration:
+:func:`.setup.measured.effective_dataset`), decides the
+object grid, lets the chosen model set-up (:mod:`.setup.model_setup`) build the forward model and the
 initial unknowns, and prepares the measured data in the form the loss wants; :meth:`Problem.loss`
 is the function the solver differentiates. Nothing here depends on which model it is.
 """
@@ -15,22 +16,28 @@ from pathlib import Path
 import numpy as np
 
 from .. import ops
+from ..autodiff import data as _data
 from ..backend import Backend, to_host
 from ..errors import ConfigError, SlicewiseError
 from ..geometry import is_tomography
-from ..io.object_grid import object_grid_note
 from ..io.arrays import load_array, resolve_path
 from ..io.datafile import Dataset
+from ..io.object_grid import object_grid_note
+from ..io.results import read_result
 from ..models.base import MODE_AXIS, ForwardModel, intensity
 from ..models.common import Optics
-from .loop import regularizers
 from .config import ReconConfig
+from .loop import regularizers
 from .loop.losses import LossSpec, get_loss
-from .setup.measured import choose_loss, effective_dataset
+from .plan import Choice, RunPlan
+from .setup.measured import decide_loss, effective_dataset
 from .setup.memory import PRELOAD_LIMIT_BYTES, check_object_memory  # noqa: F401 - re-exported
 from .setup.model_setup import ModelSetup, SetupContext, choose_model
 
 log = logging.getLogger(__name__)
+
+#: The validation metric's loss (:meth:`Problem.amplitude_misfit`).
+AMPLITUDE = get_loss("amplitude")
 
 
 
@@ -50,14 +57,19 @@ class Problem:
     mean_intensity: float                       # measured, per pixel (scales loss floors)
     probe_power: float | None = None            # photons per frame of the initial probe
     initial_positions: np.ndarray | None = None
+    probe_known: bool = False                   # the starting probe is the file's or init.probe_path's
+    # detector weights of the validation loss when islands of pixels are held out (else None);
+    # ``mask`` then excludes them from the fit
+    validation_mask: object | None = None
     # regularisation, fixed at the first evaluation with a non-empty object (_penalty_norm):
     object_unit: float = 1.0                    # the object's largest value; penalties see obj/unit
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
     # rows/columns of ``measured`` for each angle/spot of the data set (-1: not preloaded here)
     measured_index: tuple | None = None
-    # per scan spot ``(n_spots,)`` weights of the frames in the data term (None: all 1); set by
-    # position correction (loop/positions.py) while some frames are not yet placed
-    frame_weights: object | None = None
+    # (id of the unknowns' dict, per scan spot ``(n_spots,)`` host weights of the frames in the
+    # data term) or None (all 1): set by position correction (loop/positions.py) while some frames
+    # are not yet placed, for the unknowns of the fit that set them (set_frame_weights)
+    frame_weights: tuple | None = None
 
     @property
     def kind(self) -> str:
@@ -67,6 +79,12 @@ class Problem:
     @property
     def tomo(self) -> bool:
         return self.model.view.tomo
+
+    @property
+    def probe_is_guess(self) -> bool:
+        """Whether the run starts from a guessed probe (its own guess, a gaussian, a flat
+        illumination) rather than one it was given (the data file's or ``init.probe_path``'s)."""
+        return "probe" in self.params and not self.probe_known
 
     # ---- data ----------------------------------------------------------------------------
     def measured_batch(self, angle_idx, spot_idx):
@@ -89,21 +107,23 @@ class Problem:
         """Modelled intensities ``(A, S, fy, fx)`` in model convention."""
         return intensity(self.fields(params, angle_idx, spot_idx))
 
-    def loss(self, params: dict, angle_idx, spot_idx, measured) -> tuple:
-        """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape."""
-        f = self.fields(params, angle_idx, spot_idx)
-        data_term = self.loss_spec.field_loss(f, measured, self._weights(spot_idx), MODE_AXIS,
-                                              self.mean_intensity)
+    def loss(self, params: dict, angle_idx, spot_idx, measured, weights=None) -> tuple:
+        """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape.
+        ``weights``: ``(A, S)`` host weights of the batch's frames (held-out frames 0), or None;
+        :attr:`frame_weights` multiply them where set."""
+        weights = self._with_frame_weights(weights, angle_idx, spot_idx)
+        data_term = self.data_loss(params, angle_idx, spot_idx, measured,
+                                   self.weighted_mask(self.mask, weights))
         terms = {"data": data_term}
         reg = self.config.regularization
         total = data_term
-        if reg.l1_weight > 0 or reg.tv_weight > 0:  # no full-object work when unregularised
+        if reg.l1_weight > 0 or (reg.tv_weight or 0) > 0:  # no full-object work unregularised
             norm = self._penalty_norm(params, data_term)
             if not norm:
                 return total, terms
             obj_terms = self._object_terms(params)
             for name, weight, penalty in (("l1", reg.l1_weight, regularizers.l1),
-                                          ("tv", reg.tv_weight,
+                                          ("tv", reg.tv_weight or 0.0,
                                            lambda t: regularizers.total_variation_3d(t, reg.tv_eps))):
                 if weight > 0:
                     value = penalty(obj_terms[0])
@@ -113,13 +133,44 @@ class Problem:
                     total = ops.add(total, terms[name])
         return total, terms
 
-    def _weights(self, spot_idx):
-        """The detector mask, times the frames' weights where they are set: broadcasts against
-        ``(A, S, fy, fx)``."""
-        if self.frame_weights is None:
-            return self.mask
-        w = self.frame_weights[self.backend.asarray(np.asarray(spot_idx))][None, :, None, None]
-        return w if self.mask is None else w * self.mask
+    def data_loss(self, params: dict, angle_idx, spot_idx, measured, mask):
+        """The data term alone, with detector weights ``mask`` (broadcast against
+        ``(A, S, fy, fx)``; None = every pixel)."""
+        f = self.fields(params, angle_idx, spot_idx)
+        return self.loss_spec.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
+
+    def amplitude_misfit(self, params: dict, angle_idx, spot_idx, mask):
+        """The amplitude loss of the minibatch whatever loss the fit uses: the validation
+        metric. (The Poisson deviance of sparse far-field counts is least near the empty
+        object's prediction, so it would rank the earliest, vacuum-like estimates best.)"""
+        measured = self.measured_batch(angle_idx, spot_idx)
+        if self.loss_spec.name != "amplitude":   # prepared as intensities
+            measured = self.backend.xp.sqrt(self.backend.xp.maximum(measured, 0))
+        f = self.fields(params, angle_idx, spot_idx)
+        return AMPLITUDE.field_loss(f, measured, mask, MODE_AXIS, self.mean_intensity)
+
+    def weighted_mask(self, mask, weights):
+        """``mask`` times per-frame ``weights`` ``(A, S)`` (None: ``mask`` itself)."""
+        if weights is None:
+            return mask
+        w = self.backend.to_real(np.asarray(weights, np.float32)[:, :, None, None])
+        return w if mask is None else w * mask
+
+    def set_frame_weights(self, weights) -> None:
+        """Per scan spot weights ``(n_spots,)`` of the frames in the data term (None: all 1), for
+        the unknowns held now: a weight search's trial fit (its own unknowns) starts without."""
+        self.frame_weights = None if weights is None else \
+            (id(self.params), np.asarray(weights, np.float32))
+
+    def _with_frame_weights(self, weights, angle_idx, spot_idx):
+        """``weights`` ``(A, S)`` (None: all 1) times the frame weights of the spots, or
+        ``weights`` itself while none are set for the unknowns held now."""
+        if self.frame_weights is None or self.frame_weights[0] != id(self.params):
+            return weights
+        fw = self.frame_weights[1][np.asarray(spot_idx)][None, :]
+        if weights is None:
+            return np.broadcast_to(fw, (len(np.atleast_1d(angle_idx)), fw.shape[1]))
+        return np.asarray(weights, np.float32) * fw
 
     def _penalty_norm(self, params, data_term) -> dict | None:
         """Factors that make regularisation weights relative to the data term: at the first
@@ -129,7 +180,6 @@ class Problem:
         norm = self.penalty_norm
         if norm is not None:
             return norm
-        from ..autodiff import data as _data  # noqa: PLC0415
 
         obj = {k: _data(params[k]) for k in ("delta", "beta", "object") if k in params}
         xp = self.backend.xp
@@ -154,6 +204,21 @@ class Problem:
         self.penalty_norm = norm
         return norm
 
+    def hold_out_pixels(self, pixels: np.ndarray) -> None:
+        """Leave the detector pixels where ``pixels`` (``(fy, fx)``, 1 = held out) is 1 out of
+        the fit; the validation loss uses only them."""
+        base = np.ones(self.dataset.frame_shape, np.float32) if self.mask is None \
+            else np.asarray(to_host(self.mask), np.float32)
+        pix = np.fft.ifftshift(pixels) if self.model.unshifted_frames else pixels
+        self.mask = self.backend.to_real(base * (1 - pix))
+        self.validation_mask = self.backend.to_real(base * pix)
+
+    def restore_held_out_pixels(self) -> None:
+        """Fit every pixel again (after :meth:`hold_out_pixels`)."""
+        if self.validation_mask is not None:
+            self.mask = self.mask + self.validation_mask
+            self.validation_mask = None
+
     def state_dict(self) -> dict:
         """What a checkpoint needs beyond the unknowns: the regularisation scale fixed at the
         first evaluation (a resumed run must not fix it again on a different estimate)."""
@@ -172,25 +237,6 @@ class Problem:
             return [ops.mul(params["delta"], 1.0 / self.object_unit),
                     ops.mul(params["beta"], 1.0 / self.object_unit)]
         return [ops.sub(params["object"], 1.0)]
-
-
-def resolve_geometry(cfg: ReconConfig, ds: Dataset) -> dict:
-    """Geometry from the file, each value overridden when the configuration sets it (with a cone
-    beam the overrides are lab values, already converted into ``ds`` by effective_dataset)."""
-    d = cfg.data
-    if d.source_to_sample_m is not None:
-        d = type(d)(energy_ev=d.energy_ev)
-    geo = {
-        "energy_ev": d.energy_ev or ds.energy_ev,
-        "pixel_size_m": d.pixel_size_m or ds.pixel_size_m,
-        "slice_thickness_m": d.slice_thickness_m or ds.slice_thickness_m,
-        "distances_m": np.asarray(d.distances_m, float) if d.distances_m else ds.distances_m,
-    }
-    if ds.modality == "nearfield" and geo["distances_m"] is not None \
-            and len(geo["distances_m"]) != ds.n_distances:
-        raise ConfigError(f"data.distances_m lists {len(geo['distances_m'])} distances but the data file "
-                          f"has {ds.n_distances}; give one distance per measured plane or unset it")
-    return geo
 
 
 def decide_object_shape(cfg: ReconConfig, ds: Dataset, setup: ModelSetup, tomo: bool) -> tuple:
@@ -237,19 +283,22 @@ def _check_windows_overlap(cfg: ReconConfig, ds: Dataset, shape: tuple) -> None:
                           "scanned area")
 
 
-def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Path,
+def build_problem(plan: RunPlan, ds: Dataset, backend: Backend, base_dir: Path,
                   distributed=None) -> Problem:
     """Resolve geometry and shapes, build the model and the initial unknowns, and preload the
-    measured frames this process evaluates (under MPI, ``distributed``: only its own)."""
-    ds = effective_dataset(cfg, ds)   # cone beam: the effective plane-wave geometry
+    measured frames this process evaluates (under MPI, ``distributed``: only its own). The model
+    and loss chosen for ``auto`` are adopted into ``plan``."""
+    cfg = plan.config
+    ds = effective_dataset(cfg, ds)   # the configuration's geometry over the file's; cone beam
     setup = choose_model(cfg, ds)
-    geo = resolve_geometry(cfg, ds)
+    if cfg.model.kind == "auto":
+        plan.adopt(Choice("model.kind", setup.name, f"the file holds {setup.data_words}"))
     shape = decide_object_shape(cfg, ds, setup, is_tomography(ds.angles_rad))
     check_object_memory(cfg, ds, shape, backend)  # before anything object-sized is allocated
-    optics = Optics(geo["energy_ev"], geo["pixel_size_m"], geo["slice_thickness_m"], cfg.model.propagator)
+    optics = Optics(ds.energy_ev, ds.pixel_size_m, ds.slice_thickness_m, cfg.model.propagator)
     be = backend
     sample = ds.frames(np.arange(min(ds.n_angles, 4)), np.arange(min(ds.n_spots, 16)))
-    start = setup.build(SetupContext(cfg, ds, be, Path(base_dir), optics, shape, geo["distances_m"],
+    start = setup.build(SetupContext(cfg, ds, be, Path(base_dir), optics, shape, ds.distances_m,
                                      sample))
     params = start.params
     shape = tuple(start.model.object_shape)  # a model may grow the grid (near-field windows)
@@ -259,11 +308,12 @@ def build_problem(cfg: ReconConfig, ds: Dataset, backend: Backend, base_dir: Pat
     if cfg.init.object_path:
         _load_object(params, cfg, shape, be, base_dir)
     mask = _load_mask(cfg, ds, start.model, be, base_dir)
-    spec = get_loss(choose_loss(cfg, ds))
+    plan.adopt(decide_loss(cfg, ds))
+    spec = get_loss(cfg.loss.kind)
     measured, index = _preload(ds, spec, be, start.model, distributed)
     return Problem(cfg, ds, be, start.model, shape, params, measured, mask, spec,
                    float(sample.mean()), start.probe_power, start.initial_positions,
-                   measured_index=index)
+                   start.probe_known, measured_index=index)
 
 
 def _preload(ds: Dataset, spec: LossSpec, be: Backend, model, distributed):
@@ -290,7 +340,8 @@ def _load_mask(cfg, ds, model, be, base_dir):
         log.info("detector mask from the data file: %d bad pixel(s) excluded from the loss",
                  int((ds.mask == 0).sum()))
         return be.to_real(ds.mask)
-    m = load_array(resolve_path(cfg.loss.mask_path, base_dir), "loss.mask_path", ("mask",))
+    m = load_array(resolve_path(cfg.loss.mask_path, base_dir), "loss.mask_path", ("mask",),
+                   allow_external=cfg.data.allow_external_links)
     m = np.asarray(m, float)
     if m.shape != tuple(ds.frame_shape):
         raise ConfigError(f"loss.mask_path: mask shape {m.shape} differs from the frame shape "
@@ -303,11 +354,9 @@ def _load_mask(cfg, ds, model, be, base_dir):
 
 
 def _load_object(params, cfg, shape, be, base_dir):
-    from ..io.results import read_result  # noqa: PLC0415
-
     path = resolve_path(cfg.init.object_path, base_dir)
     try:
-        res = read_result(path)
+        res = read_result(path, allow_external=cfg.data.allow_external_links)
     except (OSError, KeyError, ValueError, SlicewiseError) as exc:
         raise ConfigError(f"init.object_path: cannot read {path}: {exc}") from None
     for key in ("delta", "beta", "object"):

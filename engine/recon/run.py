@@ -1,27 +1,31 @@
 """The reconstruction run: the object the command line and the GUI drive, and its loop.
 
-:class:`Reconstruction` ties the pieces together: :mod:`.problem` (model, unknowns, loss),
-:mod:`.solver` (one optimiser step, the optimiser state), :mod:`.projections` (constraints),
-:mod:`.checkpoint` (files), :mod:`.memory`. ``run()`` blocks (the GUI calls it on a worker thread);
+:class:`Reconstruction` ties the pieces together: its :class:`~.plan.RunPlan` (the user's
+configuration and every choice the run makes), the set-up (:func:`.setup.prepare.prepare_run`:
+problem, held-out data, schedule, starting guess), :mod:`.loop.solver` (one optimiser step),
+:mod:`.loop.projections` (constraints), :mod:`.loop.validation` (validation loss, best state,
+early stop), :mod:`.loop.weight_search` (the regularisation weight by trial fits),
+:mod:`.loop.checkpoint` (files). ``run()`` blocks (the GUI calls it on a worker thread);
 ``pause()``, ``resume()``, ``stop()``, ``apply_changes()`` and ``snapshot()`` are thread-safe and
 take effect within one minibatch. Checkpoints and results are written atomically; resuming is
 explicit (``resume=path``).
 
-The loop, for extension: :meth:`Reconstruction.run` runs epochs; an epoch
+The loop, for extension: :meth:`Reconstruction.loop` runs epochs; an epoch
 (:meth:`~Reconstruction._run_epoch`) is, per minibatch, ``_before_step`` (pause, stop) ->
 ``_step`` (learning rates of newly refined unknowns, :meth:`.Solver.step`) -> ``_after_step``
-(divergence, bookkeeping, progress); then ``_end_epoch`` (history, support update, memory,
-progress, scheduled checkpoint). What a checkpoint holds: :class:`.checkpoint.Progress` and
-:meth:`.Solver.state_dict`.
+(divergence, bookkeeping, progress); then ``_end_epoch`` (validation, history, support update,
+memory, progress, scheduled checkpoint). What a checkpoint holds:
+:class:`.loop.checkpoint.Progress`, :meth:`.Solver.state_dict` and the run state (guard, support,
+plan, validation).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -29,70 +33,37 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import Backend, get_backend, to_host
-from ..errors import ConfigError, DivergenceError, SlicewiseError
+from ..errors import ConfigError, DivergenceError, OutputError, SlicewiseError
 from ..io.arrays import resolve_path
 from ..io.datafile import Dataset
 from ..io.readers import open_dataset
-from ..io.results import write_tiff_stack
 from . import config as cfgmod
-from .setup.schedule import estimation_batch
-from .setup import initial_guess
-from .setup import probe_search
-from .loop.divergence import DivergenceGuard, check_batch
-from .loop.checkpoint import Progress, host_params, read_state, write_state
+from .events import ProgressEvent, Snapshot
+from .loop.checkpoint import (Progress, continued_choices, host_params, read_state, write_state,
+                              write_tiffs)
 from .loop.distributed import Distributed
-from .setup.memory import available_memory_bytes, check_memory, used_memory_bytes
-from .problem import Problem, build_problem, host_copy
+from .loop.divergence import DivergenceGuard, check_batch
+from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
+                          run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
 from .loop.positions import PositionCorrection
-from .loop.solver import Solver, choose_schedule, resolve_probe_refinement
-from .loop.output import check_output_dir, prepare_output_dir
+from .loop.solver import Solver
+from .loop.validation import ValidationWatch, Validator
+from .loop.weight_search import RunFits, WeightSearch
+from .plan import Choice, RunPlan
+from .problem import Problem, host_copy
+from .setup.data_field import data_statements, field_choices, restated_dataset
+from .setup.memory import used_memory_bytes
+from .setup.prepare import prepare_run
 
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
+#: A data misfit below this fraction of the noise level's is reported as fitting the noise.
+NOISE_FIT_WARNING = 0.8
 
 
-@dataclass
-class ProgressEvent:
-    """What a callback receives after each minibatch/epoch and on state changes."""
-
-    kind: str                      # "batch" | "epoch" | "state" | "checkpoint" | "config"
-    epoch: int
-    n_epochs: int
-    batch: int = 0
-    n_batches: int = 0
-    loss: float = float("nan")
-    terms: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    eta_s: float = float("nan")
-    state: str = "running"
-    message: str = ""
-    changes: dict = field(default_factory=dict)   # "config": dotted path -> value chosen by the run
-
-
-@dataclass
-class Snapshot:
-    """Host copies of the current estimate, for live views (see docs/ARCHITECTURE.md)."""
-
-    epoch: int
-    delta: np.ndarray | None
-    beta: np.ndarray | None
-    object: np.ndarray | None
-    probe: np.ndarray | None
-    positions: np.ndarray | None
-    initial_positions: np.ndarray | None
-    distances: np.ndarray | None
-    history: list
-    batch_losses: list
-    measured: np.ndarray | None
-    modelled: np.ndarray | None
-    pixel_size_m: float
-    slice_thickness_m: float
-    truth: dict
-
-
-class Reconstruction:
+class Reconstruction(RunFits):
     """One reconstruction: configuration + data -> refined object (and probe, positions, distances).
 
     ``base_dir``: folder that relative paths in the configuration (data file, output folder, masks)
@@ -102,34 +73,25 @@ class Reconstruction:
     def __init__(self, config: cfgmod.ReconConfig, dataset: Dataset | None = None, *,
                  backend: Backend | None = None, resume: str | Path | None = None,
                  base_dir: str | Path | None = None, distributed="auto"):
-        self.config = cfgmod.validate(config)
-        self._requested = self.config.copy()  # what the user asked for, before automatic choices
+        # the user's configuration stays as written; the run uses the plan's (see plan.py)
+        self.plan = RunPlan(config)
+        self.config = self.plan.config
         # MPI data parallelism when launched by mpiexec with several ranks (see distributed.py)
         self.distributed = Distributed.from_environment() if distributed == "auto" else distributed
         self.base_dir = Path(base_dir) if base_dir else Path.cwd()
         run = self.config.run
         self.output_dir = resolve_path(run.output_dir, self.base_dir)
-        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume)
+        check_output_dir(self.output_dir, overwrite=run.overwrite, resume=resume,
+                         inputs=run_inputs(self.config, self.base_dir))
         if self.distributed is not None and backend is None and run.backend != "numpy":
             self.distributed.select_gpu()  # before anything touches a GPU
         self.backend = backend or get_backend(run.backend, run.precision)
-        if dataset is None:
-            if not self.config.data.path:
-                raise ConfigError("data.path is not set: give the measured data file (HDF5)")
-            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
-                                   allow_external=self.config.data.allow_external_links)
-        self.dataset = dataset
-        self.problem: Problem = build_problem(self.config, dataset, self.backend, self.base_dir,
-                                              self.distributed)
-        resolve_probe_refinement(self.config, dataset, self.problem)
-        schedule = choose_schedule(self.config, dataset, self.problem,
-                                   available_memory_bytes(self.backend), self.backend)
-        if not resume:  # a physics-based start instead of vacuum where the data prefer it
-            initial_guess.apply_initial_guess(self.problem, *estimation_batch(
-                dataset, self.problem.model.splits_spots, schedule))
-            probe_search.run_probe_search(self.config, dataset, self.problem, schedule,
-                                          self.base_dir, self.distributed)
-        self.memory_estimate_bytes = check_memory(self.config, dataset, self.problem, self.backend)
+        self.dataset = dataset = self._open_data(dataset, resume)
+        prepared = prepare_run(self.plan, dataset, self.backend, self.base_dir, self.distributed,
+                               resume=bool(resume))
+        self.problem: Problem = prepared.problem
+        self.memory_estimate_bytes = prepared.memory_estimate_bytes
+        self.noise, self.expected_misfit = prepared.noise, prepared.expected_misfit
         self.result_path = self.output_dir / "result.h5"
         self.checkpoint_path = self.output_dir / "checkpoint.h5"
         self.progress = Progress()
@@ -141,24 +103,62 @@ class Reconstruction:
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
-        self.positions = PositionCorrection(self.config, self.problem)
-        self.solver = Solver(self.config, dataset, self.problem, self.projections, schedule,
-                             self._lock, self.distributed)
+        self.positions = PositionCorrection(self.plan, self.problem)
+        self.holdout = prepared.holdout
+        self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
+                             self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)
+        self.watch = ValidationWatch(self.holdout, Validator(self.holdout, self.problem,
+                                                             self.distributed),
+                                     self.config.run.early_stop)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
+        # the regularisation weight chosen by trial fits (weight_search.py), before the loop
+        self._search = WeightSearch(self) if prepared.search_weight and not resume else None
         if resume:
-            self.progress, opt_state, run_state = read_state(Path(resume), self.problem)
-            # the guard first: its rate cuts apply to the configured rates the optimiser restores
-            self._guard.load_state_dict(run_state.get("guard", {}))
-            self.solver.load_state_dict(opt_state)
-            self.projections.load_state_dict(run_state)
-            self.positions.load_state_dict(run_state)
-            self.problem.load_state_dict(run_state)
-            self._partial = run_state.get("partial") or None
+            self._restore(Path(resume))
         if self.distributed is not None:  # every rank starts from rank 0's state
             self.problem.params.update(self.distributed.broadcast_params(self.problem.params))
-        self.solver.resolve_learning_rates(self.solver.refined(self.epoch))
+        self.solver.resolve_learning_rates(self.solver.refined(self.epoch), self._when())
         self._check = check_batch(dataset.n_angles, dataset.n_spots, self.problem.model.splits_spots)
+
+    def _open_data(self, dataset: Dataset | None, resume) -> Dataset:
+        """The data set as the configuration states it (near/far field: the user's statements
+        win over a reader's guess; ``auto`` becomes a choice); for a resumed run, what the fit is
+        (weight, held-out data) as the run it continues chose."""
+        if dataset is None:
+            if not self.config.data.path:
+                raise ConfigError("data.path is not set: give the measured data file (HDF5)")
+            dataset = open_dataset(resolve_path(self.config.data.path, self.base_dir),
+                                   allow_external=self.config.data.allow_external_links,
+                                   statements=data_statements(self.config))
+        dataset = restated_dataset(self.config, dataset, self.base_dir)
+        for choice in field_choices(self.config, dataset):
+            self.plan.adopt(choice)
+        if resume:
+            for path, value in continued_choices(
+                    Path(resume), self.config.data.allow_external_links).items():
+                if cfgmod.get_value(self.plan.requested, path) is None:
+                    self.plan.adopt(Choice(path, value, "as chosen by the run this one continues"))
+        return dataset
+
+    def _restore(self, path: Path) -> None:
+        """Continue from a checkpoint: unknowns, progress, optimiser and run state."""
+        self.progress, opt_state, run_state = read_state(path, self.problem)
+        self.plan.load_state_dict(run_state.get("plan", {}))
+        # the guard first: its rate cuts apply to the configured rates the optimiser restores
+        self._guard.load_state_dict(run_state.get("guard", {}))
+        self.solver.load_state_dict(opt_state)
+        self.projections.load_state_dict(run_state)
+        self.positions.load_state_dict(run_state)
+        self.problem.load_state_dict(run_state)
+        be = self.problem.backend
+        self.watch.load_state_dict(run_state.get("validation", {}), lambda k, v: be.asarray(
+            v, dtype=self.problem.params[k].dtype))
+        self._partial = run_state.get("partial") or None
+
+    def _when(self) -> str:
+        """When a choice is made, for the plan: before the first epoch or during one."""
+        return "setup" if self.epoch == 0 and not self.batch_losses else f"epoch {self.epoch + 1}"
 
     # ---- public control (thread-safe) --------------------------------------------------------
     def add_callback(self, fn: Callable[[ProgressEvent], None]) -> None:
@@ -175,6 +175,11 @@ class Reconstruction:
         self._stop = True
         self._resume_evt.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called (the run stops after the current minibatch)."""
+        return self._stop
+
     def apply_changes(self, changes: dict) -> None:
         """Change fields marked ``safe_while_paused`` (learning rates, weights, epochs...); they
         take effect from the next optimiser step."""
@@ -186,8 +191,7 @@ class Reconstruction:
             if not info.safe_while_paused:
                 raise ConfigError(f"{path} cannot change during a run; stop and start again")
         with self._lock:
-            for path, value in changes.items():
-                cfgmod.set_value(self.config, path, value)
+            self.plan.apply_user_changes(changes)
             self.solver.update_learning_rates()
 
     @property
@@ -217,33 +221,50 @@ class Reconstruction:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> Path:
-        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds."""
-        if self._writes_files:
-            prepare_output_dir(self.output_dir)
+        """Run the remaining epochs; returns the result file. Raises :class:`SlicewiseError` kinds.
+        The output folder is locked while the run writes into it (:func:`.output.output_lock`)."""
+        with contextlib.ExitStack() as held:
+            try:
+                if self._writes_files:
+                    prepare_output_dir(self.output_dir)
+                    check_output_space(self.output_dir, run_file_bytes(self.problem.params,
+                                                                       self.config),
+                                       2 + bool(self.config.run.save_tiff))
+                held.enter_context(output_lock(self.output_dir, enabled=self._writes_files))
+            except SlicewiseError:  # the GUI reads the state
+                self._set_state("failed")
+                raise
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         self._save_config()
         self._set_state("running")
         self._t_start = time.perf_counter()
         if not math.isfinite(self._guard.best):  # the starting estimate is the first reference
             self._guard.epoch_diverged(self._check_loss(self.problem.params))
         self._epoch_times: list[float] = []
+        self._consistent, steps_before = True, len(self.batch_losses)
         try:
-            while self.epoch < self.n_epochs and not self._stop_agreed():
-                record = self._run_epoch()
-                if record is None:
-                    break  # stopped within the epoch: a partial epoch is not an epoch
-                self._end_epoch(record)
+            if self._search is not None:
+                self._search.run()
+                self._search = None
+                self._bind_to_plan()
+                self._save_config()
+            self.loop()
         except KeyboardInterrupt:
             self._stop = True
+            if not self._consistent or self.solver.in_update:  # half-way through an update
+                self._set_state("stopped")
+                log.warning("interrupted within an update: the last checkpoint is kept")
+                raise
             log.warning("interrupted: writing a checkpoint")
-        except SlicewiseError:
+        except Exception as exc:
             self._set_state("failed")
-            raise
-        except MemoryError as exc:
-            self._set_state("failed")
-            raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / run.batch_angles or "
-                                 "enable model.checkpoint_slices") from None
-        except Exception:
-            self._set_state("failed")
+            if len(self.batch_losses) > steps_before:  # progress that a checkpoint can keep
+                self._checkpoint_after_failure(exc)
+            if isinstance(exc, MemoryError):
+                raise SlicewiseError(f"out of memory ({exc}); reduce run.batch_spots / "
+                                     "run.batch_angles or enable model.checkpoint_slices") from None
             raise
         try:
             self._finish()
@@ -251,6 +272,14 @@ class Reconstruction:
             self._set_state("failed")
             raise
         return self.result_path
+
+    def loop(self) -> None:
+        """Epochs until ``run.epochs``, an early stop on the validation loss, or a stop request."""
+        while self.epoch < self.n_epochs and not self.stopped_early and not self._stop_agreed():
+            record = self._run_epoch()
+            if record is None:
+                break  # stopped within the epoch: a partial epoch is not an epoch
+            self._end_epoch(record)
 
     def _run_epoch(self) -> dict | None:
         """One pass over the minibatches; its record for the history, or None when stopped. An
@@ -284,9 +313,11 @@ class Reconstruction:
                     sums[k] = sums.get(k, 0.0) + v
                 self._partial = {"batch": b + 1, "sums": dict(sums),
                                  "time_s": t_before + time.perf_counter() - t0}
+                self._consistent = True
             if self._agreed_stop and diverged is None:
                 return None
             self._partial = None
+            self._consistent = False  # until _end_epoch: the epoch is done but not recorded
             nb = max(len(batches), 1)
             record = {"epoch": self.epoch + 1, "loss": sum(sums.values()) / nb,
                       "terms": {k: v / nb for k, v in sums.items()},
@@ -296,7 +327,8 @@ class Reconstruction:
                 if not self._guard.epoch_diverged(check):
                     if self._guard.stalled():
                         with self._lock:
-                            self._guard.cut_for_stall(self.solver.refined(self.epoch))
+                            self._guard.cut_for_stall(self.solver.refined(self.epoch),
+                                                      f"epoch {self.epoch + 1}")
                         self._save_config()
                     return record
                 diverged = (f"loss {check:.4g} at the end of epoch {self.epoch + 1} against the best "
@@ -322,7 +354,7 @@ class Reconstruction:
         try:
             with self._lock:
                 self._guard.roll_back(prob.params, good, names, where, str(self.checkpoint_path),
-                                      partial_loss, memory)
+                                      partial_loss, memory, f"epoch {self.epoch + 1}")
         except DivergenceError:
             self._write(self.checkpoint_path, "checkpoint")
             raise
@@ -349,22 +381,24 @@ class Reconstruction:
         return stop
 
     def automatic_choices(self) -> dict:
-        """Fields the run has set itself (measured learning rates, the optimiser and minibatches
-        chosen by ``auto``, rates cut after a divergence): dotted path -> value in use."""
-        req = {f.path: f.value for f in cfgmod.iter_fields(self._requested)}
-        return {f.path: f.value for f in cfgmod.iter_fields(self.config) if req.get(f.path) != f.value}
+        """Fields the run has set itself (the plan's choices: measured learning rates, the
+        optimiser and minibatches chosen by ``auto``, rates cut after a divergence): dotted path
+        -> value in use."""
+        return self.plan.chosen()
 
     def _save_config(self) -> None:
-        """Write the configuration in use (so rerunning ``config.toml`` repeats this run) and tell
-        observers what the run chose (the GUI's form shows it)."""
+        """Write the configuration in use (so rerunning ``config.toml`` repeats this run), with
+        the plan's reasons as its header, and tell observers what the run chose (the GUI's form
+        shows it)."""
         if self._writes_files:
-            cfgmod.to_toml(self.config, self.output_dir / "config.toml")
-        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.automatic_choices()))
+            write_run_config(self.output_dir, self.config, self.plan.toml_header())
+        self._emit(ProgressEvent("config", self.epoch, self.n_epochs, changes=self.plan.chosen(),
+                                 reasons=self.plan.reasons()))
 
     def _step(self, a_idx, s_idx) -> tuple[float, dict]:
         names = self.solver.refined(self.epoch)
         # a parameter whose refinement starts now may need its learning rate measured
-        if self.solver.resolve_learning_rates(names):
+        if self.solver.resolve_learning_rates(names, self._when()):
             self._save_config()
         return self.solver.step(a_idx, s_idx, names)
 
@@ -376,41 +410,91 @@ class Reconstruction:
     def _end_epoch(self, record: dict) -> None:
         nb = record.pop("n_batches")
         self.progress.epoch += 1
+        self._validate(record)
         self.history.append(record)
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
             chose = self.positions.after_epoch(self.epoch)
+        self._consistent = True
         if chose:
             self._save_config()
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
-                                 self._eta(nb, nb)))
+                                 self._eta(nb, nb),
+                                 validation=record.get("validation", float("nan"))))
         every = self.config.run.checkpoint_every
-        if every and self.epoch % every == 0 and self.epoch < self.n_epochs:
+        # a trial fit of the weight search is not the run's (yet); the unpenalised first fit is
+        searching = self._search is not None and self.solver.plan is not self.plan
+        if every and self.epoch % every == 0 and self.epoch < self.n_epochs and not searching:
             self._write(self.checkpoint_path, "checkpoint")
             self._emit(ProgressEvent("checkpoint", self.epoch, self.n_epochs, state=self.state,
                                      message=str(self.checkpoint_path)))
 
+    # ---- validation -----------------------------------------------------------------------
+    def _validate(self, record: dict) -> None:
+        """The validation loss of the epoch's estimate into ``record``, the best estimate kept,
+        and whether to stop early (:class:`.loop.validation.ValidationWatch`)."""
+        if not self.watch.active:
+            return
+        ratio = (record["terms"].get("data", record["loss"]) / self.expected_misfit
+                 if self.expected_misfit > 0 else float("nan"))
+        with self._lock:
+            value, why = self.watch.after_epoch(self.epoch, self.problem.params,
+                                                lambda p: {k: host_copy(v) for k, v in p.items()},
+                                                ratio)
+        record["validation"] = value
+        if why:
+            log.log(logging.INFO if self._search is not None else logging.WARNING,
+                    "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+
+    def noise_level_ratio(self) -> float:
+        """The last epoch's data loss over the loss expected at the noise level (1 = the fit
+        explains the data as far as the noise allows; well below 1 = it fits the noise)."""
+        if not self.history or not self.expected_misfit > 0:
+            return float("nan")
+        return float(self.history[-1]["terms"].get("data", self.history[-1]["loss"])
+                     / self.expected_misfit)
+
+    def _report_noise_level(self) -> None:
+        ratio = self.noise_level_ratio()
+        if not math.isfinite(ratio):
+            return
+        level = log.warning if ratio < NOISE_FIT_WARNING else log.info
+        level("the fit's data misfit is %.2fx the noise level (%s)%s", ratio, self.noise.kind,
+              "; it fits the noise: hold out data (run.validation_share) or regularise"
+              if ratio < NOISE_FIT_WARNING else "")
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the run ended before ``run.epochs`` because the validation loss stopped
+        improving."""
+        return self.watch.stopped
+
+    @property
+    def best(self):
+        """The best validation state (:class:`.loop.validation.BestState`)."""
+        return self.watch.best
+
     def _finish(self) -> None:
-        """Final checkpoint, result and TIFF stacks; the final state."""
+        """Final checkpoint; the result (the estimate of the best validation loss when the run
+        keeps it) and TIFF stacks; the final state."""
         self._write(self.checkpoint_path, "checkpoint")
+        self._report_noise_level()
+        best = self.watch.result_params(self.epoch)
+        if best is not None:
+            with self._lock:
+                for k, v in best.items():
+                    self.problem.params[k] = self.problem.backend.asarray(
+                        v, dtype=self.problem.params[k].dtype)
+            log.info("result: the estimate of epoch %d, the best validation loss (%.4g), not "
+                     "the last (epoch %d)", self.best.epoch, self.best.loss, self.epoch)
+        self._result_epoch = self.best.epoch if best is not None else 0
         self._write(self.result_path, "result")
         if self.config.run.save_tiff and self._writes_files:
-            self._write_tiffs()
+            write_tiffs(self.output_dir, self.problem)
         self._set_state("stopped" if self._stop and self.epoch < self.n_epochs else "finished")
-
-    def _write_tiffs(self) -> None:
-        """delta and beta, or the amplitude and phase of a complex object, as TIFF stacks."""
-        p, pix = self.problem.params, self.problem.model.optics.pixel_size_m
-        if "delta" in p:
-            stacks = {name: to_host(p[name]) for name in ("delta", "beta")}
-        else:
-            obj = to_host(p["object"])
-            stacks = {"object_amplitude": np.abs(obj), "object_phase": np.angle(obj)}
-        for name, vol in stacks.items():
-            write_tiff_stack(self.output_dir / f"{name}.tif", vol, pix)
 
     # ---- products ----------------------------------------------------------------------------
     def snapshot(self, frame: tuple[int, int] | None = (0, 0)) -> Snapshot:
@@ -439,18 +523,43 @@ class Reconstruction:
         """Only MPI rank 0 (or a single process) writes results and checkpoints."""
         return self.distributed is None or self.distributed.is_root
 
-    def _write(self, path: Path, kind: str) -> None:
-        if not self._writes_files:
+    def _checkpoint_after_failure(self, exc: Exception) -> None:
+        """After a failure, the checkpoint of the last consistent state (the end of the last
+        minibatch or epoch) where the failure left one: not within an optimiser update, nor
+        between an epoch's last minibatch and its end. Under MPI the failing rank writes it (rank
+        0 may be waiting in a collective call; every rank holds the whole state)."""
+        if isinstance(exc, (DivergenceError, OutputError)) or not self._consistent \
+                or self.solver.in_update:
+            return  # already written / cannot be written / no consistent state to write
+        try:
+            self._write(self.checkpoint_path, "checkpoint", any_rank=True)
+        except Exception as err:  # best effort: the failure itself is what gets reported
+            log.warning("no checkpoint after the failure (%s)", " ".join(str(err).split()))
+            return
+        where = f", minibatch {self._partial['batch']} of epoch {self.epoch + 1}" \
+            if self._partial else ""
+        log.warning("the run failed; its state after %d epoch(s)%s is in %s: continue with "
+                    "--resume %s", self.epoch, where, self.checkpoint_path, self.checkpoint_path)
+
+    def _write(self, path: Path, kind: str, any_rank: bool = False) -> None:
+        if not (self._writes_files or any_rank):
             return
         with self._lock:
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.positions.state_dict(), **self.problem.state_dict()}
+                         **self.positions.state_dict(),
+                         **self.problem.state_dict(), "plan": self.plan.state_dict(),
+                         "validation": self.watch.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
-        write_state(path, kind, self.problem, params, opt_state, self.progress, self.config,
-                    run_state)
+        try:
+            write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
+                        run_state, best_epoch=getattr(self, "_result_epoch", 0)
+                        if kind == "result" else 0)
+        except BaseException:
+            self._consistent = False  # a write that failed is not tried again after the failure
+            raise
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:

@@ -21,7 +21,7 @@ from slicewise.engine.simulate import SimulationConfig, simulate  # noqa: E402
 
 # The window's own tests look inside the 3D view (napari's layers, camera, pop-outs), so they
 # keep it in the window's process; test_napari_process.py drives the default, where the 3D view
-# runs in a process of its own (app/napari_remote.py).
+# runs in a process of its own (app/view3d/remote.py).
 os.environ.setdefault("SLICEWISE_3D_VIEW", "window")
 
 HAS_GL_DISPLAY = os.environ.get("QT_QPA_PLATFORM", "xcb") not in ("offscreen", "minimal")
@@ -141,9 +141,10 @@ def open_data(qtbot, w, path, timeout=10000) -> None:
 
 def fast_run(w, out_dir, epochs: int, **extra) -> None:
     """Settings for a quick CPU run with live previews as often as allowed."""
+    # every frame fitted (no held-out data, no weight search) unless a test asks for it
     values = {"run.epochs": epochs, "run.output_dir": str(out_dir), "run.backend": "numpy",
               "run.snapshot_every_s": 0, "run.checkpoint_every": 0, "run.save_tiff": False,
-              **extra}
+              "run.validation_share": 0.0, **extra}
     for path, value in values.items():
         w.params.set_value(path, value)
     assert w.params.is_valid(), w.params.errors()

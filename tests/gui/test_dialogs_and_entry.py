@@ -161,14 +161,20 @@ def test_run_gui_opens_a_file_and_returns_exit_code(holo_file, tmp_path):
     assert "Slicewise started" in log_file.read_text()
 
 
-def _gui_command(*args, cwd, timeout=120):
+def _gui_command_line(*args, cwd) -> tuple[list[str], dict]:
+    """``slicewise gui ARGS`` and its environment (settings and logs under ``cwd``)."""
     # the console script sits beside the interpreter of the environment it was installed into,
     # which need not be on PATH (CI runs the venv's python without activating it)
     beside = Path(sys.executable).with_name("slicewise")
     exe = str(beside) if beside.exists() else shutil.which("slicewise")
     assert exe, "the slicewise command is installed with the package"
     env = dict(os.environ, XDG_DATA_HOME=str(cwd / "data"), XDG_CONFIG_HOME=str(cwd / "config"))
-    return subprocess.run([exe, "gui", *args], env=env, cwd=cwd, capture_output=True, text=True,
+    return [exe, "gui", *args], env
+
+
+def _gui_command(*args, cwd, timeout=120):
+    cmd, env = _gui_command_line(*args, cwd=cwd)
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
 

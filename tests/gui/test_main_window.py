@@ -265,6 +265,7 @@ def test_drop_and_recent_files(qtbot, window, holo_file):
 def test_window_remembers_layout(qtbot, dialogs, make_window):
     w = make_window()
     w.show()
+    w.show_workspace()                      # the start page hides the docks
     avail = w.screen().availableGeometry()  # offscreen test screens are small
     w.resize(min(1234, avail.width() - 40), min(777, avail.height() - 40))
     w.log_dock.hide()
@@ -273,7 +274,9 @@ def test_window_remembers_layout(qtbot, dialogs, make_window):
     w2 = make_window()
     w2.show()
     assert (w2.width(), w2.height()) == size
-    assert w2.log_dock.isHidden()
+    assert w2.on_start_page() and w2.params_dock.isHidden()
+    w2.show_workspace()
+    assert w2.log_dock.isHidden() and not w2.params_dock.isHidden()
     w2.close()
 
 
@@ -401,3 +404,26 @@ def test_form_shows_what_the_run_chose(qtbot, window, holo_file, tmp_path, dialo
     assert saved.optimizer.kind in w.params.editor("optimizer.kind").toolTip()
     w.params.set_config(cfgmod.ReconConfig())  # another configuration: the choices are gone
     assert line.placeholderText() == "unset"
+
+
+def test_run_choices_show_their_reasons(qtbot, window, holo_file):
+    """"run chose: ..." carries the reason of each choice when the run's config event has
+    ``reasons`` (the RunPlan's), in the field's and its label's tooltips."""
+    from slicewise.engine.recon.run import ProgressEvent
+
+    w = window
+    open_data(qtbot, w, holo_file)
+    ev = ProgressEvent(kind="config", epoch=0, n_epochs=5,
+                       changes={"optimizer.lr_delta": 3e-7, "optimizer.kind": "adam"})
+    ev.reasons = {"optimizer.lr_delta": "measured from the loss's curvature along its gradient",
+                  "optimizer.kind": "tomography: Adam on minibatches"}   # RunPlan's reasons
+    w._on_events([ev])                       # the window's path for a run's events
+    tip = w.params.editor("optimizer.lr_delta").toolTip()
+    assert tip.startswith("run chose: 3e-07\nwhy: measured from the loss's curvature")
+    assert "why: tomography: Adam on minibatches" in w.params.editor("optimizer.kind").toolTip()
+    assert "why: tomography" in w.params._rows["optimizer.kind"].label.toolTip()
+    ev2 = ProgressEvent(kind="config", epoch=0, n_epochs=5, changes={"optimizer.lr_beta": 1e-9})
+    w._on_events([ev2])                      # a run without reasons: the choice alone
+    assert w.params.editor("optimizer.lr_beta").toolTip().startswith("run chose: 1e-09\n\n")
+    w.params.set_config(cfgmod.ReconConfig())   # another configuration: the reasons go too
+    assert "why:" not in w.params.editor("optimizer.lr_delta").toolTip()

@@ -38,7 +38,7 @@ def _drawn(nv, names=("delta", "beta")) -> bool:
 
 
 def test_run_result_reset_in_the_3d_process(qtbot, window3d, holo_file, tmp_path, dialogs):
-    from slicewise.app.napari_remote import RemoteNapariView
+    from slicewise.app.view3d.remote import RemoteNapariView
 
     w = window3d
     nv = w.napari_view
@@ -121,7 +121,7 @@ def test_the_3d_process_ends_with_the_window_while_it_starts(qtbot, window3d):
 
 def test_volumes_sent_while_one_is_on_its_way_keep_only_the_newest(qtbot):
     """The sender thread drops a volume that a newer one has overtaken in its queue."""
-    from slicewise.app.napari_remote import _Link
+    from slicewise.app.view3d.remote import _Link
 
     sent = []
 
@@ -141,7 +141,7 @@ def test_volumes_sent_while_one_is_on_its_way_keep_only_the_newest(qtbot):
 
 
 def test_a_3d_process_that_keeps_dying_is_not_restarted_forever(qtbot, window3d, dialogs):
-    from slicewise.app.napari_remote import MAX_CRASHES
+    from slicewise.app.view3d.remote import MAX_CRASHES
 
     nv = window3d.napari_view
     vol = {"delta": np.zeros((4, 4, 4), np.float32)}

@@ -53,7 +53,7 @@ def test_3d_view_of_run_and_result(qtbot, window, holo_file, tmp_path, dialogs):
 
 
 def test_truth_on_another_grid_is_centred(qtbot):
-    from slicewise.app.napari_view import NapariView
+    from slicewise.app.view3d.view import NapariView
 
     nv = NapariView()
     qtbot.addWidget(nv)
@@ -70,7 +70,7 @@ def test_truth_on_another_grid_is_centred(qtbot):
 
 
 def test_bin_volume_is_a_block_mean():
-    from slicewise.app.napari_view import bin_volume, preview_factor
+    from slicewise.app.view3d.view import bin_volume, preview_factor
 
     a = np.arange(4 * 6 * 5, dtype=np.float32).reshape(4, 6, 5)
     b = bin_volume(a, 2)
@@ -82,7 +82,7 @@ def test_bin_volume_is_a_block_mean():
 
 
 def test_live_preview_is_binned_and_full_resolution_returns_in_place(qtbot):
-    from slicewise.app.napari_view import NapariView
+    from slicewise.app.view3d.view import NapariView
 
     nv = NapariView()
     qtbot.addWidget(nv)
@@ -115,7 +115,7 @@ def test_first_volume_is_set_up_over_several_event_loop_turns(qtbot):
     """Each new layer costs the window tens of milliseconds (more with software OpenGL): the
     first volume's layers are made one per turn, visible ones first, and a volume that arrives
     meanwhile is shown once they all exist."""
-    from slicewise.app.napari_view import NapariView
+    from slicewise.app.view3d.view import NapariView
 
     nv = NapariView()
     qtbot.addWidget(nv)
@@ -162,40 +162,14 @@ def test_canvas_composites_alone_not_the_whole_window(qtbot, window):
     assert w.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface
 
 
-def test_canvas_is_smaller_while_live_and_full_size_after(qtbot):
-    """Software OpenGL pays per canvas pixel: live previews draw on a capped canvas (centred,
-    same framing), a paused or finished run on the whole area again."""
-    from slicewise.app.napari_canvas import LIVE_CANVAS_PIXELS
-    from slicewise.app.napari_view import NapariView
-
-    nv = NapariView()
-    qtbot.addWidget(nv)
-    nv.resize(1200, 800)
-    nv.show()
-    vol = np.random.default_rng(2).random((32, 32, 32)).astype(np.float32)
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9, preview=True)
-    qtbot.waitUntil(lambda: not nv.busy, timeout=60000)
-    box, canvas = nv.canvas_box, nv.qt_viewer.canvas.native
-    dpr = canvas.devicePixelRatioF()
-    qtbot.waitUntil(lambda: canvas.width() < box.width(), timeout=5000)
-    assert canvas.width() * canvas.height() * dpr * dpr <= LIVE_CANVAS_PIXELS * 1.05
-    centre = nv.qt_viewer.geometry().center()              # the viewer holds the canvas
-    assert abs(centre.x() - box.width() / 2) < 4 and abs(centre.y() - box.height() / 2) < 4
-    zoom = nv.viewer.camera.zoom
-    nv.show_volume({"delta": vol}, 50e-9, 50e-9)          # paused / finished: full size
-    qtbot.waitUntil(lambda: canvas.width() >= box.width() - 2, timeout=5000)
-    assert nv.viewer.camera.zoom > zoom * 1.2             # the same framing on a larger canvas
-    nv.close_viewer()
-
-
 @pytest.mark.parametrize("live_first", [False, True])
 def test_finished_volume_and_truth_fit_their_panels(qtbot, live_first):
     """The reconstruction beside its truth (the grid's two panels), seen from the view's turned
     camera, fits its panel and fills most of it: not fitted to the first layer alone (one
     panel as wide as the canvas), nor to the box's face (a turned box overflows it), whether
-    the volume comes at once (an opened result) or after live previews on the capped canvas."""
-    from slicewise.app.napari_layers import rotated_fit
-    from slicewise.app.napari_view import NapariView
+    the volume comes at once (an opened result) or after binned live previews."""
+    from slicewise.app.view3d.layers import rotated_fit
+    from slicewise.app.view3d.view import NapariView
 
     nv = NapariView()
     qtbot.addWidget(nv)
@@ -223,7 +197,7 @@ def test_finished_volume_and_truth_fit_their_panels(qtbot, live_first):
 
 
 def test_rotated_fit_of_a_turned_box():
-    from slicewise.app.napari_layers import rotated_fit
+    from slicewise.app.view3d.layers import rotated_fit
 
     assert rotated_fit((1, 1, 1), (-1, 0, 0), (0, -1, 0)) == pytest.approx(1.0)   # face-on
     s = np.sqrt(0.5)  # turned 45 degrees about y: the face's diagonal is the width

@@ -64,7 +64,8 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
 def test_gl_errors_never_become_dialogs(qtbot, window, dialogs, monkeypatch):
     import sys
 
-    from slicewise.app import errors, napari_view
+    from slicewise.app import errors
+    from slicewise.app.view3d import view as napari_view
 
     seen = []
     monkeypatch.setattr(napari_view, "gl_error_seen", lambda: seen.append(1))

@@ -20,7 +20,7 @@ from slicewise.engine.geometry import Geometry
 from slicewise.engine.io.adorym import write_adorym
 from slicewise.engine.materials import Material, named_material, parse_material
 from slicewise.engine.phantoms import PhantomSpec
-from slicewise.engine.physics.optics import wavelength_m
+from slicewise.engine.physics.constants import wavelength_m
 from slicewise.engine.recon.config import example_config, from_toml, set_value
 from slicewise.engine.simulate import SimulationConfig, simulate_arrays
 

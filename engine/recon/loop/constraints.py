@@ -45,9 +45,9 @@ def amplitude_at_most(t, limit: float = 1.0, inplace: bool = False):
 
 def _gaussian_filter(xp, a, sigma):
     if xp is np:
-        from scipy.ndimage import gaussian_filter  # noqa: PLC0415
+        from scipy.ndimage import gaussian_filter  # noqa: PLC0415 - the backend's own filter
     else:  # pragma: no cover - GPU
-        from cupyx.scipy.ndimage import gaussian_filter  # noqa: PLC0415
+        from cupyx.scipy.ndimage import gaussian_filter  # noqa: PLC0415 - optional (gpu extra)
     return gaussian_filter(a, sigma=sigma, mode="nearest")
 
 

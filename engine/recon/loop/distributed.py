@@ -8,21 +8,39 @@ gradients are averaged with ``Allreduce`` weighted by the number of frames each 
 so every rank takes the identical optimiser step and the ranks never drift apart. Rank 0 writes
 checkpoints and results and reports progress.
 
-Run as ``mpiexec -n 4 slicewise reconstruct CONFIG.toml`` (mpi4py and an MPI library: the ``mpi``
-extra installs both). Without MPI, or with one rank, nothing changes.
+Run as ``slicewise reconstruct CONFIG.toml --ranks 4`` or ``mpiexec -n 4 slicewise reconstruct
+CONFIG.toml`` (mpi4py and an MPI library: the ``mpi`` extra installs both). Without MPI, or with
+one rank, nothing changes.
+
+The invariant every change must keep: all ranks make the same collective calls, in the same
+order, with buffers of the same size. So nothing that differs between ranks may decide a choice
+that changes the calls: the free memory of each (:func:`agreed_memory_bytes`: the smallest), the
+frames a rank holds, or the code path its share of a minibatch takes -- which once decided the
+precision of a gradient (float64 on ranks whose share covered the object, float32 on the others:
+"Message truncated" on every preset). :meth:`Distributed.combine` agrees on the gradients' layout
+before summing them, and raises the same error on every rank if names or shapes differ.
 """
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 
 from ...backend import to_host
+from ...runtime import launched_by_mpi
+from ...errors import SlicewiseError
+from ..setup.memory import available_memory_bytes
 
 
-def _launched_by_mpi() -> bool:
-    return any(k in os.environ for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "PMI_SIZE"))
+def agreed_memory_bytes(backend, distributed: "Distributed | None") -> int:
+    """Free memory that automatic choices (optimiser, minibatch sizes) are sized for: under MPI
+    the smallest any rank has (0, unknown, if any rank does not know). Each rank measuring its
+    own would let ranks with different free memory choose different minibatches, and then make
+    different numbers of collective calls: the job hangs or aborts."""
+    avail = available_memory_bytes(backend)
+    if distributed is None:
+        return avail
+    return distributed.smallest(avail)
 
 
 class Distributed:
@@ -33,7 +51,7 @@ class Distributed:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         try:  # the rank among those on this node (they share its GPUs)
-            from mpi4py import MPI  # noqa: PLC0415
+            from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
             self.local_rank = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
         except (ImportError, AttributeError):  # a stand-in communicator (tests)
@@ -42,7 +60,7 @@ class Distributed:
     @classmethod
     def from_environment(cls) -> "Distributed | None":
         """A communicator over all ranks when launched by ``mpiexec`` with several ranks, else None."""
-        if not _launched_by_mpi():
+        if not launched_by_mpi():
             return None
         from mpi4py import MPI  # noqa: PLC0415 - optional dependency
 
@@ -84,9 +102,21 @@ class Distributed:
         cupy.cuda.runtime.setDevice(device)
         return device
 
+    def smallest(self, value: int) -> int:
+        """The smallest ``value`` over the ranks, on every rank."""
+        from mpi4py import MPI  # noqa: PLC0415
+
+        return int(self.comm.allreduce(int(value), op=MPI.MIN))
+
+    def largest(self, value: int) -> int:
+        """The largest ``value`` over the ranks, on every rank."""
+        from mpi4py import MPI  # noqa: PLC0415
+
+        return int(self.comm.allreduce(int(value), op=MPI.MAX))
+
     def any(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on at least one (e.g. a stop request)."""
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
         return bool(self.comm.allreduce(bool(flag), op=MPI.LOR))
 
@@ -94,14 +124,17 @@ class Distributed:
         """Weighted averages over ranks of the loss, its terms and the gradients (host round trip).
 
         Every rank makes the same collective calls whatever its share: a rank without frames in
-        this minibatch passes ``weight = 0``, no terms and zero gradients. The term names are
-        agreed first (an empty rank does not know them), then the scalars travel in one float64
-        buffer and all gradients in one flat buffer of their precision. Calls that differed in
-        number or size between ranks would hang the job.
+        this minibatch passes ``weight = 0``, no terms and zero gradients. The term names and the
+        gradients' layout (:func:`gradient_layout`) are agreed first, in one small ``allgather``
+        (an empty rank does not know the terms; a gradient's precision may differ between ranks
+        whose shares took different code paths); then the scalars travel in one float64 buffer
+        and all gradients in one flat buffer of the agreed precision, the same size on every rank.
         """
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI  # noqa: PLC0415 - optional dependency (the mpi extra)
 
-        names = sorted(set().union(*self.comm.allgather(sorted(terms))))
+        gathered = self.comm.allgather((sorted(terms), gradient_layout(grads)))
+        names = sorted(set().union(*(t for t, _ in gathered)))
+        layout = agree_layout([lay for _, lay in gathered])
         scalars = np.array([weight, weight * loss, *(weight * terms.get(k, 0.0) for k in names)],
                            dtype=np.float64)
         summed = np.empty_like(scalars)
@@ -110,22 +143,12 @@ class Distributed:
         inv = 1.0 / total_w if total_w > 0 else 0.0
         loss = float(summed[1] * inv)
         terms = {k: float(v * inv) for k, v in zip(names, summed[2:])}
-        gnames = sorted(grads)
-        hosts = [np.asarray(to_host(grads[n])) for n in gnames]
-        real = np.result_type(np.float32, *(h.real.dtype for h in hosts))
-        flat = np.concatenate([_as_real(h, real).ravel() * real.type(weight) for h in hosts]) \
-            if hosts else np.zeros(0, real)
+        real = np.result_type(np.float32, *(np.finfo(np.dtype(dt)).dtype for _, _, dt in layout))
+        flat = _flatten(grads, layout, real, weight)
         flat_sum = np.empty_like(flat)
         self.comm.Allreduce(flat, flat_sum, op=MPI.SUM)
         flat_sum *= real.type(inv)
-        out, start = {}, 0
-        for name, h in zip(gnames, hosts):
-            n = h.size * (2 if np.iscomplexobj(h) else 1)
-            part = flat_sum[start:start + n]
-            start += n
-            part = part.view(np.result_type(real, np.complex64)) if np.iscomplexobj(h) else part
-            out[name] = _like(grads[name], part.reshape(h.shape))
-        return loss, terms, out
+        return loss, terms, _unflatten(flat_sum, layout, grads)
 
     def broadcast_params(self, params: dict) -> dict:
         """Rank 0's parameters on every rank (start from identical states)."""
@@ -137,17 +160,64 @@ class Distributed:
         return out
 
 
-def _as_real(a: np.ndarray, real) -> np.ndarray:
-    """``a`` as real numbers of dtype ``real`` (a complex array as interleaved real/imaginary)."""
-    if np.iscomplexobj(a):
+def gradient_layout(grads: dict) -> list[tuple[str, tuple, str]]:
+    """``[(name, shape, dtype), ...]`` of ``grads`` in name order: what a rank contributes."""
+    return [(n, tuple(int(d) for d in grads[n].shape), np.dtype(grads[n].dtype).str)
+            for n in sorted(grads)]
+
+
+def agree_layout(layouts: list[list]) -> list[tuple[str, tuple, str]]:
+    """One layout from every rank's :func:`gradient_layout`: each gradient in the widest precision
+    any rank has. Every rank computes the same from the same gathered lists, so a mismatch of
+    names or shapes (a bug) raises the same error on every rank instead of a hang or an MPI abort.
+    """
+    first = layouts[0]
+    for r, lay in enumerate(layouts[1:], start=1):
+        if [(n, s) for n, s, _ in lay] != [(n, s) for n, s, _ in first]:
+            raise SlicewiseError(f"MPI ranks 0 and {r} differ in the gradients they computed "
+                                 f"({[(n, s) for n, s, _ in first]} against "
+                                 f"{[(n, s) for n, s, _ in lay]}); this is a bug, please report it")
+    return [(n, s, np.result_type(*(np.dtype(lay[i][2]) for lay in layouts)).str)
+            for i, (n, s, _) in enumerate(first)]
+
+
+def _flatten(grads: dict, layout: list, real, weight: float) -> np.ndarray:
+    """The gradients times ``weight`` in one flat host buffer of dtype ``real`` (complex ones
+    as interleaved real/imaginary parts)."""
+    if not layout:
+        return np.zeros(0, real)
+    hosts = [np.asarray(to_host(grads[n])) for n, _, _ in layout]
+    return np.concatenate([_as_real(h, real, np.iscomplexobj(np.empty(0, dt))).ravel()
+                           * real.type(weight) for h, (_, _, dt) in zip(hosts, layout)])
+
+
+def _unflatten(flat: np.ndarray, layout: list, refs: dict) -> dict:
+    """The gradients back from :func:`_flatten`'s buffer, each of its agreed dtype, on the
+    backend of ``refs[name]``."""
+    out, start = {}, 0
+    for name, shape, dt in layout:
+        complex_ = np.iscomplexobj(np.empty(0, dt))
+        n = int(np.prod(shape, dtype=np.int64)) * (2 if complex_ else 1)
+        part = flat[start:start + n]
+        start += n
+        part = part.view(np.result_type(flat.dtype, np.complex64)) if complex_ else part
+        out[name] = _like(refs[name], part.reshape(shape), np.dtype(dt))
+    return out
+
+
+def _as_real(a: np.ndarray, real, complex_: bool) -> np.ndarray:
+    """``a`` as real numbers of dtype ``real`` (complex as interleaved real/imaginary when the
+    agreed layout is complex, even if this rank's array is real, e.g. zeros)."""
+    if complex_:
         return np.ascontiguousarray(a, dtype=np.result_type(real, np.complex64)).view(real)
     return np.asarray(a, dtype=real)
 
 
-def _like(ref, host):
-    """``host`` on the same backend as ``ref``."""
+def _like(ref, host, dtype=None):
+    """``host`` on the same backend as ``ref``, as ``dtype`` (default ``ref``'s)."""
+    dtype = ref.dtype if dtype is None else dtype
     if isinstance(ref, np.ndarray):
-        return host.astype(ref.dtype, copy=False)
+        return host.astype(dtype, copy=False)
     import cupy  # noqa: PLC0415  # pragma: no cover - GPU
 
-    return cupy.asarray(host, dtype=ref.dtype)
+    return cupy.asarray(host, dtype=dtype)

@@ -40,6 +40,7 @@ from ...backend import to_host
 from ...errors import DivergenceError
 from ...io.datafile import spread_indices
 from .. import config as cfgmod
+from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class DivergenceGuard:
         for n, cuts in self.cuts.items():
             lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
             if lr:
-                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * 0.5 ** cuts)
+                self.solver.plan.adopt(Choice(
+                    f"optimizer.lr_{n}", lr * 0.5 ** cuts, f"the configured {lr:.4g} halved "
+                    f"{cuts} time(s), as by the divergence guard of the run this one continues"))
         self.solver.update_learning_rates()
 
     @staticmethod
@@ -148,44 +151,49 @@ class DivergenceGuard:
         """Whether the accepted estimates have wandered above the best for long enough that the
         step should be cut (:data:`STALL_EPOCHS`, :data:`STALL_RISE`); only a stochastic
         optimiser's (L-BFGS searches its step along each direction)."""
-        if self.solver.config.optimizer.kind != "adam" or self.last is None:
+        if not self.solver.optimizer.per_element_steps or self.last is None:
             return False
         floor = CONVERGED * abs(self.start) if self.start is not None else 0.0
         return self.since_best >= STALL_EPOCHS and \
             self._above(self.last, self.best, STALL_RISE) and self.last - self.best > floor
 
-    def cut_for_stall(self, names: list[str]) -> None:
+    def cut_for_stall(self, names: list[str], when: str) -> None:
         """Halve the rates of ``names`` (no rollback: the estimate is still accepted)."""
-        self._cut(names, culprit=None)
+        why = (f"the loss stayed above its best for {STALL_EPOCHS} epochs (now {self.last:.4g} "
+               f"against {self.best:.4g} on the same frames)")
+        self._cut(names, None, why, when)
         self.since_best = 0
-        log.warning("the loss has stayed above its best for %d epochs (now %.4g against %.4g "
-                    "on the same frames): learning rates of %s halved", STALL_EPOCHS, self.last,
-                    self.best, ", ".join(names))
+        log.warning("%s: learning rates of %s halved", why, ", ".join(names))
 
-    def _cut(self, names: list[str], culprit: str | None) -> None:
-        """Halve the rates of ``names`` (quarter the ``culprit``'s), counted in :attr:`cuts`."""
+    def _cut(self, names: list[str], culprit: str | None, why: str, when: str) -> None:
+        """Halve the rates of ``names`` (quarter the ``culprit``'s), counted in :attr:`cuts` and
+        adopted into the run's plan with ``why``."""
         cfg = self.solver.config
         for n in names:
             factor = 0.25 if n == culprit else 0.5
             self.cuts[n] = self.cuts.get(n, 0) + (2 if n == culprit else 1)
             lr = cfgmod.get_value(cfg, f"optimizer.lr_{n}")
             if lr:
-                cfgmod.set_value(cfg, f"optimizer.lr_{n}", lr * factor)
+                self.solver.plan.adopt(Choice(
+                    f"optimizer.lr_{n}", lr * factor,
+                    f"{'quartered' if factor == 0.25 else 'halved'} from {lr:.4g}: {why}", when),
+                    quiet=True)
         self.solver.update_learning_rates()
 
     def roll_back(self, params: dict, good: dict, names: list[str], where: str,
-                  checkpoint_hint: str, partial_loss=None, memory=None) -> None:
+                  checkpoint_hint: str, partial_loss=None, memory=None, when: str = "") -> None:
         """Restore ``good`` into ``params`` and the optimiser's ``memory`` of that estimate
         (``Solver.memory``; None: forget it), cut the rates of ``names``; raise after too many.
         ``partial_loss(trial) -> float``: the loss with ``trial`` overriding the good estimate
-        (used to find the parameter whose update alone hurts most)."""
+        (used to find the parameter whose update alone hurts most). ``when``: "epoch N", for
+        the plan."""
         culprit = self._culprit(params, good, names, partial_loss)
         params.update({k: v.copy() for k, v in good.items()})
         self.solver.restore(memory)
         self.rollbacks += 1
         self.streak += 1
         self.since_best = 0
-        self._cut(names, culprit)
+        self._cut(names, culprit, f"the loss diverged ({where})", when)
         cfg = self.solver.config
         worst = max(self.cuts, key=self.cuts.get) if self.cuts else (names[0] if names else "delta")
         if self.streak > MAX_ROLLBACKS:

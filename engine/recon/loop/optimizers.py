@@ -67,9 +67,26 @@ def _host_tree(obj):
 
 
 class Optimizer:
-    """Base class: learning rates, state bookkeeping, the common interface."""
+    """Base class: learning rates, state bookkeeping, the common interface.
+
+    What the rest of the run asks of an optimiser, instead of its name:
+    ``full_batch``: every step must see the same data (curvature pairs and a line search);
+    ``per_element_steps``: it moves each element by about its learning rate whatever the
+    gradient's size (Adam), so a rate too large shows as a plateau above the best loss, a
+    parameter started near its optimum needs a floor under a measured rate, and a start-up boost
+    applies; ``scales_own_steps``: its steps grow from the measured rate by its own curvature
+    estimates (L-BFGS), so no floor is needed; ``state_slots(history)``: object-sized arrays of
+    state it keeps per unknown (for the memory estimate).
+    """
 
     kind = ""
+    full_batch = False
+    per_element_steps = False
+    scales_own_steps = False
+
+    @classmethod
+    def state_slots(cls, history: int) -> int:
+        return 1
 
     def __init__(self, lrs: dict[str, float]):
         self.lrs: dict[str, float] = {}
@@ -139,6 +156,11 @@ class Adam(Optimizer):
     decay time in steps (see the module docstring); 1 = a constant rate."""
 
     kind = "adam"
+    per_element_steps = True
+
+    @classmethod
+    def state_slots(cls, history: int) -> int:
+        return 2   # the two moments
 
     def __init__(self, lrs: dict[str, float], betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-2, boost: float = 1.0, boost_updates: float = BOOST_UPDATES):
@@ -239,6 +261,12 @@ class LBFGS(Optimizer):
     """
 
     kind = "lbfgs"
+    full_batch = True
+    scales_own_steps = True
+
+    @classmethod
+    def state_slots(cls, history: int) -> int:
+        return 2 * history + 1   # the curvature pairs and the previous gradient
 
     def __init__(self, lrs: dict[str, float], history: int = 10, max_backtracks: int = 12,
                  c1: float = 1e-4):
@@ -270,7 +298,8 @@ class LBFGS(Optimizer):
             self.reset()
             st = self.state
         x = {n: params[n] for n in names}
-        g = {n: _real_like(x[n], grads[n]) for n in names}
+        # in the parameters' precision: a wider gradient would widen the parameters themselves
+        g = {n: _to(_real_like(x[n], grads[n]), x[n]) for n in names}
         pairs = [(dict((k, _to(a, x[k])) for k, a in pr["s"].items()),
                   dict((k, _to(a, x[k])) for k, a in pr["y"].items()))
                  for _, pr in sorted(st["pairs"].items(), key=lambda kv: int(kv[0]))]
@@ -298,7 +327,7 @@ class LBFGS(Optimizer):
         t = 1.0
         for _ in range(self.max_backtracks + 1):
             trial = dict(params)
-            trial.update({n: x[n] + t * d[n] for n in names})
+            trial.update({n: _to(x[n] + t * d[n], x[n]) for n in names})
             f, gt = closure(trial)
             f = float(f)
             if math.isfinite(f) and f <= f0 + self.c1 * t * gd:

@@ -49,18 +49,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...autodiff import no_grad
 from ...backend import to_host
 from ...io.datafile import spread_indices
-from ...models.base import MODE_AXIS
-from .. import config as cfgmod
 from ..plan import Choice
 from . import scan_map
+from .registration import Block, frame_misfits, lattice_search, pattern_search
 from .scan_map import Affine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PositionCorrection", "frame_misfits", "search_radius", "searches",
+__all__ = ["PositionCorrection", "search_radius", "searches",
            "FIRST_PASS_EPOCH", "PASS_EVERY", "TRIAL_FRAMES", "TRIAL_MOVE_PX", "TRIAL_SHARE"]
 
 #: The first pass comes after this many epochs: frames are placed on an object that must exist.
@@ -72,10 +70,6 @@ MAX_EVERY = 16
 QUIET_MOVE_PX = 0.1
 #: Default search radius (px), unless a third of the frame is smaller.
 DEFAULT_RADIUS_PX = 10.0
-#: Step of the lattice searched around a frame's anchor, px.
-LATTICE_STEP_PX = 2.0
-#: Moves of the pattern search per frame and pass (one pixel each).
-LOCAL_STEPS = 4
 #: Neighbours in the scan whose median misfit is a frame's typical one.
 NEIGHBOURS = 12
 #: Frames whose misfit is this many times the typical one are searched over the whole radius.
@@ -108,8 +102,6 @@ TRIAL_SHARE = 0.5
 #: Floor of the prior's spread, px.
 MIN_PRIOR_PX = 0.5
 
-#: The centre and its four neighbours along the axes (a diagonal move takes two steps).
-_NEIGHBOURS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], float)
 
 
 def search_radius(config, frame_shape) -> float:
@@ -128,44 +120,6 @@ def searches(config, problem) -> bool:
         and problem.initial_positions is not None and "positions" in problem.params
 
 
-def frame_misfits(problem, params: dict, spots: np.ndarray, positions: np.ndarray, amplitudes,
-                  chunk: int) -> np.ndarray:
-    """Amplitude misfit ``sum_pixels mask (|psi| - a)^2`` of frames ``spots`` (view 0) with their
-    windows at ``positions`` ``(len(spots), 2)`` (held on the model's grid); ``amplitudes``: the
-    measured ``a`` ``(1, len(spots), fy, fx)``. Returns float64 ``(len(spots),)``. The amplitude
-    misfit whatever the run's loss: its noise is about the same at every count level."""
-    xp = problem.backend.xp
-    lo, hi = problem.model.position_bounds()
-    trial = np.array(to_host(params["positions"]), dtype=float)
-    trial[spots] = np.clip(positions, lo, hi)
-    p = {**params, "positions": problem.backend.to_real(trial)}
-    out = np.empty(len(spots))
-    for i in range(0, len(spots), chunk):
-        with no_grad():
-            f = problem.fields(p, [0], spots[i:i + chunk])
-        amp = xp.sqrt((f.real ** 2 + f.imag ** 2).sum(axis=MODE_AXIS))   # (1, s, fy, fx)
-        r = (amp - amplitudes[:, i:i + chunk]) ** 2
-        if problem.mask is not None:
-            r = r * problem.mask
-        out[i:i + chunk] = to_host(r.sum(axis=(0, 2, 3)))
-    return out
-
-
-@dataclass
-class _Block:
-    """The frames of one block of a pass and what scores their candidates."""
-
-    spots: np.ndarray         # (b,) frame indices
-    amplitudes: object        # (1, b, fy, fx) measured amplitudes, backend
-    anchors: np.ndarray       # (b, 2) prior centres, px
-    scale: np.ndarray         # (b,) N / (2 m_typ): misfit -> cost
-    prior_px: float           # spread of the prior
-
-    def cost(self, misfit: np.ndarray, pos: np.ndarray, idx) -> np.ndarray:
-        d2 = ((pos - self.anchors[idx]) ** 2).sum(axis=-1)
-        return self.scale[idx] * misfit + d2 / (2 * self.prior_px ** 2)
-
-
 @dataclass
 class _Placed:
     """What a pass found: positions ``(n, 2)``, misfits ``(n,)`` and the data's curvature there
@@ -178,24 +132,53 @@ class _Placed:
     searched: int             # frames searched over the whole radius
 
 
+#: What a pass changes besides the unknowns: one set per fit (see :meth:`PositionCorrection._follow`).
+_FIT_STATE = ("affine", "fitted", "affine_kept", "prior_px", "every", "next_pass", "passes",
+              "weights")
+
+
 class PositionCorrection:
     """Registration passes during a run (see the module docstring). The run calls
     :meth:`after_epoch` at the end of every epoch (under its lock) and keeps :meth:`state_dict`
-    in its checkpoints."""
+    in its checkpoints; ``plan``: the run's :class:`~..plan.RunPlan`, which takes the choice of
+    an unset ``refine.positions``. The configuration read is the problem's (that of the fit the
+    run holds: a weight search's trial fit has its own)."""
 
-    def __init__(self, config, problem):
-        self.config, self.problem = config, problem
+    def __init__(self, plan, problem):
+        self.plan, self.problem = plan, problem
         init = problem.initial_positions
         self.recorded = None if init is None else np.array(init, dtype=float)
-        self.affine = None if init is None else Affine.identity(self.recorded)
-        self.fitted = self.affine        # the last fit, kept or not
+        self._neighbours = None              # (n, k) nearest recorded positions of each
+        self._saved: dict[int, dict] = {}    # the state of other fits, by their unknowns
+        self._key = id(problem.params)
+        self._reset()
+
+    def _reset(self) -> None:
+        identity = None if self.recorded is None else Affine.identity(self.recorded)
+        self.affine = self.fitted = identity  # the anchors' map; the last fit, kept or not
         self.affine_kept = False
         self.prior_px: float | None = None   # spread of the stage errors, from the last pass
         self.every = PASS_EVERY
         self.next_pass: int | None = None    # finished epochs at which the next pass runs
         self.passes = 0
         self.weights: np.ndarray | None = None
-        self._neighbours = None              # (n, k) nearest recorded positions of each
+
+    def _follow(self) -> None:
+        """Keep one state per fit: a weight search's trial fit (:mod:`.weight_search`) holds its
+        own unknowns (``problem.params`` is another dict) and starts its passes afresh; going
+        back to a fit brings its state back."""
+        key = id(self.problem.params)
+        if key == self._key:
+            return
+        self._saved[self._key] = {f: getattr(self, f) for f in _FIT_STATE}
+        self._reset()
+        for f, v in self._saved.pop(key, {}).items():
+            setattr(self, f, v)
+        self._key = key
+
+    @property
+    def config(self):
+        return self.problem.config
 
     @property
     def radius(self) -> float:
@@ -213,10 +196,10 @@ class PositionCorrection:
         """Decide ``refine.positions`` when it is unset and the time has come
         (:meth:`choose`), then run a pass if one is due after ``finished`` epochs. Returns
         whether the configuration changed (an automatic choice was made)."""
+        self._follow()
         choice = self.choose(finished)
         if choice is not None:
-            cfgmod.set_value(self.config, choice.path, choice.value)
-            log.info("%s", choice.line())
+            self.plan.adopt(choice)
         if self.due(finished):
             moved = self.run_pass(finished)
             self.every = min(2 * self.every, MAX_EVERY) if moved < QUIET_MOVE_PX else PASS_EVERY
@@ -256,7 +239,7 @@ class PositionCorrection:
         amps = self._amplitudes(spots)
         misfit = frame_misfits(self.problem, params, spots, pos[spots], amps, self._chunk())
         typical = np.full(len(spots), max(float(np.median(misfit)), 1e-30))
-        block = _Block(spots, amps, pos[spots], self._pixels() / (2 * typical), self.radius / 2)
+        block = Block(spots, amps, pos[spots], self._pixels() / (2 * typical), self.radius / 2)
         found, found_misfit, cost, _ = self._register(params, block, pos[spots],
                                                       np.zeros(len(spots), bool))
         # a frame whose position fits at least as well as every lattice point tried has not
@@ -295,7 +278,7 @@ class PositionCorrection:
         spread = scan_map.robust_spread((new - self.affine.apply(self.recorded))[trusted > 0])
         self.prior_px = max(MIN_PRIOR_PX, spread if np.isfinite(spread) else self.prior_px)
         params["positions"] = prob.backend.to_real(new).astype(params["positions"].dtype, copy=False)
-        prob.frame_weights = prob.backend.to_real(self.weights)
+        prob.set_frame_weights(self.weights)
         self.passes += 1
         step = np.sqrt(((new - old) ** 2).sum(axis=1))
         self._log(finished, step, placed.searched, int((trusted > 0).sum()), int((~seen).sum()),
@@ -311,65 +294,28 @@ class PositionCorrection:
         pos, misfit, sharp = old.copy(), current.copy(), np.zeros(n)
         for start in range(0, n, chunk):
             spots = np.arange(start, min(n, start + chunk))
-            block = _Block(spots, self._amplitudes(spots), anchors[spots],
+            block = Block(spots, self._amplitudes(spots), anchors[spots],
                            self._pixels() / (2 * typical[spots]), self.prior_px)
             pos[spots], misfit[spots], _, sharp[spots] = self._register(params, block, old[spots],
                                                                         wide[spots])
         return _Placed(pos, misfit, sharp, typical, int(wide.sum()))
 
-    def _register(self, params, block: _Block, start: np.ndarray, wide: np.ndarray):
+    def _register(self, params, block: Block, start: np.ndarray, wide: np.ndarray):
         """Positions, misfits, costs and curvatures (see :class:`_Placed`) of one block: the
         pattern search from the current estimates ``start``, and for ``wide`` frames also from
         the best lattice point around their anchors, whichever costs less."""
-        pos, mis, cost, sharp = self._local(params, block, np.rint(start), np.arange(len(start)))
+        prob = self.problem
+        pos, mis, cost, sharp = pattern_search(prob, params, block, np.rint(start),
+                                               np.arange(len(start)))
         idx = np.flatnonzero(wide)
         if len(idx):
-            w_pos, w_mis, w_cost, w_sharp = self._local(
-                params, block, self._lattice_search(params, block, idx), idx)
+            w_pos, w_mis, w_cost, w_sharp = pattern_search(
+                prob, params, block, lattice_search(prob, params, block, idx, self.radius), idx)
             better = w_cost < cost[idx]
             b = idx[better]
             pos[b], mis[b], cost[b], sharp[b] = (w_pos[better], w_mis[better], w_cost[better],
                                                  w_sharp[better])
         return pos, mis, cost, sharp
-
-    def _local(self, params, block: _Block, start: np.ndarray, idx: np.ndarray):
-        """Pattern search for frames ``idx`` of ``block`` from lattice points ``start``
-        ``(len(idx), 2)``: up to :data:`LOCAL_STEPS` moves of one pixel to the best of the
-        centre and its four axis neighbours, then a parabola through them where the centre is
-        best. Returns positions, misfits, costs and curvatures."""
-        pos = np.array(start, dtype=float)
-        k = len(idx)
-        table = np.zeros((k, len(_NEIGHBOURS)))
-        misfit = np.zeros_like(table)
-        settled = np.zeros(k, bool)
-        for _ in range(LOCAL_STEPS):
-            todo = np.flatnonzero(~settled)
-            if not len(todo):
-                break
-            for j, d in enumerate(_NEIGHBOURS):
-                trial = pos[todo] + d
-                misfit[todo, j] = self._misfits(params, block, idx[todo], trial)
-                table[todo, j] = block.cost(misfit[todo, j], trial, idx[todo])
-            best = table[todo].argmin(axis=1)
-            pos[todo] += _NEIGHBOURS[best]
-            settled[todo[best == 0]] = True
-        rows, best = np.arange(k), table.argmin(axis=1)
-        pos[settled] += _parabola(table[settled])
-        sharp = np.where(settled, _curvature(block.scale[idx, None] * misfit), 0.0)
-        return pos, misfit[rows, best], table[rows, best], sharp
-
-    def _lattice_search(self, params, block: _Block, idx: np.ndarray) -> np.ndarray:
-        """The least-cost point ``(len(idx), 2)`` of the integer lattice within the search
-        radius of each frame's anchor (on a step that keeps about 80 points)."""
-        centre = np.rint(block.anchors[idx])
-        best_cost = np.full(len(idx), np.inf)
-        best = centre.copy()
-        for d in _lattice(self.radius):
-            trial = centre + d
-            c = block.cost(self._misfits(params, block, idx, trial), trial, idx)
-            better = c < best_cost
-            best_cost[better], best[better] = c[better], trial[better]
-        return best
 
     def _constrain(self, positions: np.ndarray, anchors: np.ndarray) -> np.ndarray:
         """Positions at most the search radius from their anchors."""
@@ -425,10 +371,6 @@ class PositionCorrection:
             return np.maximum(misfit, 1e-30)
         return np.maximum(np.median(misfit[self._neighbours], axis=1), 1e-30)
 
-    def _misfits(self, params, block: _Block, idx: np.ndarray, positions: np.ndarray):
-        return frame_misfits(self.problem, params, block.spots[idx], positions,
-                             block.amplitudes[:, idx], max(len(idx), 1))
-
     def _misfits_all(self, params, positions: np.ndarray, chunk: int) -> np.ndarray:
         n = len(positions)
         out = np.empty(n)
@@ -477,6 +419,7 @@ class PositionCorrection:
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """What a resumed run needs to continue the passes exactly."""
+        self._follow()
         if self.passes == 0:
             return {}
         return {"positions_pass": {"passes": self.passes, "every": self.every,
@@ -489,40 +432,11 @@ class PositionCorrection:
         s = state.get("positions_pass")
         if not s or self.recorded is None:
             return
+        self._follow()
         self.passes, self.every = int(s["passes"]), int(s["every"])
         self.next_pass, self.prior_px = int(s["next_pass"]), float(s["prior_px"])
         self.affine = Affine(np.asarray(s["matrix"], float), np.asarray(s["offset"], float),
                              self.recorded.mean(axis=0))
         self.fitted = self.affine
         self.weights = np.asarray(state["frame_weights"], float)
-        self.problem.frame_weights = self.problem.backend.to_real(self.weights)
-
-
-def _lattice(radius: float) -> np.ndarray:
-    """Integer offsets ``(k, 2)`` within ``radius`` px on a step of :data:`LATTICE_STEP_PX` (the
-    pattern search that follows covers the gaps): about 80 for a radius of 10 px."""
-    step = LATTICE_STEP_PX
-    r = np.arange(-np.floor(radius / step), np.floor(radius / step) + 1) * step
-    yy, xx = np.meshgrid(r, r, indexing="ij")
-    d = np.stack([yy.ravel(), xx.ravel()], axis=1)
-    return d[np.hypot(d[:, 0], d[:, 1]) <= radius + 1e-9]
-
-
-def _parabola(table: np.ndarray) -> np.ndarray:
-    """Sub-pixel offsets ``(k, 2)`` of the minimum from cost tables ``(k, 5)`` over
-    :data:`_NEIGHBOURS` (centre best): a parabola through the centre and its two neighbours along
-    each axis, within half a step."""
-    out = np.zeros((len(table), 2))
-    for axis, (lo, hi) in enumerate(((1, 2), (3, 4))):
-        curv = table[:, lo] + table[:, hi] - 2 * table[:, 0]
-        ok = curv > 0
-        out[ok, axis] = np.clip(0.5 * (table[ok, lo] - table[ok, hi]) / curv[ok], -0.5, 0.5)
-    return out
-
-
-def _curvature(table: np.ndarray) -> np.ndarray:
-    """The smaller of the two axes' second differences ``(k,)`` of tables ``(k, 5)`` over
-    :data:`_NEIGHBOURS` (a frame's position is known to about ``1 / sqrt`` of it, px, where the
-    table is a chi-square)."""
-    return np.minimum(table[:, 1] + table[:, 2] - 2 * table[:, 0],
-                      table[:, 3] + table[:, 4] - 2 * table[:, 0])
+        self.problem.set_frame_weights(self.weights)

@@ -95,7 +95,8 @@ class Projections:
         """A support mask file (``.npy`` or HDF5 ``params/support``, ``support`` or ``mask``)
         checked against the object grid, as a boolean backend array."""
         m = load_array(resolve_path(path_str, self.base_dir), "constraints.support",
-                       ("params/support", "support", "mask"))
+                       ("params/support", "support", "mask"),
+                       allow_external=self.config.data.allow_external_links)
         if m.shape != self.problem.object_shape:
             raise ConfigError(f"constraints.support: mask shape {m.shape} differs from the object grid "
                               f"{self.problem.object_shape}")

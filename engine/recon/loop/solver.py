@@ -18,69 +18,34 @@ import math
 import numpy as np
 
 from ...autodiff import no_grad, value_and_grad
-from ...backend import Backend, to_host
+from ...backend import to_host
 from ...errors import ConfigError
-from ..setup import schedule
+from ..plan import Choice, RunPlan
+from ..problem import Problem
 from ..setup import stepsize
-from .. import config as cfgmod
+from ..setup.schedule import estimation_batch
 from . import positions
 from .optimizers import make_optimizer
-from ..problem import Problem
+from .validation import Holdout, watches_fit
 
 log = logging.getLogger(__name__)
 
 
-def choose_schedule(config, dataset, problem: Problem, available_bytes: int,
-                    backend: Backend) -> schedule.Schedule:
-    """Resolve ``optimizer.kind = auto`` and unset minibatch sizes, writing them into ``config``."""
-    o, r = config.optimizer, config.run
-    sched = schedule.choose_schedule(o.kind, r.batch_angles, r.batch_spots, dataset,
-                                     problem.model.splits_spots, problem.object_shape,
-                                     available_bytes, dtype=np.dtype(backend.complex_dtype).name,
-                                     blind_probe=_blind_probe(config, dataset, problem))
-    if (o.kind, r.batch_angles, r.batch_spots) != (sched.kind, sched.batch_angles, sched.batch_spots):
-        log.info("optimizer.kind = %s, run.batch_angles = %d, run.batch_spots = %d (%s)",
-                 sched.kind, sched.batch_angles, sched.batch_spots, sched.reason)
-    o.kind, r.batch_angles, r.batch_spots = sched.kind, sched.batch_angles, sched.batch_spots
-    return sched
-
-
-def _probe_is_guess(config, dataset, problem: Problem) -> bool:
-    """Whether the model's probe starts from a guess: neither the file nor init.probe_path gives it."""
-    return "probe" in problem.params and dataset.probe is None and not config.init.probe_path
-
-
-def _blind_probe(config, dataset, problem: Problem) -> bool:
-    """Whether the probe is refined from a guess."""
-    return bool(config.refine.probe) and _probe_is_guess(config, dataset, problem)
-
-
-def resolve_probe_refinement(config, dataset, problem: Problem) -> None:
-    """``refine.probe`` unset: refine a scanned probe that starts from a guess, written into
-    ``config``. A weak object barely changes the frames, so a probe guessed from their mean is
-    wrong by more than the object's own signal: fixed, it leaves a correlation with the truth of
-    0.6 on a 1 nm SiO2 cone (tests/test_adorym_stranger.py); a holography illumination stays
-    flat unless asked for."""
-    if config.refine.probe is not None:
-        return
-    on = problem.model.splits_spots and _probe_is_guess(config, dataset, problem)
-    cfgmod.set_value(config, "refine.probe", bool(on))
-    if on:
-        log.info("refine.probe = true (no probe in the data file or init.probe_path: it starts "
-                 "from %s and is refined)", "the data" if config.init.probe in ("auto", "data")
-                 else "a guess")
-
-
 class Solver:
-    """Steps of one run (see the module docstring). ``lock`` guards ``problem.params`` against
-    concurrent snapshots; ``distributed`` is the MPI helper or None."""
+    """Steps of one run (see the module docstring). ``plan``: the run's :class:`RunPlan`, whose
+    configuration the solver reads and into which it adopts the rates it measures; ``lock``
+    guards ``problem.params`` against concurrent snapshots; ``distributed`` is the MPI helper or
+    None."""
 
-    def __init__(self, config, dataset, problem: Problem, projections, schedule, lock,
-                 distributed=None):
-        self.config, self.dataset, self.problem = config, dataset, problem
+    def __init__(self, plan: RunPlan, dataset, problem: Problem, projections, schedule, lock,
+                 distributed=None, holdout: Holdout | None = None):
+        self.plan, self.config = plan, plan.config
+        self.dataset, self.problem = dataset, problem
         self.projections, self.schedule, self.lock = projections, schedule, lock
         self.distributed = distributed
-        o = config.optimizer
+        # the frames left out of the fit (the validation loss's), or None: every frame is fitted
+        self.holdout = holdout if holdout is not None and holdout.active else None
+        o = self.config.optimizer
         # the probe rate is relative to the initial probe's peak amplitude: fixed once, so that
         # rates handed over again later (a rollback, a change, a resumed run) mean the same step
         self._probe_ref = self._probe_peak()
@@ -89,7 +54,8 @@ class Solver:
                                         boost=o.lr_boost or 1.0)
         self.n_evaluations = 0        # loss + gradient evaluations of this process (steps)
         self._last_eval = None        # (names, point, (loss, terms, grads)) for L-BFGS's reuse
-        if o.kind == "lbfgs":
+        self.in_update = False        # within the optimiser's update of the unknowns (step)
+        if self.optimizer.full_batch:
             self.batches(0)  # refuses minibatches now, before anything is written
 
     # ---- what is refined, how fast -----------------------------------------------------------
@@ -122,23 +88,24 @@ class Solver:
         probe = self.problem.params.get("probe")
         return float(to_host(abs(probe).max())) if probe is not None else 1.0
 
-    def _store_lr(self, name: str, lr_optimizer_units: float) -> None:
-        """Write a measured rate into the configuration (in its units) and the optimiser."""
+    def _store_lr(self, name: str, lr_optimizer_units: float, reason: str, when: str) -> None:
+        """Adopt a rate chosen by the run (in the configuration's units) and hand it to the
+        optimiser."""
         value = lr_optimizer_units / self._probe_ref if name == "probe" else lr_optimizer_units
-        cfgmod.set_value(self.config, f"optimizer.lr_{name}", float(value))
+        self.plan.adopt(Choice(f"optimizer.lr_{name}", float(value), reason, when))
         self.optimizer.set_lr(name, lr_optimizer_units)
 
-    def resolve_learning_rates(self, names: list[str]) -> bool:
+    def resolve_learning_rates(self, names: list[str], when: str = "setup") -> bool:
         """Measure the unset learning rates of ``names`` (curvature along the gradient, see
-        :mod:`.stepsize`) on a few frames; log them and write them into the configuration.
-        Returns whether any rate was measured."""
+        :mod:`.stepsize`) on a few frames and adopt them into the plan (``when``: "setup" or
+        "epoch N"). Returns whether any rate was measured."""
         lrs = self.config.optimizer.lrs()
         missing = [n for n in names if lrs.get(n, 0) is None]
-        self._resolve_boost(names, missing)
+        self._resolve_boost(names, missing, when)
         if not missing:
             return False
         prob = self.problem
-        a_idx, s_idx = schedule.estimation_batch(self.dataset, prob.model.splits_spots, self.schedule)
+        a_idx, s_idx = estimation_batch(self.dataset, prob.model.splits_spots, self.schedule)
         measured = prob.measured_batch(a_idx, s_idx)
 
         def evaluate(trial):
@@ -155,28 +122,32 @@ class Solver:
         xp = prob.backend.xp
         sizes = {n: float(to_host(xp.abs(prob.params[n]).max())) for n in missing
                  if n in ("delta", "beta")}  # the object's present scale (a starting guess's)
-        kind = self.config.optimizer.kind
-        rates = stepsize.learning_rates(scales, kind, sizes)
-        floors = {} if kind == "lbfgs" else self._rate_floors(missing)
+        watched = watches_fit(self.holdout, self.config, prob.params)
+        rates = stepsize.learning_rates(scales, self.optimizer.kind, sizes, watched)
+        floors = {} if self.optimizer.scales_own_steps else self._rate_floors(missing)
+        reasons = {n: (f"measured: the optimal steepest-descent step changes an element by up to "
+                       f"{scales[n].max_change:.3g} and lowers the loss by "
+                       f"{100 * scales[n].decrease:.0f} %") for n in missing}
+        if watched and self.optimizer.per_element_steps:
+            for n in set(missing) & {"delta", "beta", "object"}:
+                reasons[n] += (f"; {stepsize.ADAM_WATCHED_FACTOR:g}x Adam's usual share of it: the "
+                               "validation loss watches the fit")
         for n, floor in floors.items():
             if rates[n] < floor:
-                rates[n] = self._floored_rate(n, floor, rates[n], grads[n], f0, loss_only)
+                rates[n], reasons[n] = self._floored_rate(n, floor, rates[n], grads[n], f0,
+                                                          loss_only)
         for n in missing:
-            self._store_lr(n, rates[n])
-            log.info("optimizer.lr_%s = %.3g (measured: optimal steepest-descent step changes an "
-                     "element by up to %.3g and lowers the loss by %.0f %%)", n,
-                     cfgmod.get_value(self.config, f"optimizer.lr_{n}"), scales[n].max_change,
-                     100 * scales[n].decrease)
+            self._store_lr(n, rates[n], reasons[n], when)
         return True
 
-    def _resolve_boost(self, names: list[str], missing: list[str]) -> None:
+    def _resolve_boost(self, names: list[str], missing: list[str], when: str) -> None:
         """Unset ``optimizer.lr_boost`` (Adam only), decided when the object's refinement starts:
         :func:`stepsize.adam_boost` of whether every refined object unknown starts flat and has its
         rate measured, and whether the run refines an experimental parameter; written into the
         configuration and the optimiser."""
         o = self.config.optimizer
         obj = [n for n in names if n in ("delta", "beta", "object")]
-        if o.lr_boost is not None or o.kind != "adam" or not obj:
+        if o.lr_boost is not None or not self.optimizer.per_element_steps or not obj:
             return
         xp = self.problem.backend.xp
         with self.lock:
@@ -185,37 +156,35 @@ class Solver:
         refines = any(getattr(self.config.refine, n) for n in ("probe", "positions", "distances")
                       if n in self.problem.params)
         boost = stepsize.adam_boost(flat, all(n in missing for n in obj), refines)
-        cfgmod.set_value(self.config, "optimizer.lr_boost", boost)
+        why = (f"the object starts without structure: its measured rates start {boost:g} times "
+               f"higher and decay to them over ~{self.optimizer.boost_updates} updates"
+               if boost != 1 else "constant rates: " + (
+                   "the object starts from a guess with structure" if not flat else
+                   "its rates were set by hand" if not all(n in missing for n in obj) else
+                   "probe, positions or distances are refined too"))
+        self.plan.adopt(Choice("optimizer.lr_boost", boost, why, when))
         self.optimizer.boost = boost
-        if boost != 1:
-            log.info("optimizer.lr_boost = %g (the object starts without structure: its measured "
-                     "rates start %g times higher and decay to them over ~%d updates)", boost,
-                     boost, self.optimizer.boost_updates)
 
     def _floored_rate(self, n: str, floor: float, measured: float, g, f0: float,
-                      loss_only) -> float:
-        """``floor`` instead of a smaller measured rate -- for Adam only as far as its first step
+                      loss_only) -> tuple[float, str]:
+        """The rate and its reason: ``floor`` instead of a smaller measured rate -- for Adam only as far as its first step
         does not raise the loss (:func:`stepsize.safe_adam_floor`), unless the probe starts from a
         guess: that one is wrong in what the mean pattern cannot show (its Fourier phase: a shift,
         a defocus), which only the object's signal reveals later, and it must keep moving (the
         engine's blind 24^3 SiO2 cone at 1 nm, 30 epochs: the full floor 0.93, the safe one
         0.81)."""
         rate = floor
-        guessed = n == "probe" and _probe_is_guess(self.config, self.dataset, self.problem)
-        if self.config.optimizer.kind == "adam" and not guessed:
+        guessed = n == "probe" and self.problem.probe_is_guess
+        if self.optimizer.per_element_steps and not guessed:
             with self.lock:
                 rate = stepsize.safe_adam_floor(lambda v: loss_only({n: v}), self.problem.params[n],
                                                 g, f0, floor, measured, self.optimizer.eps)
         if rate > measured:
-            log.info("optimizer.lr_%s: the measured rate %.3g is below %.3g (the parameter starts "
-                     "near its optimum, where the measured step would freeze it); using that",
-                     n, measured, rate)
-        else:
-            log.info("optimizer.lr_%s: keeping the measured rate %.3g (Adam's first step at a "
-                     "thousandth of the parameter itself, %.3g, and at smaller fractions down to "
-                     "the measured one raise the loss: the data's signal is far smaller)",
-                     n, measured, floor)
-        return max(rate, measured)
+            return rate, (f"the measured rate {measured:.3g} is raised to a floor: the parameter "
+                          "starts near its optimum, where the measured step would freeze it")
+        return measured, (f"measured; kept below the floor {floor:.3g}: Adam's first step at a "
+                          "thousandth of the parameter itself, and at smaller fractions down to "
+                          "the measured one, raise the loss (the data's signal is far smaller)")
 
     def _rate_floors(self, names: list[str]) -> dict:
         """Smallest automatic rates of the experimental parameters, relative to their own size
@@ -233,23 +202,26 @@ class Solver:
     # ---- minibatches -------------------------------------------------------------------------
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Minibatches of (angle indices, spot indices), shuffled per epoch with the seed."""
-        ds, run = self.dataset, self.config.run
+        ds, run, held = self.dataset, self.config.run, self.holdout
         rng = np.random.default_rng(run.shuffle_seed + 7919 * epoch)
-        angles = rng.permutation(ds.n_angles)
-        ba = run.batch_angles or ds.n_angles
+        # only angles and spots with frames in the fit (all of them without a holdout)
+        train_a = np.arange(ds.n_angles) if held is None else held.train_angles
+        train_s = np.arange(ds.n_spots) if held is None else held.train_spots
+        angles = rng.permutation(train_a)
+        ba = run.batch_angles or len(train_a)
         out = []
-        for i in range(0, ds.n_angles, ba):
+        for i in range(0, len(angles), ba):
             a = np.sort(angles[i:i + ba])
             if not self.problem.model.splits_spots:
-                out.append((a, np.arange(ds.n_spots)))
+                out.append((a, train_s))
                 continue
-            spots = rng.permutation(ds.n_spots)
-            bs = run.batch_spots or ds.n_spots
-            for j in range(0, ds.n_spots, bs):
+            spots = rng.permutation(train_s)
+            bs = run.batch_spots or len(train_s)
+            for j in range(0, len(spots), bs):
                 out.append((a, np.sort(spots[j:j + bs])))
-        if self.config.optimizer.kind == "lbfgs" and len(out) > 1:
-            raise ConfigError("optimizer.kind = 'lbfgs' needs full batches: set run.batch_angles = 0 and "
-                              "run.batch_spots = 0, or choose adam")
+        if self.optimizer.full_batch and len(out) > 1:
+            raise ConfigError(f"optimizer.kind = {self.optimizer.kind!r} needs full batches: set "
+                              "run.batch_angles = 0 and run.batch_spots = 0, or choose adam")
         return out
 
     # ---- one step ----------------------------------------------------------------------------
@@ -265,7 +237,7 @@ class Solver:
         self._last_eval = None
         if not math.isfinite(loss):
             return loss, {}
-        lbfgs = self.config.optimizer.kind == "lbfgs"
+        lbfgs = self.optimizer.full_batch
         accepted = {}
 
         def closure(trial):  # L-BFGS's line search re-evaluates on the same minibatch
@@ -275,9 +247,11 @@ class Solver:
 
         with self.lock:
             old_pos = prob.params["positions"].copy() if "positions" in names else None
+            self.in_update = True  # a failure from here on leaves a half-updated state
             new = self.optimizer.step(unknowns, grads, loss=loss, closure=closure if lbfgs else None)
             prob.params.update(new)
             self.projections.apply(prob.params, old_pos)
+            self.in_update = False
             xp = prob.backend.xp
             if lbfgs and accepted and all(xp.array_equal(prob.params[n], accepted["point"][n])
                                           for n in names):
@@ -300,10 +274,11 @@ class Solver:
         prob, dist = self.problem, self.distributed
         if dist is not None:
             a_idx, s_idx = dist.share(a_idx, s_idx, prob.model.splits_spots)
-        weight = len(a_idx) * len(s_idx)
+        frames = None if self.holdout is None else self.holdout.frame_weights(a_idx, s_idx)
+        weight = len(a_idx) * len(s_idx) if frames is None else float(frames.sum())
         measured = prob.measured_batch(a_idx, s_idx) if weight else None
-        vg = value_and_grad(lambda u: prob.loss({**prob.params, **u}, a_idx, s_idx, measured),
-                            has_aux=True)
+        vg = value_and_grad(lambda u: prob.loss({**prob.params, **u}, a_idx, s_idx, measured,
+                                                frames), has_aux=True)
 
         def evaluate(trial):
             self.n_evaluations += 1
@@ -334,16 +309,20 @@ class Solver:
             raise ConfigError(f"--resume: the checkpoint continues optimizer.kind = {kind!r} but this "
                               f"configuration sets {self.config.optimizer.kind!r}; set optimizer.kind = "
                               f"{kind!r}, or start a new run from it with init.object_path")
+        # the measured rates first: setting a rate resets L-BFGS's curvature pairs, which the
+        # optimiser's state restores next (tests/test_resume_exact.py)
+        for name, lr in state.get("lrs", {}).items():
+            if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
+                self._store_lr(name, float(lr), "as in the checkpoint (measured by the run it "
+                               "continues)", "setup")
         self.optimizer.load_state_dict(state)
         o = self.config.optimizer
-        if o.kind == "adam":  # the configuration's boost wins; unset, the checkpoint's is kept
+        if self.optimizer.per_element_steps:  # the configuration's boost wins, else the checkpoint's
             if o.lr_boost is not None:
                 self.optimizer.boost = float(o.lr_boost)
             elif "boost" in state.get("hyper", {}):
-                cfgmod.set_value(self.config, "optimizer.lr_boost", float(self.optimizer.boost))
-        for name, lr in state.get("lrs", {}).items():
-            if self.config.optimizer.lrs().get(name, 0) is None and lr > 0:
-                self._store_lr(name, float(lr))
+                self.plan.adopt(Choice("optimizer.lr_boost", float(self.optimizer.boost),
+                                       "the checkpoint's"))
 
     def reset(self) -> None:
         """Forget the optimiser's memory (moments, curvature pairs) and any reusable evaluation."""
@@ -353,7 +332,7 @@ class Solver:
     def memory(self):
         """A copy of the optimiser's memory to go back to (Adam's moments, momentum; None for
         L-BFGS, whose curvature pairs a rate cut discards anyway), on the device."""
-        if self.config.optimizer.kind == "lbfgs":
+        if self.optimizer.full_batch:
             return None
         return _copy_tree(self.optimizer.state)
 

@@ -1,16 +1,20 @@
 """Starting objects from physics instead of vacuum (``init.guess``).
 
 Near-field holography (2D, multislice, tomography) with a delta/beta object: per angle, the
-projected phase and absorption are retrieved in closed form (:mod:`..retrieval.ctf`: Paganin for
-one distance, CTF for several) and turned into delta and beta -- spread evenly over the slices for
-a single view, by filtered back-projection through the engine's rotation operator for
-tomography (:mod:`..retrieval.fbp`).
+projected phase and absorption are retrieved -- in closed form (:mod:`..retrieval.ctf`: Paganin
+for one distance, CTF for several), or by the CTF repeated on the misfit of the exact hologram
+model, which holds beyond the weak object (:mod:`..retrieval.iterative`) -- and turned into delta
+and beta: spread evenly over the slices for a single view, by filtered back-projection through
+the engine's rotation operator for tomography (:mod:`..retrieval.fbp`).
 
-``init.guess = "auto"`` evaluates the data loss of every candidate (vacuum; CTF with beta and delta
+``init.guess = "auto"`` evaluates the data loss of every candidate on a few angles and starts
+from the lowest, with its level (a common factor on delta and beta) fitted to the data too: a
+guess is used only where the data prefer it. The candidates: vacuum; CTF with beta and delta
 independent; CTF and Paganin for beta/delta ratios 0.01, 0.1, 1, or the one set in
-``init.absorption_ratio``) on a few angles and starts from the lowest, with its level (a common
-factor on delta and beta) fitted to the data too: a guess is used only where the data prefer it. The choice is logged and written back into the configuration
-(``init.guess``, ``init.absorption_ratio``), so a saved configuration rebuilds the same start.
+``init.absorption_ratio`` (the best ratio refined between the decades); then the iterated CTF
+with beta and delta independent and with the best closed-form guess's ratio. The choice is
+logged and written back into the configuration (``init.guess``, ``init.absorption_ratio``), so a
+saved configuration rebuilds the same start.
 """
 
 from __future__ import annotations
@@ -25,34 +29,60 @@ from ...errors import ConfigError
 from ...materials import absorption_ratio
 from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ...retrieval.fbp import filtered_back_projection
-from .. import config as cfgmod
+from ...retrieval.iterative import iterative_ctf
+from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_initial_guess", "candidates", "RATIOS"]
+__all__ = ["apply_initial_guess", "candidates", "iterative_candidates", "RATIOS"]
 
 #: beta/delta ratios tried when ``init.absorption_ratio`` is unset (phase objects .. strong absorbers).
 RATIOS = (0.01, 0.1, 1.0)
 
 
 def candidates(method: str, n_distances: int, ratio: float | None) -> list[tuple[str, float | None]]:
-    """``(method, ratio)`` pairs to try; ratio None = CTF with beta and delta independent."""
+    """Closed-form ``(method, ratio)`` pairs to try; ratio None = CTF with beta and delta
+    independent. ``"iterative"`` uses them (those of ``"auto"``) only to find its ratio."""
     ratios = (ratio,) if ratio is not None else RATIOS
     out: list[tuple[str, float | None]] = []
-    if method in ("auto", "ctf"):
+    if method in ("auto", "ctf", "iterative"):
         if n_distances >= 2 and ratio is None:
             out.append(("ctf", None))
         out += [("ctf", r) for r in ratios]
-    if method in ("auto", "paganin"):
+    if method in ("auto", "paganin", "iterative"):
         out += [("paganin", r) for r in ratios if r > 0]
     return out
 
 
-def _retrieve(inten, distances, optics, method: str, ratio):
-    """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities."""
+def iterative_candidates(method: str, n_distances: int, ratio: float | None,
+                         closed_form_ratio: float | None) -> list[tuple[str, float | None]]:
+    """``("iterative", ratio)`` pairs tried after the closed-form guesses: the ratio set (by
+    ``init.absorption_ratio`` or ``init.material``), else beta and delta independent (two
+    distances or more: from one the low frequencies of the phase are not measured, and the
+    iteration would fit them to whatever the data's noise and round-off say) and, for
+    ``"auto"`` or one distance, the ratio of the best closed-form guess (``closed_form_ratio``;
+    each iterated candidate costs tens of closed-form retrievals, so the ratio is not searched
+    again)."""
+    if method not in ("auto", "iterative"):
+        return []
+    if ratio is not None:
+        return [("iterative", ratio)]
+    out: list[tuple[str, float | None]] = [("iterative", None)] if n_distances >= 2 else []
+    if closed_form_ratio is not None and (method == "auto" or n_distances < 2):
+        out.append(("iterative", closed_form_ratio))
+    return out
+
+
+def _retrieve(inten, distances, optics, method: str, ratio, nonneg: bool):
+    """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities;
+    ``nonneg``: the iterated retrieval keeps delta and beta >= 0 as the run will."""
     lam, pix = optics.wavelength_m, optics.pixel_size_m
     if method == "ctf":
         return ctf_retrieve(inten, distances, lam, pix, ratio=ratio)
+    if method == "iterative":
+        res = iterative_ctf(inten, distances, lam, pix, ratio=ratio, nonneg=nonneg,
+                            method=optics.method)
+        return res.phi, res.b
     # Paganin per distance, averaged (each is a full estimate)
     res = [paganin_retrieve(inten[d], distances[d], lam, pix, ratio) for d in range(len(distances))]
     return sum(r[0] for r in res) / len(res), sum(r[1] for r in res) / len(res)
@@ -69,10 +99,11 @@ def guess_object(problem, method: str, ratio) -> dict:
     level = 1.0
     if "probe" in problem.params:
         level = float(to_host((abs(problem.params["probe"]) ** 2).mean()))
+    nonneg = problem.config.constraints.nonneg
     phis, bs = [], []
     for a in range(ds.n_angles):
         inten = np.asarray(ds.frames([a], None)[0], np.float64) / level
-        phi, b = _retrieve(inten, distances, optics, method, ratio)
+        phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg)
         phis.append(phi)
         bs.append(b)
     kdz = optics.k * dz
@@ -81,7 +112,11 @@ def guess_object(problem, method: str, ratio) -> dict:
     proj_b = np.stack(bs) / kdz
     if problem.tomo:
         delta = filtered_back_projection(be.asarray(proj_d), ds.angles_rad, problem.object_shape, be)
-        beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape, be)
+        if ratio is not None:  # a homogeneous object's beta: FBP is linear, so no second one
+            beta = delta * be.real_dtype(ratio)
+        else:
+            beta = filtered_back_projection(be.asarray(proj_b), ds.angles_rad, problem.object_shape,
+                                            be)
     else:
         delta = be.xp.broadcast_to(be.asarray(proj_d[0] / nz), problem.object_shape)
         beta = be.xp.broadcast_to(be.asarray(proj_b[0] / nz), problem.object_shape)
@@ -160,48 +195,89 @@ def _known_ratio(problem) -> float | None:
     return ratio
 
 
-def apply_initial_guess(problem, a_idx, s_idx) -> str:
-    """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for; returns what
-    was chosen (``"vacuum"``, ``"ctf"``, ``"paganin"``) and writes it into the configuration."""
+def _closed_form_stage(problem, method: str, ratio, judge) -> tuple:
+    """The best of vacuum and the closed-form guesses (``candidates``), its ratio refined between
+    the decades with several distances: ``(method, ratio, loss, obj)``."""
+    n_dist = problem.dataset.n_distances
+    best = judge("vacuum", None)
+    if method == "iterative" and (ratio is not None or n_dist >= 2):
+        return best  # nothing to choose: the iteration's ratio is known
+    for m, r in candidates(method, n_dist, ratio):
+        trial = judge(m, r)
+        if trial is not None and (trial[2] < best[2] or method != "auto" and best[0] == "vacuum"):
+            best = trial
+    if best[1] is not None and ratio is None and n_dist >= 2:
+        best = _refine_ratio(problem, best, *judge.frames)
+    return best
+
+
+class _Judge:
+    """Builds a candidate and measures its data loss on ``frames`` (angle and spot indices and
+    their measured data); keeps the list of what was tried, for the choice's reason."""
+
+    def __init__(self, problem, a_idx, s_idx):
+        self.problem = problem
+        self.frames = (a_idx, s_idx, problem.measured_batch(a_idx, s_idx))
+        self.tried: list[str] = []
+
+    def __call__(self, method: str, ratio) -> tuple | None:
+        """``(method, ratio, loss, obj)``, or None where a guess failed or its loss is not
+        finite (vacuum, ``obj`` None, is always returned)."""
+        obj = None
+        if method != "vacuum":
+            try:
+                obj = guess_object(self.problem, method, ratio)
+            except (FloatingPointError, ValueError) as exc:
+                log.debug("initial guess %s (ratio %s) failed: %s", method, ratio, exc)
+                return None
+        loss = _data_loss(self.problem, obj or {}, *self.frames)
+        self.tried.append(f"{method}{'' if ratio is None else f'(beta/delta={ratio:g})'} {loss:.4g}")
+        return (method, ratio, loss, obj) if np.isfinite(loss) or obj is None else None
+
+
+def apply_initial_guess(problem, a_idx, s_idx) -> list[Choice]:
+    """Replace the vacuum start of ``problem`` by the guess ``init.guess`` asks for (judged on
+    the frames ``a_idx`` x ``s_idx``); returns the choices made for ``init.guess`` (``"vacuum"``,
+    ``"ctf"``, ``"paganin"``, ``"iterative"``) and ``init.absorption_ratio``."""
     cfg = problem.config
     method = cfg.init.guess
-    usable = (problem.kind == "holo" and "delta" in problem.params and cfg.init.object_path is None
+    retrievable = problem.model.whole_object_images
+    usable = (retrievable and "delta" in problem.params and cfg.init.object_path is None
               and cfg.init.delta == 0 and cfg.init.beta == 0)
     if method == "vacuum" or not usable:
         if method not in ("vacuum", "auto"):
             log.warning("init.guess = %s applies to near-field holography with a delta/beta object "
                         "started from constants; starting from %s instead", method,
                         "init.object_path" if cfg.init.object_path else "vacuum")
-        if method == "auto" and problem.kind == "holo":
-            cfgmod.set_value(cfg, "init.guess", "vacuum")
-        return "vacuum"
+        if method == "auto" and retrievable:
+            start = "init.object_path" if cfg.init.object_path else "init.delta/init.beta"
+            return [Choice("init.guess", "vacuum", f"the object starts from {start}")]
+        return []
     ratio = _known_ratio(problem)
-    measured = problem.measured_batch(a_idx, s_idx)
-    best = ("vacuum", None, _data_loss(problem, {}, a_idx, s_idx, measured), None)
-    tried = [f"vacuum {best[2]:.4g}"]
-    for m, r in candidates(method, problem.dataset.n_spots, ratio):
-        try:
-            obj = guess_object(problem, m, r)
-        except (FloatingPointError, ValueError) as exc:
-            log.debug("initial guess %s (ratio %s) failed: %s", m, r, exc)
-            continue
-        loss = _data_loss(problem, obj, a_idx, s_idx, measured)
-        tried.append(f"{m}{'' if r is None else f'(beta/delta={r:g})'} {loss:.4g}")
-        if np.isfinite(loss) and (loss < best[2] or method != "auto" and best[0] == "vacuum"):
-            best = (m, r, loss, obj)
-    if best[1] is not None and ratio is None and problem.dataset.n_distances >= 2:
-        best = _refine_ratio(problem, best, a_idx, s_idx, measured)
-    elif best[1] is not None and ratio is None:
+    n_dist = problem.dataset.n_distances
+    judge = _Judge(problem, a_idx, s_idx)
+    best = _closed_form_stage(problem, method, ratio, judge)
+    for m, r in iterative_candidates(method, n_dist, ratio, best[1]):
+        trial = judge(m, r)
+        if trial is not None and (trial[2] < best[2] or method == "iterative"
+                                  and best[0] != "iterative"):
+            best = trial
+    if best[1] is not None and ratio is None and n_dist < 2:
         log.warning("one propagation distance: phase and absorption are not separable at low "
                     "spatial frequencies, so the level of delta follows the beta/delta ratio of "
                     "the starting guess (%g, the best of %s by the data loss). For quantitative "
                     "delta set init.material (e.g. 'SiO2 glass' or a formula) or "
                     "init.absorption_ratio", best[1], ", ".join(f"{r:g}" for r in RATIOS))
-    log.info("initial guess: %s (data loss of the candidates: %s)", best[0] if best[1] is None else
-             f"{best[0]} with beta/delta = {best[1]:g}", ", ".join(tried))
     if best[3] is not None:
-        problem.params.update(_fit_level(problem, best[3], best[2], a_idx, s_idx, measured))
-    cfgmod.set_value(cfg, "init.guess", best[0])
-    if best[1] is not None:
-        cfgmod.set_value(cfg, "init.absorption_ratio", float(best[1]))
-    return best[0]
+        problem.params.update(_fit_level(problem, best[3], best[2], *judge.frames))
+    why = f"lowest data loss of the candidates: {', '.join(judge.tried)}"
+    choices = [] if method != "auto" else [Choice("init.guess", best[0], why)]
+    if best[1] is not None and cfg.init.absorption_ratio is None:
+        source = (f"init.material = {cfg.init.material!r}" if ratio is not None else
+                  "refined by the data loss between the candidates"
+                  if n_dist >= 2 else "the candidate with the lowest data loss")
+        choices.append(Choice("init.absorption_ratio", float(best[1]), source))
+    if method != "auto":
+        log.info("initial guess: %s (%s)", best[0] if best[1] is None else
+                 f"{best[0]} with beta/delta = {best[1]:g}", why)
+    return choices

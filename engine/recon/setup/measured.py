@@ -6,7 +6,7 @@ near-field ptychography model with a probe guessed from the data.
   ``M = (z1 + z2) / z1``, effective pixel ``p / M`` and effective distance ``z2 / M``; scan
   positions measured in detector pixels grow by ``M`` in effective pixels. Everything after this
   (model, results) lives on the effective grid.
-* :func:`choose_loss` -- ``loss.kind = "auto"``: Poisson likelihood for integer (photon-counting)
+* :func:`decide_loss` -- ``loss.kind = "auto"``: Poisson likelihood for integer (photon-counting)
   frames, amplitude loss for float frames (flat-field corrected, simulated, ...).
 * :func:`build_nfptycho` -- the model, the initial unknowns and the probe guess.
 """
@@ -20,15 +20,19 @@ import numpy as np
 
 from ...backend import to_host
 from ...errors import ConfigError
+from ...geometry import is_tomography
 from ...io.counts import frames_are_counts
 from ...io.datafile import Dataset
-from ...models.common import Optics
-from ...models.nfptycho import NearFieldPtychoModel, default_pad_px, probe_guess_from_frames
-from ...geometry import is_tomography
+from ...models.nfptycho import (
+    NearFieldPtychoModel,
+    default_pad_px,
+    probe_guess_from_frames,
+)
 from ...probes import probe_modes
-from .setup_types import ModelSetup, ModelStart, SetupContext
 from ..loop.positions import search_radius
+from ..plan import Choice
 from .orientation import orient_positions
+from .setup_types import ModelSetup, ModelStart, SetupContext
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +44,39 @@ SUSPICIOUS_PIXEL_FRESNEL = 5.0
 PROBE_GUESS_FRAMES = 256
 
 
-def effective_dataset(cfg, ds: Dataset) -> Dataset:
-    """``ds`` in the effective plane-wave geometry when ``data.source_to_sample_m`` is set.
+#: The ``data.*`` geometry fields a configuration may state over the file's values.
+STATED_GEOMETRY = ("energy_ev", "pixel_size_m", "slice_thickness_m", "distances_m")
 
-    The configuration's ``data.pixel_size_m`` / ``data.distances_m`` are the physical (detector,
-    lab) values in that case and are converted too. Unset: ``ds`` unchanged (a plane wave), with a
-    warning when the geometry looks like an unconverted cone beam.
-    """
-    z1 = cfg.data.source_to_sample_m
+
+def effective_dataset(cfg, ds: Dataset) -> Dataset:
+    """``ds`` with the configuration's geometry: the one place where a ``data.*`` value the
+    configuration sets (:data:`STATED_GEOMETRY`) overrides the file's; everything after this reads
+    the returned data set. With ``data.source_to_sample_m`` the cone beam is converted to the
+    effective plane-wave geometry; ``data.pixel_size_m`` / ``data.distances_m`` are then the
+    physical (detector, lab) values. Without it: a warning when the geometry looks like an
+    unconverted cone beam."""
     d = cfg.data
-    if z1 is None:
-        if ds.modality == "nearfield":
-            lam = ds.wavelength_m
-            z = float(np.min(d.distances_m or ds.distances_m))
-            px = d.pixel_size_m or ds.pixel_size_m
-            nf = px * px / (lam * z)
-            if nf > SUSPICIOUS_PIXEL_FRESNEL:
-                log.warning("plane-wave geometry with a Fresnel number of %.3g per pixel (pixel "
-                            "%.3g um at %.3g m): if the beam diverges from a focus, set "
-                            "data.source_to_sample_m", nf, px * 1e6, z)
-        return ds
+    stated = {k: getattr(d, k) for k in STATED_GEOMETRY if getattr(d, k) is not None}
+    if "distances_m" in stated:
+        if ds.modality != "nearfield":
+            raise ConfigError("data.distances_m: far-field data take no propagation distances; "
+                              "unset it")
+        stated["distances_m"] = np.asarray(stated["distances_m"], float)
+        if len(stated["distances_m"]) != ds.n_distances:
+            raise ConfigError(f"data.distances_m lists {len(stated['distances_m'])} distances but "
+                              f"the data file has {ds.n_distances}; give one distance per measured "
+                              "plane or unset it")
+    if d.source_to_sample_m is None:
+        out = ds.with_geometry(**stated) if stated else ds
+        _warn_if_cone_beam(out)
+        return out
     if ds.modality != "nearfield":
         raise ConfigError("data.source_to_sample_m: the cone-beam (Fresnel scaling) conversion "
                           "applies to near-field data (holography, near-field ptychography); this "
                           "file holds far-field data. Unset it")
-    z2 = np.asarray(d.distances_m if d.distances_m else ds.distances_m, float)
-    if len(z2) != ds.n_distances:
-        raise ConfigError(f"data.distances_m lists {len(z2)} distances but the data file has "
-                          f"{ds.n_distances}")
+    z1 = d.source_to_sample_m
+    z2 = np.asarray(stated.get("distances_m", ds.distances_m), float)
+    detector_pixel = stated.get("pixel_size_m", ds.pixel_size_m)
     mags = (z1 + z2) / z1
     if np.ptp(mags) > 1e-6 * mags.max():
         raise ConfigError(f"data.source_to_sample_m: the distances {z2.tolist()} m give different "
@@ -75,45 +84,57 @@ def effective_dataset(cfg, ds: Dataset) -> Dataset:
                           "magnifications must first be rescaled to a common pixel (not done by "
                           "Slicewise). Reconstruct one distance at a time")
     m = float(mags[0])
-    pixel = (d.pixel_size_m or ds.pixel_size_m) / m
+    pixel = detector_pixel / m
     positions = None if ds.positions_px is None else ds.positions_px * m
     meta = {**ds.meta, "cone_beam": {"source_to_sample_m": z1, "magnification": m,
-                                     "detector_pixel_m": d.pixel_size_m or ds.pixel_size_m,
+                                     "detector_pixel_m": detector_pixel,
                                      "detector_distances_m": z2.tolist()}}
     log.info("cone beam: z1 = %.4g mm, z2 = %s m, magnification %.4g, effective pixel %.4g nm, "
              "effective distance %s mm", z1 * 1e3, np.round(z2, 6).tolist(), m, pixel * 1e9,
              np.round(z2 / m * 1e3, 6).tolist())
-    return ds.with_geometry(pixel_size_m=pixel, distances_m=z2 / m, positions_px=positions,
-                            slice_thickness_m=d.slice_thickness_m or pixel, object_shape_yx=None,
-                            meta=meta)
+    return ds.with_geometry(energy_ev=stated.get("energy_ev", ds.energy_ev), pixel_size_m=pixel,
+                            distances_m=z2 / m, positions_px=positions,
+                            slice_thickness_m=stated.get("slice_thickness_m", pixel),
+                            object_shape_yx=None, meta=meta)
 
 
-def choose_loss(cfg, ds: Dataset) -> str:
-    """The loss to use, and one log line saying why."""
+def _warn_if_cone_beam(ds: Dataset) -> None:
+    """A plane-wave near-field geometry whose pixel has a large Fresnel number is most likely a
+    cone beam whose focus distance was not given."""
+    if ds.modality != "nearfield":
+        return
+    z = float(np.min(ds.distances_m))
+    nf = ds.pixel_size_m ** 2 / (ds.wavelength_m * z)
+    if nf > SUSPICIOUS_PIXEL_FRESNEL:
+        log.warning("plane-wave geometry with a Fresnel number of %.3g per pixel (pixel %.3g um at "
+                    "%.3g m): if the beam diverges from a focus, set data.source_to_sample_m", nf,
+                    ds.pixel_size_m * 1e6, z)
+
+
+def decide_loss(cfg, ds: Dataset) -> Choice | None:
+    """``loss.kind = "auto"`` resolved from how the frames are stored (None when the
+    configuration sets it; a mismatch with the data is logged)."""
     kind = cfg.loss.kind
     counts = bool(ds.meta.get("integer_counts"))
-    float_counts, why = (False, "") if counts or kind != "auto" else frames_are_counts(ds)
     if kind != "auto":
         if kind == "amplitude" and counts:
             log.info("loss: amplitude (as configured; the frames are integer counts, for which "
                      "loss.kind = poisson is the maximum-likelihood choice)")
-        else:
-            log.info("loss: %s (as configured)", kind)
-        return kind
+        return None
     if counts:
-        log.info("loss: poisson (auto: the frames are stored as %s, photon counts, whose noise is "
-                 "Poisson)", ds.meta.get("frames_dtype", "integers"))
-        return "poisson"
+        return Choice("loss.kind", "poisson", f"the frames are stored as "
+                      f"{ds.meta.get('frames_dtype', 'integers')}, photon counts, whose noise is "
+                      "Poisson")
+    float_counts, why = frames_are_counts(ds)
     if float_counts:
         # not switched to Poisson: from a wrong starting probe (100 um out of focus) the Poisson
         # fit of a noisy star stalled at correlation 0.2-0.3 where the amplitude fit reached 0.97
-        log.info("loss: amplitude (auto: the frames are floating point; they hold photon counts "
-                 "(%s), for which loss.kind = poisson is the maximum-likelihood choice once the "
-                 "probe is right)", why)
-        return "amplitude"
-    log.info("loss: amplitude (auto: the frames are %s, not raw counts; the amplitude loss is "
-             "robust to their unknown noise)", ds.meta.get("frames_dtype", "floating point"))
-    return "amplitude"
+        return Choice("loss.kind", "amplitude", f"the frames are floating point holding photon "
+                      f"counts ({why}); loss.kind = poisson is the maximum-likelihood choice once "
+                      "the probe is right")
+    return Choice("loss.kind", "amplitude", f"the frames are "
+                  f"{ds.meta.get('frames_dtype', 'floating point')}, not raw counts; the amplitude "
+                  "loss is robust to their unknown noise")
 
 
 def nfptycho_grid(cfg, ds: Dataset, pad: int, tomo: bool):
@@ -194,7 +215,9 @@ def build_nfptycho(ctx: SetupContext) -> ModelStart:
     if ds.probe is not None and cfg.init.probe in ("auto", "file"):
         probe = np.pad(ds.probe[0], pad, mode="edge")
         origin = "the data file's probe"
+        known = True
     else:
+        known = False
         probe = probe_guess_from_frames(mean, pad, optics, distance_m, bad)
         origin = "the mean frame propagated back to the sample (flat phase)"
     log.info("near-field ptychography: %d positions, frame %s padded by %d px, object %s, probe "
@@ -209,7 +232,7 @@ def build_nfptycho(ctx: SetupContext) -> ModelStart:
     modelled = (np.abs(field).astype(float) ** 2).sum(axis=0)
     probe = probe * math.sqrt(float(mean[good].mean()) / max(float(modelled[good].mean()), 1e-30))
     params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
-    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy(), known)
 
 
 #: Near-field ptychography's set-up (registered by :mod:`.model_setup`).

@@ -8,7 +8,8 @@ import resource
 import numpy as np
 
 from ...backend import Backend
-from ...errors import SlicewiseError
+from ...errors import ConfigError, SlicewiseError
+from ..loop.optimizers import OPTIMIZERS
 from .schedule import ESTIMATION_SPOTS
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,15 @@ _WINDOWS_PER_MODE = 12
 #: fits the traced peak of a 4-slice run).
 _WINDOWS_PER_EXTRA_SLICE = 4
 _WINDOWS_PER_FRAME = 8
-#: Object-sized optimiser slots per unknown: Adam's two moments (momentum's one) and their copy
-#: from the start of the epoch, which a rollback returns to.
-_OPTIMIZER_SLOTS = {"adam": 4, "momentum": 2}
+
+
+def _optimizer_slots(config) -> int:
+    """Object-sized optimiser arrays per unknown: its state (:meth:`Optimizer.state_slots`) and,
+    for a stochastic optimiser, their copy from the start of the epoch, which a rollback returns
+    to. Before ``optimizer.kind = auto`` is resolved: L-BFGS's, the larger."""
+    kind = config.optimizer.kind
+    cls = OPTIMIZERS["lbfgs" if kind == "auto" else kind]
+    return cls.state_slots(config.optimizer.lbfgs_history) * (1 if cls.full_batch else 2)
 
 
 def _itemsizes(backend: Backend) -> tuple[int, int]:
@@ -60,10 +67,7 @@ def object_state_bytes(config, dataset, object_shape, backend: Backend) -> int:
     r, c = _itemsizes(backend)
     n = int(np.prod(object_shape))
     per_voxel = 2 * r if config.model.object_param == "delta_beta" else c
-    kind = config.optimizer.kind
-    slots = (2 * config.optimizer.lbfgs_history + 1 if kind in ("lbfgs", "auto")
-             else _OPTIMIZER_SLOTS.get(kind, 2))
-    total = n * per_voxel * (1 + _OBJECT_COPIES + slots)
+    total = n * per_voxel * (1 + _OBJECT_COPIES + _optimizer_slots(config))
     if dataset.n_angles > 1:  # a view rotates delta/beta and forms its complex transmission
         total += n * (2 * r + c) * 2  # forward values and their gradients
     frames = dataset.n_angles * dataset.n_spots * int(np.prod(dataset.frame_shape)) * 4
@@ -89,7 +93,7 @@ def batch_bytes(config, dataset, object_shape, splits_spots: bool, backend: Back
     nz = int(object_shape[0])
     if splits_spots:
         n_s = min(run.batch_spots or dataset.n_spots, dataset.n_spots)
-        if config.optimizer.kind != "lbfgs":  # the learning rates are measured on more spots
+        if not OPTIMIZERS[config.optimizer.kind].full_batch:  # rates are measured on more spots
             n_s = max(n_s, min(ESTIMATION_SPOTS, dataset.n_spots))
         per_mode = _WINDOWS_PER_MODE + 4 + _WINDOWS_PER_EXTRA_SLICE * (nz - 1)
         windows = n_a * n_s * (max(int(model.probe_modes), 1) * per_mode + _WINDOWS_PER_FRAME)
@@ -105,14 +109,45 @@ def _refuse(needed: int, avail: int, advice: str) -> None:
                          f"{avail / 2**30:.1f} GiB are available; {advice}")
 
 
+def probe_mode_bytes(config, dataset, backend: Backend) -> int:
+    """The least memory the probe modes of a scanned-probe run take in one step: the frames of
+    the smallest batch any such run evaluates (the few its learning rates are measured on, or
+    all for L-BFGS), :data:`_WINDOWS_PER_MODE` + 4 windows per frame and mode. 0 without a scan."""
+    if dataset.positions_px is None:
+        return 0
+    _, c = _itemsizes(backend)
+    n_s = min(dataset.n_spots, ESTIMATION_SPOTS)
+    win = int(np.prod(dataset.frame_shape))
+    return int(n_s * int(config.model.probe_modes) * (_WINDOWS_PER_MODE + 4) * win * c)
+
+
+def check_counts(config, dataset) -> None:
+    """Refuse counts that cannot work before any work is done on them: mutually orthogonal
+    probe modes of a py x px window number at most py * px (making them is quadratic in their
+    number: 10000 took minutes)."""
+    pixels = int(np.prod(dataset.frame_shape))
+    if config.model.probe_modes > pixels:
+        py, px = dataset.frame_shape
+        raise ConfigError(f"model.probe_modes = {config.model.probe_modes} is more than the {pixels} "
+                          f"pixels of the {py}x{px} probe window, the most modes that can be "
+                          "orthogonal; use a few (1 to about 10 is usual)")
+
+
 def check_object_memory(config, dataset, object_shape, backend: Backend) -> int:
-    """Refuse, before anything object-sized is allocated, a grid whose state alone cannot fit."""
-    need = object_state_bytes(config, dataset, object_shape, backend)
+    """Refuse, before anything object-sized is allocated (or probe modes are made), counts that
+    cannot work (:func:`check_counts`) and a run whose object state and smallest step's probe
+    modes alone cannot fit."""
+    check_counts(config, dataset)
+    state = object_state_bytes(config, dataset, object_shape, backend)
+    modes = probe_mode_bytes(config, dataset, backend)
     avail = available_memory_bytes(backend)
-    if avail and need > avail:
-        _refuse(need, avail, f"the object grid model.object_shape = {tuple(object_shape)} alone "
+    if avail and state > avail:
+        _refuse(state, avail, f"the object grid model.object_shape = {tuple(object_shape)} alone "
                 "takes that: choose a smaller model.object_shape (or fewer slices, model.n_slices)")
-    return need
+    if avail and state + modes > avail:
+        _refuse(state + modes, avail, f"model.probe_modes = {config.model.probe_modes} take "
+                f"{modes / 2**30:.1f} GiB in the smallest step: use fewer probe modes")
+    return state + modes
 
 
 def check_memory(config, dataset, problem, backend: Backend) -> int:

@@ -20,15 +20,20 @@ import numpy as np
 from ...errors import ConfigError
 from ...io.arrays import load_array, resolve_path
 from ...io.datafile import Dataset
-from ...physics.constants import wavelength_m
 from ...models.holo import HoloModel
 from ...models.ptycho import PtychoModel
 from ...probes import gaussian_probe, probe_modes
 from ..config import ReconConfig
 from ..loop.positions import search_radius
 from .measured import NFPTYCHO
-from .probe_guess import (PROBE_DIAMETER_FRACTION, WEAK_CONTRAST, frame_contrast,
-                          probe_from_mean_pattern, rms_radius, spread_to_window)
+from .probe_guess import (
+    PROBE_DIAMETER_FRACTION,
+    WEAK_CONTRAST,
+    frame_contrast,
+    probe_from_mean_pattern,
+    rms_radius,
+    spread_to_window,
+)
 from .setup_types import ModelSetup, ModelStart, SetupContext
 
 __all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
@@ -96,19 +101,23 @@ def _data_words(ds: Dataset) -> str:
 
 # ---- far-field ptychography ---------------------------------------------------------------------
 
-def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -> np.ndarray:
-    """The probe guess ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame."""
+def initial_probe(cfg: ReconConfig, ds: Dataset, power: float,
+                  base_dir: Path) -> tuple[np.ndarray, bool]:
+    """The starting probe ``(n_modes, py, px)`` complex128, scaled to ``power`` photons per frame,
+    and whether it is known (from ``init.probe_path`` or the data file) rather than a guess."""
     frame_shape = ds.frame_shape
     probe, origin = None, "the data file's /probe"
     if cfg.init.probe_path:
         path = resolve_path(cfg.init.probe_path, base_dir)
-        probe = load_array(path, "init.probe_path", ("params/probe", "probe"))
+        probe = load_array(path, "init.probe_path", ("params/probe", "probe"),
+                           allow_external=cfg.data.allow_external_links)
         origin = f"init.probe_path ({path})"
     elif cfg.init.probe in ("auto", "file") and ds.probe is not None:
         probe = ds.probe
     elif cfg.init.probe == "file":
         raise ConfigError("init.probe = 'file' but the data file holds no probe; use 'gaussian' "
                           "or set init.probe_path")
+    known = probe is not None
     if probe is None and cfg.init.probe in ("auto", "data"):
         probe, origin = _probe_from_data(cfg, ds), "the probe derived from the mean pattern"
     if probe is None:
@@ -131,7 +140,7 @@ def initial_probe(cfg: ReconConfig, ds: Dataset, power: float, base_dir: Path) -
                           "intensity, or set init.probe = 'gaussian'")
     # scale to the measured photons per frame so the loss starts near its optimum scale
     probe *= math.sqrt(power / probe_power)
-    return probe
+    return probe, known
 
 
 def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
@@ -139,9 +148,7 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
     focus = probe_from_mean_pattern(ds)
     probe, alpha = spread_to_window(focus)
     if alpha > 0:
-        energy = cfg.data.energy_ev or ds.energy_ev
-        pixel = cfg.data.pixel_size_m or ds.pixel_size_m
-        z = alpha * pixel ** 2 / (math.pi * wavelength_m(energy))
+        z = alpha * ds.pixel_size_m ** 2 / (math.pi * ds.wavelength_m)
         log.info("init.probe: no probe in the file; the mean diffraction pattern's focus (rms radius "
                  "%.1f px) propagated by %.3g m to an rms radius of %.1f px, a probe %.0f %% of the "
                  "%dx%d window wide (far-field oversampling ~2.2), then refined", rms_radius(focus),
@@ -149,10 +156,9 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
     contrast = frame_contrast(ds)
     if contrast < WEAK_CONTRAST:
         log.warning("init.probe: the frames differ from their mean by only %.2g %% (a weak object), "
-                    "so a probe guessed from the data limits the result (1 nm SiO2 cones after 15 "
-                    "epochs: correlation 0.91-0.92 with init.probe_search, 0.83-0.87 without, "
-                    "0.98-1.0 with the true probe); if the probe is known, give it with "
-                    "init.probe_path", 100 * contrast)
+                    "so a probe guessed from the data limits the result (its Fourier phase is not "
+                    "in the mean pattern: benchmarks/README.md, 'Blind probe, weak object'); if "
+                    "the probe is known, give it with init.probe_path", 100 * contrast)
     return probe
 
 
@@ -164,9 +170,9 @@ def build_ptycho(ctx: SetupContext) -> ModelStart:
                         positions_px=pos, param=cfg.model.object_param,
                         margin_px=int(math.ceil(BASE_MARGIN_PX + drift)),
                         checkpoint_slices=cfg.model.checkpoint_slices)
-    probe = initial_probe(cfg, ds, ctx.mean_frame_photons, ctx.base_dir)
+    probe, known = initial_probe(cfg, ds, ctx.mean_frame_photons, ctx.base_dir)
     params = {**model.view.vacuum(), "probe": be.to_complex(probe), "positions": be.to_real(pos)}
-    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy())
+    return ModelStart(model, params, float(np.sum(np.abs(probe) ** 2)), pos.copy(), known)
 
 
 register_model(ModelSetup("ptycho", lambda ds: ds.modality == "farfield", True, build_ptycho,
@@ -189,7 +195,7 @@ def build_holo(ctx: SetupContext) -> ModelStart:
         params["probe"] = be.to_complex(base)
     elif abs(level - 1.0) > 0.05:  # flat illumination of the measured level (not flat-fielded)
         params["probe"] = be.to_complex(np.full(ds.frame_shape, math.sqrt(level)))
-    return ModelStart(model, params)
+    return ModelStart(model, params, probe_known=illum is not None)
 
 
 register_model(ModelSetup("holo", lambda ds: ds.modality == "nearfield" and ds.n_tiles == 1,

@@ -12,10 +12,10 @@ unless another orientation is clearly better.
 
 from __future__ import annotations
 
-import itertools
 import logging
 
 import numpy as np
+import scipy.fft as sfft
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,10 @@ def measured_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _pairs(pos: np.ndarray, frame_shape, max_pairs: int) -> list[tuple[int, int]]:
     lo, hi = 2.0, min(frame_shape) / 4  # far enough to measure, close enough to overlap
-    out = []
-    for i, j in itertools.combinations(range(len(pos)), 2):
-        d = np.abs(pos[j] - pos[i]).max()
-        if lo <= d <= hi:
-            out.append((i, j))
+    d = np.abs(pos[None] - pos[:, None]).max(axis=-1)     # (n, n) largest axis distance
+    i, j = np.triu_indices(len(pos), 1)                    # in itertools.combinations order
+    keep = (d[i, j] >= lo) & (d[i, j] <= hi)
+    out = list(zip(i[keep].tolist(), j[keep].tolist()))
     if len(out) > max_pairs:
         keep = np.linspace(0, len(out) - 1, max_pairs).astype(int)
         out = [out[k] for k in keep]
@@ -59,16 +58,24 @@ def _pairs(pos: np.ndarray, frame_shape, max_pairs: int) -> list[tuple[int, int]
 
 
 def _correlation_maps(norm: np.ndarray, pairs) -> np.ndarray:
-    """``(n_pairs, 2fy, 2fx)`` normalised cross-correlations ``c[d] = sum b(x) a(x - d)`` of the
-    pairs' normalised frames (zero-padded: no wrap-around), mildly whitened (|F|^-1/2) so that
-    fine features count as much as the coarse ones."""
-    shape = (2 * norm.shape[1], 2 * norm.shape[2])
-    out = np.empty((len(pairs),) + shape)
-    for k, (i, j) in enumerate(pairs):
-        fa, fb = np.fft.fft2(norm[i], shape), np.fft.fft2(norm[j], shape)
-        cross = fb * np.conj(fa)
-        c = np.fft.ifft2(cross / np.maximum(np.sqrt(np.abs(cross)), 1e-30)).real
-        out[k] = c / max(float(np.abs(c).max()), 1e-30)
+    """``(n_pairs, gy, gx)`` normalised cross-correlations ``c[d] = sum b(x) a(x - d)`` of the
+    pairs' normalised frames, mildly whitened (|F|^-1/2) so that fine features count as much as
+    the coarse ones. Zero-padded by a quarter frame: shifts up to ``frame / 4`` (the pairs'
+    largest, :func:`_pairs`) do not wrap around."""
+    shape = tuple(sfft.next_fast_len(n + (n + 3) // 4, real=True) for n in norm.shape[1:])
+    used = sorted({i for pair in pairs for i in pair})
+    where = {i: k for k, i in enumerate(used)}
+    # each frame's transform once (a frame is in many pairs), real-to-complex, single precision
+    spectra = sfft.rfft2(norm[used].astype(np.float32), shape, workers=-1)
+    out = np.empty((len(pairs),) + shape, np.float32)
+    for start in range(0, len(pairs), 32):
+        chunk = pairs[start:start + 32]
+        cross = (spectra[[where[j] for _, j in chunk]]
+                 * np.conj(spectra[[where[i] for i, _ in chunk]]))
+        cross /= np.maximum(np.sqrt(np.abs(cross)), 1e-30)
+        c = sfft.irfft2(cross, shape, workers=-1)
+        out[start:start + len(chunk)] = c / np.maximum(np.abs(c).max(axis=(1, 2), keepdims=True),
+                                                       1e-30)
     return out
 
 
@@ -99,7 +106,7 @@ def orientation_scores(frames: np.ndarray, positions_px: np.ndarray, good=None,
     pairs = _pairs(pos, frames.shape[1:], max_pairs)
     if len(pairs) < 3:
         return None
-    maps = _correlation_maps(_normalised(np.asarray(frames, float), good), pairs)
+    maps = _correlation_maps(_normalised(np.asarray(frames, np.float32), good), pairs)
     steps = np.array([pos[j] - pos[i] for i, j in pairs])
     return np.array([_sample(maps, -steps @ m.T) for m in ORIENTATIONS])
 

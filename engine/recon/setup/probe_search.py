@@ -16,24 +16,26 @@ The mean diffraction pattern fixes the probe's Fourier amplitude but not its Fou
 A weak object hardly reveals either to probe refinement (its signal is smaller than the error of
 the guess), but the data loss after a short fit from each candidate does. The centring is chosen
 first, by :data:`CENTRING_EPOCHS` epochs refining object and probe (the run's own fit): with the
-probe held, its amplitude errors hide the shift (Slicewise's 24^3 cone, whose probe sits at p / 2:
-object-only losses 3.64e-4 at (p - 1) / 2 against 3.66e-4 at p / 2; refining the probe too, 2.05e-4
-against 1.99e-4). Then the defocus, on the ladder :data:`DEFOCUS_LADDER` (in depths of focus,
-either sign), by :data:`FIT_EPOCHS` object-only epochs: a refined probe partly absorbs a defocus
-and blurs the ranking (Adorym's cone, true defocus +0.145: object-only minimum at +0.125,
-correlation 0.911 after 15 epochs; with the probe refined, at +0.25, 0.84).
+probe held, its amplitude errors hide the shift. Then the defocus, on the ladder
+:data:`DEFOCUS_LADDER` (in depths of focus, either sign), by :data:`FIT_EPOCHS` object-only
+epochs: a refined probe partly absorbs a defocus and blurs the ranking. The measurements behind
+both rules, and what did not work, are in benchmarks/README.md ("Blind probe, weak object").
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import numpy as np
 
 from ...backend import to_host
-from .. import config as cfgmod
 from ...io.datafile import spread_indices
+from .. import config as cfgmod
+from ..loop.projections import Projections
+from ..loop.solver import Solver
+from ..plan import Choice, RunPlan
 from .probe_guess import WEAK_CONTRAST, defocus, frame_contrast
 
 log = logging.getLogger(__name__)
@@ -163,11 +165,6 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
     """``solvers(refine_probe) -> Solver`` for :func:`search_probe`: solvers that refine the
     object (and the probe if asked; never positions or distances), at learning rates measured by
     the first of each kind and shared by the rest."""
-    import threading
-
-    from ..loop.projections import Projections
-    from ..loop.solver import Solver
-
     configs = {}
     for refine_probe in (False, True):
         c = configs[refine_probe] = config.copy()
@@ -177,25 +174,31 @@ def fit_solvers(config, dataset, problem, schedule, base_dir, distributed=None):
         # margins were measured so); Adam's start-up boost would change what a short fit shows
         cfgmod.set_value(c, "optimizer.lr_boost", 1.0)
     lock = threading.RLock()
+    plans = {k: RunPlan(c, log_choices=False) for k, c in configs.items()}
 
     def solvers(refine_probe: bool):
-        c = configs[refine_probe]
-        solver = Solver(c, dataset, problem, Projections(c, problem, base_dir), schedule, lock,
-                        distributed)
+        plan = plans[refine_probe]
+        solver = Solver(plan, dataset, problem, Projections(plan.config, problem, base_dir),
+                        schedule, lock, distributed)
         solver.resolve_learning_rates(solver.refined(0))
         return solver
 
     return solvers
 
 
-def run_probe_search(config, dataset, problem, schedule, base_dir, distributed=None) -> str | None:
+def run_probe_search(config, dataset, problem, schedule, base_dir,
+                     distributed=None) -> Choice | None:
     """:func:`search_probe` where ``init.probe_search`` asks for it (:func:`wants_search`);
-    returns its choice, or None where it does not run (a far-field scanned probe only: a
-    near-field illumination is not guessed from a mean pattern)."""
-    from ..loop.solver import _probe_is_guess
-
-    if problem.kind != "ptycho" or "probe" not in problem.params or not wants_search(
-            config, dataset, _probe_is_guess(config, dataset, problem)):
+    for ``auto`` the choice to search, with what it found; None where it does not run (a
+    far-field scanned probe only: a near-field illumination is not guessed from a mean
+    pattern)."""
+    far_field_scan = problem.model.unshifted_frames and problem.model.splits_spots
+    if not far_field_scan or not wants_search(config, dataset, problem.probe_is_guess):
         return None
-    return search_probe(problem, fit_solvers(config, dataset, problem, schedule, base_dir,
-                                             distributed))
+    found = search_probe(problem, fit_solvers(config, dataset, problem, schedule, base_dir,
+                                              distributed))
+    if config.init.probe_search != "auto":
+        return None
+    return Choice("init.probe_search", "on", f"a weak object (frames within "
+                  f"{100 * WEAK_CONTRAST:g} % of their mean), whose probe guess refinement cannot "
+                  f"correct; found {found}")

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...io.datafile import Dataset, estimate_memory_bytes, spread_indices
+from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Schedule", "choose_schedule", "estimation_batch", "TARGET_UPDATES_TOMO",
-           "TARGET_UPDATES_2D", "LBFGS_MAX_SPOTS"]
+__all__ = ["Schedule", "choose_schedule", "decide_schedule", "estimation_batch",
+           "TARGET_UPDATES_TOMO", "TARGET_UPDATES_2D", "LBFGS_MAX_SPOTS"]
 
 #: Stochastic tomography: about this many updates per epoch (one angle per update up to this many
 #: angles; beyond, a few angles per update, which vectorise better at the same progress per epoch).
@@ -34,6 +35,13 @@ TARGET_UPDATES_TOMO = 32
 
 #: 2D ptychography too large for full batches: about this many minibatches per epoch.
 TARGET_UPDATES_2D = 16
+
+#: ... in a run the validation loss watches (held-out data and ``run.early_stop``). Where Adam
+#: must build the object up step by step (a weak cell's smooth body, seen only through the
+#: overlaps), twice the steps per epoch reach it in fewer epochs at a slightly dearer epoch;
+#: unwatched they would also fit the noise sooner, watched the plateau rule catches that (see
+#: :data:`.stepsize.ADAM_WATCHED_FACTOR`; benchmarks/README.md, "Time to quality on clean data").
+TARGET_UPDATES_2D_WATCHED = 32
 
 #: Far-field ptychography of one view (2D or multislice) with more scan positions than this runs
 #: Adam on minibatches of positions: overlapping positions make each minibatch a fair gradient and
@@ -67,12 +75,14 @@ class Schedule:
 
 def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None, ds: Dataset,
                     splits_spots: bool, object_shape: tuple, available_bytes: int,
-                    dtype: str = "complex64", blind_probe: bool = False) -> Schedule:
+                    dtype: str = "complex64", blind_probe: bool = False,
+                    watched: bool = False) -> Schedule:
     """Resolve ``optimizer.kind`` and unset ``run.batch_angles``/``run.batch_spots``.
 
     ``available_bytes``: free memory of the device (0 = unknown, then 4 GiB is assumed).
     ``splits_spots``: the model's spots may be split into minibatches (``ForwardModel.splits_spots``).
-    ``blind_probe``: the probe is refined from a guess (the file holds none).
+    ``blind_probe``: the probe is refined from a guess (the file holds none). ``watched``: the
+    validation loss watches the run (:data:`TARGET_UPDATES_2D_WATCHED`).
     Explicit settings are kept; an explicit minibatch with ``kind = "auto"`` selects Adam.
     """
     avail = available_bytes or 4 * 2 ** 30
@@ -105,8 +115,36 @@ def choose_schedule(kind: str, batch_angles: int | None, batch_spots: int | None
     if batch_spots is not None or not splits_spots:
         bs = batch_spots if batch_spots is not None else 0
     else:
-        bs = _auto_batch_spots(ds, object_shape, ba or ds.n_angles, avail, dtype)
+        target = TARGET_UPDATES_2D_WATCHED if watched else TARGET_UPDATES_2D
+        bs = _auto_batch_spots(ds, object_shape, ba or ds.n_angles, avail, dtype, target)
     return Schedule(kind, ba, bs, why)
+
+
+def decide_schedule(cfg, ds: Dataset, problem, available_bytes: int, dtype: str,
+                    watched: bool = False) -> tuple[Schedule, list[Choice]]:
+    """:func:`choose_schedule` for a run's configuration and problem, with a choice for each of
+    ``optimizer.kind``, ``run.batch_angles``, ``run.batch_spots`` the configuration left open;
+    ``watched``: the validation loss watches the run."""
+    o, r = cfg.optimizer, cfg.run
+    blind = bool(cfg.refine.probe) and problem.probe_is_guess
+    sched = choose_schedule(o.kind, r.batch_angles, r.batch_spots, ds, problem.model.splits_spots,
+                            problem.object_shape, available_bytes, dtype=dtype, blind_probe=blind,
+                            watched=watched)
+    choices = []
+    if o.kind == "auto":
+        choices.append(Choice("optimizer.kind", sched.kind, sched.reason))
+    for path, asked, value in (("run.batch_angles", r.batch_angles, sched.batch_angles),
+                               ("run.batch_spots", r.batch_spots, sched.batch_spots)):
+        if asked is None:
+            n, what = ((ds.n_angles, "angles") if path.endswith("angles")
+                       else (ds.n_spots, "scan positions"))
+            why = (f"full batches for {sched.kind}" if sched.kind == "lbfgs" else
+                   f"all {n} {what} per update" if value == 0 else
+                   f"{value} of {n} {what} per update")
+            if watched and path == "run.batch_spots" and sched.kind != "lbfgs" and value:
+                why += " (more updates per epoch: the validation loss watches the fit)"
+            choices.append(Choice(path, value, why))
+    return sched, choices
 
 
 def _auto_batch_angles(n_angles: int) -> int:
@@ -115,11 +153,13 @@ def _auto_batch_angles(n_angles: int) -> int:
     return max(1, int(round(n_angles / TARGET_UPDATES_TOMO)))
 
 
-def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int, dtype: str) -> int:
+def _auto_batch_spots(ds: Dataset, object_shape, n_angles_batch: int, avail: int, dtype: str,
+                      target: int = TARGET_UPDATES_2D) -> int:
     """All spots of the batch's angles for tomography (the angles give the updates); about
-    :data:`TARGET_UPDATES_2D` minibatches for 2D; fewer spots whenever memory demands it."""
+    ``target`` minibatches for 2D (at least 16 spots each); fewer spots whenever memory demands
+    it."""
     n = ds.n_spots
-    bs = n if ds.n_angles > 1 else max(min(n, 16), int(math.ceil(n / TARGET_UPDATES_2D)))
+    bs = n if ds.n_angles > 1 else max(min(n, 16), int(math.ceil(n / target)))
     while bs > 1 and estimate_memory_bytes(ds, object_shape, object_shape[0], n_angles_batch * bs,
                                            dtype=dtype) > 0.5 * avail:
         bs = (bs + 1) // 2

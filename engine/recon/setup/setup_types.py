@@ -45,6 +45,7 @@ class ModelStart:
     params: dict
     probe_power: float | None = None          # photons per frame of the initial probe
     initial_positions: np.ndarray | None = None
+    probe_known: bool = False   # the starting probe came from the data file or init.probe_path
 
 
 @dataclass(frozen=True)

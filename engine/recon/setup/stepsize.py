@@ -65,6 +65,15 @@ REFINE_FLOOR = 1e-3
 #: Paganin/FBP start of gold spheres fell to 0.85 in one epoch at 5 %).
 ADAM_MAGNITUDE_FRACTION = 0.01
 
+#: Factor on :data:`ADAM_FRACTION` for a run the validation loss watches (held-out data and
+#: ``run.early_stop``). The measured rate is what a noisy fit can afford unwatched: larger steps
+#: fit the noise sooner. It is slow where the object's lowest spatial frequencies must be built up
+#: through the overlaps (a weak cell's smooth body in 2D ptychography), each element moving by at
+#: most its rate per step. Watched, the plateau rule halves the rates once the fit turns to the
+#: noise and the best estimate is the result, so the run can start at twice the rate (measured:
+#: benchmarks/README.md, "Time to quality on clean data").
+ADAM_WATCHED_FACTOR = 2.0
+
 #: Momentum's learning rate multiplies gradients: a fraction of the inverse curvature t*.
 MOMENTUM_FRACTION = 0.1
 
@@ -168,13 +177,15 @@ def estimate_scales(evaluate: Callable[[dict], tuple[float, dict]], params: dict
 
 
 def learning_rates(scales: dict[str, LineScale], kind: str,
-                   magnitudes: dict[str, float] | None = None) -> dict[str, float]:
+                   magnitudes: dict[str, float] | None = None,
+                   watched: bool = False) -> dict[str, float]:
     """Learning rates for optimiser ``kind`` from measured line scales, in the units the optimiser
-    documents (see :mod:`.optimizers`):
+    documents (see :mod:`..loop.optimizers`):
 
     * ``lbfgs`` -- the largest change of the first step: ``max_change`` (its preconditioner then
       equals ``t*``, the measured inverse curvature of each block);
-    * ``adam`` -- about the change of an element per step: :data:`ADAM_FRACTION` of ``max_change``,
+    * ``adam`` -- about the change of an element per step: :data:`ADAM_FRACTION` of ``max_change``
+      (times :data:`ADAM_WATCHED_FACTOR` for the object of a run the validation loss ``watched``),
       at least :data:`ADAM_MAGNITUDE_FRACTION` of the parameter's present largest value
       (``magnitudes``);
     * ``momentum`` -- multiplies gradients: :data:`MOMENTUM_FRACTION` of ``t*``.
@@ -187,6 +198,8 @@ def learning_rates(scales: dict[str, LineScale], kind: str,
             out[n] = s.max_change
         elif kind == "adam":
             frac = ADAM_PROBE_FRACTION if n == "probe" else ADAM_FRACTION
+            if watched and n in ("delta", "beta", "object"):
+                frac *= ADAM_WATCHED_FACTOR
             out[n] = max(frac * s.max_change,
                          ADAM_MAGNITUDE_FRACTION * (magnitudes or {}).get(n, 0.0))
         elif kind == "momentum":

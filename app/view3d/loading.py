@@ -1,5 +1,5 @@
 """Loading napari for the 3D view without freezing the window (a mixin of
-:class:`.napari_view.NapariView`).
+:class:`.view.NapariView`).
 
 napari and vispy are imported on a background thread soon after the window opens (seconds of
 imports and set-up the event loop never sees); the (empty) viewer is made when the tab is first
@@ -17,7 +17,7 @@ import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 
 from . import shader_cache
-from .napari_layers import LAYER_STYLE
+from .layers import LAYER_STYLE
 
 log = logging.getLogger("slicewise.app.napari")
 

@@ -1,5 +1,5 @@
 """The 3D view's pop-out: the same view in a full napari window (a mixin of
-:class:`.napari_view.NapariView`).
+:class:`.view.NapariView`).
 
 The window is made over several turns of the event loop, so that none blocks the window for
 long: the napari window, one hidden layer per turn, the window shown, then the visible layers
@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import logging
 
-from PyQt6.QtCore import QEvent, QObject, pyqtSignal
+from PyQt6.QtCore import QEvent, QObject, QTimer, pyqtSignal
 
-from .napari_layers import add_state_layer, apply_view_settings
+from .layers import add_state_layer, apply_view_settings
 
 log = logging.getLogger("slicewise.app.napari")
 
 
 class _CloseWatcher(QObject):
+    """Tells when the pop-out closes. Its title bar's close button (a spontaneous close event)
+    would make napari ask "Confirm to close" about layers that are only copies: that event is
+    dropped and the window closed the way a program closes it, which asks nothing."""
+
     closed = pyqtSignal()
+
+    def __init__(self, parent, close_quietly):
+        super().__init__(parent)
+        self._close_quietly = close_quietly
 
     def eventFilter(self, obj, event):  # noqa: N802 - Qt name
         if event.type() == QEvent.Type.Close:
+            if event.spontaneous():
+                event.ignore()
+                QTimer.singleShot(0, self._close_quietly)
+                return True
             self.closed.emit()
         return False
 
@@ -57,7 +69,7 @@ class NapariPopout:
         apply_view_settings(w, state)
         w.scale_bar.visible = True
         w.show()
-        watcher = _CloseWatcher(self)
+        watcher = _CloseWatcher(self, w.close)
         watcher.closed.connect(lambda: (self._forget_popout(w), self.schedule_rebuild()))
         w.window._qt_window.installEventFilter(watcher)
         self._watchers.append(watcher)

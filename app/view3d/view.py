@@ -5,16 +5,15 @@ own layer list and layer controls beside it. Volumes are ``(z, y, x)`` with voxe
 micrometres (slice thickness along z, pixel size along y and x), so the scale bar and the axes are
 physical. Ground truth, when the data set has it, is a further layer; "grid" shows the layers side
 by side. "Pop out" copies the layers into a full napari window (plugins, export, ...;
-:mod:`.napari_popout`).
+:mod:`.popout`).
 
-napari is loaded in the background (:mod:`.napari_loading`). A new volume's layers are made, and
+napari is loaded in the background (:mod:`.loading`). A new volume's layers are made, and
 changed layers get their new data, one per turn of the event loop (each costs tens of
-milliseconds). The canvas sits in a native child window, drawn smaller while a run is live
-(:mod:`.napari_canvas`); when it grows back to full size, napari's follow-up drawings (grid
-panels, overlays) leave the volumes out and only the last one draws them. The view is
-sturdy: drawing errors of the OpenGL canvas are logged, never shown as dialogs, and the canvas is
-rebuilt (layers, camera and contrast kept), e.g. after a pop-out window that shared its OpenGL
-context was closed.
+milliseconds). The canvas sits in a native child window (:mod:`.canvas`) and always fills the
+tab. Live previews of a run are binned (said in the title) and paced by their measured cost
+(:func:`.layers.live_interval`). The view is sturdy: drawing errors of the OpenGL canvas are
+logged, never shown as dialogs, and the canvas is rebuilt (layers, camera and contrast kept),
+e.g. after a pop-out window that shared its OpenGL context was closed.
 """
 
 from __future__ import annotations
@@ -24,17 +23,17 @@ import time
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSplitter, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
+                             QVBoxLayout, QWidget)
 
 from . import shader_cache
-from .napari_canvas import CanvasBox
-from .napari_layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
-                            PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, camera_of,
-                            grid_of, plan_layers, preview_factor, rotated_fit, setup_order,
-                            view_state, voxel_scale_um)
-from .napari_loading import NapariLoading
-from .napari_popout import NapariPopout
+from .canvas import CanvasBox
+from .layers import (ATTENUATION, CAMERA_ANGLES, FULL_STEP, ISO_FRACTION, LAYER_STYLE,
+                     PREVIEW_STEP, LayerPlan, apply_view_state, bin_volume, camera_of, grid_of,
+                     live_interval, plan_layers, preview_factor, preview_words, rotated_fit,
+                     setup_order, view_state, voxel_scale_um)
+from .loading import NapariLoading
+from .popout import NapariPopout
 
 __all__ = ["NapariView", "bin_volume", "preview_factor", "is_gl_error", "gl_error_seen"]
 
@@ -62,9 +61,6 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
     """The 3D tab: napari's layer list and controls beside its canvas (see the module's
     docstring)."""
 
-    min_interval_s = 2.0      # 3D texture uploads are the costliest view update
-    budget = 0.03             # live 3D updates may take ~3 % of the time during a run
-
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.viewer = None        # napari.components.ViewerModel
@@ -85,6 +81,8 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._closed = False      # close_viewer was called: the window is closing
         _VIEWS.append(self)
         self.title = QLabel("No volume yet: start a reconstruction or open a result file.")
+        self.title.setWordWrap(True)   # a long title must not widen the tab
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.grid = QCheckBox("grid (side by side)")
         self.grid.setToolTip("show every visible layer in its own panel, e.g. reconstruction "
                              "next to ground truth")
@@ -111,7 +109,8 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._cost_s = seconds if prev is None else 0.5 * (prev + seconds)
 
     def live_interval_s(self) -> float:
-        return max(self.min_interval_s, getattr(self, "_cost_s", 0.0) / self.budget)
+        """Seconds between live updates during a run (see :func:`.layers.live_interval`)."""
+        return live_interval(getattr(self, "_cost_s", None))
 
     @property
     def cost_s(self) -> float | None:
@@ -207,7 +206,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
             self.body.addWidget(self.canvas_box)
         self.body.setStretchFactor(1, 1)
         self.body.setSizes([240, 900])
-        self.canvas_box.set_viewer(self.qt_viewer)  # native canvas, smaller while live
+        self.canvas_box.set_viewer(self.qt_viewer)  # the canvas in a native window
         v = self.viewer
         v.dims.ndisplay = 3
         v.scale_bar.visible = True  # its unit comes from the layers' units (micrometres)
@@ -260,6 +259,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
             self._pending = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                              title, reset_camera, preview)
             self.set_message("loading the 3D viewer (napari)…")
+            self._when = None  # a volume is asked for: load now, even while a run computes
             self.preload(0)
             return
         try:
@@ -294,15 +294,12 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
             self.rebuild()
         self._end_warm()
         v = self.ensure_viewer()
-        # a run has ended or paused: the canvas grows to full size last, so that its costliest
-        # drawing (full size, synchronous with the resize) has a turn of its own
-        grow = self.canvas_box.live and not preview
-        if not grow:
-            self._set_live(preview)  # a smaller canvas while a run is live
         f, plans = plan_layers(volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m,
                                preview, self._binned)
         step = PREVIEW_STEP if f > 1 else FULL_STEP
-        self._title = title or "3D view"
+        shape = next((np.shape(a) for a in volumes.values() if np.ndim(a) == 3), ())
+        self._title = ", ".join(x for x in (title or "3D view",
+                                            preview_words(f, shape) if preview else "") if x)
         stages = []
         for name, plan in plans.items():
             if name not in v.layers:
@@ -311,9 +308,6 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
                 self._set_ray_step(v.layers[name], step)
             else:  # new data (tens of milliseconds with napari's events, and a drawing)
                 stages.append(lambda n=name, p=plan: self._refresh_layer(v.layers[n], p, step))
-        if grow:  # napari's follow-up drawings without the volumes, then one full drawing
-            stages += [lambda: (self._show_volumes(False), self._set_live(False)),
-                       lambda: None, lambda: self._show_volumes(True)]
         new = setup_order(n for n in plans if n not in v.layers)
         first = len(v.layers) == 0
         if not first and reset_camera:
@@ -335,14 +329,6 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._update_s = 0.0
         self._measuring = True
         self._run_stage()
-
-    def _set_live(self, on: bool) -> None:
-        """Cap or free the canvas's size (see :class:`.napari_canvas.CanvasBox`); the camera's
-        zoom follows, so that the framing stays."""
-        zoom = self.canvas_box.zoom_ratio(on)
-        if zoom != 1.0 and len(self.viewer.layers):
-            camera_of(self.viewer).zoom *= zoom
-        self.canvas_box.set_live(on)
 
     def _run_stage(self) -> None:
         if not self._stages:
@@ -452,21 +438,6 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
                 node.relative_step_size = step
         except (AttributeError, KeyError):
             pass
-
-    def _show_volumes(self, on: bool) -> None:
-        """Draw the volumes (as their layers say) or, for a moment, only the rest of the scene:
-        napari lays a grid's panels out and places its overlays over the first two drawings
-        after the canvas has grown, each one as costly as any full-size drawing with software
-        OpenGL (0.15-0.3 s at a load of 3; without the volumes ~0.03 s). The layers' own
-        visibility is not touched (vispy's nodes, napari's private mapping)."""
-        try:
-            visuals = self.qt_viewer.canvas.layer_to_visual
-        except AttributeError:
-            return
-        for layer in self.viewer.layers:
-            node = getattr(visuals.get(layer), "node", None)
-            if node is not None:
-                node.visible = layer.visible and on
 
     def _fit_camera(self, angles) -> None:
         """Every layer in view at ``angles``: napari fits the box's face, which a turned box

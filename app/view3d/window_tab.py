@@ -1,9 +1,9 @@
 """The main window's 3D tab: which volume the napari view shows, and when it is refreshed.
 
-A mixin of :class:`.main_window.MainWindow`. Volumes come from the last snapshot of a run or
+A mixin of :class:`..main_window.MainWindow`. Volumes come from the last snapshot of a run or
 from an opened result; a free complex object is turned into phase/amplitude volumes off the
 window's thread. Failures of the 3D view never become dialogs: they go to the log and the view
-shows a message (see :class:`.napari_view.NapariView`).
+shows a message (see :class:`.view.NapariView`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,21 @@ import time
 
 from PyQt6.QtCore import QTimer
 
-from . import dialogs
-from .file_jobs import VolumeSet, object_volumes
+from .. import dialogs
+from ..file_jobs import VolumeSet, object_volumes
 
 log = logging.getLogger("slicewise.app")
 
 
 class View3DMixin:
+    def _init_3d(self) -> None:
+        self._volumes = None           # what the 3D view shows (current run or a result)
+        self._napari_shown_at = 0.0
+        # a snapshot that came before the next live update was due is shown when it is due
+        self._live_3d_timer = QTimer(self)
+        self._live_3d_timer.setSingleShot(True)
+        self._live_3d_timer.timeout.connect(self._live_3d_tick)
+
     def _on_tab_changed(self, index: int) -> None:
         if self.tabs.widget(index) is self.napari_view:
             self.napari_view.prepare()
@@ -37,6 +45,7 @@ class View3DMixin:
     def show_3d(self, preview: bool = False) -> None:
         """Show the current estimate (or the last opened result) in the napari tab;
         ``preview``: a live update of a running reconstruction (binned, see NapariView)."""
+        self.show_workspace()
         if self.tabs.currentWidget() is not self.napari_view:
             self.tabs.setCurrentWidget(self.napari_view)  # re-enters via _on_tab_changed
             return
@@ -61,10 +70,9 @@ class View3DMixin:
         self._volumes = vs
         self._napari_shown_at = time.monotonic()
         self._3d_preview = preview
+        # the view says how a preview is binned, and measures its own cost
         self.napari_view.show_volume(vs.volumes, vs.pixel_size_m, vs.slice_thickness_m,
-                                     vs.truth, vs.truth_voxel_m,
-                                     vs.title + (" (live preview, binned)" if preview else ""),
-                                     preview=preview)  # it measures its own cost
+                                     vs.truth, vs.truth_voxel_m, vs.title, preview=preview)
 
     def full_3d_when_paused(self) -> None:
         """A paused or ended run: the 3D tab, if it shows a binned preview, gets full
@@ -82,10 +90,24 @@ class View3DMixin:
         if self.last_snapshot is not None and self.tabs.currentWidget() is self.napari_view:
             self.show_3d()
 
-    def live_3d_due(self) -> bool:
-        """Whether a run's new snapshot should go to the visible 3D tab now: 3D updates take at
-        most a few percent of the time (seconds apart with software OpenGL)."""
-        return time.monotonic() - self._napari_shown_at > self.napari_view.live_interval_s()
+    def live_3d(self) -> None:
+        """A run's new snapshot: the visible 3D tab shows it now if a live update is due
+        (:meth:`live_interval_s` of the view: paced by its cost, at most a few seconds apart),
+        else when it is due, by a timer -- not only when a later snapshot happens to come."""
+        if self.tabs.currentWidget() is not self.napari_view:
+            return
+        wait = self._napari_shown_at + self.napari_view.live_interval_s() - time.monotonic()
+        if wait <= 0:
+            self._live_3d_timer.stop()
+            self.show_3d(preview=self.run_state == "running")
+        elif not self._live_3d_timer.isActive():
+            self._live_3d_timer.start(int(1000 * wait) + 1)
+
+    def _live_3d_tick(self) -> None:
+        # _volumes is None: the newest snapshot has not gone to the 3D view yet
+        if self.controller.is_active() and self._volumes is None and \
+                self.session.last_snapshot is not None:
+            self.live_3d()
 
     def open_result_in_napari(self) -> None:
         path = dialogs.open_file(self, "Open result in napari", dialogs.RESULT_FILTER)

@@ -1,6 +1,6 @@
 """What the 3D view draws: the layers of a volume set, their grids and look, and previews.
 
-Qt-free helpers of :class:`.napari_view.NapariView`: a volume set (reconstruction and ground
+Qt-free helpers of :class:`.view.NapariView`: a volume set (reconstruction and ground
 truth) becomes a list of :class:`LayerPlan` (data, voxel scale and offset in micrometres,
 contrast limits), binned for live previews; :func:`setup_order` says in which order new layers
 are made, so that a first volume can be set up over several turns of the window's event loop.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .views.common import UM, robust_levels
+from ..views.common import UM, robust_levels
 
 # napari Euler angles (degrees) of the first 3D view: the cone's axis (y) upright, tilted towards
 # the viewer so that its 3D shape reads at a glance
@@ -34,6 +34,30 @@ ISO_FRACTION = 0.5
 PREVIEW_MIN_SIDE = 32         # volumes smaller than this along every axis are shown as they are
 PREVIEW_STEP = 1.5            # vispy's relative ray step for previews (its default: 0.8)
 FULL_STEP = 0.8
+
+
+# live 3D updates during a run: one at least every LIVE_MAX_INTERVAL_S (the newest estimate is on
+# screen within that and one drawing), at most every LIVE_MIN_INTERVAL_S, and in between as often
+# as LIVE_BUDGET of the time allows (a drawing's cost, measured, over the budget)
+LIVE_MIN_INTERVAL_S = 1.0
+LIVE_MAX_INTERVAL_S = 3.0
+LIVE_BUDGET = 0.10
+
+
+def live_interval(cost_s: float | None) -> float:
+    """Seconds between live 3D updates when one costs ``cost_s`` (None: not measured yet)."""
+    return min(LIVE_MAX_INTERVAL_S, max(LIVE_MIN_INTERVAL_S, (cost_s or 0.0) / LIVE_BUDGET))
+
+
+def preview_words(f: int, shape) -> str:
+    """How a live preview of a ``shape`` volume binned by ``f`` is drawn, in words."""
+    if f <= 1:
+        return "live preview"
+    times = " \u00d7 "
+    fs = [f if n >= f else 1 for n in shape]
+    shown = times.join(str(n // k) for n, k in zip(shape, fs))
+    return (f"live preview: {times.join(map(str, fs))} voxels averaged into one ({shown} of "
+            f"{times.join(map(str, shape))}); full resolution when paused or finished")
 
 
 def preview_factor(shape) -> int:

@@ -1,9 +1,9 @@
 """The main window's 3D tab when the 3D view runs in a process of its own.
 
-:class:`RemoteNapariView` has the methods the window uses of :class:`.napari_view.NapariView`
+:class:`RemoteNapariView` has the methods the window uses of :class:`.view.NapariView`
 (``preload``, ``prepare``, ``show_volume``, ``set_message``, ``clear``, ``live_interval_s``,
 ``close_viewer``, ``busy``, ``updates``, ``layer_names``) and forwards them to
-:mod:`.napari_process`, whose window sits in the tab: the process makes its window a child of a
+:mod:`.process`, whose window sits in the tab: the process makes its window a child of a
 native window of this tab (X11 lets a window of one process hold another's), and this side tells
 it the size to fill. Volumes are pickled and sent on a thread, so that a large
 one never blocks the event loop either. If the process dies, the tab says so and the next volume
@@ -27,8 +27,9 @@ from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QGuiApplication, QPalette
 from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .child_pipe import exit_code, relay, spawn
-from .napari_canvas import BACKGROUND, make_native
+from ..child_pipe import exit_code, relay, spawn
+from .canvas import BACKGROUND, make_native
+from .layers import live_interval
 
 __all__ = ["RemoteNapariView", "make_3d_view", "view_mode"]
 
@@ -49,7 +50,7 @@ def view_mode() -> str:
 def make_3d_view(parent: QWidget | None = None) -> QWidget:
     if view_mode() == "process":
         return RemoteNapariView(parent)
-    from .napari_view import NapariView  # noqa: PLC0415
+    from .view import NapariView  # noqa: PLC0415
 
     return NapariView(parent)
 
@@ -62,7 +63,7 @@ class _Link(QObject):
 
     def __init__(self):
         super().__init__()
-        self.proc, self.conn = spawn("slicewise.app.napari_process",
+        self.proc, self.conn = spawn("slicewise.app.view3d.process",
                                      dict(os.environ, QT_QPA_PLATFORM="xcb"))
         self._out: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True, name="slicewise-3d-read").start()
@@ -113,9 +114,6 @@ class _Link(QObject):
 
 class RemoteNapariView(QWidget):
     """The 3D tab, drawn by a process of its own (see the module's docstring)."""
-
-    min_interval_s = 2.0
-    budget = 0.03    # live 3D updates may take ~3 % of the time (now the other process's CPU)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -280,7 +278,7 @@ class RemoteNapariView(QWidget):
     def show_volume(self, volumes, pixel_size_m, slice_thickness_m, truth=None,
                     truth_voxel_m=None, title: str = "", reset_camera=None,
                     preview: bool = False) -> None:
-        """As :meth:`.napari_view.NapariView.show_volume`, drawn by the 3D process."""
+        """As :meth:`.view.NapariView.show_volume`, drawn by the 3D process."""
         if self._closed:
             return
         args = (volumes, pixel_size_m, slice_thickness_m, truth, truth_voxel_m, title,
@@ -333,7 +331,8 @@ class RemoteNapariView(QWidget):
 
     # ---- what the window and benchmarks read -------------------------------------------------
     def live_interval_s(self) -> float:
-        return max(self.min_interval_s, (self.cost_s or 0.0) / self.budget)
+        """Seconds between live updates during a run (see :func:`.layers.live_interval`)."""
+        return live_interval(self.cost_s)
 
     @property
     def cost_s(self) -> float | None:
@@ -366,5 +365,5 @@ class RemoteNapariView(QWidget):
         return list(self._status.get("layers", []))
 
     def status(self) -> dict:
-        """The 3D process's last reported state (see :func:`.napari_process._state`)."""
+        """The 3D process's last reported state (see :func:`.process._state`)."""
         return dict(self._status)

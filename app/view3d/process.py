@@ -2,10 +2,10 @@
 
 With software OpenGL (llvmpipe: Xvfb, VNC, remote desktops) one drawing of the 3D canvas takes
 0.1-0.4 s and a new napari layer tens of milliseconds more; in the window's process each of them
-stalls its event loop. Here the whole 3D tab (:class:`.napari_view.NapariView`: napari's canvas,
+stalls its event loop. Here the whole 3D tab (:class:`.view.NapariView`: napari's canvas,
 layer list and controls, grid, pop-out) lives in a process of its own (``python -m
-slicewise.app.napari_process FD``, a plain new interpreter on one end of a socket pair). Its
-window becomes a child of a native window in the main window's tab (:mod:`.napari_remote`; X11
+slicewise.app.view3d.process FD``, a plain new interpreter on one end of a socket pair). Its
+window becomes a child of a native window in the main window's tab (:mod:`.remote`; X11
 lets one process's window hold another's), so it looks and behaves like part of the window,
 while its drawing never blocks the window's thread. A crash here costs the 3D view, not the
 window.
@@ -31,14 +31,14 @@ from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QWindow
 from PyQt6.QtWidgets import QApplication
 
-from .child_pipe import PipeLogHandler
+from ..child_pipe import PipeLogHandler, ignore_terminal_signals
 
 log = logging.getLogger("slicewise.app.napari")
 
 
 def _state(view) -> dict:
     """What the window mirrors of the view (and tests read): plain values only."""
-    from .napari_layers import camera_of, grid_of  # noqa: PLC0415
+    from .layers import camera_of, grid_of  # noqa: PLC0415
     v = view.viewer
     layers = {}
     if v is not None:
@@ -58,7 +58,7 @@ def _state(view) -> dict:
 def _install_excepthook() -> None:
     """Nothing here opens a dialog: drawing errors rebuild the canvas, anything else is logged
     (and reaches the window's log panel)."""
-    from .napari_view import gl_error_seen, is_gl_error  # noqa: PLC0415
+    from .view import gl_error_seen, is_gl_error  # noqa: PLC0415
 
     def hook(etype, value, tb):
         if issubclass(etype, KeyboardInterrupt):
@@ -88,7 +88,7 @@ class _ViewServer:
         self._lock = threading.Lock()
         self._last_state: dict | None = None
         self._seq = 0   # the newest volume handed to the view
-        from .napari_view import NapariView  # noqa: PLC0415 - after the excepthook
+        from .view import NapariView  # noqa: PLC0415 - after the excepthook
 
         self.view = NapariView()
         self.view.setWindowFlag(Qt.WindowType.FramelessWindowHint)
@@ -179,6 +179,7 @@ def serve(conn) -> int:
 if __name__ == "__main__":
     from multiprocessing.connection import Connection
 
+    ignore_terminal_signals()   # Ctrl-C in the window's terminal: the window closes this view
     code = serve(Connection(int(sys.argv[1])))
     logging.shutdown()
     os._exit(code)  # napari's objects need no orderly teardown: the window is closed

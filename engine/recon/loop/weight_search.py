@@ -1,0 +1,219 @@
+"""The regularisation weight chosen by the data: trial fits ranked by their validation loss.
+
+With ``regularization.tv_weight`` unset and data held out (:mod:`.validation`), the run first fits
+without a penalty. If that fit's validation loss keeps improving to the end, nothing is fitting
+noise and the weight stays 0 (noise-free or bright data: no cost). If it stops improving -- the
+fit has turned to the noise -- fits at relative TV weights from :data:`LADDER` follow, each a run
+of its own from the same start with the same rules (measured rates, early stopping on the
+validation loss), visited from :data:`FIRST` towards the lower validation loss; the weight whose
+fit reached the lowest validation loss wins, and its fit is the run's: its best-validation
+estimate is the result.
+
+Every trial is the loop a run with that weight set would go through, so the saved
+``config.toml`` (which states the weight and the rates the winner measured) reruns the winner's
+fit exactly. The evidence for the rule (a grid of weights against the truth on the noise sweep:
+0.90-1.00 of the best weight's correlation in 16 of 19 cases) is in benchmarks/README.md,
+"Counting noise".
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from .. import config as cfgmod
+from ..events import ProgressEvent
+from ..plan import Choice, RunPlan
+from .checkpoint import Progress
+from .divergence import DivergenceGuard
+from .projections import Projections
+from .solver import Solver
+from .validation import ValidationWatch, choose_holdout
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Fit", "LADDER", "FIRST", "next_weight", "RunFits", "WeightSearch"]
+
+#: Relative TV weights tried (a weight of 0.1 starts the penalty at a tenth of the data loss).
+LADDER = (0.01, 0.03, 0.1, 0.3, 1.0)
+#: The first weight tried after the unpenalised fit.
+FIRST = 0.1
+
+
+@dataclass
+class Fit:
+    """One trajectory of the run's loop: the weight, its plan (configuration and choices), the
+    solver, divergence guard, validation watch, projections, progress, the position within an
+    epoch, the unknowns and the regularisation scale (:meth:`..problem.Problem.state_dict`)."""
+
+    weight: float
+    plan: object
+    solver: object
+    guard: object
+    watch: object
+    projections: object
+    progress: object
+    partial: dict | None
+    params: dict
+    penalty: dict
+
+    @property
+    def validation(self) -> float:
+        """The least validation loss the fit reached."""
+        return self.watch.best.loss
+
+
+def next_weight(tried: dict) -> float | None:
+    """The next weight of :data:`LADDER` to try, given ``tried`` (weight -> least validation
+    loss), or None when the best is bracketed: start at :data:`FIRST`, then step towards the
+    lower validation loss until it rises again or the ladder ends."""
+    ladder = [w for w in LADDER]
+    if FIRST not in tried:
+        return FIRST
+    best = min((w for w in tried if w > 0), key=lambda w: tried[w])
+    i = ladder.index(best)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(ladder) and ladder[j] not in tried:
+            return ladder[j]
+    return None
+
+
+class WeightSearch:
+    """Runs the trials on a :class:`~..run.Reconstruction` (``run``), which provides
+    ``current_fit(weight)``, ``fresh_fit(weight, start)``, ``use_fit(fit)``, ``loop()`` (its
+    epochs until they end, stop early or a stop is requested), ``stop_requested`` and
+    ``announce(message)``; see :meth:`run`."""
+
+    def __init__(self, run):
+        self.run_obj = run
+        self.tried: dict[float, Fit] = {}
+
+    def run(self) -> None:
+        """The unpenalised fit, then trials while the validation loss asks for them; leaves the
+        winner's fit in place and adopts the weight (with every trial's validation loss in the
+        reason) into the run's plan."""
+        r = self.run_obj
+        start = r.start_state()
+        first = r.current_fit(0.0)
+        r.announce("choosing the regularisation weight: fit without a penalty")
+        r.loop()
+        self.tried[0.0] = first
+        if r.stop_requested or not first.watch.stopped:
+            why = ("without a penalty the validation loss kept improving to the end (nothing was "
+                   "fitting noise)" if not r.stop_requested else
+                   "stopped during the weight search: the best fit so far")
+            if r.holdout.unit == "pixels" and not r.stop_requested:
+                first = self._refit_every_pixel(first, start, why)
+            self._adopt(first, why)
+            return
+        weight = next_weight({w: f.validation for w, f in self.tried.items()})
+        while weight is not None and not r.stop_requested:
+            r.announce(f"choosing the regularisation weight: trial at tv_weight = {weight:g}")
+            fit = r.fresh_fit(weight, start)
+            r.use_fit(fit)
+            r.loop()
+            self.tried[weight] = fit
+            weight = next_weight({w: f.validation for w, f in self.tried.items()})
+        best = min(self.tried.values(), key=lambda f: (f.validation, f.weight))
+        if best is not self.tried.get(weight):
+            r.use_fit(best)
+        losses = ", ".join(f"{w:g}: {f.validation:.4g}" + ("" if f.watch.stopped else " (still falling)")
+                           for w, f in sorted(self.tried.items()))
+        why = (f"the lowest validation loss of fits at relative TV weights ({losses}); the "
+               "unpenalised fit had turned to the noise" if not r.stop_requested else
+               "stopped during the weight search: the best fit so far")
+        if r.holdout.unit == "pixels" and not r.stop_requested:
+            best = self._refit_every_pixel(best, start, why)
+        self._adopt(best, why)
+
+    def _refit_every_pixel(self, best: Fit, start: dict, why: str) -> Fit:
+        """One full-field view: the chosen weight fitted again on every pixel, for the requested
+        epochs. Held-out pixels leave holes a single view cannot fill (the object behind them
+        is never constrained: a fit of the rest drifts there), so the held-out fits only choose
+        the weight; without held-out data the weight is what keeps the fit off the noise."""
+        r = self.run_obj
+        r.announce(f"regularisation weight {best.weight:g} chosen; fitting every pixel with it")
+        fit = r.fresh_fit(best.weight, start, every_pixel=True)
+        r.loop()
+        r.plan.adopt(Choice("run.validation_share", 0.0, "the final fit uses every pixel; "
+                            f"{100 * best.watch.holdout.share:g} % of them were held out to "
+                            "choose the weight"))
+        return fit
+
+    def _adopt(self, fit: Fit, why: str) -> None:
+        """The winner's weight and its own choices (measured rates, cuts) into the run's plan."""
+        plan = self.run_obj.plan
+        for choice in list(fit.plan.choices.values()):
+            if choice.path != "regularization.tv_weight":
+                plan.adopt(choice, quiet=True)
+        plan.adopt(Choice("regularization.tv_weight", float(fit.weight), why))
+        if not math.isfinite(fit.validation):
+            log.warning("the weight search saw no finite validation loss")
+
+
+class RunFits:
+    """What a :class:`~..run.Reconstruction` offers :class:`WeightSearch`: its fit as a
+    :class:`Fit`, fresh fits from a start, and switching between them (a mixin: it reads and sets
+    the run's solver, guard, watch, projections, progress and the problem's unknowns)."""
+
+    def start_state(self) -> dict:
+        """Host-independent copies of what every trial fit starts from."""
+        return {"params": {k: v.copy() for k, v in self.problem.params.items()},
+                "penalty": self.problem.state_dict(), "projections": self.projections.state_dict()}
+
+    def current_fit(self, weight: float) -> Fit:
+        """The fit the run holds now, as a :class:`~.loop.weight_search.Fit`."""
+        return Fit(weight, self.solver.plan, self.solver, self._guard, self.watch, self.projections,
+                   self.progress, self._partial, self.problem.params, self.problem.state_dict())
+
+    def fresh_fit(self, weight: float, start: dict, every_pixel: bool = False) -> Fit:
+        """A new fit from ``start`` with ``regularization.tv_weight = weight``: its own plan (a
+        copy of the run's configuration), solver with freshly measured rates, guard, watch,
+        projections and progress -- what a run with that weight set starts with.
+        ``every_pixel``: the held-out pixels of a single view are fitted too (no validation)."""
+        config = self.plan.config.copy()
+        cfgmod.set_value(config, "regularization.tv_weight", weight)
+        if every_pixel:
+            cfgmod.set_value(config, "run.validation_share", 0.0)
+            self.problem.restore_held_out_pixels()
+            self.holdout = choose_holdout(0.0, self.dataset.n_angles, self.dataset.n_spots,
+                                          self.dataset.frame_shape, False, 0)
+        plan = RunPlan(config, log_choices=False)
+        params = {k: v.copy() for k, v in start["params"].items()}
+        self.problem.params = params
+        self.problem.config = plan.config
+        self.problem.penalty_norm = None
+        self.problem.load_state_dict(start["penalty"])
+        projections = Projections(plan.config, self.problem, self.base_dir)
+        projections.load_state_dict(start["projections"])
+        solver = Solver(plan, self.dataset, self.problem, projections, self.solver.schedule,
+                        self._lock, self.distributed, holdout=self.holdout)
+        watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop)
+        fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
+                  None, params, {})
+        self.use_fit(fit)
+        solver.resolve_learning_rates(solver.refined(0), "setup")
+        return fit
+
+    def use_fit(self, fit: Fit) -> None:
+        """Make ``fit`` the run's: the loop, snapshots and files follow it from now on."""
+        with self._lock:
+            self.solver, self._guard, self.watch = fit.solver, fit.guard, fit.watch
+            self.projections, self.progress, self._partial = fit.projections, fit.progress, fit.partial
+            self.problem.params = fit.params
+            self.problem.config = fit.plan.config
+        if not math.isfinite(self._guard.best):
+            self._guard.epoch_diverged(self._check_loss(self.problem.params))
+
+    def _bind_to_plan(self) -> None:
+        """After the weight search: the winning fit reads and adopts into the run's own plan."""
+        cfg = self.plan.config
+        self.problem.config = self.projections.config = cfg
+        self.solver.plan, self.solver.config = self.plan, cfg
+
+    def announce(self, message: str) -> None:
+        """A line for the log and the observers (the GUI's status, the progress bar)."""
+        log.info("%s", message)
+        self._emit(ProgressEvent("state", self.epoch, self.n_epochs, state=self.state,
+                                 message=message))

@@ -1,0 +1,202 @@
+"""Held-out data and the validation loss: what is held out, that the fit never sees it, that its
+loss is recorded and stored, and that the run keeps (and stops at) its best estimate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from slicewise.engine.io.results import read_result
+from slicewise.engine.recon import config as cfgmod
+from slicewise.engine.phantoms import PhantomSpec
+from slicewise.engine.recon.loop.validation import BestState, choose_holdout
+from slicewise.engine.recon.run import Reconstruction
+from slicewise.engine.simulate import SimulationConfig, simulate
+from small_runs import gold_star, quick_config
+
+
+def test_scan_positions_are_held_out_spread_and_differently_per_angle():
+    h = choose_holdout(0.1, 4, 100, (16, 16), True, seed=0)
+    assert h.unit == "frames" and h.held.sum(axis=1).tolist() == [10] * 4
+    for row in h.held:   # one per stratum of ten positions: spread over the scan
+        assert sorted(np.flatnonzero(row) // 10) == list(range(10))
+    assert not all(np.array_equal(h.held[0], r) for r in h.held[1:])  # other positions per angle
+    again = choose_holdout(0.1, 4, 100, (16, 16), True, seed=0)
+    assert np.array_equal(h.held, again.held)                        # reproducible from the seed
+    assert not np.array_equal(h.held, choose_holdout(0.1, 4, 100, (16, 16), True, seed=1).held)
+    assert len(h.train_spots) == 100 and len(h.train_angles) == 4   # nothing dropped in tomography
+    flat = choose_holdout(0.1, 1, 300, (16, 16), True, seed=0)
+    assert len(flat.train_spots) == 270      # 2D: held positions dropped
+
+
+def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
+    h = choose_holdout(0.1, 36, 2, (32, 32), False, seed=3)
+    assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
+    # automatic: nothing from small scans; asked for: held out all the same
+    assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "frames"
+    one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
+    assert one.unit == "pixels" and not one.held.any()
+    assert one.pixels.sum() == 180 and one.pixels.mean() == 0.05   # scattered single pixels
+    assert choose_holdout(0.0, 36, 2, (32, 32), False, seed=3).unit == "none"
+    assert choose_holdout(0.05, 1, 1, (4, 4), False, seed=3).unit == "none"  # too little data
+
+
+def test_weights_of_a_minibatch():
+    h = choose_holdout(0.25, 2, 120, (8, 8), True, seed=0)
+    a, s = np.array([0, 1]), np.arange(120)
+    train, val = h.frame_weights(a, s), h.frame_weights(a, s, held=True)
+    np.testing.assert_array_equal(train + val, np.ones((2, 120)))
+    np.testing.assert_array_equal(val.astype(bool), h.held)
+    kept = np.flatnonzero(~h.held[0])
+    assert h.frame_weights([0], kept) is None        # nothing held in it: full weights
+
+
+def test_best_state_keeps_the_best_estimate():
+    best = BestState()
+    copies = []
+    for epoch, loss in enumerate([3.0, 2.0, 2.5, math.nan, 1.0, 1.5], start=1):
+        best.update(epoch, loss, {"x": np.full(2, epoch)}, lambda p: copies.append(1) or dict(p))
+    assert best.epoch == 5 and best.loss == 1.0 and best.since_best == 1
+    assert best.params["x"].tolist() == [5, 5] and len(copies) == 3   # copied at new bests only
+
+
+@pytest.fixture(scope="module")
+def star(tmp_path_factory):
+    return gold_star(tmp_path_factory.mktemp("val") / "star.h5", n=40, step_px=2.0)  # 289 frames
+
+
+def test_the_fit_never_sees_the_held_out_frames(star, tmp_path):
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 2, {"run.validation_share": 0.1,
+                                                               "optimizer.kind": "adam",
+                                                               "run.batch_spots": 5}))
+    held = np.flatnonzero(rec.holdout.held[0])
+    assert rec.holdout.unit == "frames" and len(held) >= 2
+    seen = set()
+    for epoch in range(3):
+        for a_idx, s_idx in rec.solver.batches(epoch):
+            seen.update(s_idx.tolist())
+    assert not seen & set(held.tolist()) and len(seen) == rec.dataset.n_spots - len(held)
+
+
+def test_a_watched_run_says_why_its_object_rate_is_twice_the_usual_share(star, tmp_path):
+    over = {"optimizer.kind": "adam", "run.batch_spots": 5, "optimizer.lr_delta": None,
+            "optimizer.lr_beta": None}
+    plain = Reconstruction(quick_config(star, tmp_path / "a", 1, over))
+    watched = Reconstruction(quick_config(star, tmp_path / "b", 1, {**over,
+                                                                    "run.validation_share": 0.1}))
+    why = watched.plan.reasons()["optimizer.lr_delta"]
+    assert "validation loss watches" in why
+    assert "validation" not in plain.plan.reasons()["optimizer.lr_delta"]
+    unwatched = Reconstruction(quick_config(star, tmp_path / "c", 1, {
+        **over, "run.validation_share": 0.1, "run.early_stop": False}))
+    assert "validation" not in unwatched.plan.reasons()["optimizer.lr_delta"]
+
+
+def test_validation_loss_is_recorded_shown_and_stored(star, tmp_path):
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 4, {"run.validation_share": 0.1,
+                                                               "run.early_stop": False}))
+    events = []
+    rec.add_callback(lambda ev: events.append(ev) if ev.kind == "epoch" else None)
+    rec.run()
+    values = [h["validation"] for h in rec.history]
+    assert len(values) == 4 and all(v > 0 and math.isfinite(v) for v in values)
+    assert [ev.validation for ev in events] == values
+    # the same value as the held-out frames' data loss evaluated directly
+    p = rec.problem
+    a, s = np.nonzero(rec.holdout.held)
+    direct = float(p.data_loss(p.params, np.unique(a), np.unique(s),
+                               p.measured_batch(np.unique(a), np.unique(s)), p.mask))
+    assert direct == pytest.approx(values[-1], rel=1e-5)
+    res = read_result(rec.result_path)
+    np.testing.assert_allclose(res["loss"]["validation"], values)
+    assert res["best_epoch"] == 0    # early_stop off: the last estimate is the result
+
+
+def test_early_stop_keeps_the_best_epoch_and_stops(star, tmp_path, monkeypatch):
+    """A validation loss that falls and then rises (scripted, as noise fitting shows it): after
+    PATIENCE epochs past its best the run stops; the result holds the best epoch's estimate and
+    says so; the checkpoint holds the last, to continue from."""
+    from slicewise.engine.recon.loop.validation import MIN_EPOCHS, PATIENCE
+
+    curve = iter([5.0, 4.0, 3.0, 3.5, 3.6, 3.7, 3.8, 3.9, 4.0] + [9.0] * 40)
+    rec = Reconstruction(quick_config(star, tmp_path / "o", 40, {"run.validation_share": 0.1,
+                                                                "regularization.tv_weight": 0.0,
+                                                                "optimizer.kind": "adam"}))
+    monkeypatch.setattr(rec.watch.validator, "loss", lambda params: next(curve))
+    kept = {}
+    rec.add_callback(lambda ev: kept.setdefault("e3", rec.snapshot(None).delta)
+                     if ev.kind == "epoch" and ev.epoch == 3 else None)
+    rec.run()
+    assert rec.stopped_early and rec.epoch == max(3 + PATIENCE, MIN_EPOCHS)
+    assert rec.state == "finished"
+    res = read_result(rec.result_path)
+    assert res["best_epoch"] == 3 and res["epoch"] == rec.epoch
+    np.testing.assert_array_equal(res["params"]["delta"], kept["e3"])
+    ckpt = read_result(rec.checkpoint_path)   # the checkpoint continues from the last epoch
+    assert not np.array_equal(ckpt["params"]["delta"], kept["e3"])
+
+
+def test_one_full_field_view_holds_out_pixels_then_fits_them_all(tmp_path):
+    """One full-field view: scattered pixels are held out while the weight is chosen; the final
+    fit uses every pixel with that weight, and the saved configuration says so."""
+    data = simulate(SimulationConfig(modality="holo", object_shape=(1, 48, 48),
+                                     phantom=PhantomSpec(kind="siemens"),
+                                     distances_m=(5e-5, 1e-4), photons=1e4), tmp_path / "h.h5",
+                    "numpy")
+    rec = Reconstruction(quick_config(data, tmp_path / "o", 3, {"run.validation_share": 0.05}))
+    assert rec.holdout.unit == "pixels"
+    m, v = np.asarray(rec.problem.mask), np.asarray(rec.problem.validation_mask)
+    np.testing.assert_array_equal(m + v, np.ones_like(m))   # fit and validation split the pixels
+    seen = []
+    rec.add_callback(lambda ev: seen.append(ev.validation) if ev.kind == "epoch" else None)
+    rec.run()
+    assert all(math.isfinite(x) for x in seen[:3])            # the held-out fit was watched
+    assert rec.problem.validation_mask is None and np.all(np.asarray(rec.problem.mask) == 1)
+    assert rec.config.run.validation_share == 0.0
+    assert "every pixel" in rec.plan.reasons()["run.validation_share"]
+    assert "regularization.tv_weight" in rec.plan.choices
+
+
+def test_the_weight_search_steps_towards_the_lower_validation_loss():
+    from slicewise.engine.recon.loop.weight_search import FIRST, LADDER, next_weight
+
+    assert next_weight({0.0: 5.0}) == FIRST == 0.1
+    assert next_weight({0.0: 5.0, 0.1: 4.0}) == 0.03            # then the lower neighbour
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 4.5}) == 0.3  # worse: the other side
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 4.5, 0.3: 4.2}) is None   # bracketed
+    assert next_weight({0.0: 5.0, 0.1: 4.0, 0.03: 3.0}) == 0.01
+    assert next_weight({0.0: 5.0, 0.01: 2.0, 0.03: 3.0, 0.1: 4.0}) is None  # the ladder's end
+    tried = {0.0: 1.0}
+    while (w := next_weight(tried)) is not None:   # a minimum at the top visits the ladder up
+        tried[w] = 1.0 / (1 + w)
+    assert max(tried) == LADDER[-1] and len(tried) <= len(LADDER) + 1
+
+
+def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_path):
+    """A weak noisy 2D scan: the unpenalised fit turns to the noise, trial fits choose a TV weight
+    by their validation loss, the run's result is the winner's best state, and its config.toml
+    (weight, rates, held-out share all stated) reruns the winner's fit exactly."""
+    sim = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
+                           object_shape=(1, 40, 40), material="PMMA", pixel_size_m=10e-9,
+                           probe_shape=(8, 8), probe_size_px=2.0, scan_step_px=2.0, photons=300.0)
+    data = simulate(sim, tmp_path / "weak.h5", "numpy")
+    first = Reconstruction(quick_config(data, tmp_path / "a", 24,
+                                        {"run.validation_share": None, "optimizer.kind": "adam"}))
+    first.run()
+    reasons = first.plan.reasons()
+    weight = first.config.regularization.tv_weight
+    assert "regularization.tv_weight" in first.plan.choices and weight is not None
+    assert "validation loss" in reasons["regularization.tv_weight"]
+    assert first.best.epoch >= 1
+    saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
+    assert saved.regularization.tv_weight == weight and saved.run.validation_share > 0
+    cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "b"))
+    again = Reconstruction(saved)
+    assert "regularization.tv_weight" not in again.plan.choices   # stated now: no search
+    again.run()
+    np.testing.assert_array_equal(read_result(again.result_path)["params"]["delta"],
+                                  read_result(first.result_path)["params"]["delta"])
