@@ -13,7 +13,7 @@ half passed, against the true-position run's. At 4 px also the optimiser's gradi
 (``refine.position_search_px = 0``, the behaviour before registration), no refinement, and
 ``refine.positions`` unset (decided by the run after 5 epochs).
 
-    python benchmarks/bench_position_correction.py [--epochs 60] [--early 30] [--only 4]
+    python benchmarks/bench_position_correction.py [--epochs 80] [--early 30] [--only 4]
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def run(ds, true, truth, epochs: int, early: int, backend: str, out: Path, **set
 
 def main() -> None:
     ap = bench_parser(__doc__)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=80)
     ap.add_argument("--early", type=int, default=30, help="also report after this many epochs")
     ap.add_argument("--defocus", type=float, default=0.0, help="probe defocus, m (e.g. 100e-6)")
     ap.add_argument("--only", type=float, nargs="+", help="error sizes (px std) to run")

@@ -440,6 +440,9 @@ def preset(kind: str) -> ReconConfig:
         cfg.model.object_param = "complex"   # phase of any size and sign, no material needed
         cfg.refine.probe = True              # the instrument's probe is never known
         cfg.refine.positions, cfg.refine.positions_start_epoch = True, 4
+        # an encoder's sub-pixel errors: gradient steps place them to 0.03 px where registration
+        # (for errors of pixels, refine.position_search_px) stops at ~0.2 px
+        cfg.refine.position_search_px = 0.0
         # Adam on minibatches of 20 positions: on the full-size twin (200 frames of 100^2) it
         # reaches phase correlation 0.95 in 25 epochs where full-batch L-BFGS needs > 60
         # (benchmarks/bench_nearfield_ptycho.py). Rates: 0.03 rad-sized object steps; the probe
