@@ -7,12 +7,12 @@ further. A *pass*, every :data:`PASS_EVERY` epochs from epoch :data:`FIRST_PASS_
 ``refine.positions_start_epoch``) on, works on the object as it stands
 (:class:`PositionCorrection`):
 
-1. the data misfit of each frame at candidate positions: a pattern search from its current
-   estimate on the integer pixel lattice (the centre and its four neighbours, stepping to the
-   best until the centre wins, then a parabola through them for the sub-pixel minimum), and,
-   for frames that fit much worse than their neighbours in the scan, the lattice within
-   ``refine.position_search_px`` of the frame's *anchor* (its recorded position through the
-   scan's affine map) followed by the same pattern search;
+1. the data misfit of each frame at candidate positions (:mod:`.registration`): a pattern search
+   from its current estimate on the integer pixel lattice (the centre and its four neighbours,
+   stepping to the best until the centre wins, then a parabola through them for the sub-pixel
+   minimum), and, for frames that fit much worse than their neighbours in the scan, the
+   lattice within ``refine.position_search_px`` of the frame's *anchor* (its recorded position
+   through the scan's affine map) followed by the same pattern search;
 2. each candidate's cost is ``N/2 m/m_typ + |p - anchor|^2 / (2 s^2)``: the misfit ``m`` in units
    of the typical misfit ``m_typ`` of the frame's neighbours (``N`` detector pixels: a
    chi-square-like scale that needs no noise model) plus a prior on the stage error, whose
@@ -30,9 +30,12 @@ further. A *pass*, every :data:`PASS_EVERY` epochs from epoch :data:`FIRST_PASS_
    along, which changes no frame's fit but lets the conflicting edges of the domains pull the
    right way;
 5. frames that fit worse than their neighbours get less weight in the loss
-   (``Problem.frame_weights``, ``(m_typ / m)^4``, at least :data:`MIN_WEIGHT`): until they are
+   (``Problem.set_frame_weights``, ``(m_typ / m)^4``, at least :data:`MIN_WEIGHT`): until they are
    placed they would smear their misplaced signal over the object the others are being
    registered on.
+
+``refine.positions`` unset: after :data:`FIRST_PASS_EPOCH` epochs a trial registration of a few
+hundred frames decides (:meth:`PositionCorrection.choose`, a :class:`~..plan.Choice`).
 
 Candidates are evaluated with the model's own forward pass (no gradient), so this works for
 every scanned model of one view (2D and multislice far-field ptychography, near-field
@@ -101,7 +104,6 @@ TRIAL_MOVE_PX = 0.5
 TRIAL_SHARE = 0.5
 #: Floor of the prior's spread, px.
 MIN_PRIOR_PX = 0.5
-
 
 
 def search_radius(config, frame_shape) -> float:
