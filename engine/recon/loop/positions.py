@@ -62,7 +62,8 @@ from .scan_map import Affine
 log = logging.getLogger(__name__)
 
 __all__ = ["PositionCorrection", "search_radius", "searches",
-           "FIRST_PASS_EPOCH", "PASS_EVERY", "TRIAL_FRAMES", "TRIAL_MOVE_PX", "TRIAL_SHARE"]
+           "FIRST_PASS_EPOCH", "PASS_EVERY", "TRIAL_FRAMES", "TRIAL_MOVE_PX", "TRIAL_SHARE",
+           "TRIAL_GAP"]
 
 #: The first pass comes after this many epochs: frames are placed on an object that must exist.
 FIRST_PASS_EPOCH = 5
@@ -102,6 +103,11 @@ DOMAIN_MIN_PX = 0.5
 TRIAL_FRAMES = 256
 TRIAL_MOVE_PX = 0.5
 TRIAL_SHARE = 0.5
+#: Scans with fewer positions are not judged (refine.positions unset = off).
+TRIAL_MIN_FRAMES = 200
+#: Epochs between the two trials; of the frames that move in both, more than :data:`TRIAL_SHARE`
+#: must move the same way (directions within 60 degrees).
+TRIAL_GAP = 5
 #: Floor of the prior's spread, px.
 MIN_PRIOR_PX = 0.5
 
@@ -136,7 +142,7 @@ class _Placed:
 
 #: What a pass changes besides the unknowns: one set per fit (see :meth:`PositionCorrection._follow`).
 _FIT_STATE = ("affine", "fitted", "affine_kept", "prior_px", "every", "next_pass", "passes",
-              "weights")
+              "weights", "trial")
 
 
 class PositionCorrection:
@@ -164,6 +170,7 @@ class PositionCorrection:
         self.next_pass: int | None = None    # finished epochs at which the next pass runs
         self.passes = 0
         self.weights: np.ndarray | None = None
+        self.trial: tuple | None = None      # (epoch, moves (k, 2)) of a first trial (choose)
 
     def _follow(self) -> None:
         """Keep one state per fit: a weight search's trial fit (:mod:`.weight_search`) holds its
@@ -210,9 +217,12 @@ class PositionCorrection:
 
     def choose(self, finished: int) -> Choice | None:
         """``refine.positions`` for a run that left it unset, or None while it stays open: off
-        for several views (ptychotomography: gradient steps only when asked); for one view, after
-        :data:`FIRST_PASS_EPOCH` epochs, on when a trial registration moves the frames
-        (:meth:`trial_moves`)."""
+        for several views (ptychotomography: gradient steps only when asked) and with the probe
+        refined (a wrongly focused one moved 78 % of a star's frames the same way in both trials,
+        the object then lost 0.95 -> 0.91); for one view and a known probe, a
+        trial registration (:meth:`trial_moves`) after :data:`FIRST_PASS_EPOCH` epochs and
+        again :data:`TRIAL_GAP` epochs later: on when most frames move both times, the same
+        way (an object or probe not yet formed moves frames too, but elsewhere each time)."""
         p, when = self.problem, f"epoch {finished}"
         if self.config.refine.positions is not None or "positions" not in p.params \
                 or self.recorded is None:
@@ -220,24 +230,55 @@ class PositionCorrection:
         if p.dataset.n_angles > 1:
             return Choice("refine.positions", False, "several views: their positions are refined "
                           "only when asked", when)
-        if finished < FIRST_PASS_EPOCH or self.radius <= 0:
+        if self.config.refine.probe:
+            return Choice("refine.positions", False, "the probe is refined: a probe still wrong "
+                          "moves frames too, consistently; positions are refined only when "
+                          "asked", when)
+        if len(self.recorded) < TRIAL_MIN_FRAMES:
+            return Choice("refine.positions", False, f"{len(self.recorded)} scan positions: on a "
+                          f"scan under {TRIAL_MIN_FRAMES} every frame still shapes the object "
+                          "under it, and a trial cannot tell its errors; positions are refined "
+                          "only when asked", when)
+        if finished < FIRST_PASS_EPOCH or self.radius <= 0 or (
+                self.trial is not None and finished < self.trial[0] + TRIAL_GAP):
             return None
-        moves = self.trial_moves()
-        share = float((moves > TRIAL_MOVE_PX).mean()) if len(moves) else 0.0
-        words = (f"{100 * share:.0f} % of {len(moves)} frames registered on the object after "
-                 f"{finished} epochs fit best over {TRIAL_MOVE_PX:g} px from their positions")
-        if share > TRIAL_SHARE:
+        spots = spread_indices(len(self.recorded), TRIAL_FRAMES)
+        moves = self._without_affine(spots, self.trial_moves(spots))  # (k, 2), NaN: unseen
+        seen = np.isfinite(moves[:, 0])
+        share = float((np.hypot(*moves[seen].T) > TRIAL_MOVE_PX).mean()) if seen.any() else 0.0
+        words = (f"{100 * share:.0f} % of {int(seen.sum())} frames registered on the object "
+                 f"after {finished} epochs fit best over {TRIAL_MOVE_PX:g} px from their positions "
+                 "(the moves' affine part aside)")
+        if not seen.any():
+            return Choice("refine.positions", False, "no frame sees enough of the object to tell",
+                          when)
+        if share <= TRIAL_SHARE:
+            return Choice("refine.positions", False, words, when)
+        if self.trial is None:
+            self.trial = (finished, moves)                    # asked again TRIAL_GAP epochs on
+            return None
+        agree = _agreement(self.trial[1], moves)
+        words += (f", {100 * agree:.0f} % of those moving both times the same way as after "
+                  f"{self.trial[0]} epochs")
+        if agree > TRIAL_SHARE:
             return Choice("refine.positions", True, f"{words}: the scan has position errors", when)
-        return Choice("refine.positions", False, words if len(moves) else
-                      "no frame sees enough of the object to tell", when)
+        return Choice("refine.positions", False, f"{words}: the object is still forming", when)
 
-    def trial_moves(self) -> np.ndarray:
-        """Moves (px) of up to :data:`TRIAL_FRAMES` frames spread over the scan, those that see
-        the object, when registered on the current object (the pattern search of a pass, prior
-        centred on their positions). Nothing is changed."""
+    def _without_affine(self, spots: np.ndarray, moves: np.ndarray) -> np.ndarray:
+        """``moves`` less their affine part over the recorded positions of ``spots``: a
+        stage's own errors hardly have one, an object still forming (or a scan's scale) moves
+        frames smoothly."""
+        seen = np.isfinite(moves[:, 0])
+        rec = self.recorded[spots]
+        fit = scan_map.fit_affine(rec, rec + np.nan_to_num(moves), seen.astype(float))
+        return moves - (fit.apply(rec) - rec)
+
+    def trial_moves(self, spots: np.ndarray) -> np.ndarray:
+        """Moves ``(len(spots), 2)`` (px; NaN for frames that do not see the object) of frames
+        ``spots`` registered on the current object (the pattern search of a pass, prior centred
+        on their positions). Nothing is changed."""
         params = self.problem.params
         pos = np.array(to_host(params["positions"]), dtype=float)
-        spots = spread_indices(len(pos), TRIAL_FRAMES)
         amps = self._amplitudes(spots)
         misfit = frame_misfits(self.problem, params, spots, pos[spots], amps, self._chunk())
         typical = np.full(len(spots), max(float(np.median(misfit)), 1e-30))
@@ -251,8 +292,9 @@ class PositionCorrection:
         found[stay], found_misfit[stay] = pos[spots][stay], misfit[stay]
         empty = {**params, **self.problem.model.view.vacuum()}
         vacuum = frame_misfits(self.problem, empty, spots, found, amps, self._chunk())
-        seen = vacuum > (1 + SIGNAL) * found_misfit
-        return np.sqrt(((found - pos[spots]) ** 2).sum(axis=1))[seen]
+        moves = found - pos[spots]
+        moves[~(vacuum > (1 + SIGNAL) * found_misfit)] = np.nan
+        return moves
 
     # ---- one pass -----------------------------------------------------------------------------
     def run_pass(self, finished: int) -> float:
@@ -420,10 +462,11 @@ class PositionCorrection:
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """What a resumed run needs to continue the passes exactly."""
+        """What a resumed run needs to continue the passes (and a pending trial) exactly."""
         self._follow()
         if self.passes == 0:
-            return {}
+            return {} if self.trial is None else {
+                "positions_trial": {"epoch": self.trial[0], "moves": self.trial[1]}}
         return {"positions_pass": {"passes": self.passes, "every": self.every,
                                    "next_pass": self.next_pass, "prior_px": self.prior_px,
                                    "matrix": self.affine.matrix, "offset": self.affine.offset},
@@ -432,9 +475,12 @@ class PositionCorrection:
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` (and the frame weights it set in the problem)."""
         s = state.get("positions_pass")
+        self._follow()
+        t = state.get("positions_trial")
+        if t:
+            self.trial = (int(t["epoch"]), np.asarray(t["moves"], float))
         if not s or self.recorded is None:
             return
-        self._follow()
         self.passes, self.every = int(s["passes"]), int(s["every"])
         self.next_pass, self.prior_px = int(s["next_pass"]), float(s["prior_px"])
         self.affine = Affine(np.asarray(s["matrix"], float), np.asarray(s["offset"], float),
@@ -442,3 +488,14 @@ class PositionCorrection:
         self.fitted = self.affine
         self.weights = np.asarray(state["frame_weights"], float)
         self.problem.set_frame_weights(self.weights)
+
+
+def _agreement(first: np.ndarray, second: np.ndarray) -> float:
+    """Share of the frames moving over :data:`TRIAL_MOVE_PX` in both trials (moves ``(k, 2)``,
+    NaN where unseen) whose two moves are within 60 degrees of each other (0 for none)."""
+    a, b = np.hypot(*first.T), np.hypot(*second.T)
+    both = (a > TRIAL_MOVE_PX) & (b > TRIAL_MOVE_PX)          # NaN compares False
+    if not both.any():
+        return 0.0
+    cos = (first[both] * second[both]).sum(axis=1) / (a[both] * b[both])
+    return float((cos > 0.5).mean())
