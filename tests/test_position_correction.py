@@ -303,3 +303,37 @@ def test_with_held_out_frames_and_early_stopping(tmp_path):
     rec.run()
     found = rec.snapshot(None).positions
     assert rms_error(found, true) < 0.6, rms_error(found, true)
+
+
+def test_unset_positions_stay_off_where_a_trial_cannot_tell(tmp_path):
+    """A small scan (every frame still shapes the object under it) and a refined probe (a wrong
+    probe moves frames consistently too) leave ``refine.positions`` off, saying why."""
+    small, _, _ = dataset(particles(2.0, shape=(64, 80)))
+    assert small.n_spots < 200
+    rec = Reconstruction(config(tmp_path / "small", 2, refine__positions=None), small)
+    rec.run()
+    assert rec.config.refine.positions is False
+    assert "scan positions" in rec.plan.reasons()["refine.positions"]
+    ds, _, _ = dataset(particles(2.0))
+    rec = Reconstruction(config(tmp_path / "probe", 2, refine__positions=None,
+                                refine__probe=True), ds)
+    rec.run()
+    assert rec.config.refine.positions is False
+    assert "the probe is refined" in rec.plan.reasons()["refine.positions"]
+
+
+def test_resume_between_the_two_trials(tmp_path):
+    """``refine.positions`` unset: a checkpoint after epoch 7 holds the first trial (epoch 5);
+    the resumed run decides after epoch 10 as the uninterrupted one did, and ends the same."""
+    ds, _, _ = dataset(particles(2.0))
+    kw = dict(run__checkpoint_every=7, refine__positions=None)
+    rec_a = Reconstruction(config(tmp_path / "a", 12, **kw), ds)
+    saved = tmp_path / "epoch7.h5"
+    rec_a.add_callback(lambda ev: shutil.copy(rec_a.checkpoint_path, saved)
+                       if ev.kind == "checkpoint" else None)
+    rec_a.run()
+    rec_b = Reconstruction(config(tmp_path / "b", 12, **kw), ds, resume=saved)
+    assert rec_b.positions.trial is not None and rec_b.config.refine.positions is None
+    rec_b.run()
+    assert rec_b.config.refine.positions is rec_a.config.refine.positions is True
+    np.testing.assert_array_equal(rec_b.snapshot(None).positions, rec_a.snapshot(None).positions)
