@@ -54,6 +54,7 @@ from scipy.spatial import cKDTree
 
 from ...backend import to_host
 from ...io.datafile import spread_indices
+from .. import config as cfgmod
 from ..plan import Choice
 from . import scan_map
 from .registration import Block, frame_misfits, lattice_search, pattern_search
@@ -209,6 +210,8 @@ class PositionCorrection:
         choice = self.choose(finished)
         if choice is not None:
             self.plan.adopt(choice)
+            if self.config is not self.plan.config:   # a weight search's trial fit
+                cfgmod.set_value(self.config, choice.path, choice.value)
         if self.due(finished):
             moved = self.run_pass(finished)
             self.every = min(2 * self.every, MAX_EVERY) if moved < QUIET_MOVE_PX else PASS_EVERY
@@ -217,12 +220,11 @@ class PositionCorrection:
 
     def choose(self, finished: int) -> Choice | None:
         """``refine.positions`` for a run that left it unset, or None while it stays open: off
-        for several views (ptychotomography: gradient steps only when asked) and with the probe
-        refined (a wrongly focused one moved 78 % of a star's frames the same way in both trials,
-        the object then lost 0.95 -> 0.91); for one view and a known probe, a
-        trial registration (:meth:`trial_moves`) after :data:`FIRST_PASS_EPOCH` epochs and
-        again :data:`TRIAL_GAP` epochs later: on when most frames move both times, the same
-        way (an object or probe not yet formed moves frames too, but elsewhere each time)."""
+        for several views (ptychotomography: gradient steps only when asked), for scans under
+        :data:`TRIAL_MIN_FRAMES` and with the probe refined (a probe still wrong, or a small
+        scan's young object, moves frames consistently too: benchmarks/README.md); else a trial
+        registration (:meth:`trial_moves`) after :data:`FIRST_PASS_EPOCH` epochs and again
+        :data:`TRIAL_GAP` epochs later: on when most frames move both times, the same way."""
         p, when = self.problem, f"epoch {finished}"
         if self.config.refine.positions is not None or "positions" not in p.params \
                 or self.recorded is None:
