@@ -171,6 +171,33 @@ def random_spheres(shape, n: int = 10, radius_range=(2.0, 6.0), seed: int = 0) -
     return occ
 
 
+def projected_spheres(shape_yx, n: int = 10, radius_range=(2.0, 6.0), seed: int = 0) -> np.ndarray:
+    """A layer of particles for a one-slice object: the projections of ``n`` spheres with radii
+    uniform in ``radius_range`` (px), centres anywhere in the field, each reaching occupancy 1 at
+    its centre (``sqrt(1 - d^2 / r^2)``), overlapping ones adding up to at most 1. Deterministic
+    for a seed; float32 ``(ny, nx)``."""
+    ny, nx = _check_shape(shape_yx, 2, "shape_yx")
+    if int(n) != n or n < 0:
+        raise ConfigError(f"n (number of spheres) must be a non-negative integer, got {n!r}")
+    try:
+        rmin, rmax = (float(v) for v in radius_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"radius_range must be (min, max) in pixels, got {radius_range!r}") from None
+    if not (0 < rmin <= rmax):
+        raise ConfigError(f"radius_range must satisfy 0 < min <= max, got {radius_range!r}")
+    rng = np.random.default_rng(seed)
+    occ = np.zeros((ny, nx))
+    for _ in range(int(n)):
+        r = rng.uniform(rmin, rmax)
+        cy, cx = rng.uniform(0, ny - 1), rng.uniform(0, nx - 1)
+        y0, y1 = max(int(cy - r) - 1, 0), min(int(cy + r) + 2, ny)
+        x0, x1 = max(int(cx - r) - 1, 0), min(int(cx + r) + 2, nx)
+        gy, gx = np.ogrid[y0:y1, x0:x1]
+        d2 = ((gy - cy) ** 2 + (gx - cx) ** 2) / (r * r)
+        occ[y0:y1, x0:x1] += np.sqrt(np.clip(1.0 - d2, 0.0, None))
+    return np.minimum(occ, 1.0).astype(np.float32)
+
+
 def _ellipsoid_depth(shape, centre, semi_axes):
     """Signed depth (px, > 0 inside) below the surface of an ellipsoid, to first order: the
     normalised radius's distance from 1 times the smallest semi-axis. Axes of length 1 are left
@@ -252,7 +279,8 @@ class PhantomSpec:
     * ``"cone"``: ``height_px``, ``outer_radius_px``, ``wall_px`` (see :func:`hollow_cone`).
     * ``"siemens"``: ``n_spokes``, ``radius_px``, ``thickness_px`` (slices filled around the
       volume centre along z; default all ``nz``).
-    * ``"spheres"``: ``n_spheres``, ``radius_min_px``, ``radius_max_px``, ``seed``.
+    * ``"spheres"``: ``n_spheres``, ``radius_min_px``, ``radius_max_px``, ``seed``; in a
+      one-slice object their projections (:func:`projected_spheres`).
     * ``"cell"``: ``n_spheres`` (protein-like blobs), ``radius_min_px``, ``radius_max_px`` (their
       radii), ``seed`` (see :func:`biological_cell`).
     """
@@ -302,6 +330,9 @@ def make_phantom(spec: PhantomSpec, shape) -> np.ndarray:
             z0 = (nz - int(t)) // 2
             vol[z0:z0 + int(t)] = star
             return vol
+        if kind == "spheres" and nz == 1:  # a layer of particles: their projections
+            return projected_spheres((ny, nx), spec.n_spheres,
+                                     (spec.radius_min_px, spec.radius_max_px), spec.seed)[None]
         if kind == "spheres":
             return random_spheres((nz, ny, nx), spec.n_spheres,
                                   (spec.radius_min_px, spec.radius_max_px), spec.seed)

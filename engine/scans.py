@@ -119,3 +119,17 @@ def perturb_positions(pos, max_px: float, seed: int = 0, object_shape_yx=None,
         out[:, 0] = np.clip(out[:, 0], 0.0, ly)
         out[:, 1] = np.clip(out[:, 1], 0.0, lx)
     return out
+
+
+#: Stage errors are cut at this many standard deviations (a stage that misses by more is broken).
+STAGE_ERROR_CUT = 2.5
+
+
+def stage_errors(n: int, std_px: float, seed: int = 0) -> np.ndarray:
+    """Seeded random errors of a scanning stage: normal, ``std_px`` per coordinate, cut at
+    :data:`STAGE_ERROR_CUT` standard deviations. Returns float64 ``(n, 2)`` (y, x) pixels."""
+    if not (np.isfinite(std_px) and std_px >= 0):
+        raise ConfigError(f"std_px must be >= 0 pixels, got {std_px!r}")
+    err = np.random.default_rng(seed).normal(0.0, float(std_px), size=(int(n), 2))
+    cut = STAGE_ERROR_CUT * float(std_px)
+    return np.clip(err, -cut, cut)

@@ -34,7 +34,8 @@ from .models.holo import HoloModel
 from .models.ptycho import PtychoModel
 from .phantoms import PHANTOM_KINDS, PhantomSpec, make_phantom, occupancy_to_delta_beta
 from .probes import airy_probe, gaussian_probe
-from .scans import fermat_spiral_scan, overlap_to_step, perturb_positions, raster_scan
+from .scans import (STAGE_ERROR_CUT, fermat_spiral_scan, overlap_to_step, perturb_positions,
+                    raster_scan, stage_errors)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class SimulationConfig:
     scan_step_px: float = _scan(4.0, "scan step", "px", min=0, min_exclusive=True)
     position_error_px: float = _scan(0.0, "random error added to the positions written to the "
                                      "file (the true ones go to /truth)", "px", min=0)
+    stage_error_std_px: float = _scan(0.0, "a stage that misses its targets: the frames are made at "
+                                      "the scan pattern plus normal errors of this standard "
+                                      "deviation per coordinate (cut at 2.5 std), the file holds "
+                                      "the pattern, the true positions go to /truth", "px", min=0)
     photons: float | None = _out(None, "Poisson noise: photons per frame (ptycho) or per pixel "
                                  "(holo); unset: noise-free", min=0, min_exclusive=True)
     seed: int = _out(0, "random seed of the noise and position errors", min=0)
@@ -154,22 +159,28 @@ def make_probe(cfg: SimulationConfig, optics: Optics) -> np.ndarray:
 
 
 def make_positions(cfg: SimulationConfig) -> np.ndarray:
+    """The scan pattern ``(n, 2)``, kept far enough from the object's edges that the stage's
+    errors (``stage_error_std_px``) cannot move a window off it."""
     yx = cfg.object_shape[1:]
+    margin = STAGE_ERROR_CUT * cfg.stage_error_std_px
     if cfg.scan == "raster":
-        return raster_scan(yx, cfg.probe_shape, cfg.scan_step_px)
+        return raster_scan(yx, cfg.probe_shape, cfg.scan_step_px, margin)
     if cfg.scan == "fermat":
-        return fermat_spiral_scan(yx, cfg.probe_shape, cfg.scan_step_px)
+        return fermat_spiral_scan(yx, cfg.probe_shape, cfg.scan_step_px, margin)
     raise ConfigError(f"scan must be 'raster' or 'fermat', got {cfg.scan!r}")
 
 
 def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=None,
-                    truth: dict | None = None) -> dict:
+                    truth: dict | None = None, true_positions_px=None) -> dict:
     """Run the forward model. Returns a dict with ``intensities`` ``(n_angles, n_spots, fy, fx)``
     float32 in the model convention (see docs/ARCHITECTURE.md), geometry and ``truth``.
 
     ``truth``: optional ``{"delta", "beta"}`` volumes ``cfg.object_shape`` to image instead of the
     phantom that ``cfg.phantom`` and ``cfg.material`` describe (objects no phantom kind builds,
-    e.g. separated layers for multislice tests)."""
+    e.g. separated layers for multislice tests). ``true_positions_px``: ptychography, optional
+    ``(n, 2)`` positions the frames are made at instead of the scan pattern plus
+    ``stage_error_std_px`` (one per point of the pattern, which the file holds): a scan with
+    errors no option describes, e.g. a miscalibrated stage."""
     cfg.validate()
     be = get_backend(backend_name, "double")
     dz = cfg.slice_thickness_m or cfg.pixel_size_m
@@ -189,11 +200,19 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
     if cfg.modality == "ptycho":
         probe = make_probe(cfg, optics)
         pos = make_positions(cfg)
+        true_pos = pos + stage_errors(len(pos), cfg.stage_error_std_px, cfg.seed + 2)
+        if true_positions_px is not None:
+            true_pos = np.asarray(true_positions_px, dtype=float)
+            if true_pos.shape != pos.shape:
+                raise ConfigError(f"true_positions_px: the scan pattern has {len(pos)} positions "
+                                  f"(shape {pos.shape}), got shape {true_pos.shape}")
         model = PtychoModel(cfg.object_shape, cfg.probe_shape, optics, be, angles_rad=angles,
-                            positions_px=pos)
-        params.update(probe=be.asarray(probe), positions=be.asarray(pos))
+                            positions_px=true_pos)
+        params.update(probe=be.asarray(probe), positions=be.asarray(true_pos))
         spots = np.arange(len(pos))
         out.update(probe=probe, positions_px=pos, modality="farfield")
+        if not np.array_equal(true_pos, pos):
+            out["true_positions_px"] = true_pos
     else:
         dist = np.asarray(cfg.distances_m, float)
         model = HoloModel(cfg.object_shape, optics, be, angles_rad=angles)
@@ -214,7 +233,7 @@ def simulate_arrays(cfg: SimulationConfig, backend_name: str = "auto", progress=
             progress(a + 1, len(angles))
     out["intensities"] = np.stack(frames)
     if cfg.modality == "ptycho" and cfg.position_error_px > 0:
-        out["true_positions_px"] = out["positions_px"]
+        out.setdefault("true_positions_px", out["positions_px"])
         out["positions_px"] = perturb_positions(out["positions_px"], cfg.position_error_px, cfg.seed + 1)
     return out
 
@@ -290,7 +309,11 @@ def add_simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step-px", type=float, help="scan step, pixels")
     p.add_argument("--overlap", type=float,
                    help="scan step from the probe overlap instead (fraction, e.g. 0.6 = 60 %%)")
-    p.add_argument("--position-error-px", type=float)
+    p.add_argument("--position-error-px", type=float,
+                   help="uniform error of up to this many px added to the positions in the file")
+    p.add_argument("--stage-error-px", type=float,
+                   help="frames made off the scan pattern by normal errors of this std (px); the "
+                        "file holds the pattern")
     p.add_argument("--photons", type=float, help="Poisson noise at this photon count")
     p.add_argument("--seed", type=int)
     p.add_argument("--layout", choices=("slicewise", "adorym"))
@@ -315,6 +338,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
              "probe_kind": args.probe, "probe_shape": args.probe_shape, "probe_size_px": args.probe_size_px,
              "probe_defocus_m": args.probe_defocus_m,
              "scan": args.scan, "scan_step_px": args.step_px, "position_error_px": args.position_error_px,
+             "stage_error_std_px": args.stage_error_px,
              "photons": args.photons, "seed": args.seed, "layout": args.layout}
     d.update({k: v for k, v in flags.items() if v is not None})
     if args.overlap is not None:

@@ -184,11 +184,24 @@ class RefineConfig:
                                "guess), for scanned-probe ptychography", safe_while_paused=True)
     probe_start_epoch: int = _f(0, "first epoch that updates the probe", "epoch", min=0,
                                 safe_while_paused=True)
-    positions: bool = _f(False, "refine the ptychographic scan positions", safe_while_paused=True)
-    positions_start_epoch: int = _f(0, "first epoch that updates the positions", "epoch", min=0,
-                                    safe_while_paused=True)
-    position_max_step_px: float = _f(0.5, "largest move of one position in one update", "px", min=0,
+    positions: Optional[bool] = _f(None, "refine the ptychographic scan positions; unset = when "
+                                   "the data show position errors (frames registered on the "
+                                   "object after 5 epochs move; one view only)",
+                                   safe_while_paused=True)
+    positions_start_epoch: int = _f(0, "first epoch that updates the positions (registration: "
+                                    "not before epoch 5, when there is an object to register on)",
+                                    "epoch", min=0, safe_while_paused=True)
+    position_max_step_px: float = _f(0.5, "gradient steps (position_search_px = 0): largest move "
+                                     "of one position in one update", "px", min=0,
                                      safe_while_paused=True)
+    position_search_px: Optional[float] = _f(None, "every few epochs each frame is searched for on "
+                                             "the current object within this distance of where "
+                                             "the scan's geometry puts it (registration: errors "
+                                             "of several pixels, beyond gradient steps' reach); "
+                                             "set it above the largest error expected; 0 = "
+                                             "gradient steps of the optimiser instead; unset = "
+                                             "10 px (at most a third of the frame)", "px", min=0,
+                                             safe_while_paused=True)
     distances: bool = _f(False, "refine the holography propagation distances",
                          safe_while_paused=True)
     distances_start_epoch: int = _f(0, "first epoch that updates the distances", "epoch", min=0,
@@ -234,7 +247,8 @@ class OptimizerConfig:
     lr_probe: Optional[float] = _f(None, "learning rate of the probe, as a fraction of its initial "
                                    "peak amplitude; unset = measured when probe refinement starts",
                                    "1/step", min=0, safe_while_paused=True)
-    lr_positions: float = _f(0.1, "learning rate of the scan positions", "px/step", min=0,
+    lr_positions: float = _f(0.1, "learning rate of the scan positions (gradient steps: "
+                             "refine.position_search_px = 0)", "px/step", min=0,
                              safe_while_paused=True)
     lr_distances: Optional[float] = _f(None, "learning rate of the propagation distances; unset = "
                                        "measured when distance refinement starts", "m/step", min=0,
@@ -431,6 +445,9 @@ def preset(kind: str) -> ReconConfig:
         cfg.model.object_param = "complex"   # phase of any size and sign, no material needed
         cfg.refine.probe = True              # the instrument's probe is never known
         cfg.refine.positions, cfg.refine.positions_start_epoch = True, 4
+        # an encoder's sub-pixel errors: gradient steps place them to 0.03 px where registration
+        # (for errors of pixels, refine.position_search_px) stops at ~0.2 px
+        cfg.refine.position_search_px = 0.0
         # Adam on minibatches of 20 positions: on the full-size twin (200 frames of 100^2) it
         # reaches phase correlation 0.95 in 25 epochs where full-batch L-BFGS needs > 60
         # (benchmarks/bench_nearfield_ptycho.py). Rates: 0.03 rad-sized object steps; the probe

@@ -69,6 +69,10 @@ class Problem:
     penalty_norm: dict | None = None            # penalty name -> factor relative to the data term
     # rows/columns of ``measured`` for each angle/spot of the data set (-1: not preloaded here)
     measured_index: tuple | None = None
+    # (id of the unknowns' dict, per scan spot ``(n_spots,)`` host weights of the frames in the
+    # data term) or None (all 1): set by position correction (loop/positions.py) while some frames
+    # are not yet placed, for the unknowns of the fit that set them (set_frame_weights)
+    frame_weights: tuple | None = None
 
     @property
     def kind(self) -> str:
@@ -108,7 +112,9 @@ class Problem:
 
     def loss(self, params: dict, angle_idx, spot_idx, measured, weights=None) -> tuple:
         """``(total, {term: value})`` for one minibatch; ``total`` is recorded on the tape.
-        ``weights``: ``(A, S)`` host weights of the batch's frames (held-out frames 0), or None."""
+        ``weights``: ``(A, S)`` host weights of the batch's frames (held-out frames 0), or None;
+        :attr:`frame_weights` multiply them where set."""
+        weights = self._with_frame_weights(weights, angle_idx, spot_idx)
         data_term = self.data_loss(params, angle_idx, spot_idx, measured,
                                    self.weighted_mask(self.mask, weights))
         terms = {"data": data_term}
@@ -152,6 +158,22 @@ class Problem:
             return mask
         w = self.backend.to_real(np.asarray(weights, np.float32)[:, :, None, None])
         return w if mask is None else w * mask
+
+    def set_frame_weights(self, weights) -> None:
+        """Per scan spot weights ``(n_spots,)`` of the frames in the data term (None: all 1), for
+        the unknowns held now: a weight search's trial fit (its own unknowns) starts without."""
+        self.frame_weights = None if weights is None else \
+            (id(self.params), np.asarray(weights, np.float32))
+
+    def _with_frame_weights(self, weights, angle_idx, spot_idx):
+        """``weights`` ``(A, S)`` (None: all 1) times the frame weights of the spots, or
+        ``weights`` itself while none are set for the unknowns held now."""
+        if self.frame_weights is None or self.frame_weights[0] != id(self.params):
+            return weights
+        fw = self.frame_weights[1][np.asarray(spot_idx)][None, :]
+        if weights is None:
+            return np.broadcast_to(fw, (len(np.atleast_1d(angle_idx)), fw.shape[1]))
+        return np.asarray(weights, np.float32) * fw
 
     def _penalty_norm(self, params, data_term) -> dict | None:
         """Factors that make regularisation weights relative to the data term: at the first

@@ -46,6 +46,7 @@ from .loop.divergence import DivergenceGuard, check_batch
 from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
                           run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
+from .loop.positions import PositionCorrection
 from .loop.solver import Solver
 from .loop.validation import ValidationWatch, Validator
 from .loop.weight_search import RunFits, WeightSearch
@@ -102,6 +103,7 @@ class Reconstruction(RunFits):
         self._stop = False
         self._agreed_stop = False
         self.projections = Projections(self.config, self.problem, self.base_dir)
+        self.positions = PositionCorrection(self.plan, self.problem)
         self.holdout = prepared.holdout
         self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
                              self._lock, self.distributed, holdout=self.holdout)
@@ -147,6 +149,7 @@ class Reconstruction(RunFits):
         self._guard.load_state_dict(run_state.get("guard", {}))
         self.solver.load_state_dict(opt_state)
         self.projections.load_state_dict(run_state)
+        self.positions.load_state_dict(run_state)
         self.problem.load_state_dict(run_state)
         be = self.problem.backend
         self.watch.load_state_dict(run_state.get("validation", {}), lambda k, v: be.asarray(
@@ -412,7 +415,10 @@ class Reconstruction(RunFits):
         self._epoch_times.append(record["time_s"])
         with self._lock:
             self.projections.after_epoch(self.epoch, self.problem.params)
+            chose = self.positions.after_epoch(self.epoch)
         self._consistent = True
+        if chose:
+            self._save_config()
         self.progress.peak_memory_bytes = max(self.peak_memory_bytes, used_memory_bytes(self.backend))
         self._emit(ProgressEvent("epoch", self.epoch, self.n_epochs, nb, nb, record["loss"],
                                  record["terms"], time.perf_counter() - self._t_start,
@@ -547,6 +553,7 @@ class Reconstruction(RunFits):
             params = host_params(self.problem)
             opt_state = self.solver.state_dict()
             run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
+                         **self.positions.state_dict(),
                          **self.problem.state_dict(), "plan": self.plan.state_dict(),
                          "validation": self.watch.state_dict()}
             if self._partial:  # stopped within an epoch: where to continue it

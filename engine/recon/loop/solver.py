@@ -24,6 +24,7 @@ from ..plan import Choice, RunPlan
 from ..problem import Problem
 from ..setup import stepsize
 from ..setup.schedule import estimation_batch
+from . import positions
 from .optimizers import make_optimizer
 from .validation import Holdout, watches_fit
 
@@ -64,7 +65,8 @@ class Solver:
         names = [n for n in ("delta", "beta", "object") if n in p]
         if r.probe and "probe" in p and epoch >= r.probe_start_epoch:
             names.append("probe")
-        if r.positions and "positions" in p and epoch >= r.positions_start_epoch:
+        if r.positions and "positions" in p and epoch >= r.positions_start_epoch \
+                and not positions.searches(self.config, self.problem):
             names.append("positions")
         if r.distances and "distances" in p and epoch >= r.distances_start_epoch:
             names.append("distances")

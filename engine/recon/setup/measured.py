@@ -29,6 +29,7 @@ from ...models.nfptycho import (
     probe_guess_from_frames,
 )
 from ...probes import probe_modes
+from ..loop.positions import search_radius
 from ..plan import Choice
 from .orientation import orient_positions
 from .setup_types import ModelSetup, ModelStart, SetupContext
@@ -140,7 +141,11 @@ def nfptycho_grid(cfg, ds: Dataset, pad: int, tomo: bool):
     """Object grid ``(nz, ny, nx)`` and frame positions (object pixels) for near-field
     ptychography: the scan plus the padded windows plus room for position refinement."""
     fy, fx = ds.frame_shape
-    room = int(math.ceil(cfg.refine.position_max_step_px * 20)) if cfg.refine.positions else 0
+    room = 0
+    if cfg.refine.positions is not False:   # unset: registration may be turned on
+        room = int(math.ceil(max(search_radius(cfg, ds.frame_shape),
+                                 cfg.refine.position_max_step_px * 20 if cfg.refine.positions
+                                 else 0)))
     margin = pad + room + 1
     pos = np.asarray(ds.positions_px, float)
     pos = pos - pos.min(axis=0) + margin

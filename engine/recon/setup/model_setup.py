@@ -24,6 +24,7 @@ from ...models.holo import HoloModel
 from ...models.ptycho import PtychoModel
 from ...probes import gaussian_probe, probe_modes
 from ..config import ReconConfig
+from ..loop.positions import search_radius
 from .measured import NFPTYCHO
 from .probe_guess import (
     PROBE_DIAMETER_FRACTION,
@@ -36,7 +37,7 @@ from .probe_guess import (
 from .setup_types import ModelSetup, ModelStart, SetupContext
 
 __all__ = ["MODEL_SETUPS", "ModelSetup", "ModelStart", "SetupContext", "choose_model",
-           "register_model", "initial_probe", "probe_from_mean_pattern"]
+           "register_model", "initial_probe", "position_room_px", "probe_from_mean_pattern"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,19 @@ BASE_MARGIN_PX = 4
 
 
 MODEL_SETUPS: dict[str, ModelSetup] = {}
+
+
+def position_room_px(cfg: ReconConfig, frame_shape) -> float:
+    """How far (px) refined positions may leave the scanned area: the gradient steps' drift
+    (:data:`POSITION_DRIFT_STEPS`) or the registration's search radius, whichever is larger;
+    with ``refine.positions`` unset, the search radius (registration may be turned on after a
+    few epochs, loop/positions.py); 0 when positions stay."""
+    if cfg.refine.positions is False:
+        return 0.0
+    room = search_radius(cfg, frame_shape)
+    if cfg.refine.positions:
+        room = max(room, cfg.refine.position_max_step_px * POSITION_DRIFT_STEPS)
+    return room
 
 
 def register_model(setup: ModelSetup) -> ModelSetup:
@@ -151,7 +165,7 @@ def _probe_from_data(cfg: ReconConfig, ds: Dataset) -> np.ndarray:
 def build_ptycho(ctx: SetupContext) -> ModelStart:
     cfg, ds, be = ctx.config, ctx.dataset, ctx.backend
     pos = np.asarray(ds.positions_px, float)
-    drift = cfg.refine.position_max_step_px * POSITION_DRIFT_STEPS if cfg.refine.positions else 0
+    drift = position_room_px(cfg, ds.frame_shape)
     model = PtychoModel(ctx.object_shape, ds.frame_shape, ctx.optics, be, angles_rad=ds.angles_rad,
                         positions_px=pos, param=cfg.model.object_param,
                         margin_px=int(math.ceil(BASE_MARGIN_PX + drift)),
