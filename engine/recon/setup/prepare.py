@@ -143,9 +143,13 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
     if not resume:  # a physics-based start instead of vacuum where the data prefer it
         batch = estimation_batch(dataset, problem.model.splits_spots, schedule,
                                  angles=problem.fit_angles)
-        for choice in initial_guess.apply_initial_guess(problem, *batch):
+        for choice in initial_guess.apply_initial_guess(problem, *batch, misfit):
             plan.adopt(choice)
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,
                                                  distributed))
+        # the penalties' scale is fixed on the fit's own start, not on whichever candidate the
+        # steps above judged first (a CTF guess at a wrong ratio set it 4.5x off on a
+        # holotomography scan, so a hand-set weight meant half what the weight search's did)
+        problem.penalty_norm = None
     memory = check_memory(cfg, dataset, problem, backend)
     return Prepared(problem, schedule, memory, holdout, search_weight, noise, misfit)
