@@ -134,7 +134,8 @@ class InitConfig:
     """Starting point of the unknowns."""
 
     guess: str = _f("auto", "starting object: auto = the best (lowest data loss) of vacuum and the "
-                    "physics-based guesses; paganin / ctf = near-field phase retrieval per angle "
+                    "physics-based guesses (the iterated one only where the closed-form guesses misfit the data "
+                    "beyond 1.5x the noise level); paganin / ctf = near-field phase retrieval per angle "
                     "(then filtered back-projection for tomography); iterative = the CTF repeated "
                     "on the misfit of the exact hologram model (phase beyond the weak object, "
                     "about a radian); vacuum = constants below",
