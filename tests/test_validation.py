@@ -178,8 +178,9 @@ def test_the_weight_search_steps_towards_the_lower_validation_loss():
 
 def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_path):
     """A weak noisy 2D scan: the unpenalised fit turns to the noise, trial fits choose a TV weight
-    by their validation loss, the run's result is the winner's best state, and its config.toml
-    (weight, rates, held-out share all stated) reruns the winner's fit exactly."""
+    by their validation loss, the winner is refitted on every frame for the epochs of its least
+    validation loss, and the run's config.toml (weight, rates, no held-out share, those epochs,
+    all stated) reruns that final fit exactly."""
     sim = SimulationConfig(modality="ptycho", phantom=PhantomSpec(kind="siemens"),
                            object_shape=(1, 40, 40), material="PMMA", pixel_size_m=10e-9,
                            probe_shape=(8, 8), probe_size_px=2.0, scan_step_px=2.0, photons=300.0)
@@ -191,9 +192,12 @@ def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_
     weight = first.config.regularization.tv_weight
     assert "regularization.tv_weight" in first.plan.choices and weight is not None
     assert "validation loss" in reasons["regularization.tv_weight"]
-    assert first.best.epoch >= 1
+    assert "every frame" in reasons["run.validation_share"]
+    assert "least validation loss" in reasons["run.epochs"]
+    assert 1 <= first.epoch == first.config.run.epochs < 24   # the winner stopped early
     saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
-    assert saved.regularization.tv_weight == weight and saved.run.validation_share > 0
+    assert saved.regularization.tv_weight == weight and saved.run.validation_share == 0
+    assert saved.run.epochs == first.epoch
     cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "b"))
     again = Reconstruction(saved)
     assert "regularization.tv_weight" not in again.plan.choices   # stated now: no search
