@@ -41,6 +41,9 @@ __all__ = ["Fit", "LADDER", "FIRST", "next_weight", "RunFits", "WeightSearch"]
 LADDER = (0.01, 0.03, 0.1, 0.3, 1.0)
 #: The first weight tried after the unpenalised fit.
 FIRST = 0.1
+#: The optimiser settings a fit starts from (see :attr:`Fit.start_rates`).
+RATE_PATHS = tuple(f"optimizer.lr_{n}" for n in ("delta", "beta", "object", "probe", "positions",
+                                                  "distances", "boost"))
 #: Frames and angles are refitted with every measurement (for the winner's best epochs) only where
 #: the fit minimises the loss the validation measures: a Poisson fit's validation (amplitude)
 #: minimum falls early on sparse counts (a far-field scan at 1e4 photons: epoch 1), and a refit
@@ -64,6 +67,14 @@ class Fit:
     partial: dict | None
     params: dict
     penalty: dict
+    #: the optimiser's rates when the fit started (path -> value): a refit starts from them, not
+    #: from the rates its cuts after a divergence left
+    start_rates: dict
+
+    @staticmethod
+    def rates(config) -> dict:
+        """The optimiser's rates in ``config`` (dotted path -> value)."""
+        return {p: cfgmod.get_value(config, p) for p in RATE_PATHS}
 
     @property
     def validation(self) -> float:
@@ -155,8 +166,9 @@ class WeightSearch:
 
     def _refit_all_data(self, best: Fit, start: dict, why: str, epochs: int | None) -> None:
         """The chosen weight fitted again from the start on every measurement, held-out ones
-        included, with the winner's rates and minibatches, for ``epochs`` (None: the requested
-        ones); that fit is the run's result and a rerun of ``config.toml`` repeats it.
+        included, with the rates and minibatches the winner started from, for ``epochs`` (None:
+        the requested ones); that fit is the run's result and a rerun of ``config.toml`` repeats
+        it.
 
         Frames or angles: ``epochs`` is the epoch of the winner's least validation loss (the
         refit takes the steps the winner took, on a tenth more data: holotomography 0.523 ->
@@ -165,7 +177,11 @@ class WeightSearch:
         behind them is never constrained: a fit of the rest drifts there), so the held-out fits
         only choose the weight."""
         r = self.run_obj
-        self._adopt(best, why)   # the weight, and the winner's rates for the refit to take
+        self._adopt(best, why)   # the weight and the winner's choices; then the rates it started
+        for path, value in best.start_rates.items():   # from, which the refit starts from too
+            if value is not None and value != r.plan.value(path):
+                r.plan.adopt(Choice(path, value, "the rate the chosen weight's fit started from"),
+                             quiet=True)
         unit = {"pixels": "pixel", "angles": "angle"}.get(r.holdout.unit, "frame")
         r.plan.adopt(Choice("run.validation_share", 0.0, f"the final fit uses every {unit}; "
                             f"{100 * best.watch.holdout.share:g} % of them were held out to "
@@ -207,7 +223,8 @@ class RunFits:
     def current_fit(self, weight: float) -> Fit:
         """The fit the run holds now, as a :class:`~.loop.weight_search.Fit`."""
         return Fit(weight, self.solver.plan, self.solver, self._guard, self.watch, self.projections,
-                   self.progress, self._partial, self.problem.params, self.problem.state_dict())
+                   self.progress, self._partial, self.problem.params, self.problem.state_dict(),
+                   Fit.rates(self.solver.plan.config))
 
     def fresh_fit(self, weight: float, start: dict, all_data: bool = False) -> Fit:
         """A new fit from ``start`` with ``regularization.tv_weight = weight``: its own plan (a
@@ -235,9 +252,10 @@ class RunFits:
         watch = ValidationWatch(self.holdout, self.watch.validator, plan.config.run.early_stop,
                                 plan.config.run.watch_from_epoch)
         fit = Fit(weight, plan, solver, DivergenceGuard(solver), watch, projections, Progress(),
-                  None, params, {})
+                  None, params, {}, {})
         self.use_fit(fit)
         solver.resolve_learning_rates(solver.refined(0), "setup")
+        fit.start_rates = Fit.rates(plan.config)
         return fit
 
     def use_fit(self, fit: Fit) -> None:
