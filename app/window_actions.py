@@ -87,7 +87,7 @@ def build_menus_and_toolbar(w) -> None:
     m = mb.addMenu("&File")
     m.addAction(w.act_open)
     w.recent_menu = m.addMenu("Open &recent")
-    w.recent_menu.aboutToShow.connect(w._fill_recent_menu)
+    w.recent_menu.aboutToShow.connect(w.fill_recent_menu)
     for a in (w.act_simulate, w.act_demo, None, w.act_load_cfg, w.act_save_cfg, None,
               w.act_napari, w.act_out_dir, None, w.act_quit):
         m.addSeparator() if a is None else m.addAction(a)

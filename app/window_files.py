@@ -143,7 +143,7 @@ class FilesMixin:
                 self.open_path(url.toLocalFile())
         event.acceptProposedAction()
 
-    def _fill_recent_menu(self) -> None:
+    def fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         files = settings.recent_files()
         for f in files:

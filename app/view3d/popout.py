@@ -73,10 +73,10 @@ class NapariPopout:
         watcher.closed.connect(lambda: (self._forget_popout(w), self.schedule_rebuild()))
         w.window._qt_window.installEventFilter(watcher)
         self._watchers.append(watcher)
-        self._popouts.append(w)
+        self.popouts.append(w)
 
     def _reveal(self, w, name: str) -> None:
-        if w in self._popouts:  # not closed meanwhile
+        if w in self.popouts:  # not closed meanwhile
             w.layers[name].visible = True
 
     def _popout_done(self, state: dict) -> None:
@@ -84,5 +84,5 @@ class NapariPopout:
         log.info("opened %d layer(s) in a napari window", len(state["layers"]))
 
     def _forget_popout(self, w) -> None:
-        if w in self._popouts:
-            self._popouts.remove(w)
+        if w in self.popouts:
+            self.popouts.remove(w)

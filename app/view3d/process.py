@@ -49,7 +49,7 @@ def _state(view) -> dict:
     return {"busy": bool(view.busy), "updates": view.updates, "warm": view.ready,
             "layers": list(layers), "layer_info": layers,
             "cost_s": view.cost_s, "rebuilds": view.rebuilds,
-            "popouts": len(view._popouts), "title": view.title.text(),
+            "popouts": len(view.popouts), "title": view.title.text(),
             "grid": bool(v is not None and grid_of(v).enabled),
             "camera_angles": None if v is None else tuple(map(float, camera_of(v).angles)),
             "popout_enabled": view.popout.isEnabled(), "size": (view.width(), view.height())}

@@ -65,7 +65,7 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         super().__init__(parent)
         self.viewer = None        # napari.components.ViewerModel
         self.qt_viewer = None     # napari.qt.QtViewer
-        self._popouts: list = []
+        self.popouts: list = []     # the open pop-out napari windows
         self._watchers: list = []
         self._pending = None      # show_volume arguments waiting for napari to load
         self._loading = False
@@ -224,12 +224,12 @@ class NapariView(NapariLoading, NapariPopout, QWidget):
         self._stages.clear()
         self._pending = self._after_stages = None
         self._rebuild_due = False
-        for w in self._popouts:
+        for w in self.popouts:
             try:
                 w.close()
             except Exception:  # noqa: BLE001 - the user may have closed it already
                 pass
-        self._popouts.clear()
+        self.popouts.clear()
         if self.qt_viewer is not None:  # the window closes: napari's own orderly close
             self.qt_viewer.close()
         self.qt_viewer = self.viewer = None

@@ -257,7 +257,7 @@ def test_drop_and_recent_files(qtbot, window, holo_file):
     w.dropEvent(ev)
     qtbot.waitUntil(lambda: w.dataset is not None, timeout=10000)
     assert str(Path(holo_file).resolve()) in settings.recent_files()
-    w._fill_recent_menu()
+    w.fill_recent_menu()
     assert Path(holo_file).name in [a.text() for a in w.recent_menu.actions()]
     assert settings.last_dir() == str(Path(holo_file).parent.resolve())
 

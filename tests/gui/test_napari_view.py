@@ -46,8 +46,8 @@ def test_3d_view_of_run_and_result(qtbot, window, holo_file, tmp_path, dialogs):
 
     # and can be popped out into a full napari window
     nv.pop_out()                    # made over several event-loop turns, then shown
-    qtbot.waitUntil(lambda: not nv.busy and bool(nv._popouts), timeout=30000)
-    pop = nv._popouts[-1]
+    qtbot.waitUntil(lambda: not nv.busy and bool(nv.popouts), timeout=30000)
+    pop = nv.popouts[-1]
     assert set(layer.name for layer in pop.layers) == set(nv.layer_names())
     assert tuple(pop.layers["delta"].scale) == pytest.approx((px_um, px_um, px_um))
 

@@ -121,8 +121,8 @@ def test_closing_the_popout_asks_nothing(qtbot, window):
     nv.show_volume({"delta": vol}, 50e-9, 50e-9, title="test volume")
     qtbot.waitUntil(lambda: "delta" in nv.layer_names() and not nv.busy, timeout=60000)
     nv.pop_out()
-    qtbot.waitUntil(lambda: not nv.busy and bool(nv._popouts), timeout=30000)
-    qt_window = nv._popouts[-1].window._qt_window
+    qtbot.waitUntil(lambda: not nv.busy and bool(nv.popouts), timeout=30000)
+    qt_window = nv.popouts[-1].window._qt_window
     asked = []
 
     def answer_any_dialog():
@@ -136,7 +136,7 @@ def test_closing_the_popout_asks_nothing(qtbot, window):
     poll.start(50)
     try:
         close_like_the_window_manager(int(qt_window.winId()))   # its title bar's close button
-        qtbot.waitUntil(lambda: not nv._popouts, timeout=10000)
+        qtbot.waitUntil(lambda: not nv.popouts, timeout=10000)
     finally:
         poll.stop()
     assert asked == []

@@ -32,8 +32,8 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
     nv.viewer.camera.angles = (5.0, 30.0, 60.0)
 
     nv.pop_out()                    # made over several event-loop turns, then shown
-    qtbot.waitUntil(lambda: not nv.busy and bool(nv._popouts), timeout=30000)
-    pop = nv._popouts[-1]
+    qtbot.waitUntil(lambda: not nv.busy and bool(nv.popouts), timeout=30000)
+    pop = nv.popouts[-1]
     # the pop-out shows the same view: grid side by side, camera, contrast and rendering
     assert pop.grid.enabled == nv.viewer.grid.enabled
     assert tuple(pop.camera.angles) == pytest.approx(tuple(nv.viewer.camera.angles))
@@ -44,7 +44,7 @@ def test_popout_close_while_hidden_then_updates(qtbot, window, holo_file, tmp_pa
 
     w.tabs.setCurrentWidget(w.live)          # the 3D tab is hidden ...
     pop.close()                              # ... when the pop-out is closed
-    qtbot.waitUntil(lambda: not nv._popouts, timeout=5000)
+    qtbot.waitUntil(lambda: not nv.popouts, timeout=5000)
     w.params.set_value("run.epochs", 4)      # more updates while hidden
     w.continue_result()
     wait_idle(qtbot, w)
