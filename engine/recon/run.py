@@ -33,14 +33,13 @@ import numpy as np
 
 from ..autodiff import no_grad
 from ..backend import Backend, get_backend, to_host
-from ..errors import ConfigError, DivergenceError, OutputError, SlicewiseError
+from ..errors import ConfigError, DivergenceError, SlicewiseError
 from ..io.arrays import resolve_path
 from ..io.datafile import Dataset
 from ..io.readers import open_dataset
 from . import config as cfgmod
 from .events import ProgressEvent, Snapshot
-from .loop.checkpoint import (Progress, continued_choices, host_params, read_state, write_state,
-                              write_tiffs)
+from .loop.checkpoint import (Progress, continued_choices, read_state, write_tiffs)
 from .loop.distributed import Distributed
 from .loop.divergence import DivergenceGuard, check_batch
 from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
@@ -52,6 +51,7 @@ from .loop.validation import ValidationWatch, Validator
 from .loop.weight_search import RunFits, WeightSearch
 from .plan import Choice, RunPlan
 from .problem import Problem, host_copy
+from .run_products import RunProducts
 from .setup.data_field import data_statements, field_choices, restated_dataset
 from .setup.memory import used_memory_bytes
 from .setup.prepare import prepare_run
@@ -59,11 +59,9 @@ from .setup.prepare import prepare_run
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "running", "paused", "finished", "stopped", "failed")
-#: A data misfit below this fraction of the noise level's is reported as fitting the noise.
-NOISE_FIT_WARNING = 0.8
 
 
-class Reconstruction(RunFits):
+class Reconstruction(RunFits, RunProducts):
     """One reconstruction: configuration + data -> refined object (and probe, positions, distances).
 
     ``base_dir``: folder that relative paths in the configuration (data file, output folder, masks)
@@ -448,29 +446,6 @@ class Reconstruction(RunFits):
             log.log(logging.INFO if self._search is not None else logging.WARNING,
                     "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
-    def noise_level_ratio(self) -> float:
-        """The last epoch's data loss over the loss expected at the noise level (1 = the fit
-        explains the data as far as the noise allows; well below 1 = it fits the noise): from
-        the model's intensities of the held-out data where there are any, else from the
-        measured frames (rougher where counts are sparse)."""
-        if not self.history:
-            return float("nan")
-        last = self.history[-1]
-        if math.isfinite(last.get("noise_ratio", float("nan"))):
-            return float(last["noise_ratio"])
-        if not self.expected_misfit > 0:
-            return float("nan")
-        return float(last["terms"].get("data", last["loss"]) / self.expected_misfit)
-
-    def _report_noise_level(self) -> None:
-        ratio = self.noise_level_ratio()
-        if not math.isfinite(ratio):
-            return
-        level = log.warning if ratio < NOISE_FIT_WARNING else log.info
-        level("the fit's data misfit is %.2fx the noise level (%s)%s", ratio, self.noise.kind,
-              "; it fits the noise: hold out data (run.validation_share) or regularise"
-              if ratio < NOISE_FIT_WARNING else "")
-
     @property
     def stopped_early(self) -> bool:
         """Whether the run ended before ``run.epochs`` because the validation loss stopped
@@ -500,71 +475,6 @@ class Reconstruction(RunFits):
         if self.config.run.save_tiff and self._writes_files:
             write_tiffs(self.output_dir, self.problem)
         self._set_state("stopped" if self._stop and self.epoch < self.n_epochs else "finished")
-
-    # ---- products ----------------------------------------------------------------------------
-    def snapshot(self, frame: tuple[int, int] | None = (0, 0)) -> Snapshot:
-        """Host copies of the estimate; with ``frame=(angle, spot)`` also measured vs modelled."""
-        prob = self.problem
-        with self._lock:
-            p = {k: host_copy(v) for k, v in prob.params.items()}
-            params_dev = dict(prob.params)
-        measured = modelled = None
-        if frame is not None:
-            a, s = int(frame[0]), int(frame[1])
-            with no_grad():
-                model_i = to_host(prob.predict_intensity(params_dev, [a], [s]))[0, 0]
-            meas = self.dataset.frames([a], [s])[0, 0]
-            if prob.model.unshifted_frames:  # centred for display
-                model_i, meas = np.fft.fftshift(model_i), np.fft.fftshift(meas)
-            measured, modelled = meas, model_i
-        return Snapshot(self.epoch, p.get("delta"), p.get("beta"), p.get("object"), p.get("probe"),
-                        p.get("positions"), prob.initial_positions, p.get("distances"),
-                        list(self.history), list(self.batch_losses), measured, modelled,
-                        prob.model.optics.pixel_size_m, prob.model.optics.slice_thickness_m,
-                        dict(self.dataset.truth) if self.dataset.truth is not None else {})
-
-    @property
-    def _writes_files(self) -> bool:
-        """Only MPI rank 0 (or a single process) writes results and checkpoints."""
-        return self.distributed is None or self.distributed.is_root
-
-    def _checkpoint_after_failure(self, exc: Exception) -> None:
-        """After a failure, the checkpoint of the last consistent state (the end of the last
-        minibatch or epoch) where the failure left one: not within an optimiser update, nor
-        between an epoch's last minibatch and its end. Under MPI the failing rank writes it (rank
-        0 may be waiting in a collective call; every rank holds the whole state)."""
-        if isinstance(exc, (DivergenceError, OutputError)) or not self._consistent \
-                or self.solver.in_update:
-            return  # already written / cannot be written / no consistent state to write
-        try:
-            self._write(self.checkpoint_path, "checkpoint", any_rank=True)
-        except Exception as err:  # best effort: the failure itself is what gets reported
-            log.warning("no checkpoint after the failure (%s)", " ".join(str(err).split()))
-            return
-        where = f", minibatch {self._partial['batch']} of epoch {self.epoch + 1}" \
-            if self._partial else ""
-        log.warning("the run failed; its state after %d epoch(s)%s is in %s: continue with "
-                    "--resume %s", self.epoch, where, self.checkpoint_path, self.checkpoint_path)
-
-    def _write(self, path: Path, kind: str, any_rank: bool = False) -> None:
-        if not (self._writes_files or any_rank):
-            return
-        with self._lock:
-            params = host_params(self.problem)
-            opt_state = self.solver.state_dict()
-            run_state = {"guard": self._guard.state_dict(), **self.projections.state_dict(),
-                         **self.positions.state_dict(),
-                         **self.problem.state_dict(), "plan": self.plan.state_dict(),
-                         "validation": self.watch.state_dict()}
-            if self._partial:  # stopped within an epoch: where to continue it
-                run_state["partial"] = dict(self._partial)
-        try:
-            write_state(path, kind, self.problem, params, opt_state, self.progress, self.plan,
-                        run_state, best_epoch=getattr(self, "_result_epoch", 0)
-                        if kind == "result" else 0)
-        except BaseException:
-            self._consistent = False  # a write that failed is not tried again after the failure
-            raise
 
     # ---- helpers -----------------------------------------------------------------------------
     def _emit(self, event: ProgressEvent) -> None:
