@@ -136,6 +136,19 @@ def siemens_star(shape_yx, n_spokes: int = 16, radius_px=None, center_yx=None,
     return (occ / (s * s)).astype(np.float32)
 
 
+def _sphere_counts(n, radius_range) -> tuple[float, float]:
+    """``(rmin, rmax)`` of ``radius_range`` (px), after checking ``n`` and the range."""
+    if int(n) != n or n < 0:
+        raise ConfigError(f"n (number of spheres) must be a non-negative integer, got {n!r}")
+    try:
+        rmin, rmax = (float(v) for v in radius_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"radius_range must be (min, max) in pixels, got {radius_range!r}") from None
+    if not (0 < rmin <= rmax):
+        raise ConfigError(f"radius_range must satisfy 0 < min <= max, got {radius_range!r}")
+    return rmin, rmax
+
+
 def random_spheres(shape, n: int = 10, radius_range=(2.0, 6.0), seed: int = 0) -> np.ndarray:
     """``n`` spheres with radii uniform in ``radius_range`` (px), fully inside the volume.
 
@@ -146,14 +159,7 @@ def random_spheres(shape, n: int = 10, radius_range=(2.0, 6.0), seed: int = 0) -
     float32 ``(nz, ny, nx)`` occupancy in [0, 1].
     """
     shape = _check_shape(shape, 3)
-    if int(n) != n or n < 0:
-        raise ConfigError(f"n (number of spheres) must be a non-negative integer, got {n!r}")
-    try:
-        rmin, rmax = (float(v) for v in radius_range)
-    except (TypeError, ValueError):
-        raise ConfigError(f"radius_range must be (min, max) in pixels, got {radius_range!r}") from None
-    if not (0 < rmin <= rmax):
-        raise ConfigError(f"radius_range must satisfy 0 < min <= max, got {radius_range!r}")
+    rmin, rmax = _sphere_counts(n, radius_range)
     if 2 * rmax + 1 > min(shape):
         raise ConfigError(f"radius_range max ({rmax} px) is too large for a volume of shape {shape}")
     rng = np.random.default_rng(seed)
@@ -177,14 +183,7 @@ def projected_spheres(shape_yx, n: int = 10, radius_range=(2.0, 6.0), seed: int 
     its centre (``sqrt(1 - d^2 / r^2)``), overlapping ones adding up to at most 1. Deterministic
     for a seed; float32 ``(ny, nx)``."""
     ny, nx = _check_shape(shape_yx, 2, "shape_yx")
-    if int(n) != n or n < 0:
-        raise ConfigError(f"n (number of spheres) must be a non-negative integer, got {n!r}")
-    try:
-        rmin, rmax = (float(v) for v in radius_range)
-    except (TypeError, ValueError):
-        raise ConfigError(f"radius_range must be (min, max) in pixels, got {radius_range!r}") from None
-    if not (0 < rmin <= rmax):
-        raise ConfigError(f"radius_range must satisfy 0 < min <= max, got {radius_range!r}")
+    rmin, rmax = _sphere_counts(n, radius_range)
     rng = np.random.default_rng(seed)
     occ = np.zeros((ny, nx))
     for _ in range(int(n)):

@@ -18,12 +18,11 @@ import argparse
 import logging
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from screenshots import _settle, _wait  # noqa: E402
+from screenshots import _settle, _wait, fresh_window  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,29 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
-    from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QApplication
-
-    work = Path(tempfile.mkdtemp(prefix="slicewise-shots-"))
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "settings"))
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setOrganizationName("Slicewise")
-    app.setApplicationName("Slicewise")
-    app.setStyle("Fusion")
-
-    from slicewise.app import errors
-    from slicewise.app.log_panel import setup_logging
-    from slicewise.app.main_window import MainWindow
     from slicewise.engine.twin import simulate_twin
 
-    def fail(parent, title, message, details=""):  # a screenshot run must not sit on a dialog
-        raise SystemExit(f"screenshots: error dialog '{title}': {message}\n{details}")
-
-    errors.show_error = fail
+    app, work, win = fresh_window(width, height)
     scan = work / "star_scan.cxi"
     simulate_twin(scan, lit_fraction=1 / 3)
-    win = MainWindow(log_file=setup_logging(work / "logs"))
-    win.resize(width, height)
     win.show()
     _settle(app)
     win.open_path(str(scan))

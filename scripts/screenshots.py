@@ -45,16 +45,10 @@ def _settle(app, seconds: float = 0.5) -> None:
         time.sleep(0.01)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder for the PNGs")
-    p.add_argument("--epochs", type=int, default=12, help="demo epochs to run before the shots")
-    p.add_argument("--size", default="1500x920", help="window size WxH")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    width, height = (int(v) for v in args.size.lower().split("x"))
-
+def fresh_window(width: int, height: int):
+    """``(app, work folder, main window)``: a Qt application with a fresh settings file in a new
+    temporary folder (a developer's saved layout must not leak into the docs), error dialogs
+    turned into exits, the window at the given size."""
     from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
@@ -68,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     from slicewise.app import errors
     from slicewise.app.log_panel import setup_logging
     from slicewise.app.main_window import MainWindow
-    from slicewise.engine import demo
 
     def fail(parent, title, message, details=""):  # a screenshot run must not sit on a dialog
         raise SystemExit(f"screenshots: error dialog '{title}': {message}\n{details}")
@@ -76,6 +69,22 @@ def main(argv: list[str] | None = None) -> int:
     errors.show_error = fail
     win = MainWindow(log_file=setup_logging(work / "logs"))
     win.resize(width, height)
+    return app, work, win
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=str(ROOT / "docs" / "images"), help="folder for the PNGs")
+    p.add_argument("--epochs", type=int, default=12, help="demo epochs to run before the shots")
+    p.add_argument("--size", default="1500x920", help="window size WxH")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+
+    from slicewise.engine import demo
+
+    app, work, win = fresh_window(width, height)
     win.show()
     _settle(app)
 

@@ -46,11 +46,13 @@ class ScaleBar(pg.ScaleBar):
         self.setParentItem(plot.getViewBox())
         self.text.setColor("k")
         self.text.fill = pg.mkBrush(255, 255, 255, 210)   # readable over a dark image too
+        self.hide()   # until an image gives it a length (an empty view showed a bare "1")
 
     def set_length(self, size: float, label: str) -> None:
         self.size = size
         self.text.setText(label)
         self.updateBar()
+        self.show()
 
 
 def fit_scale_bar(bar: ScaleBar, width: float, unit: str) -> None:

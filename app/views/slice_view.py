@@ -141,6 +141,7 @@ class SliceView(QWidget):
         self._delta = self._beta = self._object = None
         self._image = None
         self.img.clear()
+        self.scale_bar.hide()
         self.plot.setTitle("object (no data yet)")
         self.cursor.setText(" ")
 

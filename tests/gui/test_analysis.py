@@ -32,6 +32,20 @@ def _ramp_volume(w):
     return vol
 
 
+def test_scale_bar_only_with_an_image(qtbot, window):
+    """An empty slice view showed a bare scale bar labelled "1"; it appears with an image, with
+    a length in physical units, and goes when the view is cleared."""
+    w = window
+    w.show_workspace()
+    sv = w.slice_view
+    sv.clear()
+    assert not sv.scale_bar.isVisible()
+    _ramp_volume(w)
+    assert sv.scale_bar.isVisible() and sv.scale_bar.text.toPlainText() == "0.2 \u00b5m"
+    sv.clear()
+    assert not sv.scale_bar.isVisible()
+
+
 def test_line_profile_on_the_slice_in_physical_units(qtbot, window):
     w = window
     _ramp_volume(w)
