@@ -153,3 +153,12 @@ def fast_run(w, out_dir, epochs: int, **extra) -> None:
 def wait_idle(qtbot, w, timeout=60000) -> None:
     qtbot.waitUntil(lambda: w.run_state == "idle" and not w.controller.is_active(),
                     timeout=timeout)
+
+
+def run_until_divergence(qtbot, w, data, out_dir) -> None:
+    """Open ``data`` and run it with absurd rates, so that the solver diverges and fails."""
+    open_data(qtbot, w, data)
+    fast_run(w, out_dir, epochs=5, **{"optimizer.lr_delta": 1e30, "optimizer.lr_beta": 1e30,
+                                      "constraints.nonneg": False})
+    w.start_run()
+    wait_idle(qtbot, w)

@@ -14,7 +14,7 @@ from slicewise.app import settings
 from slicewise.app.params_panel import format_value
 from slicewise.engine.recon import config as cfgmod
 
-from .conftest import fast_run, open_data, wait_idle
+from .conftest import fast_run, open_data, run_until_divergence, wait_idle
 
 
 def test_open_edit_run_loss_decreases(qtbot, window, holo_file, tmp_path, dialogs):
@@ -201,12 +201,7 @@ def test_bad_files_give_dialogs_and_window_stays_usable(qtbot, window, holo_file
 
 def test_divergence_is_reported_and_checkpoint_kept(qtbot, window, holo_file, tmp_path, dialogs):
     w = window
-    open_data(qtbot, w, holo_file)
-    fast_run(w, tmp_path / "out", epochs=5, **{"optimizer.lr_delta": 1e30,
-                                               "optimizer.lr_beta": 1e30,
-                                               "constraints.nonneg": False})
-    w.start_run()
-    wait_idle(qtbot, w)
+    run_until_divergence(qtbot, w, holo_file, tmp_path / "out")
     assert len(dialogs.errors) == 1
     title, message, _ = dialogs.errors[0]
     assert "diverged" in message and "learning rates" in message

@@ -14,7 +14,7 @@ from slicewise.engine.io.datafile import Dataset
 from slicewise.engine.io.slicewise_format import write_dataset
 from slicewise.engine.recon.run import ProgressEvent
 
-from .conftest import fast_run, open_data, wait_idle
+from .conftest import fast_run, open_data, run_until_divergence, wait_idle
 from .x11 import close_like_the_window_manager
 
 
@@ -47,12 +47,7 @@ def test_near_field_ptychography_is_named_so(qtbot, window, tmp_path, holo_file)
 def test_toolbar_forgets_epoch_and_eta_after_a_failure(qtbot, window, holo_file, tmp_path,
                                                        dialogs):
     w = window
-    open_data(qtbot, w, holo_file)
-    fast_run(w, tmp_path / "out", epochs=5, **{"optimizer.lr_delta": 1e30,
-                                               "optimizer.lr_beta": 1e30,
-                                               "constraints.nonneg": False})
-    w.start_run()
-    wait_idle(qtbot, w)
+    run_until_divergence(qtbot, w, holo_file, tmp_path / "out")
     assert len(dialogs.errors) == 1 and "diverged" in dialogs.errors[0][1]
     assert w.epoch_label.text() == "failed"
     assert w.eta_label.text() == ""

@@ -10,7 +10,6 @@ import h5py
 import numpy as np
 import pytest
 
-from slicewise.engine.recon import config as cfgmod
 
 from .conftest import fast_run, open_data, wait_idle
 

@@ -7,15 +7,15 @@ fit has turned to the noise -- fits at relative TV weights from :data:`LADDER` f
 of its own from the same start with the same rules (measured rates, early stopping on the
 validation loss), visited from :data:`FIRST` towards the lower validation loss; the weight whose
 fit reached the lowest validation loss wins. That fit is then repeated from the start on every
-measurement, held-out ones included, with the winner's rates, for the epochs at which its
-validation loss was least (item 5 of issue 20: the held-out tenth of the data is worth having;
-not for Poisson fits, :data:`VALIDATED_LOSS`); the refit's last estimate is the result.
+measurement, held-out ones included, from the rates the winner started from, for the epochs at
+which its validation loss was least (item 5 of issue 20: the held-out tenth of the data is worth
+having; not for Poisson fits, :data:`VALIDATED_LOSS`); the refit's last estimate is the result.
 
 Every fit is the loop a run with its settings would go through, so the saved ``config.toml``
-(which states the weight, the rates the winner measured, ``run.validation_share = 0`` and the
-refit's epochs) reruns the final fit exactly. The evidence for the rule (a grid of weights against the truth on the noise sweep:
-0.90-1.00 of the best weight's correlation in 16 of 19 cases) is in benchmarks/README.md,
-"Counting noise".
+(which states the weight, the rates, ``run.validation_share = 0`` and the refit's epochs) reruns
+the final fit exactly. The evidence for the rule (a grid of weights against the truth on the
+noise sweep: 0.90-1.00 of the best weight's correlation in 16 of 19 cases) is in
+benchmarks/README.md, "Counting noise".
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from ...materials import absorption_ratio
 from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ...retrieval.fbp import filtered_back_projection
 from ...retrieval.iterative import iterative_ctf
+from ..loop.validation import NOISE_GATE
 from ..plan import Choice
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ __all__ = ["apply_initial_guess", "candidates", "iterative_candidates", "RATIOS"
 #: beta/delta ratios tried when ``init.absorption_ratio`` is unset (phase objects .. strong absorbers).
 RATIOS = (0.01, 0.1, 1.0)
 #: ``init.guess = "auto"`` iterates the CTF only where the best closed-form guess's data loss is
-#: above this multiple of the loss expected at the noise level (the validation's gate, 1.5).
-ITERATE_ABOVE = 1.5
+#: above this multiple of the loss expected at the noise level: the gate past which the
+#: validation loss watches a fit for noise (:data:`..loop.validation.NOISE_GATE`).
+ITERATE_ABOVE = NOISE_GATE
 
 
 def candidates(method: str, n_distances: int, ratio: float | None) -> list[tuple[str, float | None]]:
