@@ -93,8 +93,13 @@ class NapariLoading:
             vm.add_image(np.zeros((2, 2, 2), np.float32), rendering="attenuated_mip",
                          units=("um", "um", "um"), axis_labels=("z", "y", "x"))
             self._warm = True
-        except Exception:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
-            log.warning("napari could not be loaded", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - no napari / no OpenGL: said when the tab opens
+            if self._closed:
+                # The window closed while napari was importing: the interpreter may be shutting
+                # down under this thread, and what fails then says nothing about napari.
+                log.debug("napari loading ended by the window closing (%s)", exc)
+            else:
+                log.warning("napari could not be loaded", exc_info=True)
         self._load_tried = True
         done.set()
 

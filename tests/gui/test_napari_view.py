@@ -203,3 +203,31 @@ def test_rotated_fit_of_a_turned_box():
     s = np.sqrt(0.5)  # turned 45 degrees about y: the face's diagonal is the width
     assert rotated_fit((1, 1, 1), (-s, 0, s), (0, -1, 0)) == pytest.approx(s)
     assert rotated_fit((4, 1, 1), (-s, 0, s), (0, -1, 0)) == pytest.approx(1 / (5 * s))
+
+
+def test_napari_loading_cut_short_by_closing_is_no_warning(qtbot, monkeypatch, caplog):
+    """Closing the window while napari still imports on its thread (a signal at start-up) may
+    shut the interpreter down under that thread: what fails then is not napari's fault and
+    prints no traceback; the same failure with the window open is a warning."""
+    import threading
+
+    from slicewise.app.view3d import loading
+    from slicewise.app.view3d.view import NapariView
+
+    def fail():
+        raise RuntimeError("can't register atexit after shutdown")
+
+    monkeypatch.setattr(loading.shader_cache, "install", fail)
+    nv = NapariView()
+    qtbot.addWidget(nv)
+    with caplog.at_level("DEBUG", logger="slicewise.app.napari"):
+        nv._warm_up(threading.Event())
+        assert [r.levelname for r in caplog.records] == ["WARNING"]
+        assert caplog.records[0].exc_info is not None
+        caplog.clear()
+        nv.close_viewer()
+        done = threading.Event()
+        nv._warm_up(done)
+    assert done.is_set() and not nv._warm
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
+    assert caplog.records[0].exc_info is None
