@@ -176,6 +176,35 @@ def test_the_weight_search_steps_towards_the_lower_validation_loss():
     assert max(tried) == LADDER[-1] and len(tried) <= len(LADDER) + 1
 
 
+def test_a_penalised_refit_runs_while_the_validation_loss_is_no_worse_in_earnest():
+    """The refit's epochs: the least validation loss's for the unpenalised fit; under a penalty
+    the last epoch before the validation loss first exceeds the least by TIE_EXCESS of the
+    least's excess over the noise floor (a later return into the band does not count)."""
+    from types import SimpleNamespace
+
+    from slicewise.engine.recon.loop.weight_search import TIE_EXCESS, Fit
+
+    floor, least = 2.5, 2.7         # excess 0.2: the band is 2.7 + 0.2 * TIE_EXCESS
+    inside, outside = least + 0.9 * TIE_EXCESS * 0.2, least + 1.1 * TIE_EXCESS * 0.2
+    vals = [2.74, least, inside, inside, outside, inside, 2.9]
+
+    def fit(weight, values, best):
+        hist = [{"validation": v, "validation_floor": floor} for v in values]
+        watch = SimpleNamespace(best=SimpleNamespace(epoch=best, loss=values[best - 1]))
+        return Fit(weight, None, None, None, watch, None, SimpleNamespace(history=hist), None,
+                   {}, {}, {})
+
+    assert fit(0.0, vals, 2).refit_epochs() == 2          # unpenalised: its best epoch
+    assert fit(1.0, vals, 2).refit_epochs() == 4          # epochs 3 and 4 tie; 5 leaves
+    assert fit(1.0, vals[:4], 2).refit_epochs() == 4      # the fit's end
+    assert fit(1.0, [v + 1 for v in vals], 2).refit_epochs() == 6   # excess 1.2: wider band
+    assert fit(1.0, [2.4, 2.45], 1).refit_epochs() == 1   # below the floor: no band
+    nan_floor = fit(1.0, vals, 2)
+    for h in nan_floor.progress.history:
+        h["validation_floor"] = float("nan")               # noise unknown: its best epoch
+    assert nan_floor.refit_epochs() == 2
+
+
 def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_path):
     """A weak noisy 2D scan: the unpenalised fit turns to the noise, trial fits choose a TV weight
     by their validation loss, the winner is refitted on every frame for the epochs of its least
@@ -193,7 +222,7 @@ def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_
     assert "regularization.tv_weight" in first.plan.choices and weight is not None
     assert "validation loss" in reasons["regularization.tv_weight"]
     assert "every frame" in reasons["run.validation_share"]
-    assert "least validation loss" in reasons["run.epochs"]
+    assert "validation loss" in reasons["run.epochs"]
     assert 1 <= first.epoch == first.config.run.epochs < 24   # the winner stopped early
     saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
     assert saved.regularization.tv_weight == weight and saved.run.validation_share == 0
