@@ -116,6 +116,24 @@ def test_validation_loss_is_recorded_shown_and_stored(star, tmp_path):
     assert res["best_epoch"] == 0    # early_stop off: the last estimate is the result
 
 
+@pytest.mark.parametrize("loss", ["amplitude", "poisson"])
+def test_the_validation_floor_is_the_amplitude_loss_at_the_noise_level(star, tmp_path, loss):
+    """The validation loss is the amplitude misfit whatever the fit's loss, so its noise floor
+    (recorded per epoch beside it) is the amplitude loss's, while the fit's misfit is compared
+    with its own loss's expected value (Poisson: about twice the amplitude's per photon)."""
+    rec = Reconstruction(quick_config(star, tmp_path / loss, 2, {
+        "run.validation_share": 0.1, "run.early_stop": False, "loss.kind": loss,
+        "data.photons_per_unit": 1e4, "regularization.tv_weight": 0.0}))
+    rec.run()
+    v = rec.watch.validator
+    assert [h["validation_floor"] for h in rec.history][-1] == v.floor
+    assert math.isfinite(v.floor) and 0 < v.floor
+    if loss == "amplitude":
+        assert v.floor == v.expected_misfit
+    else:
+        assert v.expected_misfit == pytest.approx(2 * v.floor, rel=0.25)
+
+
 def test_early_stop_keeps_the_best_epoch_and_stops(star, tmp_path, monkeypatch):
     """A validation loss that falls and then rises (scripted, as noise fitting shows it): after
     PATIENCE epochs past its best the run stops; the result holds the best epoch's estimate and

@@ -442,7 +442,7 @@ class Reconstruction(RunFits, RunProducts):
                                                 record["terms"].get("data", record["loss"]))
         record["validation"] = value
         record["noise_ratio"] = self.watch.last_noise_ratio
-        record["validation_floor"] = self.watch.validator.expected_misfit
+        record["validation_floor"] = self.watch.validator.floor
         if why:
             log.log(logging.INFO if self._search is not None else logging.WARNING,
                     "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)

@@ -251,35 +251,42 @@ class Validator:
         #: the training loss expected at the noise level, from the last evaluation's predicted
         #: intensities (NaN: unknown); the fit's misfit is compared with it
         self.expected_misfit = float("nan")
+        #: the validation loss expected at the noise level (the amplitude loss's; NaN: unknown)
+        self.floor = float("nan")
 
     def loss(self, params: dict) -> float:
         """Mean amplitude misfit per held-out pixel of ``params`` (NaN without a holdout); the
         amplitude loss whatever loss the fit uses (:meth:`..problem.Problem.amplitude_misfit`).
-        Also updates :attr:`expected_misfit` from the model's intensities of the held-out data
-        (the measured frames would misjudge it where counts are sparse: a pixel measured at 0
+        Also updates :attr:`expected_misfit` and :attr:`floor` from the model's intensities of the
+        held-out data (the measured frames would misjudge it where counts are sparse: a pixel measured at 0
         or 1 photon says little about its mean)."""
         if not self._batches:
             return float("nan")
         prob, dist = self.problem, self.distributed
-        sums = np.zeros(3)     # weighted loss, weighted expected misfit, weight
+        sums = np.zeros(4)     # weighted: loss, expected misfit, expected validation; weight
         for a_idx, s_idx in self._batches:
             if dist is not None:
                 a_idx, s_idx = dist.share(a_idx, s_idx, prob.model.splits_spots)
                 if not (len(a_idx) and len(s_idx)):
                     continue
             sums += self._batch(params, a_idx, s_idx)
+        w = sums[3]
         if dist is not None:
-            w = sums[2]
             loss, terms, _ = dist.combine(sums[0] / w if w else 0.0,
-                                          {"expected": sums[1] / w if w else 0.0}, {}, w)
-            self.expected_misfit = terms.get("expected", float("nan")) if self.noise else float("nan")
+                                          {"expected": sums[1] / w if w else 0.0,
+                                           "floor": sums[2] / w if w else 0.0}, {}, w)
+            known = self.noise is not None
+            self.expected_misfit = terms.get("expected", float("nan")) if known else float("nan")
+            self.floor = terms.get("floor", float("nan")) if known else float("nan")
             return loss
-        w = sums[2]
-        self.expected_misfit = sums[1] / w if w and self.noise is not None else float("nan")
+        known = bool(w) and self.noise is not None
+        self.expected_misfit = sums[1] / w if known else float("nan")
+        self.floor = sums[2] / w if known else float("nan")
         return sums[0] / w if w else float("nan")
 
     def _batch(self, params, a_idx, s_idx) -> np.ndarray:
-        """``(w * loss, w * expected misfit, w)`` of one batch, ``w`` its held-out frames."""
+        """``(w * loss, w * expected misfit, w * expected validation loss, w)`` of one batch,
+        ``w`` its held-out frames."""
         prob, held = self.problem, self.holdout
         frames = None
         if held.unit == "pixels":
@@ -288,17 +295,19 @@ class Validator:
             frames = held.frame_weights(a_idx, s_idx, held=True)
             w = float(len(a_idx) * len(s_idx)) if frames is None else float(frames.sum())
             if w == 0:
-                return np.zeros(3)
+                return np.zeros(4)
             mask = prob.weighted_mask(prob.mask, frames)
         with no_grad():
             val, fields = prob.amplitude_misfit(params, a_idx, s_idx, mask)
-            expected = 0.0
+            expected = floor = 0.0
             if self.noise is not None:
                 inten = np.asarray(to_host(intensity(fields)), np.float64)
                 used = np.broadcast_to(np.asarray(to_host(mask)) > 0, inten.shape) \
                     if mask is not None else np.ones(inten.shape, bool)
-                expected = self.noise.expected_misfit(inten[used], prob.loss_spec.name)
-        return np.array([w * float(to_host(val)), w * expected, w])
+                floor = self.noise.expected_misfit(inten[used], "amplitude")
+                expected = floor if prob.loss_spec.name == "amplitude" else \
+                    self.noise.expected_misfit(inten[used], prob.loss_spec.name)
+        return np.array([w * float(to_host(val)), w * expected, w * floor, w])
 
 
 class ValidationWatch:
