@@ -36,7 +36,8 @@ def test_full_field_tomography_holds_out_angles_and_one_view_pixel_islands():
     assert h.unit == "angles" and h.held.all(axis=1).sum() == 4 and len(h.train_angles) == 32
     # automatic: nothing from small scans; asked for: held out all the same
     assert choose_holdout(0.1, 12, 2, (32, 32), False, seed=3, automatic=True).unit == "none"
-    assert choose_holdout(0.1, 1, 90, (16, 16), True, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 25, (16, 16), True, seed=3, automatic=True).unit == "none"
+    assert choose_holdout(0.1, 1, 90, (16, 16), True, seed=3, automatic=True).unit == "frames"
     assert choose_holdout(0.1, 1, 150, (16, 16), True, seed=3).unit == "frames"
     one = choose_holdout(0.05, 1, 2, (60, 60), False, seed=3)
     assert one.unit == "pixels" and not one.held.any()
@@ -177,6 +178,34 @@ def test_one_full_field_view_holds_out_pixels_then_fits_them_all(tmp_path):
     assert rec.config.run.validation_share == 0.0
     assert "every pixel" in rec.plan.reasons()["run.validation_share"]
     assert "regularization.tv_weight" in rec.plan.choices
+
+
+def test_a_small_scan_holds_frames_out_to_choose_the_weight_then_fits_them_all(tmp_path):
+    """81 frames: with the weight unset, frames are held out for the search and early stopping,
+    and the final fit uses every frame (config.toml says so and reruns it); with the weight
+    stated, every frame is fitted from the start."""
+    data = gold_star(tmp_path / "small.h5", n=24, step_px=2.0)          # 9 x 9 positions
+    rec = Reconstruction(quick_config(data, tmp_path / "a", 4, {"run.validation_share": None}))
+    assert rec.holdout.unit == "frames" and rec.dataset.n_spots == 81
+    rec.run()
+    assert rec.config.run.validation_share == 0.0
+    assert "every frame" in rec.plan.reasons()["run.validation_share"]
+    assert "regularization.tv_weight" in rec.plan.choices
+    assert rec.holdout.unit == "none"                     # the final fit saw every frame
+    saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
+    assert saved.run.validation_share == 0.0
+    cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "c"))
+    again = Reconstruction(saved)                          # the saved file reruns the final fit
+    again.run()
+    d = read_result(rec.result_path)["params"]["delta"]
+    # to float32 rounding (measured 3e-6 of the largest value), not bit for bit as after the
+    # weight trials: where the last bits part has not been traced
+    np.testing.assert_allclose(read_result(again.result_path)["params"]["delta"], d,
+                               rtol=0, atol=1e-4 * np.abs(d).max())
+    stated = Reconstruction(quick_config(data, tmp_path / "b", 2, {
+        "run.validation_share": None, "regularization.tv_weight": 0.01}))
+    assert stated.holdout.unit == "none" and stated.config.run.validation_share == 0.0
+    assert "weight stated" in stated.plan.reasons()["run.validation_share"]
 
 
 def test_the_weight_search_steps_towards_the_lower_validation_loss():

@@ -25,8 +25,8 @@ from ...backend import Backend
 from ...io.datafile import Dataset, spread_indices
 from ...io.noise import NoiseEstimate, estimate_noise
 from ..loop.distributed import agreed_memory_bytes
-from ..loop.validation import (MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, Holdout, choose_holdout,
-                               watches_fit)
+from ..loop.validation import (MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, SMALL_SCAN_FRAMES, Holdout,
+                               choose_holdout, watches_fit)
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
@@ -80,6 +80,15 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
                           problem.model.splits_spots, cfg.run.shuffle_seed, automatic=not asked)
     if asked:
         return held, None
+    frames = dataset.n_angles * dataset.n_spots
+    if held.unit == "frames" and frames < SMALL_SCAN_FRAMES and \
+            cfg.regularization.tv_weight is not None:
+        none = choose_holdout(0.0, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
+                              problem.model.splits_spots, cfg.run.shuffle_seed)
+        return none, Choice("run.validation_share", 0.0, f"a scan of {frames} frames with the "
+                            "weight stated: every frame is fitted (a scan under "
+                            f"{SMALL_SCAN_FRAMES} frames holds some out only to choose the "
+                            "weight, then fits them all)")
     if not held.active:
         return held, Choice("run.validation_share", 0.0, "too little data to hold any out (at "
                             f"least {MIN_TOTAL_FRAMES} frames or {MIN_TOTAL_ANGLES} angles: "
