@@ -135,32 +135,6 @@ def test_the_validation_floor_is_the_amplitude_loss_at_the_noise_level(star, tmp
         assert v.expected_misfit == pytest.approx(2 * v.floor, rel=0.25)
 
 
-def test_epochs_before_a_refined_probe_moves_are_not_compared():
-    """With the probe refined from epoch 2 (counted from 0), the validation losses of epochs 1
-    and 2 judged the starting probe: neither can become the best; epoch 3 is the first that
-    counts. Without probe refinement epoch 1 counts."""
-    from types import SimpleNamespace
-
-    from slicewise.engine.recon.loop.validation import ValidationWatch
-
-    def watch(probe: bool):
-        refine = SimpleNamespace(probe=probe, probe_start_epoch=2)
-        problem = SimpleNamespace(config=SimpleNamespace(refine=refine), params={"probe": 0})
-        losses = iter([1.0, 0.5, 2.0, 1.5])
-        validator = SimpleNamespace(loss=lambda params: next(losses), expected_misfit=1.0,
-                                    problem=problem)
-        return ValidationWatch(None, validator, early_stop=True)
-
-    w = watch(True)
-    for epoch in (1, 2, 3, 4):
-        w.after_epoch(epoch, {}, dict, misfit=1.0)
-    assert w.first_counted == 3 and w.best.epoch == 4 and w.best.loss == 1.5
-    w = watch(False)
-    for epoch in (1, 2, 3, 4):
-        w.after_epoch(epoch, {}, dict, misfit=1.0)
-    assert w.first_counted == 1 and w.best.epoch == 2
-
-
 def test_early_stop_keeps_the_best_epoch_and_stops(star, tmp_path, monkeypatch):
     """A validation loss that falls and then rises (scripted, as noise fitting shows it): after
     PATIENCE epochs past its best the run stops; the result holds the best epoch's estimate and

@@ -347,7 +347,7 @@ class ValidationWatch:
         else:
             counts = self.first_counted > 0 or noise_ratio <= NOISE_GATE or \
                 not math.isfinite(noise_ratio)
-        if not counts or self._probe_unmoved(epoch):
+        if not counts:
             return value, ""     # not near the noise yet: nothing to keep or stop for
         self.first_counted = self.first_counted or epoch
         self.best.update(epoch, value, params, copy)
@@ -356,17 +356,6 @@ class ValidationWatch:
         self.stopped = True
         return value, (f"the validation loss has not improved for {PATIENCE} epochs (best "
                        f"{self.best.loss:.4g} at epoch {self.best.epoch})")
-
-    def _probe_unmoved(self, epoch: int) -> bool:
-        """Whether the probe is refined but epoch ``epoch`` (from 1) ended before its refinement
-        moved it. Those epochs' validation loss judged the starting probe, and the first epochs
-        that change it shift the whole level of the predicted intensities (2D ptychography at
-        1e4 counts: the amplitude loss's noise floor rose 12 % in that epoch), so an epoch before
-        is not compared with one after: there every fit's least validation loss fell before the
-        probe moved (Poisson counts: 0.59 of the best hand-set weight; 0.75 counting from it)."""
-        prob = self.validator.problem
-        ref = prob.config.refine
-        return bool(ref.probe) and "probe" in prob.params and epoch <= ref.probe_start_epoch
 
     def result_params(self, last_epoch: int) -> dict | None:
         """The host copies the result should hold instead of the last estimate (the best
