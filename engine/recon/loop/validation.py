@@ -34,7 +34,8 @@ from ...models.base import intensity
 from ...errors import ConfigError
 
 __all__ = ["Holdout", "choose_holdout", "watches_fit", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
-           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "SMALL_SCAN_FRAMES"]
+           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "SMALL_SCAN_FRAMES",
+           "small_scan"]
 
 #: Side of the square islands of held-out detector pixels. Single pixels: in the near field an
 #: object pixel reaches only the detector pixels of its Fresnel zone (one or two pixels at the
@@ -151,6 +152,12 @@ MIN_FRAMES, MIN_ANGLES, MAX_SHARE = 25, 4, 0.2
 MIN_TOTAL_FRAMES, MIN_TOTAL_ANGLES = 30, 20
 #: Scans with fewer frames than this are refitted on every frame whatever the weight search found.
 SMALL_SCAN_FRAMES = 100
+
+
+def small_scan(unit: str, n_angles: int, n_spots: int) -> bool:
+    """Whether frames (``unit`` of a :class:`Holdout`) are held out of a scan of fewer than
+    :data:`SMALL_SCAN_FRAMES` frames, whose final fit must use them all."""
+    return unit == "frames" and n_angles * n_spots < SMALL_SCAN_FRAMES
 
 
 def choose_holdout(share: float, n_angles: int, n_spots: int, frame_shape: tuple,

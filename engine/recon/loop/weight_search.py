@@ -10,8 +10,8 @@ fit reached the lowest validation loss wins. That fit is then repeated from the 
 measurement, held-out ones included, from the rates the winner started from, for the epochs at
 which its validation loss was least or, under a penalty, no worse in earnest (:data:`TIE_EXCESS`)
 (item 5 of issue 20: the held-out tenth of the data is worth having; not for Poisson fits,
-:data:`VALIDATED_LOSS`); the refit's last estimate is the result. Each trial measures the object's
-learning rates at its own weight (keeping the unpenalised fit's divergence cuts).
+:data:`VALIDATED_LOSS`); the refit's last estimate is the result. A scan of fewer than
+:data:`.validation.SMALL_SCAN_FRAMES` frames is refitted on every frame whatever the search found.
 
 Every fit is the loop a run with its settings would go through, so the saved ``config.toml``
 (which states the weight, the rates, ``run.validation_share = 0`` and the refit's epochs) reruns
@@ -33,7 +33,7 @@ from .checkpoint import Progress
 from .divergence import DivergenceGuard
 from .projections import Projections
 from .solver import Solver
-from .validation import NOISE_GATE, SMALL_SCAN_FRAMES, ValidationWatch, choose_holdout
+from .validation import NOISE_GATE, ValidationWatch, choose_holdout, small_scan
 
 log = logging.getLogger(__name__)
 
@@ -199,25 +199,24 @@ class WeightSearch:
             self._refit_all_data(best, start, why, epochs=best.refit_epochs())
 
     def _small_scan(self) -> bool:
-        """Frames held out of a scan of fewer than :data:`.validation.SMALL_SCAN_FRAMES`: every
-        frame shapes its fit, so the final fit uses them all whatever the search found."""
+        """Frames held out of a small scan (:func:`.validation.small_scan`): every frame shapes
+        its fit, so the final fit uses them all whatever the search found."""
         r = self.run_obj
-        return r.holdout.unit == "frames" and \
-            r.dataset.n_angles * r.dataset.n_spots < SMALL_SCAN_FRAMES
+        return small_scan(r.holdout.unit, r.dataset.n_angles, r.dataset.n_spots)
 
     def _refit_all_data(self, best: Fit, start: dict, why: str, epochs: int | None,
                         measure_rates: bool = False) -> None:
         """The chosen weight fitted again from the start on every measurement, held-out ones
-        included, with the rates and minibatches the winner started from, for ``epochs`` (None:
-        the requested ones); that fit is the run's result and a rerun of ``config.toml`` repeats
-        it.
+        included, with the rates and minibatches the winner started from (``measure_rates``: the
+        rates the run chose measured again, as for a run without held-out data), for ``epochs``
+        (None: the requested ones); that fit is the run's result and a rerun of ``config.toml``
+        repeats it.
 
         Frames or angles: ``epochs`` is :meth:`Fit.refit_epochs` of the winner (the refit takes
         the steps the winner took, on a tenth more data: 2D ptychography 0.84 -> 0.87;
-        benchmarks/README.md). One full-field view: the
-        requested epochs; held-out pixels leave holes a single view cannot fill (the object
-        behind them is never constrained: a fit of the rest drifts there), so the held-out fits
-        only choose the weight."""
+        benchmarks/README.md). One full-field view: the requested epochs; held-out pixels leave
+        holes a single view cannot fill (the object behind them is never constrained: a fit of
+        the rest drifts there), so the held-out fits only choose the weight."""
         r = self.run_obj
         self._adopt(best, why)   # the weight and the winner's choices; then the rates it started
         for path, value in best.start_rates.items():   # from, which the refit starts from too

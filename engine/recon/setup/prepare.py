@@ -26,7 +26,7 @@ from ...io.datafile import Dataset, spread_indices
 from ...io.noise import NoiseEstimate, estimate_noise
 from ..loop.distributed import agreed_memory_bytes
 from ..loop.validation import (MIN_TOTAL_ANGLES, MIN_TOTAL_FRAMES, SMALL_SCAN_FRAMES, Holdout,
-                               choose_holdout, watches_fit)
+                               choose_holdout, small_scan, watches_fit)
 from ..plan import Choice, RunPlan
 from ..problem import Problem, build_problem
 from . import initial_guess, probe_search
@@ -80,11 +80,11 @@ def decide_holdout(cfg, dataset: Dataset, problem: Problem) -> tuple[Holdout, Ch
                           problem.model.splits_spots, cfg.run.shuffle_seed, automatic=not asked)
     if asked:
         return held, None
-    frames = dataset.n_angles * dataset.n_spots
-    if held.unit == "frames" and frames < SMALL_SCAN_FRAMES and \
+    if small_scan(held.unit, dataset.n_angles, dataset.n_spots) and \
             cfg.regularization.tv_weight is not None:
         none = choose_holdout(0.0, dataset.n_angles, dataset.n_spots, dataset.frame_shape,
                               problem.model.splits_spots, cfg.run.shuffle_seed)
+        frames = dataset.n_angles * dataset.n_spots
         return none, Choice("run.validation_share", 0.0, f"a scan of {frames} frames with the "
                             "weight stated: every frame is fitted (a scan under "
                             f"{SMALL_SCAN_FRAMES} frames holds some out only to choose the "
