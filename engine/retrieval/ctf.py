@@ -36,7 +36,12 @@ class CTFInverse:
     """The CTF's regularised least-squares inverse for fixed distances, ``ratio`` and ``alpha``
     (see :func:`ctf_retrieve`), its per-frequency factors computed once: calling it on
     intensities ``(D, ny, nx)`` returns ``(phi, B)``. Iterative retrievals solve many times with
-    the same factors."""
+    the same factors.
+
+    The pieces of its normal equations ``(A^T A + reg) x = A^T g`` are public for solvers that
+    weight the detector pixels (:mod:`.masked`); all act on FFTs (unshifted grid): ``x`` is
+    ``(K, ny, nx)`` with ``K = 2`` unknowns ``(phi, B)``, or ``K = 1`` (``phi``) with a ratio;
+    ``g`` is ``(D, ny, nx)``, the holograms minus 1."""
 
     def __init__(self, shape, distances_m, wavelength_m: float, pixel_m: float, *,
                  ratio: float | None = None, alpha: float = 1e-2, xp=np):
@@ -49,28 +54,58 @@ class CTFInverse:
             ratio = 0.0
         self.ratio = ratio
         if ratio is not None:
-            a = s + ratio * c
-            den = 2 * (a * a).sum(0)
-            self.a, self.den = a, den + alpha * float(den.max())
+            # one unknown phi, B = -ratio phi: g = 2 (s + ratio c) phi
+            self.a = 2 * (s + ratio * c)
+            aa = (self.a * self.a).sum(0)
+            self.reg = alpha * float(aa.max())
+            self.den = aa + self.reg
             return
-        # joint least squares per frequency: [2s, -2c] [phi, B]^T = g, with Tikhonov
+        # phi and B: g = 2 s phi - 2 c B, per frequency a 2x2 system with Tikhonov
         ss, cc, sc = 4 * (s * s).sum(0), 4 * (c * c).sum(0), -4 * (s * c).sum(0)
-        reg = alpha * float(xp.maximum(ss, cc).max())
+        self.reg = alpha * float(xp.maximum(ss, cc).max())
         self.s, self.c, self.sc = s, c, sc
-        self.m11, self.m22 = ss + reg, cc + reg
+        self.m11, self.m22 = ss + self.reg, cc + self.reg
         self.det = self.m11 * self.m22 - sc * sc
+
+    @property
+    def n_unknowns(self) -> int:
+        return 1 if self.ratio is not None else 2
+
+    def forward(self, x_f):
+        """``A x``: the holograms minus 1 ``(D, ny, nx)`` of the unknowns ``x_f``."""
+        if self.ratio is not None:
+            return self.a * x_f[0]
+        return 2 * self.s * x_f[0] - 2 * self.c * x_f[1]
+
+    def adjoint(self, g_f):
+        """``A^T g``: ``(K, ny, nx)`` from the holograms minus 1 ``g_f`` ``(D, ny, nx)``."""
+        if self.ratio is not None:
+            return (self.a * g_f).sum(0)[None]
+        return self.xp.stack([2 * (self.s * g_f).sum(0), -2 * (self.c * g_f).sum(0)])
+
+    def solve(self, rhs_f, extra=0.0):
+        """``(A^T A + reg + extra)^-1 rhs`` per frequency, ``(K, ny, nx)``; ``extra``: a further
+        per-frequency penalty on every unknown (``(ny, nx)`` or a number)."""
+        if self.ratio is not None:
+            return rhs_f / (self.den + extra)
+        bs, bc = rhs_f
+        m11, m22 = self.m11 + extra, self.m22 + extra
+        det = m11 * m22 - self.sc * self.sc
+        return self.xp.stack([(m22 * bs - self.sc * bc) / det, (m11 * bc - self.sc * bs) / det])
+
+    def maps(self, x_f):
+        """``(phi, B)`` real ``(ny, nx)`` from the unknowns' FFTs."""
+        xp = self.xp
+        phi = xp.fft.ifft2(x_f[0]).real
+        if self.ratio is not None:
+            return phi, -self.ratio * phi
+        return phi, xp.fft.ifft2(x_f[1]).real
 
     def __call__(self, intensities):
         xp = self.xp
         inten = xp.asarray(intensities, dtype=xp.float64)
         g = xp.fft.fft2(inten - 1.0 if inten.ndim == 3 else inten[None] - 1.0)
-        if self.ratio is not None:
-            phi = xp.fft.ifft2((self.a * g).sum(0) / self.den).real
-            return phi, -self.ratio * phi
-        bs, bc = 2 * (self.s * g).sum(0), -2 * (self.c * g).sum(0)
-        phi_f = (self.m22 * bs - self.sc * bc) / self.det
-        b_f = (self.m11 * bc - self.sc * bs) / self.det
-        return xp.fft.ifft2(phi_f).real, xp.fft.ifft2(b_f).real
+        return self.maps(self.solve(self.adjoint(g)))
 
 
 def ctf_retrieve(intensities, distances_m, wavelength_m: float, pixel_m: float, *,

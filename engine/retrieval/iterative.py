@@ -35,6 +35,7 @@ import numpy as np
 
 from ..physics.propagation import transfer_function
 from .ctf import CTFInverse
+from .masked import weighted_ctf_solve
 
 __all__ = ["IterativeResult", "holograms", "iterative_ctf"]
 
@@ -90,7 +91,8 @@ def _descend(point, direction, err, misfit, nonneg: bool, xp):
 def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float, *,
                   ratio: float | None = None, start=None, max_iter: int = 20,
                   alpha: float = 1e-4, min_alpha: float = 1e-6, tol: float = 0.01,
-                  nonneg: bool = True, method: str = "fresnel", xp=np) -> IterativeResult:
+                  nonneg: bool = True, method: str = "fresnel", weights=None,
+                  xp=np) -> IterativeResult:
     """``(phi, B)`` from near-field intensities by the iterated CTF (module docstring).
 
     ``ratio``: ``beta / delta`` of a homogeneous object (every step keeps ``B = -ratio phi``), or
@@ -99,7 +101,9 @@ def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float,
     the CTF's Tikhonov weight at the start, divided by 10 (down to ``min_alpha``) whenever a step
     lowers the misfit by less than the fraction ``tol``. ``nonneg``: keep ``delta, beta >= 0``
     (``phi <= 0, B >= 0``). ``method``: the propagation kernel (``"fresnel"`` or
-    ``"angular_spectrum"``).
+    ``"angular_spectrum"``). ``weights``: ``(ny, nx)`` per detector pixel (0 = not used: a
+    detector mask, held-out pixels), None = every pixel; the misfit and every CTF step
+    (:func:`.masked.weighted_ctf_solve`) see only the weighted pixels.
     """
     inten = xp.asarray(intensities, dtype=xp.float64)
     if inten.ndim == 2:
@@ -108,11 +112,12 @@ def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float,
     if len(dist) != inten.shape[0]:
         raise ValueError(f"{inten.shape[0]} intensity planes for {len(dist)} distances")
     kernels = _kernels(inten.shape[-2:], dist, wavelength_m, pixel_m, method, xp)
-    norm = float((inten * inten).sum()) or 1.0
+    w = 1.0 if weights is None else xp.asarray(weights, dtype=xp.float64)
+    norm = float((w * inten * inten).sum()) or 1.0
 
     def misfit(p, q):
         r = holograms(p, q, kernels, xp) - inten
-        return float((r * r).sum()) / norm, r
+        return float((w * r * r).sum()) / norm, r
 
     if start is None:
         point = (xp.zeros(inten.shape[-2:]), xp.zeros(inten.shape[-2:]))
@@ -122,7 +127,8 @@ def iterative_ctf(intensities, distances_m, wavelength_m: float, pixel_m: float,
     misfits = [err]
     inverse = CTFInverse(inten.shape, dist, wavelength_m, pixel_m, ratio=ratio, alpha=alpha, xp=xp)
     while len(misfits) <= max_iter and err > ROUND_OFF:
-        direction = inverse(1.0 - resid)
+        direction = (inverse(1.0 - resid) if weights is None
+                     else weighted_ctf_solve(inverse, 1.0 - resid, weights))
         step = _descend(point, direction, err, misfit, nonneg, xp)
         if step is None:
             break  # no step lowers the misfit: at (or stuck near) a fit

@@ -20,6 +20,8 @@ holography at 1e5 photons: CTF 0.90x the noise level, correlation 0.33; iterated
 benchmarks/README.md). The choice is
 logged and written back into the configuration (``init.guess``, ``init.absorption_ratio``), so a
 saved configuration rebuilds the same start.
+
+A detector mask's bad pixels take no part in the start (:mod:`..retrieval.masked`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ from ...materials import absorption_ratio
 from ...retrieval.ctf import ctf_retrieve, paganin_retrieve
 from ...retrieval.fbp import filtered_back_projection
 from ...retrieval.iterative import iterative_ctf
+from ...retrieval.masked import weighted_ctf_retrieve, weighted_paganin_retrieve
 from ..loop.validation import NOISE_GATE
 from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_initial_guess", "candidates", "iterative_candidates", "RATIOS"]
+__all__ = ["apply_initial_guess", "candidates", "fitted_pixels", "iterative_candidates", "RATIOS"]
 
 #: beta/delta ratios tried when ``init.absorption_ratio`` is unset (phase objects .. strong absorbers).
 RATIOS = (0.01, 0.1, 1.0)
@@ -83,19 +86,40 @@ def iterative_candidates(method: str, n_distances: int, ratio: float | None,
     return out
 
 
-def _retrieve(inten, distances, optics, method: str, ratio, nonneg: bool):
+def _retrieve(inten, distances, optics, method: str, ratio, nonneg: bool, weights=None):
     """``(phi, B)`` ``(ny, nx)`` of one angle from its ``(D, ny, nx)`` normalised intensities;
-    ``nonneg``: the iterated retrieval keeps delta and beta >= 0 as the run will."""
+    ``nonneg``: the iterated retrieval keeps delta and beta >= 0 as the run will; ``weights``
+    ``(ny, nx)``: the pixels the fit sees (0 = masked or held out), None = all."""
     lam, pix = optics.wavelength_m, optics.pixel_size_m
     if method == "ctf":
+        if weights is not None:
+            return weighted_ctf_retrieve(inten, weights, distances, lam, pix, ratio=ratio)
         return ctf_retrieve(inten, distances, lam, pix, ratio=ratio)
     if method == "iterative":
         res = iterative_ctf(inten, distances, lam, pix, ratio=ratio, nonneg=nonneg,
-                            method=optics.method)
+                            method=optics.method, weights=weights)
         return res.phi, res.b
     # Paganin per distance, averaged (each is a full estimate)
-    res = [paganin_retrieve(inten[d], distances[d], lam, pix, ratio) for d in range(len(distances))]
+    res = [paganin_retrieve(inten[d], distances[d], lam, pix, ratio) if weights is None else
+           weighted_paganin_retrieve(inten[d], weights, distances[d], lam, pix, ratio)
+           for d in range(len(distances))]
     return sum(r[0] for r in res) / len(res), sum(r[1] for r in res) / len(res)
+
+
+def fitted_pixels(problem) -> np.ndarray | None:
+    """The weight of each detector pixel in the start's retrieval, ``(fy, fx)`` in the frames'
+    own order: the detector mask's (0 = a bad pixel, which would pull its Fresnel zone's phase),
+    or None where every pixel counts fully. Pixels held out for the validation loss count: a
+    start without them was measured to rank the weights better but to lose more by running
+    longer (benchmarks/README.md, "Counting noise: the defaults")."""
+    if problem.mask is None:
+        return None
+    w = np.asarray(to_host(problem.mask), np.float64)
+    if problem.validation_mask is not None:
+        w = w + np.asarray(to_host(problem.validation_mask), np.float64)
+    if problem.model.unshifted_frames:
+        w = np.fft.fftshift(w)
+    return None if w.min() >= 1.0 else w
 
 
 def guess_object(problem, method: str, ratio) -> dict:
@@ -114,9 +138,10 @@ def guess_object(problem, method: str, ratio) -> dict:
     # only the views the fit sees: held-out angles stay unseen (a start made from them would
     # predict them best, and every fit would seem to get worse)
     angles = np.arange(ds.n_angles) if problem.fit_angles is None else problem.fit_angles
+    weights = fitted_pixels(problem)   # not the detector mask's bad pixels
     for a in angles:
         inten = np.asarray(ds.frames([int(a)], None)[0], np.float64) / level
-        phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg)
+        phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg, weights)
         phis.append(phi)
         bs.append(b)
     kdz = optics.k * dz
@@ -300,3 +325,4 @@ def apply_initial_guess(problem, a_idx, s_idx, noise_misfit: float) -> list[Choi
         log.info("initial guess: %s (%s)", best[0] if best[1] is None else
                  f"{best[0]} with beta/delta = {best[1]:g}", why)
     return choices
+
