@@ -1,6 +1,6 @@
 """The CTF, Paganin and iterated CTF retrievals on weighted detector pixels (engine/retrieval/masked.py)
-and the start a run builds from them past a detector mask: a pixel of weight 0 has no influence,
-every weight 1 gives the closed form."""
+and the start a run builds from them past a detector mask and held-out pixels: a pixel of weight 0
+has no influence, every weight 1 gives the closed form."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from test_retrieval import LAM, PIX, _blob, _distances, _holograms, corr  # noqa
 from slicewise.engine.backend import to_host  # noqa: E402
 from slicewise.engine.recon.config import example_config, from_toml, set_value  # noqa: E402
 from slicewise.engine.recon.run import Reconstruction  # noqa: E402
+from slicewise.engine.recon.setup.initial_guess import guess_object  # noqa: E402
 from slicewise.engine.retrieval.ctf import ctf_retrieve, paganin_retrieve  # noqa: E402
 from slicewise.engine.retrieval.iterative import iterative_ctf  # noqa: E402
 from slicewise.engine.retrieval.masked import (conjugate_gradients, weighted_ctf_retrieve,  # noqa: E402
@@ -132,3 +133,38 @@ def test_a_detector_masks_bad_pixels_do_not_shape_the_start():
     assert a >= clean - 0.05      # measured 0.523, clean frames 0.527, every pixel -0.035
     assert a > unmasked + 0.05
     assert a > unmasked + 0.05
+
+
+def _default_start(data, stored, folder) -> Reconstruction:
+    cfg = from_toml(example_config(data.case.example))
+    for key, value in {"run.epochs": 1, "run.checkpoint_every": 0, "run.save_tiff": False,
+                       "run.backend": "numpy", "run.output_dir": str(folder)}.items():
+        set_value(cfg, key, value)
+    ds = Dataset.from_arrays(stored.astype(np.float32), data.geometry, probe=data.probe,
+                             truth=dict(data.truth))
+    return Reconstruction(cfg, ds, base_dir=folder)
+
+
+def test_held_out_pixels_do_not_shape_the_trials_start():
+    """Four-distance holography holds detector pixels out to choose the weight: the retrieval the
+    trial fits start from never saw them (garbage there changes nothing; they only judge the
+    weights), the final fit's start (retrieved from every pixel, as a rerun of config.toml
+    builds it) did. Before, the start had fitted their noise, and every fit's validation loss
+    rose from its first epoch."""
+    data = make_data(NoiseCase("holo4", 1e5, "weak", "floats", "tiny"))
+    first = _default_start(data, data.stored, Path(tempfile.mkdtemp()))
+    assert first.holdout.unit == "pixels" and first.every_pixel_start is not None
+    held = first.holdout.pixels.astype(bool)
+    spoiled = data.stored.copy()
+    garbage = np.random.default_rng(7).normal(0, 0.3, spoiled[..., held].shape)
+    spoiled[..., held] += garbage - garbage.mean(axis=-1, keepdims=True)   # the mean level kept
+    second = _default_start(data, spoiled, Path(tempfile.mkdtemp()))
+    assert np.array_equal(second.holdout.pixels, first.holdout.pixels)
+    method, ratio = first.config.init.guess, first.config.init.absorption_ratio
+    assert method != "vacuum"
+    a, b = (guess_object(r.problem, method, ratio) for r in (first, second))
+    for key in ("delta", "beta"):
+        x, y = to_host(a[key]), to_host(b[key])
+        assert np.abs(x - y).max() <= 1e-5 * np.abs(x).max(), key
+    x, y = (to_host(r.every_pixel_start["delta"]) for r in (first, second))
+    assert np.abs(x - y).max() > 0.01 * np.abs(x).max()

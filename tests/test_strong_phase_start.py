@@ -51,8 +51,13 @@ def test_strong_phase_holography_starts_from_the_iterated_ctf(strong_holo):
 
 def test_the_saved_configuration_rebuilds_the_same_start(strong_holo):
     case, path, folder = strong_holo
+    """... the start of the final fit: with pixels held out to choose the weight, the trials start
+    from a retrieval without them, the fit on every pixel from one with them (as the rerun,
+    which holds nothing out)."""
     first, _ = _start(example_for(case, path, 1), folder / "first", case.truth["delta"])
-    start = to_host(first.problem.params["delta"]).copy()
+    assert first.holdout.unit == "pixels" and first.every_pixel_start is not None
+    start = to_host(first.every_pixel_start["delta"]).copy()
+    assert float(abs(to_host(first.problem.params["delta"]) - start).max()) > 0
     first.run()
     saved = from_toml(first.output_dir / "config.toml")
     assert saved.init.guess == "iterative"

@@ -103,6 +103,7 @@ class Reconstruction(RunFits, RunProducts):
         self.projections = Projections(self.config, self.problem, self.base_dir)
         self.positions = PositionCorrection(self.plan, self.problem)
         self.holdout = prepared.holdout
+        self.every_pixel_start = prepared.every_pixel_start
         self.solver = Solver(self.plan, dataset, self.problem, self.projections, prepared.schedule,
                              self._lock, self.distributed, holdout=self.holdout)
         self._guard = DivergenceGuard(self.solver)

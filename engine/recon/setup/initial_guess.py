@@ -21,7 +21,12 @@ benchmarks/README.md). The choice is
 logged and written back into the configuration (``init.guess``, ``init.absorption_ratio``), so a
 saved configuration rebuilds the same start.
 
-A detector mask's bad pixels take no part in the start (:mod:`..retrieval.masked`).
+Only the pixels the fit sees make the start (:mod:`..retrieval.masked`): not a detector mask's bad
+pixels, and with several distances not the pixels held out for the validation loss either (a
+start that has fitted their noise predicts them best, so every fit seemed to get worse from its
+first epoch and no weight was ever chosen). The final fit on every pixel then starts from the
+retrieval of every pixel (:func:`start_on_every_pixel`), the start a rerun of the saved
+configuration builds.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from ..plan import Choice
 
 log = logging.getLogger(__name__)
 
-__all__ = ["apply_initial_guess", "candidates", "fitted_pixels", "iterative_candidates", "RATIOS"]
+__all__ = ["apply_initial_guess", "candidates", "fitted_pixels", "hides_held_out_pixels",
+           "iterative_candidates", "start_on_every_pixel", "RATIOS"]
 
 #: beta/delta ratios tried when ``init.absorption_ratio`` is unset (phase objects .. strong absorbers).
 RATIOS = (0.01, 0.1, 1.0)
@@ -106,16 +112,23 @@ def _retrieve(inten, distances, optics, method: str, ratio, nonneg: bool, weight
     return sum(r[0] for r in res) / len(res), sum(r[1] for r in res) / len(res)
 
 
+def hides_held_out_pixels(problem) -> bool:
+    """Whether the start is retrieved without the held-out pixels: with two distances or more.
+    From one, an object pixel is measured by its own detector pixel alone, so the object behind
+    a held-out pixel is only guessed from neighbours whose retrieval has fitted their noise (as
+    many unknowns as data): every such guess predicted the held-out pixels worse than vacuum
+    (benchmarks/README.md, "Counting noise: the defaults")."""
+    return problem.validation_mask is not None and problem.dataset.n_distances >= 2
+
+
 def fitted_pixels(problem) -> np.ndarray | None:
     """The weight of each detector pixel in the start's retrieval, ``(fy, fx)`` in the frames'
-    own order: the detector mask's (0 = a bad pixel, which would pull its Fresnel zone's phase),
-    or None where every pixel counts fully. Pixels held out for the validation loss count: a
-    start without them was measured to rank the weights better but to lose more by running
-    longer (benchmarks/README.md, "Counting noise: the defaults")."""
+    own order: a detector mask's 0 (a bad pixel would pull its Fresnel zone's phase), and
+    held-out pixels' 0 where :func:`hides_held_out_pixels`; None where every pixel counts."""
     if problem.mask is None:
         return None
     w = np.asarray(to_host(problem.mask), np.float64)
-    if problem.validation_mask is not None:
+    if problem.validation_mask is not None and not hides_held_out_pixels(problem):
         w = w + np.asarray(to_host(problem.validation_mask), np.float64)
     if problem.model.unshifted_frames:
         w = np.fft.fftshift(w)
@@ -138,7 +151,7 @@ def guess_object(problem, method: str, ratio) -> dict:
     # only the views the fit sees: held-out angles stay unseen (a start made from them would
     # predict them best, and every fit would seem to get worse)
     angles = np.arange(ds.n_angles) if problem.fit_angles is None else problem.fit_angles
-    weights = fitted_pixels(problem)   # not the detector mask's bad pixels
+    weights = fitted_pixels(problem)   # not bad pixels, nor (several distances) held-out ones
     for a in angles:
         inten = np.asarray(ds.frames([int(a)], None)[0], np.float64) / level
         phi, b = _retrieve(inten, distances, optics, method, ratio, nonneg, weights)
@@ -326,3 +339,23 @@ def apply_initial_guess(problem, a_idx, s_idx, noise_misfit: float) -> list[Choi
                  f"{best[0]} with beta/delta = {best[1]:g}", why)
     return choices
 
+
+
+def start_on_every_pixel(problem, pixels: np.ndarray, a_idx, s_idx,
+                         noise_misfit: float) -> dict | None:
+    """The start a rerun of the run's saved configuration builds: it holds no pixel out, so its
+    guess (the method and ratio this run chose, now in ``problem.config``) is retrieved from
+    every pixel and its level fitted on them. The final fit on every pixel starts from it, so
+    that the rerun repeats that fit. ``pixels``: the held-out pixels ``(fy, fx)``, held out
+    again afterwards; returns ``{"delta", "beta"}``, or None where the start is vacuum or was
+    retrieved from every pixel already."""
+    if problem.config.init.guess == "vacuum" or not hides_held_out_pixels(problem):
+        return None
+    held_start = dict(problem.params)
+    problem.restore_held_out_pixels()
+    try:
+        apply_initial_guess(problem, a_idx, s_idx, noise_misfit)
+        return {k: problem.params[k] for k in ("delta", "beta") if k in problem.params}
+    finally:
+        problem.params = held_start
+        problem.hold_out_pixels(pixels)

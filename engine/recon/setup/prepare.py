@@ -47,6 +47,9 @@ class Prepared:
     search_weight: bool    # regularization.tv_weight is chosen by trial fits (weight_search.py)
     noise: NoiseEstimate
     expected_misfit: float  # the data loss per pixel at the noise level (the discrepancy level)
+    #: held-out pixels and a weight to choose: the start of the final fit on every pixel (the
+    #: start a rerun of config.toml builds; initial_guess.start_on_every_pixel), else None
+    every_pixel_start: dict | None = None
 
 
 def decide_probe_refinement(cfg, problem: Problem) -> Choice | None:
@@ -149,11 +152,15 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
                                         watched=watches_fit(holdout, cfg, problem.params))
     for choice in choices:
         plan.adopt(choice)
+    every_pixel_start = None
     if not resume:  # a physics-based start instead of vacuum where the data prefer it
         batch = estimation_batch(dataset, problem.model.splits_spots, schedule,
                                  angles=problem.fit_angles)
         for choice in initial_guess.apply_initial_guess(problem, *batch, misfit):
             plan.adopt(choice)
+        if holdout.unit == "pixels" and search_weight:
+            every_pixel_start = initial_guess.start_on_every_pixel(problem, holdout.pixels,
+                                                                   *batch, misfit)
         plan.adopt(probe_search.run_probe_search(cfg, dataset, problem, schedule, base_dir,
                                                  distributed))
         # the penalties' scale is fixed on the fit's own start, not on whichever candidate the
@@ -161,4 +168,5 @@ def prepare_run(plan: RunPlan, dataset: Dataset, backend: Backend, base_dir: Pat
         # holotomography scan, so a hand-set weight meant half what the weight search's did)
         problem.penalty_norm = None
     memory = check_memory(cfg, dataset, problem, backend)
-    return Prepared(problem, schedule, memory, holdout, search_weight, noise, misfit)
+    return Prepared(problem, schedule, memory, holdout, search_weight, noise, misfit,
+                    every_pixel_start)
