@@ -142,8 +142,8 @@ def test_cxi_far_field_is_recognised(tmp_path):
 def test_info_describes_a_cxi_file(tmp_path):
     path, *_ = _cxi(tmp_path)
     text = describe_file(path)
-    assert "cxi layout" in text and "2 bad pixel(s)" in text and "int32 (integer counts)" in text
-    assert "default loss poisson" in text and "source_to_sample_m" in text
+    assert "cxi layout" in text and "2 bad pixel(s)" in text and "int32 (integer counts, Poisson noise)" in text
+    assert "default loss amplitude (loss.kind = poisson" in text and "source_to_sample_m" in text
 
 
 def test_mask_survives_the_slicewise_layout(tmp_path):

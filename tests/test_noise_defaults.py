@@ -3,9 +3,10 @@ the example configurations with only the data and the epochs set, against hand-s
 (every frame fitted, every epoch run) -- the CI version of benchmarks/bench_noise_defaults.py,
 whose figures at the issue's sizes are in benchmarks/README.md ("Counting noise: the defaults").
 
-Measured at these small sizes (2026-12-07, 15:40 UTC): the defaults reach 0.77 (integer counts,
-Poisson loss), 0.97 (holotomography) and 1.04 (far field, floats) of the best hand-set weight of
-the grid at E epochs, and lose nothing by running four times longer."""
+Measured at these small sizes (2026-12-07, 15:40 UTC): the defaults reach 0.97 (holotomography)
+and 1.04 (far field, floats) of the best hand-set weight of the grid at E epochs, and lose nothing
+by running four times longer; integer counts 0.94 (21:30 UTC, the amplitude loss by default; 0.77
+with the Poisson loss)."""
 
 from __future__ import annotations
 

@@ -207,8 +207,8 @@ def _describe_real(ds: Dataset, source_to_sample_m: float | None = None) -> list
         out.append(f"  detector mask: {int((ds.mask == 0).sum())} bad pixel(s) of {ds.mask.size}"
                    f" (from {m.get('mask_from') or ds.labels.get('mask')}; 1 = use, 0 = bad)")
     if m.get("integer_counts"):
-        out.append(f"  stored as {m.get('frames_dtype', 'integers')} (integer counts); default "
-                   "loss poisson")
+        out.append(f"  stored as {m.get('frames_dtype', 'integers')} (integer counts, Poisson "
+                   "noise); default loss amplitude (loss.kind = poisson fits their noise)")
     else:
         counts, why = frames_are_counts(ds)
         stored = f"stored as {m['frames_dtype']}" if "frames_dtype" in m else "floating point"

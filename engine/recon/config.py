@@ -216,8 +216,9 @@ _f = field_factory("loss")
 class LossConfig:
     """Data-fidelity term comparing modelled and measured intensities."""
 
-    kind: str = _f("auto", "auto = poisson for integer (photon-counting) frames, amplitude for "
-                   "float frames; amplitude = least squares on sqrt(intensity); poisson = negative "
+    kind: str = _f("auto", "auto = amplitude, for integer (photon-counting) frames too (their "
+                   "Poisson noise still sets the noise level); amplitude = least squares on "
+                   "sqrt(intensity), what the validation loss measures; poisson = negative "
                    "log-likelihood for photon counting", choices=("auto",) + tuple(LOSSES))
     mask_path: Optional[str] = _f(None, "extra detector mask .npy/.h5 (1 = use pixel, 0 = ignore), "
                                   "combined with the data file's own mask; unset = the file's "
