@@ -168,3 +168,20 @@ def test_held_out_pixels_do_not_shape_the_trials_start():
         assert np.abs(x - y).max() <= 1e-5 * np.abs(x).max(), key
     x, y = (to_host(r.every_pixel_start["delta"]) for r in (first, second))
     assert np.abs(x - y).max() > 0.01 * np.abs(x).max()
+
+
+@pytest.mark.parametrize("ratio", [None, 0.1])
+def test_ctf_forward_and_adjoint_are_a_pair(ratio):
+    """Dot-product test of the CTF operator the weighted solve is built on, in real space:
+    <A x, g> = <x, A^T g> for real unknowns ``x`` (K, ny, nx) and holograms ``g`` (D, ny, nx)."""
+    from slicewise.engine.retrieval.ctf import CTFInverse  # noqa: PLC0415
+
+    d = _distances(FOUR)
+    inv = CTFInverse((len(d), 32, 48), d, LAM, PIX, ratio=ratio)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((inv.n_unknowns, 32, 48))
+    g = rng.standard_normal((len(d), 32, 48))
+    ax = np.fft.ifft2(inv.forward(np.fft.fft2(x))).real
+    atg = np.fft.ifft2(inv.adjoint(np.fft.fft2(g))).real
+    lhs, rhs = float((ax * g).sum()), float((x * atg).sum())
+    assert lhs == pytest.approx(rhs, rel=1e-12)
