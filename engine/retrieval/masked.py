@@ -4,8 +4,10 @@ The closed-form retrievals (:mod:`.ctf`) use every detector pixel, which is wron
 a bad pixel (a detector mask's 0) pulls its Fresnel zone's phase, and a pixel held out of the fit
 to watch it (the validation loss, ``run.validation_share``) must not shape the start, or the
 start predicts it from its own noise and every fit seems to get worse from its first epoch
-(one-distance holography at 1e5 photons: the whole-frame CTF start fits held-out pixels at 0.5x
-their noise level; benchmarks/README.md, "Counting noise: the defaults").
+(four-distance holography of a weak cell at 1e5 photons: no weight was ever chosen; with the
+start from the seen pixels, 0.88 -> 1.04 of the best hand-set weight; benchmarks/README.md,
+"Counting noise: the defaults"). Which pixels a run's start leaves out is decided in
+:func:`..recon.setup.initial_guess.fitted_pixels`.
 
 Here the same least-squares problems are solved with a weight per pixel ``w`` (0 = not seen)::
 
@@ -32,8 +34,8 @@ from .ctf import CTFInverse, fresnel_phase
 
 log = logging.getLogger(__name__)
 
-__all__ = ["gradient_transfer", "weighted_ctf_solve", "weighted_ctf_retrieve", "weighted_paganin_retrieve",
-           "conjugate_gradients"]
+__all__ = ["conjugate_gradients", "gradient_transfer", "weighted_ctf_solve",
+           "weighted_ctf_retrieve", "weighted_paganin_retrieve"]
 
 #: Relative residual of the normal equations at which the iterations stop.
 TOL = 1e-6

@@ -340,7 +340,6 @@ def apply_initial_guess(problem, a_idx, s_idx, noise_misfit: float) -> list[Choi
     return choices
 
 
-
 def start_on_every_pixel(problem, pixels: np.ndarray, a_idx, s_idx,
                          noise_misfit: float) -> dict | None:
     """The start a rerun of the run's saved configuration builds: it holds no pixel out, so its
