@@ -196,7 +196,7 @@ def _summary(rec, result, say) -> None:
     say(f"{rec.state}: {rec.epoch}/{rec.n_epochs} epochs, loss {first:.4g} -> {last:.4g}, "
         f"{total_s:.1f} s, peak memory {rec.peak_memory_bytes / 2**20:.0f} MiB")
     if rec.stopped_early:
-        say(f"stopped early: the validation loss stopped improving (best at epoch {rec.best.epoch})")
+        say(f"stopped early: {rec.early_stop_reason}")
     kept = (f" (the estimate of epoch {rec.best.epoch}, the best validation loss)"
             if rec.config.run.early_stop and rec.best.epoch and rec.best.epoch != rec.epoch else "")
     say(f"result: {result}{kept}\ncheckpoint: {rec.checkpoint_path}")

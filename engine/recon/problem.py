@@ -216,6 +216,17 @@ class Problem:
         self.mask = self.backend.to_real(base * (1 - pix))
         self.validation_mask = self.backend.to_real(base * pix)
 
+    def n_measurements(self) -> int:
+        """How many measured values the data term averages over: every frame's detector pixels
+        that the mask (and any held-out pixels) leaves in the fit."""
+        ds = self.dataset
+        frames = ds.n_angles * ds.n_spots
+        if self.mask is None:
+            return frames * int(np.prod(ds.frame_shape))
+        m = np.asarray(to_host(self.mask))
+        per = int(np.count_nonzero(m))
+        return per * frames if m.ndim <= 2 else per * frames // int(np.prod(m.shape[:-2]))
+
     def restore_held_out_pixels(self) -> None:
         """Fit every pixel again (after :meth:`hold_out_pixels`)."""
         if self.validation_mask is not None:

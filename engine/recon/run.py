@@ -111,6 +111,9 @@ class Reconstruction(RunFits, RunProducts):
                                                              self.distributed, self.noise.model),
                                      self.config.run.early_stop, self.config.run.watch_from_epoch)
         self._partial = None  # position within an unfinished epoch (see _run_epoch)
+        #: a fit without held-out data may stop once its progress is below the noise
+        #: (:mod:`.loop.noise_stop`; the weight search sets it for its final fit on every pixel)
+        self.noise_stop = None
         # the regularisation weight chosen by trial fits (weight_search.py), before the loop
         self._search = WeightSearch(self) if prepared.search_weight and not resume else None
         if resume:
@@ -410,6 +413,7 @@ class Reconstruction(RunFits, RunProducts):
         nb = record.pop("n_batches")
         self.progress.epoch += 1
         self._validate(record)
+        self._watch_progress(record)
         self.history.append(record)
         self._epoch_times.append(record["time_s"])
         with self._lock:
@@ -448,11 +452,30 @@ class Reconstruction(RunFits, RunProducts):
             log.log(logging.INFO if self._search is not None else logging.WARNING,
                     "stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
 
+    def _watch_progress(self, record: dict) -> None:
+        """Without held-out data, whether the epoch's progress is below the noise's resolution
+        (:attr:`noise_stop`, when set)."""
+        if self.noise_stop is None or self.watch.active:
+            return
+        why = self.noise_stop.after_epoch(self.epoch, record["loss"],
+                                          self.watch.validator.expected_misfit)
+        if why:
+            log.info("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+
     @property
     def stopped_early(self) -> bool:
         """Whether the run ended before ``run.epochs`` because the validation loss stopped
-        improving."""
-        return self.watch.stopped
+        improving or (:attr:`noise_stop`) the fit's progress fell below the noise."""
+        return self.watch.stopped or bool(self.noise_stop is not None and self.noise_stop.stopped)
+
+    @property
+    def early_stop_reason(self) -> str:
+        """Why the run stopped early, for the user ("" when it did not)."""
+        if self.watch.stopped:
+            return f"the validation loss stopped improving (best at epoch {self.best.epoch})"
+        if self.noise_stop is not None and self.noise_stop.stopped:
+            return self.noise_stop.reason
+        return ""
 
     @property
     def best(self):

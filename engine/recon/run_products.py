@@ -49,9 +49,13 @@ class RunProducts:
         if not math.isfinite(ratio):
             return
         level = log.warning if ratio < NOISE_FIT_WARNING else log.info
+        weight = self.config.regularization.tv_weight or 0.0
+        # under a penalty (stated or chosen by the weight search) holding data out is done
+        advice = ("; it fits the noise: hold out data (run.validation_share) or regularise"
+                  if weight <= 0 else f"; it fits some noise with regularization.tv_weight = "
+                  f"{weight:g}: a larger weight or fewer run.epochs fit less of it")
         level("the fit's data misfit is %.2fx the noise level (%s)%s", ratio, self.noise.kind,
-              "; it fits the noise: hold out data (run.validation_share) or regularise"
-              if ratio < NOISE_FIT_WARNING else "")
+              advice if ratio < NOISE_FIT_WARNING else "")
 
     def snapshot(self, frame: tuple[int, int] | None = (0, 0)) -> Snapshot:
         """Host copies of the estimate; with ``frame=(angle, spot)`` also measured vs modelled."""

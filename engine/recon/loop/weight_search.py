@@ -10,7 +10,8 @@ fit reached the lowest validation loss wins. That fit is then repeated from the 
 measurement, held-out ones included, from the rates the winner started from, for the epochs at
 which its validation loss was least or, under a penalty, no worse in earnest (:data:`TIE_EXCESS`)
 (item 5 of issue 20: the held-out tenth of the data is worth having; not for Poisson fits,
-:data:`VALIDATED_LOSS`); the refit's last estimate is the result. A scan of fewer than
+:data:`VALIDATED_LOSS`), or where pixels were held out, for the requested epochs unless its progress
+falls below the noise's first (:mod:`.noise_stop`); the refit's last estimate is the result. A scan of fewer than
 :data:`.validation.SMALL_SCAN_FRAMES` frames is refitted on every frame whatever the search found.
 
 Every fit is the loop a run with its settings would go through, so the saved ``config.toml``
@@ -31,6 +32,7 @@ from ..events import ProgressEvent
 from ..plan import Choice, RunPlan
 from .checkpoint import Progress
 from .divergence import DivergenceGuard
+from .noise_stop import NoiseResolutionStop
 from .projections import Projections
 from .solver import Solver
 from .validation import NOISE_GATE, ValidationWatch, choose_holdout, small_scan
@@ -227,7 +229,9 @@ class WeightSearch:
         validation loss chooses the weight, but not the epochs: in four-distance holography it
         stopped improving while the correlation still rose, 0.51 after its 13 epochs against
         0.68 after the requested 50), from the start retrieved from every pixel where the trials'
-        start was not (:meth:`_every_pixel`)."""
+        start was not (:meth:`_every_pixel`). With ``run.early_stop`` that fit stops once its
+        progress is below the noise's (:mod:`.noise_stop`: at weak 1e4 it went on from 0.325 to
+        0.10 by epoch 200), and the epochs it ran are adopted as ``run.epochs``."""
         r = self.run_obj
         self._adopt(best, why)   # the weight and the winner's choices; then the rates it started
         for path, value in best.start_rates.items():   # from, which the refit starts from too
@@ -250,9 +254,14 @@ class WeightSearch:
             r.plan.adopt(Choice("run.epochs", int(epochs), f"{what}, refitted on every {unit}"))
         r.announce(f"regularisation weight {best.weight:g} chosen; fitting every {unit} with it"
                    + ("" if epochs is None else f" for {epochs} epoch(s)"))
+        watch_noise = unit == "pixel" and epochs is None and r.plan.config.run.early_stop
         fit = r.fresh_fit(best.weight, start, all_data=True)
+        r.noise_stop = NoiseResolutionStop(r.problem.n_measurements()) if watch_noise else None
         r.loop()
         self._adopt_choices(fit)
+        if r.noise_stop is not None and r.noise_stop.stopped:
+            r.plan.adopt(Choice("run.epochs", int(r.epoch), "the final fit on every pixel stopped "
+                                f"here: {r.noise_stop.reason}"))
 
     def _adopt(self, fit: Fit, why: str) -> None:
         """The winner's weight and its own choices (measured rates, cuts) into the run's plan."""

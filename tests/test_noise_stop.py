@@ -1,0 +1,112 @@
+"""Stopping a fit without held-out data once its progress is below the noise's resolution
+(``engine/recon/loop/noise_stop.py``): the rule itself, then the final fit of held-out-pixel
+holography that uses it (stops, says why, states its epochs, reruns exactly, can be turned off)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from noise_sweep import NoiseCase, correlation_with_truth, make_data  # noqa: E402
+
+from slicewise.engine.io.results import read_result  # noqa: E402
+from slicewise.engine.recon import config as cfgmod  # noqa: E402
+from slicewise.engine.recon.loop.noise_stop import NoiseResolutionStop  # noqa: E402
+from slicewise.engine.recon.run import Reconstruction  # noqa: E402
+
+
+def _feed(stop, losses, expected):
+    return [stop.after_epoch(e + 1, x, expected) for e, x in enumerate(losses)]
+
+
+def test_the_gain_is_the_mean_drop_per_epoch_in_noise_degrees_of_freedom():
+    stop = NoiseResolutionStop(n_measurements=1000, window=4)
+    _feed(stop, [10.0, 9.0, 8.5, 8.2, 8.0], expected=2.0)
+    # (10 - 8) / 4 epochs = 0.5 per epoch of a mean loss; x 1000 measurements / 2.0 per one
+    assert stop.gain(2.0) == pytest.approx(250.0)
+    assert not stop.stopped
+
+
+def test_it_stops_once_the_averaged_progress_is_below_one_degree_of_freedom():
+    n, expected, window = 1000, 2.0, 3
+    unit = expected / n                  # a mean-loss drop worth one noise degree of freedom
+    stop = NoiseResolutionStop(n, window)
+    # productive epochs (5 units each), one stalled epoch among them, then the tail (0.5 units)
+    steps = [5, 5, 0, 5, 5, 0.5, 0.5, 0.5, 0.5]
+    losses = list(1.0 - unit * np.cumsum([0] + steps))
+    why = _feed(stop, losses, expected)
+    first = next(i for i, w in enumerate(why) if w)
+    # the stalled epoch alone did not stop it (averaged over the window: (5 + 0 + 5) / 3 > 1),
+    # the first window of tail epochs did
+    assert first == 8 and stop.stopped
+    assert stop.gain(expected) == pytest.approx(0.5)
+    assert "noise degrees of freedom" in why[first] and "1000 measurements" in why[first]
+    assert why[first + 1:] == [""] * (len(why) - first - 1)   # said once
+
+
+def test_unknown_noise_or_too_few_epochs_never_stop():
+    flat = [1.0] * 20
+    stop = NoiseResolutionStop(100, window=10)
+    assert _feed(stop, flat, float("nan")) == [""] * 20 and not stop.stopped
+    stop = NoiseResolutionStop(100, window=10)
+    assert _feed(stop, flat[:10], 1.0) == [""] * 10      # a window needs window + 1 epochs
+    assert math.isnan(stop.gain(1.0))
+    assert stop.after_epoch(11, 1.0, 1.0)               # the 11th flat epoch stops it
+
+
+@pytest.mark.parametrize("n, window", [(0, 10), (100, 0)])
+def test_nonsense_sizes_are_refused(n, window):
+    with pytest.raises(ValueError, match="n_measurements"):
+        NoiseResolutionStop(n, window)
+
+
+def _holography(folder: Path, epochs: int, extra: dict | None = None):
+    """The holography example on four-distance data of a weak cell at 1e4 photons per pixel
+    (stored as floats, written to ``folder``'s parent), tiny size, defaults otherwise."""
+    data = make_data(NoiseCase("holo4", 1e4, "weak", "floats", "tiny"))
+    path = folder.parent / "holo4.h5"
+    if not path.exists():
+        data.write(path)
+    cfg = cfgmod.from_toml(cfgmod.example_config(data.case.example))
+    for key, value in {"data.path": str(path), "run.epochs": epochs, "run.checkpoint_every": 0,
+                       "run.save_tiff": False, "run.backend": "numpy",
+                       "run.output_dir": str(folder), **(extra or {})}.items():
+        cfgmod.set_value(cfg, key, value)
+    return data, Reconstruction(cfg)
+
+
+def test_held_out_pixel_holography_stops_its_final_fit_when_only_noise_is_left(tmp_path):
+    """The final fit on every pixel (no validation loss to watch) stops by the rule; the run says
+    why, states the epochs it ran in config.toml (so a rerun repeats it exactly), and asking for
+    twice the epochs changes nothing. ``run.early_stop = false`` runs every requested epoch."""
+    data, first = _holography(tmp_path / "a", 100)
+    assert first.holdout.unit == "pixels"
+    first.run()
+    assert first.noise_stop is not None
+    assert first.stopped_early and "noise degrees of freedom" in first.early_stop_reason
+    stopped = first.epoch
+    assert 1 <= stopped < 100 and first.config.run.epochs == stopped
+    assert "final fit on every pixel stopped" in first.plan.reasons()["run.epochs"]
+    saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
+    assert saved.run.epochs == stopped and saved.run.validation_share == 0
+    cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "b"))
+    again = Reconstruction(saved)
+    again.run()
+    assert again.epoch == stopped and again.noise_stop is None     # a plain run of those epochs
+    delta = read_result(first.result_path)["params"]["delta"]
+    np.testing.assert_array_equal(read_result(again.result_path)["params"]["delta"], delta)
+
+    _, longer = _holography(tmp_path / "c", 200)
+    longer.run()
+    assert longer.epoch == stopped
+    np.testing.assert_array_equal(read_result(longer.result_path)["params"]["delta"], delta)
+
+    _, unstopped = _holography(tmp_path / "d", stopped + 30, {"run.early_stop": False})
+    unstopped.run()
+    assert unstopped.epoch == stopped + 30 and not unstopped.stopped_early
+    assert correlation_with_truth(data, {"delta": delta}) > 0.15     # measured 0.23
