@@ -280,3 +280,56 @@ def test_noisy_data_get_a_weight_from_the_data_and_the_saved_file_reruns_it(tmp_
     again.run()
     np.testing.assert_array_equal(read_result(again.result_path)["params"]["delta"],
                                   read_result(first.result_path)["params"]["delta"])
+
+
+class _ScriptedValidator:
+    """A validator whose validation losses are given in advance (the watch's logic alone)."""
+
+    def __init__(self, losses, floor, expected):
+        self.losses, self.floor, self.expected_misfit = list(losses), floor, expected
+
+    def loss(self, params):
+        return self.losses.pop(0)
+
+
+def _watch(validation, misfits, floor=1.0, expected=1.0):
+    from slicewise.engine.recon.loop.validation import ValidationWatch  # noqa: PLC0415
+
+    holdout = choose_holdout(0.1, 1, 300, (16, 16), True, seed=0)
+    watch = ValidationWatch(holdout, _ScriptedValidator(validation, floor, expected), True)
+    whys = []
+    for e, m in enumerate(misfits, start=1):
+        whys.append(watch.after_epoch(e, {}, dict, m)[1])
+        if whys[-1]:
+            break          # the run stops here
+    return watch, whys
+
+
+def test_the_watch_counts_from_where_the_misfit_stops_falling_above_the_noise():
+    """Model error keeps the misfit above 1.5x the noise level: once it has stopped falling
+    (by under 2 % over four epochs) the validation loss counts all the same."""
+    from slicewise.engine.recon.loop.validation import MIN_EPOCHS, PATIENCE  # noqa: PLC0415
+
+    misfits = [4.0, 3.0, 2.5, 2.2, 2.1, 2.05, 2.04, 2.03, 2.02, 2.01, 2.0, 2.0]
+    watch, _ = _watch([3.0 - 0.1 * e for e in range(12)], misfits)
+    # epoch 10: 2.01 against 2.05 four epochs before (-1.95 %); never before MIN_EPOCHS
+    assert watch.first_counted == 10 and watch.first_counted >= MIN_EPOCHS > PATIENCE
+    falling = [4.0 - 0.2 * e for e in range(12)]   # still falling 5 % per epoch: not counted
+    assert _watch([1.0] * 12, falling)[0].first_counted == 0
+
+
+def test_tiny_improvements_do_not_keep_a_run_going():
+    """A validation loss that keeps making new bests by less than 1 % of its excess over the
+    floor stops the run after four epochs; the kept state is still the least one."""
+    from slicewise.engine.recon.loop.validation import PATIENCE  # noqa: PLC0415
+
+    from slicewise.engine.recon.loop.validation import MIN_EPOCHS  # noqa: PLC0415
+
+    creep = [2.0, 1.5] + [1.5 - 0.0005 * k for k in range(1, 10)]  # excess 0.5: 1 % = 0.005
+    watch, whys = _watch(creep, [1.0] * len(creep))
+    stop = next(i for i, w in enumerate(whys) if w) + 1
+    assert stop == max(2 + PATIENCE, MIN_EPOCHS) and watch.stopped
+    assert watch.best.epoch == stop and watch.best.loss == pytest.approx(creep[stop - 1])
+    assert "1 % of its excess over the noise floor" in whys[stop - 1]
+    steady = [2.0 - 0.05 * k for k in range(11)]            # 5 % of the excess per epoch
+    assert not any(_watch(steady, [1.0] * 11)[1])

@@ -352,16 +352,18 @@ class RunConfig:
                                            "at least 25 frames or 4 angles where the data "
                                            "allow; 0 = off", min=0, max=0.5, max_exclusive=True)
     early_stop: bool = _f(True, "with a validation loss: the result is the estimate of its best "
-                          "epoch, and the run stops when it has not improved for 4 epochs "
+                          "epoch, and the run stops when it has not improved by 1 % of its "
+                          "excess over the noise floor for 4 epochs "
                           "(run.epochs stays the maximum); the final fit on every pixel of one "
                           "full-field view stops once its progress is below the noise's (over "
                           "10 epochs, less than one noise degree of freedom per epoch); false = "
                           "run every epoch and keep the last estimate", safe_while_paused=True)
     watch_from_epoch: Optional[int] = _f(None, "first epoch whose validation loss counts (best "
                                          "estimate, early stop); unset = from the first epoch "
-                                         "whose data misfit is within 1.5x of the noise level "
-                                         "(before it, a rising validation loss is the fit's own "
-                                         "start, not noise)", "epoch", min=1)
+                                         "whose data misfit is within 1.5x of the noise level, "
+                                         "or has stopped falling (under 2 % in 4 epochs) from "
+                                         "epoch 8 on (before it, a rising validation loss is "
+                                         "the fit's own start, not noise)", "epoch", min=1)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ...models.base import intensity
 from ...errors import ConfigError
 
 __all__ = ["Holdout", "choose_holdout", "watches_fit", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
-           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "SMALL_SCAN_FRAMES",
+           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "PLATEAU", "MIN_GAIN", "SMALL_SCAN_FRAMES",
            "small_scan"]
 
 #: Side of the square islands of held-out detector pixels. Single pixels: in the near field an
@@ -64,6 +64,15 @@ NOISE_GATE = 1.5
 #: from vacuum: the validation loss rose for three epochs, then fell 13x while the correlation
 #: went 0.31 -> 0.99). The result is the best state whenever the run stops.
 MIN_EPOCHS = 2 * PATIENCE
+#: ... or once the training misfit has stopped falling (by less than this share over
+#: :data:`PATIENCE` epochs): the fit is then as near the data as its model gets, and on data the
+#: model cannot fit to the noise level (model error: real detectors, a mismatched probe) the
+#: validation loss would otherwise never count.
+PLATEAU = 0.02
+#: A new least validation loss restarts the patience only if it beats the last one that did by
+#: more than this share of that one's excess over the noise floor (of the loss itself where the
+#: floor is unknown): a fit creeping towards the noise by tiny steps has stopped finding structure.
+MIN_GAIN = 0.01
 
 
 @dataclass(frozen=True)
@@ -336,6 +345,9 @@ class ValidationWatch:
         self.last_noise_ratio = float("nan")
         self.best = BestState()
         self.stopped = False
+        self.misfits: list[float] = []      # the training misfit of every epoch so far
+        self.mark = math.inf                # the last validation loss that restarted the patience
+        self.since_mark = 0
 
     @property
     def active(self) -> bool:
@@ -349,20 +361,41 @@ class ValidationWatch:
         expected = self.validator.expected_misfit
         noise_ratio = misfit / expected if expected > 0 else float("nan")
         self.last_noise_ratio = noise_ratio
+        self.misfits.append(float(misfit))
         if self.from_epoch is not None:
             counts = epoch >= self.from_epoch
         else:
             counts = self.first_counted > 0 or noise_ratio <= NOISE_GATE or \
-                not math.isfinite(noise_ratio)
+                not math.isfinite(noise_ratio) or (epoch >= MIN_EPOCHS and self._plateau())
         if not counts:
             return value, ""     # not near the noise yet: nothing to keep or stop for
         self.first_counted = self.first_counted or epoch
         self.best.update(epoch, value, params, copy)
-        if not self.early_stop or self.best.since_best < PATIENCE or epoch < MIN_EPOCHS:
+        self._count_gain(value)
+        if not self.early_stop or self.since_mark < PATIENCE or epoch < MIN_EPOCHS:
             return value, ""
         self.stopped = True
-        return value, (f"the validation loss has not improved for {PATIENCE} epochs (best "
+        return value, (f"the validation loss has not improved by {100 * MIN_GAIN:g} % of its "
+                       f"excess over the noise floor for {PATIENCE} epochs (best "
                        f"{self.best.loss:.4g} at epoch {self.best.epoch})")
+
+    def _plateau(self) -> bool:
+        """Whether the training misfit fell by less than :data:`PLATEAU` over the last
+        :data:`PATIENCE` epochs."""
+        if len(self.misfits) <= PATIENCE:
+            return False
+        before, now = self.misfits[-1 - PATIENCE], self.misfits[-1]
+        return math.isfinite(before) and before > 0 and before - now <= PLATEAU * before
+
+    def _count_gain(self, value: float) -> None:
+        """Restart the patience where ``value`` beats :attr:`mark` by :data:`MIN_GAIN`."""
+        floor = self.validator.floor
+        base = floor if math.isfinite(floor) and 0 <= floor < self.mark else 0.0
+        if math.isfinite(value) and (not math.isfinite(self.mark)
+                                     or value < self.mark - MIN_GAIN * (self.mark - base)):
+            self.mark, self.since_mark = value, 0
+        else:
+            self.since_mark += 1
 
     def result_params(self, last_epoch: int) -> dict | None:
         """The host copies the result should hold instead of the last estimate (the best
@@ -375,7 +408,9 @@ class ValidationWatch:
         if not self.active:
             return {}
         return {"holdout": self.holdout.state_dict(), "best": self.best.state_dict(),
-                "stopped_early": bool(self.stopped), "first_counted": int(self.first_counted)}
+                "stopped_early": bool(self.stopped), "first_counted": int(self.first_counted),
+                "misfits": [float(x) for x in self.misfits], "mark": float(self.mark),
+                "since_mark": int(self.since_mark)}
 
     def load_state_dict(self, state: dict, to_device) -> None:
         """Restore :meth:`state_dict`; a checkpoint that held out other data is refused (its
@@ -390,3 +425,6 @@ class ValidationWatch:
         self.best.load_state_dict(state.get("best", {}), to_device)
         self.stopped = bool(state.get("stopped_early", False))
         self.first_counted = int(state.get("first_counted", 0))
+        self.misfits = [float(x) for x in state.get("misfits", [])]
+        self.mark = float(state.get("mark", self.best.loss))
+        self.since_mark = int(state.get("since_mark", self.best.since_best))
