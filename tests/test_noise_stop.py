@@ -1,6 +1,7 @@
 """Stopping a fit without held-out data once its progress is below the noise's resolution
 (``engine/recon/loop/noise_stop.py``): the rule itself, then the final fit of held-out-pixel
-holography that uses it (stops, says why, states its epochs, reruns exactly, can be turned off)."""
+holography that uses it (stops, says why, states its epochs, reruns exactly, can be turned off),
+and what the end-of-run report says about a misfit below the noise level."""
 
 from __future__ import annotations
 
@@ -110,3 +111,37 @@ def test_held_out_pixel_holography_stops_its_final_fit_when_only_noise_is_left(t
     unstopped.run()
     assert unstopped.epoch == stopped + 30 and not unstopped.stopped_early
     assert correlation_with_truth(data, {"delta": delta}) > 0.15     # measured 0.23
+
+
+def _report(ratio, weight, active, best_epoch, epoch, caplog):
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from slicewise.engine.recon.run_products import RunProducts  # noqa: PLC0415
+
+    run = SimpleNamespace(
+        history=[{"noise_ratio": ratio, "loss": 1.0, "terms": {}}], expected_misfit=1.0,
+        noise=SimpleNamespace(kind="scaled counts"), epoch=epoch,
+        config=SimpleNamespace(regularization=SimpleNamespace(tv_weight=weight)),
+        watch=SimpleNamespace(active=active, best=SimpleNamespace(epoch=best_epoch)))
+    run.noise_level_ratio = lambda: RunProducts.noise_level_ratio(run)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="slicewise.engine.recon.run_products"):
+        RunProducts._report_noise_level(run)
+    (record,) = caplog.records
+    return record.levelname, record.getMessage()
+
+
+def test_the_misfit_report_says_what_the_user_can_do(caplog):
+    """Below the noise level: without a penalty, hold data out or regularise; under one, a larger
+    weight or fewer epochs; while the held-out data's loss still fell at the end (a fit with as
+    many unknowns as measurements, as the cone demo), no warning and why."""
+    level, text = _report(0.6, 0.0, False, 0, 20, caplog)
+    assert level == "WARNING" and "hold out data (run.validation_share)" in text
+    level, text = _report(0.6, 0.3, False, 0, 20, caplog)
+    assert level == "WARNING" and "regularization.tv_weight = 0.3" in text and "fewer" in text
+    level, text = _report(0.6, 0.0, True, 20, 20, caplog)
+    assert level == "INFO" and "still falling at the last epoch" in text
+    level, text = _report(0.6, 0.0, True, 12, 20, caplog)   # it had turned: a warning again
+    assert level == "WARNING"
+    level, text = _report(1.1, 0.0, False, 0, 20, caplog)
+    assert level == "INFO" and "1.10x the noise level" in text and "hold out" not in text

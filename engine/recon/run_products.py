@@ -48,14 +48,23 @@ class RunProducts:
         ratio = self.noise_level_ratio()
         if not math.isfinite(ratio):
             return
-        level = log.warning if ratio < NOISE_FIT_WARNING else log.info
+        low = ratio < NOISE_FIT_WARNING
         weight = self.config.regularization.tv_weight or 0.0
+        watch = self.watch
+        if low and watch.active and watch.best.epoch == self.epoch and watch.best.epoch > 0:
+            # the held-out data say otherwise: with about as many unknowns as measurements a fit
+            # can go below the noise level on its own data and still predict unseen data better
+            log.info("the fit's data misfit is %.2fx the noise level (%s), but the held-out "
+                     "data's validation loss was still falling at the last epoch: the fit "
+                     "predicts data it never saw better and better (its many unknowns let the "
+                     "misfit of its own data go below the noise level)", ratio, self.noise.kind)
+            return
         # under a penalty (stated or chosen by the weight search) holding data out is done
         advice = ("; it fits the noise: hold out data (run.validation_share) or regularise"
                   if weight <= 0 else f"; it fits some noise with regularization.tv_weight = "
                   f"{weight:g}: a larger weight or fewer run.epochs fit less of it")
-        level("the fit's data misfit is %.2fx the noise level (%s)%s", ratio, self.noise.kind,
-              advice if ratio < NOISE_FIT_WARNING else "")
+        (log.warning if low else log.info)("the fit's data misfit is %.2fx the noise level (%s)%s",
+                                           ratio, self.noise.kind, advice if low else "")
 
     def snapshot(self, frame: tuple[int, int] | None = (0, 0)) -> Snapshot:
         """Host copies of the estimate; with ``frame=(angle, spot)`` also measured vs modelled."""
