@@ -92,7 +92,7 @@ def test_held_out_pixel_holography_stops_its_final_fit_when_only_noise_is_left(t
     assert first.stopped_early and "noise degrees of freedom" in first.early_stop_reason
     stopped = first.epoch
     assert 1 <= stopped < 100 and first.config.run.epochs == stopped
-    assert "final fit on every pixel stopped" in first.plan.reasons()["run.epochs"]
+    assert "the final fit stopped here" in first.plan.reasons()["run.epochs"]
     saved = cfgmod.from_toml(tmp_path / "a" / "config.toml")
     assert saved.run.epochs == stopped and saved.run.validation_share == 0
     cfgmod.set_value(saved, "run.output_dir", str(tmp_path / "b"))
@@ -145,3 +145,28 @@ def test_the_misfit_report_says_what_the_user_can_do(caplog):
     assert level == "WARNING"
     level, text = _report(1.1, 0.0, False, 0, 20, caplog)
     assert level == "INFO" and "1.10x the noise level" in text and "hold out" not in text
+
+
+def test_a_resumed_final_fit_stops_where_an_uninterrupted_one_does(tmp_path):
+    """Interrupted during the final fit on every pixel, the run resumes from its checkpoint with
+    the rule's memory of the epochs before, and stops at the same epoch with the same result."""
+    _, whole = _holography(tmp_path / "a", 100)
+    whole.run()
+    stopped = whole.epoch
+    _, cut = _holography(tmp_path / "b", 100)
+
+    def interrupt(ev):
+        if ev.kind == "epoch" and cut.noise_stop is not None and ev.epoch == stopped - 5:
+            cut.stop()
+    cut.add_callback(interrupt)
+    cut.run()
+    assert cut.epoch == stopped - 5 and not cut.stopped_early
+    saved = cfgmod.from_toml(tmp_path / "b" / "config.toml")
+    cfgmod.set_value(saved, "run.overwrite", True)
+    resumed = Reconstruction(saved, resume=cut.checkpoint_path)
+    assert resumed.noise_stop is not None and len(resumed.noise_stop.losses) == stopped - 5
+    resumed.run()
+    assert resumed.epoch == stopped and resumed.stopped_early
+    assert resumed.config.run.epochs == stopped          # config.toml states where it stopped
+    np.testing.assert_array_equal(read_result(resumed.result_path)["params"]["delta"],
+                                  read_result(whole.result_path)["params"]["delta"])

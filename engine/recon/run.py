@@ -42,6 +42,7 @@ from .events import ProgressEvent, Snapshot
 from .loop.checkpoint import (Progress, continued_choices, read_state, write_tiffs)
 from .loop.distributed import Distributed
 from .loop.divergence import DivergenceGuard, check_batch
+from .loop.noise_stop import NoiseResolutionStop
 from .loop.output import (check_output_dir, check_output_space, output_lock, prepare_output_dir,
                           run_file_bytes, run_inputs, write_run_config)
 from .loop.projections import Projections
@@ -157,6 +158,8 @@ class Reconstruction(RunFits, RunProducts):
         self.watch.load_state_dict(run_state.get("validation", {}), lambda k, v: be.asarray(
             v, dtype=self.problem.params[k].dtype))
         self._partial = run_state.get("partial") or None
+        if run_state.get("noise_stop"):   # a final fit that stops below the noise continues to
+            self.noise_stop = NoiseResolutionStop.from_state(run_state["noise_stop"])
 
     def _when(self) -> str:
         """When a choice is made, for the plan: before the first epoch or during one."""
@@ -461,6 +464,9 @@ class Reconstruction(RunFits, RunProducts):
                                           self.watch.validator.expected_misfit)
         if why:
             log.info("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
+            # the epochs it ran go into config.toml (a rerun repeats this fit)
+            self.solver.plan.adopt(Choice("run.epochs", int(self.epoch),
+                                          f"the final fit stopped here: {why}"))
 
     @property
     def stopped_early(self) -> bool:

@@ -120,6 +120,8 @@ class RunProducts:
                          **self.positions.state_dict(),
                          **self.problem.state_dict(), "plan": self.plan.state_dict(),
                          "validation": self.watch.state_dict()}
+            if self.noise_stop is not None:
+                run_state["noise_stop"] = self.noise_stop.state_dict()
             if self._partial:  # stopped within an epoch: where to continue it
                 run_state["partial"] = dict(self._partial)
         try:

@@ -40,8 +40,25 @@ class NoiseResolutionStop:
                              f"{window}")
         self.n, self.window = int(n_measurements), int(window)
         self.losses: list[float] = []
+        #: the last known noise level (a resumed fit has no held-out data left to measure it on)
+        self.expected = float("nan")
         self.stopped = False
         self.reason = ""
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps, so that a resumed fit stops where an uninterrupted one would."""
+        return {"n": self.n, "window": self.window, "losses": list(self.losses),
+                "expected": float(self.expected), "stopped": bool(self.stopped),
+                "reason": self.reason}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "NoiseResolutionStop":
+        """The rule as :meth:`state_dict` left it."""
+        stop = cls(int(state["n"]), int(state["window"]))
+        stop.losses = [float(x) for x in state.get("losses", [])]
+        stop.expected = float(state.get("expected", float("nan")))
+        stop.stopped, stop.reason = bool(state.get("stopped", False)), str(state.get("reason", ""))
+        return stop
 
     def gain(self, expected: float) -> float:
         """The objective's mean decrease per epoch over the last :attr:`window` epochs, in noise
@@ -53,9 +70,12 @@ class NoiseResolutionStop:
         return drop / expected * self.n
 
     def after_epoch(self, epoch: int, loss: float, expected: float) -> str:
-        """Record ``loss`` (the objective of ``epoch``). Returns why the fit stops, or ""."""
+        """Record ``loss`` (the objective of ``epoch``); ``expected`` (NaN: the last one given).
+        Returns why the fit stops, or ""."""
         self.losses.append(float(loss))
-        g = self.gain(expected)
+        if math.isfinite(expected):
+            self.expected = float(expected)
+        g = self.gain(self.expected)
         if self.stopped or not g < 1.0:   # NaN (unknown) never stops
             return ""
         self.stopped = True

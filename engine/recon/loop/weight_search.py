@@ -258,10 +258,7 @@ class WeightSearch:
         fit = r.fresh_fit(best.weight, start, all_data=True)
         r.noise_stop = NoiseResolutionStop(r.problem.n_measurements()) if watch_noise else None
         r.loop()
-        self._adopt_choices(fit)
-        if r.noise_stop is not None and r.noise_stop.stopped:
-            r.plan.adopt(Choice("run.epochs", int(r.epoch), "the final fit on every pixel stopped "
-                                f"here: {r.noise_stop.reason}"))
+        self._adopt_choices(fit)   # with run.epochs where the noise stopped it (run.py)
 
     def _adopt(self, fit: Fit, why: str) -> None:
         """The winner's weight and its own choices (measured rates, cuts) into the run's plan."""
