@@ -462,6 +462,10 @@ class Reconstruction(RunFits, RunProducts):
             return
         why = self.noise_stop.after_epoch(self.epoch, record["loss"],
                                           self.watch.validator.expected_misfit)
+        if self.distributed is not None and self.distributed.any(bool(why)) and not why:
+            # every rank stops together (one stopping alone would hang the others)
+            why = self.noise_stop.reason = "another MPI rank's noise stop"
+            self.noise_stop.stopped = True
         if why:
             log.info("stopping early after epoch %d of %d: %s", self.epoch, self.n_epochs, why)
             # the epochs it ran go into config.toml (a rerun repeats this fit)
