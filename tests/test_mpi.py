@@ -165,3 +165,23 @@ def test_each_rank_preloads_only_its_own_frames(modality, tmp_path):
     assert n_angles > 1 if modality == "holo" else n_spots > 1
     assert shares == expected
     assert sum(a * s for a, s in shares) == n_angles * n_spots  # together: every frame once
+
+
+def test_ranks_stop_the_final_fit_below_the_noise_together(tmp_path):
+    """Four-distance holography with counting noise: the weight search holds pixels out, and the
+    final fit on every pixel stops once its progress is below the noise. Two ranks (two distances
+    each) stop together, at the epoch one process stops at."""
+    sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+    from noise_sweep import NoiseCase, make_data  # noqa: PLC0415
+
+    data = make_data(NoiseCase("holo4", 1e4, "weak", "floats", "tiny")).write(tmp_path / "h.h5")
+    extra = json.dumps({"run.epochs": 100, "run.batch_angles": 0})
+    _run([sys.executable, str(WORKER), str(data), str(tmp_path / "one"), str(tmp_path / "one.json"),
+          extra], tmp_path)
+    _run([MPIEXEC, "-n", "2", sys.executable, str(WORKER), str(data), str(tmp_path / "two"),
+          str(tmp_path / "two.json"), extra], tmp_path)
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert two["ranks"] == 2 and one["stopped_early"] and two["stopped_early"]
+    assert one["epochs"] < 100 and abs(two["epochs"] - one["epochs"]) <= 2
+    assert np.corrcoef(one["delta"], two["delta"])[0, 1] > 0.99

@@ -34,4 +34,5 @@ if rec.distributed is None or rec.distributed.is_root:
     with open(report, "w") as f:
         json.dump({"ranks": 1 if rec.distributed is None else rec.distributed.size,
                    "loss": rec.history[-1]["loss"], "terms": rec.history[-1]["terms"],
+                   "epochs": rec.epoch, "stopped_early": rec.stopped_early,
                    "delta": np.asarray(rec.problem.params["delta"]).ravel().tolist()}, f)
