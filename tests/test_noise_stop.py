@@ -170,3 +170,20 @@ def test_a_resumed_final_fit_stops_where_an_uninterrupted_one_does(tmp_path):
     assert resumed.config.run.epochs == stopped          # config.toml states where it stopped
     np.testing.assert_array_equal(read_result(resumed.result_path)["params"]["delta"],
                                   read_result(whole.result_path)["params"]["delta"])
+
+
+def test_a_noise_level_estimated_from_the_frames_does_not_stop_the_final_fit(tmp_path):
+    """Noise-free frames: the level measured from them is an upper bound (the object's finest
+    detail counts as noise), so the stop would cut a fit short that still improves; it is not
+    used there, and the final fit on every pixel runs the requested epochs."""
+    data = make_data(NoiseCase("holo4", None, "weak", "floats", "tiny"))
+    path = data.write(tmp_path / "clean.h5")
+    cfg = cfgmod.from_toml(cfgmod.example_config(data.case.example))
+    for key, value in {"data.path": str(path), "run.epochs": 60, "run.checkpoint_every": 0,
+                       "run.save_tiff": False, "run.backend": "numpy",
+                       "run.output_dir": str(tmp_path / "o")}.items():
+        cfgmod.set_value(cfg, key, value)
+    rec = Reconstruction(cfg)
+    assert rec.holdout.unit == "pixels" and rec.noise.kind == "estimated"
+    rec.run()
+    assert rec.noise_stop is None and rec.epoch == 60 and not rec.stopped_early

@@ -355,8 +355,9 @@ class RunConfig:
                           "epoch, and the run stops when it has not improved by 1 % of its "
                           "excess over the noise floor for 4 epochs "
                           "(run.epochs stays the maximum); the final fit on every pixel of one "
-                          "full-field view stops once its progress is below the noise's (over "
-                          "10 epochs, less than one noise degree of freedom per epoch); false = "
+                          "full-field view stops once its progress is below a known noise level's "
+                          "(over 10 epochs, less than one noise degree of freedom per epoch); "
+                          "false = "
                           "run every epoch and keep the last estimate", safe_while_paused=True)
     watch_from_epoch: Optional[int] = _f(None, "first epoch whose validation loss counts (best "
                                          "estimate, early stop); unset = from the first epoch "

@@ -11,6 +11,10 @@ The rule stops it at epoch 60 (0.324). Fits that still resolve structure run on:
 1e4 photons kept above the threshold for all 200 epochs (0.77 -> 0.97). The evidence is in
 benchmarks/README.md, "Counting noise".
 
+The noise level must be known (counts, scaled counts or stated): one estimated from the frames
+is an upper bound, and on noise-free data the rule would stop a fit that still improves
+(:data:`.weight_search.KNOWN_NOISE`).
+
 The decrease is averaged over :data:`WINDOW` epochs. L-BFGS has single epochs with little
 progress, or even a rise, between productive ones.
 """
