@@ -33,9 +33,9 @@ from ...backend import to_host
 from ...models.base import intensity
 from ...errors import ConfigError
 
-__all__ = ["Holdout", "choose_holdout", "watches_fit", "BestState", "Validator", "ValidationWatch", "ISLAND_PX",
-           "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "PLATEAU", "MIN_GAIN", "SMALL_SCAN_FRAMES",
-           "small_scan"]
+__all__ = ["Holdout", "choose_holdout", "watches_fit", "BestState", "Validator", "ValidationWatch",
+           "ISLAND_PX", "MIN_UNITS", "PATIENCE", "MIN_EPOCHS", "NOISE_GATE", "PLATEAU", "MIN_GAIN",
+           "SMALL_SCAN_FRAMES", "small_scan"]
 
 #: Side of the square islands of held-out detector pixels. Single pixels: in the near field an
 #: object pixel reaches only the detector pixels of its Fresnel zone (one or two pixels at the
@@ -334,8 +334,9 @@ class Validator:
 
 class ValidationWatch:
     """After each epoch: the validation loss, the best estimate so far, and with
-    ``run.early_stop`` whether to stop (:data:`PATIENCE` epochs without a new best). Checkpoints
-    keep all of it."""
+    ``run.early_stop`` whether to stop (:data:`PATIENCE` epochs without a new best that gains
+    :data:`MIN_GAIN`). It counts from the first epoch near the noise level, or once the misfit has
+    stopped falling (:data:`PLATEAU`). Checkpoints keep all of it."""
 
     def __init__(self, holdout: Holdout, validator: Validator, early_stop: bool,
                  from_epoch: int | None = None):

@@ -10,9 +10,10 @@ fit reached the lowest validation loss wins. That fit is then repeated from the 
 measurement, held-out ones included, from the rates the winner started from, for the epochs at
 which its validation loss was least or, under a penalty, no worse in earnest (:data:`TIE_EXCESS`)
 (item 5 of issue 20: the held-out tenth of the data is worth having; not for Poisson fits,
-:data:`VALIDATED_LOSS`), or where pixels were held out, for the requested epochs unless its progress
-falls below the noise's first (:mod:`.noise_stop`); the refit's last estimate is the result. A scan of fewer than
-:data:`.validation.SMALL_SCAN_FRAMES` frames is refitted on every frame whatever the search found.
+:data:`VALIDATED_LOSS`), or where pixels were held out, for the requested epochs unless its
+progress falls below the noise's first (:mod:`.noise_stop`); the refit's last estimate is the
+result. A scan of fewer than :data:`.validation.SMALL_SCAN_FRAMES` frames is refitted on every
+frame whatever the search found.
 
 Every fit is the loop a run with its settings would go through, so the saved ``config.toml``
 (which states the weight, the rates, ``run.validation_share = 0`` and the refit's epochs) reruns
