@@ -88,7 +88,7 @@ def test_held_out_pixel_holography_stops_its_final_fit_when_only_noise_is_left(t
     data, first = _holography(tmp_path / "a", 100)
     assert first.holdout.unit == "pixels"
     first.run()
-    assert first.noise_stop is not None
+    assert first.noise_stop is not None and first.noise_stop.n == 4 * 32 * 32   # every pixel
     assert first.stopped_early and "noise degrees of freedom" in first.early_stop_reason
     stopped = first.epoch
     assert 1 <= stopped < 100 and first.config.run.epochs == stopped

@@ -218,14 +218,11 @@ class Problem:
 
     def n_measurements(self) -> int:
         """How many measured values the data term averages over: every frame's detector pixels
-        that the mask (and any held-out pixels) leaves in the fit."""
+        that the ``(fy, fx)`` mask (and any held-out pixels) leaves in the fit."""
         ds = self.dataset
-        frames = ds.n_angles * ds.n_spots
-        if self.mask is None:
-            return frames * int(np.prod(ds.frame_shape))
-        m = np.asarray(to_host(self.mask))
-        per = int(np.count_nonzero(m))
-        return per * frames if m.ndim <= 2 else per * frames // int(np.prod(m.shape[:-2]))
+        per = int(np.prod(ds.frame_shape)) if self.mask is None else \
+            int(np.count_nonzero(to_host(self.mask)))
+        return ds.n_angles * ds.n_spots * per
 
     def restore_held_out_pixels(self) -> None:
         """Fit every pixel again (after :meth:`hold_out_pixels`)."""
