@@ -113,14 +113,14 @@ def test_held_out_pixel_holography_stops_its_final_fit_when_only_noise_is_left(t
     assert correlation_with_truth(data, {"delta": delta}) > 0.15     # measured 0.23
 
 
-def _report(ratio, weight, active, best_epoch, epoch, caplog):
+def _report(ratio, weight, active, best_epoch, epoch, caplog, kind="scaled counts"):
     from types import SimpleNamespace  # noqa: PLC0415
 
     from slicewise.engine.recon.run_products import RunProducts  # noqa: PLC0415
 
     run = SimpleNamespace(
         history=[{"noise_ratio": ratio, "loss": 1.0, "terms": {}}], expected_misfit=1.0,
-        noise=SimpleNamespace(kind="scaled counts"), epoch=epoch,
+        noise=SimpleNamespace(kind=kind), epoch=epoch,
         config=SimpleNamespace(regularization=SimpleNamespace(tv_weight=weight)),
         watch=SimpleNamespace(active=active, best=SimpleNamespace(epoch=best_epoch)))
     run.noise_level_ratio = lambda: RunProducts.noise_level_ratio(run)
@@ -145,6 +145,9 @@ def test_the_misfit_report_says_what_the_user_can_do(caplog):
     assert level == "WARNING"
     level, text = _report(1.1, 0.0, False, 0, 20, caplog)
     assert level == "INFO" and "1.10x the noise level" in text and "hold out" not in text
+    # a level measured from the frames is an upper bound: below it is no evidence of noise fitting
+    level, text = _report(0.03, 1.0, False, 0, 20, caplog, kind="estimated")
+    assert level == "INFO" and "upper bound" in text and "data.photons_per_unit" in text
 
 
 def test_a_resumed_final_fit_stops_where_an_uninterrupted_one_does(tmp_path):

@@ -51,6 +51,12 @@ class RunProducts:
         low = ratio < NOISE_FIT_WARNING
         weight = self.config.regularization.tv_weight or 0.0
         watch = self.watch
+        if low and self.noise.kind == "estimated":
+            # an upper bound (the object's finest detail counts as noise): below it proves nothing
+            log.info("the fit's data misfit is %.2fx the noise level estimated from the frames, "
+                     "an upper bound (state data.photons_per_unit for a level to compare with)",
+                     ratio)
+            return
         if low and watch.active and watch.best.epoch == self.epoch and watch.best.epoch > 0:
             # the held-out data say otherwise: with about as many unknowns as measurements a fit
             # can go below the noise level on its own data and still predict unseen data better
