@@ -22,14 +22,14 @@ from slicewise.engine.recon.run import Reconstruction  # noqa: E402
 
 
 def _feed(stop, losses, expected):
-    return [stop.after_epoch(e + 1, x, expected) for e, x in enumerate(losses)]
+    return [stop.after_epoch(x, expected) for x in losses]
 
 
 def test_the_gain_is_the_mean_drop_per_epoch_in_noise_degrees_of_freedom():
     stop = NoiseResolutionStop(n_measurements=1000, window=4)
     _feed(stop, [10.0, 9.0, 8.5, 8.2, 8.0], expected=2.0)
     # (10 - 8) / 4 epochs = 0.5 per epoch of a mean loss; x 1000 measurements / 2.0 per one
-    assert stop.gain(2.0) == pytest.approx(250.0)
+    assert stop.gain() == pytest.approx(250.0)
     assert not stop.stopped
 
 
@@ -45,7 +45,7 @@ def test_it_stops_once_the_averaged_progress_is_below_one_degree_of_freedom():
     # the stalled epoch alone did not stop it (averaged over the window: (5 + 0 + 5) / 3 > 1),
     # the first window of tail epochs did
     assert first == 8 and stop.stopped
-    assert stop.gain(expected) == pytest.approx(0.5)
+    assert stop.gain() == pytest.approx(0.5)
     assert "noise degrees of freedom" in why[first] and "1000 measurements" in why[first]
     assert why[first + 1:] == [""] * (len(why) - first - 1)   # said once
 
@@ -56,8 +56,8 @@ def test_unknown_noise_or_too_few_epochs_never_stop():
     assert _feed(stop, flat, float("nan")) == [""] * 20 and not stop.stopped
     stop = NoiseResolutionStop(100, window=10)
     assert _feed(stop, flat[:10], 1.0) == [""] * 10      # a window needs window + 1 epochs
-    assert math.isnan(stop.gain(1.0))
-    assert stop.after_epoch(11, 1.0, 1.0)               # the 11th flat epoch stops it
+    assert math.isnan(stop.gain())
+    assert stop.after_epoch(1.0, 1.0)               # the 11th flat epoch stops it
 
 
 @pytest.mark.parametrize("n, window", [(0, 10), (100, 0)])
@@ -120,7 +120,7 @@ def _report(ratio, weight, active, best_epoch, epoch, caplog, kind="scaled count
 
     run = SimpleNamespace(
         history=[{"noise_ratio": ratio, "loss": 1.0, "terms": {}}], expected_misfit=1.0,
-        noise=SimpleNamespace(kind=kind), epoch=epoch,
+        noise=SimpleNamespace(kind=kind, known=kind != "estimated"), epoch=epoch,
         config=SimpleNamespace(regularization=SimpleNamespace(tv_weight=weight)),
         watch=SimpleNamespace(active=active, best=SimpleNamespace(epoch=best_epoch)))
     run.noise_level_ratio = lambda: RunProducts.noise_level_ratio(run)

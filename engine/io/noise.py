@@ -122,6 +122,12 @@ class NoiseEstimate:
         """Whether the frames are (scaled) photon counts, whose noise is Poisson."""
         return self.kind in ("integer counts", "scaled counts")
 
+    @property
+    def known(self) -> bool:
+        """Whether the level is the noise's own (counts, scaled counts, stated), not an upper
+        bound measured from the frames (where the object's finest detail counts as noise)."""
+        return self.kind != "estimated"
+
 
 # ---- the expected misfit of a Poisson count, per photon ----------------------------------------
 

@@ -460,8 +460,7 @@ class Reconstruction(RunFits, RunProducts):
         (:attr:`noise_stop`, when set)."""
         if self.noise_stop is None or self.watch.active:
             return
-        why = self.noise_stop.after_epoch(self.epoch, record["loss"],
-                                          self.watch.validator.expected_misfit)
+        why = self.noise_stop.after_epoch(record["loss"], self.watch.validator.expected_misfit)
         if self.distributed is not None and self.distributed.any(bool(why)) and not why:
             # every rank stops together (one stopping alone would hang the others)
             why = self.noise_stop.reason = "another MPI rank's noise stop"

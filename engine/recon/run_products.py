@@ -51,7 +51,7 @@ class RunProducts:
         low = ratio < NOISE_FIT_WARNING
         weight = self.config.regularization.tv_weight or 0.0
         watch = self.watch
-        if low and self.noise.kind == "estimated":
+        if low and not self.noise.known:
             # an upper bound (the object's finest detail counts as noise): below it proves nothing
             log.info("the fit's data misfit is %.2fx the noise level estimated from the frames, "
                      "an upper bound (state data.photons_per_unit for a level to compare with)",

@@ -13,7 +13,7 @@ benchmarks/README.md, "Counting noise".
 
 The noise level must be known (counts, scaled counts or stated): one estimated from the frames
 is an upper bound, and on noise-free data the rule would stop a fit that still improves
-(:data:`.weight_search.KNOWN_NOISE`).
+(:attr:`...io.noise.NoiseEstimate.known`).
 
 The decrease is averaged over :data:`WINDOW` epochs. L-BFGS has single epochs with little
 progress, or even a rise, between productive ones.
@@ -64,22 +64,23 @@ class NoiseResolutionStop:
         stop.stopped, stop.reason = bool(state.get("stopped", False)), str(state.get("reason", ""))
         return stop
 
-    def gain(self, expected: float) -> float:
+    def gain(self) -> float:
         """The objective's mean decrease per epoch over the last :attr:`window` epochs, in noise
-        degrees of freedom (NaN until ``window + 1`` epochs are recorded, or when ``expected`` is
-        unknown)."""
+        degrees of freedom (NaN until ``window + 1`` epochs are recorded, or while the noise
+        level is unknown)."""
+        expected = self.expected
         if len(self.losses) <= self.window or not (math.isfinite(expected) and expected > 0):
             return float("nan")
         drop = (self.losses[-1 - self.window] - self.losses[-1]) / self.window
         return drop / expected * self.n
 
-    def after_epoch(self, epoch: int, loss: float, expected: float) -> str:
-        """Record ``loss`` (the objective of ``epoch``); ``expected`` (NaN: the last one given).
+    def after_epoch(self, loss: float, expected: float) -> str:
+        """Record an epoch's objective ``loss``; ``expected`` (NaN: the last one given).
         Returns why the fit stops, or ""."""
         self.losses.append(float(loss))
         if math.isfinite(expected):
             self.expected = float(expected)
-        g = self.gain(self.expected)
+        g = self.gain()
         if self.stopped or not g < 1.0:   # NaN (unknown) never stops
             return ""
         self.stopped = True

@@ -62,11 +62,6 @@ VALIDATED_LOSS = "amplitude"
 #: 0.56); a fit turning to the noise leaves the band within an epoch or two (unpenalised: +10 %
 #: per epoch).
 TIE_EXCESS = 0.15
-#: Noise levels the final fit's noise stop (:mod:`.noise_stop`) trusts. A level estimated from
-#: the frames is an upper bound (the object's finest detail counts as noise), and the stop would
-#: cut clean data short: noise-free four-distance holography 0.98 after 200 epochs, 0.92 when
-#: stopped by the estimated level at epoch 31.
-KNOWN_NOISE = ("integer counts", "scaled counts", "stated")
 
 
 @dataclass
@@ -260,8 +255,10 @@ class WeightSearch:
             r.plan.adopt(Choice("run.epochs", int(epochs), f"{what}, refitted on every {unit}"))
         r.announce(f"regularisation weight {best.weight:g} chosen; fitting every {unit} with it"
                    + ("" if epochs is None else f" for {epochs} epoch(s)"))
+        # not on a level estimated from the frames, an upper bound: it cut clean data short
+        # (noise-free four-distance holography 0.98 after 200 epochs, 0.92 stopped at epoch 31)
         watch_noise = (unit == "pixel" and epochs is None and r.plan.config.run.early_stop
-                       and r.noise.kind in KNOWN_NOISE)
+                       and r.noise.known)
         fit = r.fresh_fit(best.weight, start, all_data=True)
         r.noise_stop = NoiseResolutionStop(r.problem.n_measurements()) if watch_noise else None
         r.loop()
